@@ -1,0 +1,69 @@
+//! One module per transformer architecture, all behind [`Encoder`]: packed token ids in, packed
+//! token embeddings out. Adding an architecture means adding a module and a line in [`load`].
+
+use candle_nn::VarBuilder;
+
+use crate::error::{ModelError, Result};
+use crate::layout::ModelLayout;
+
+pub mod bert;
+
+/// The sequences of one forward pass, packed end to end with no padding.
+#[derive(Debug, Clone, Default)]
+pub struct PackedBatch {
+    pub input_ids: Vec<u32>,
+    pub type_ids: Vec<u32>,
+    /// Length of each sequence, in packing order; they sum to `input_ids.len()`.
+    pub seq_lens: Vec<usize>,
+}
+
+impl PackedBatch {
+    pub fn tokens(&self) -> usize {
+        self.input_ids.len()
+    }
+}
+
+/// A transformer that turns packed token ids into packed token embeddings (`tokens × hidden`).
+pub trait Encoder: Send + Sync + std::fmt::Debug {
+    fn forward(&self, batch: &PackedBatch) -> Result<candle_core::Tensor>;
+}
+
+/// The `model_type` values this build can run, for error messages and `fathom model info`.
+pub const SUPPORTED: &[&str] = &["bert"];
+
+pub fn load(layout: &ModelLayout, vb: VarBuilder) -> Result<Box<dyn Encoder>> {
+    match layout.model_type.as_str() {
+        "bert" => Ok(Box::new(bert::Bert::load(&layout.config, vb)?)),
+        other => Err(ModelError::UnsupportedArchitecture {
+            model_type: if other.is_empty() { "(none)".into() } else { other.into() },
+            path: layout.config_path.clone(),
+            supported: SUPPORTED.join(", "),
+        }),
+    }
+}
+
+/// Reads a required number from a transformers `config.json`.
+pub(crate) fn config_usize(config: &serde_json::Value, key: &str) -> Result<usize> {
+    config
+        .get(key)
+        .and_then(|v| v.as_u64())
+        .map(|v| v as usize)
+        .ok_or_else(|| ModelError::Unsupported(format!("config.json has no numeric `{key}`")))
+}
+
+pub(crate) fn config_f64(config: &serde_json::Value, key: &str, default: f64) -> f64 {
+    config.get(key).and_then(|v| v.as_f64()).unwrap_or(default)
+}
+
+pub(crate) fn config_str<'a>(config: &'a serde_json::Value, key: &str) -> Option<&'a str> {
+    config.get(key).and_then(|v| v.as_str())
+}
+
+/// The prefix under which a checkpoint stores the base model's tensors: none for a plain
+/// `BertModel`, `bert.` (or the like) for one saved from a task head.
+pub(crate) fn weight_prefix(vb: &VarBuilder, probe: &str, candidates: &[&str]) -> Option<String> {
+    std::iter::once("")
+        .chain(candidates.iter().copied())
+        .find(|p| vb.contains_tensor(&format!("{p}{probe}")))
+        .map(str::to_string)
+}

@@ -1,0 +1,345 @@
+//! [`Embedder`]: a loaded model and the whole text → vector path of sentence-transformers.
+
+use std::collections::HashMap;
+
+use candle_core::{DType, Device, Tensor};
+use candle_nn::VarBuilder;
+use serde::{Deserialize, Serialize};
+use tokenizers::{Encoding, PostProcessor, Tokenizer, TruncationDirection};
+
+use crate::arch::{self, Encoder, PackedBatch};
+use crate::device::DeviceSpec;
+use crate::error::{ModelError, Result};
+use crate::files::{ModelFiles, ModelSource};
+use crate::layout::ModelLayout;
+use crate::pooling::{normalize_in_place, pool, Dense};
+
+/// How to load a model.
+#[derive(Debug, Clone)]
+pub struct LoadOptions {
+    pub device: DeviceSpec,
+    /// Half precision (f16) on CUDA; ignored on CPU, which always computes in f32.
+    pub half_precision: bool,
+    /// Upper bound on the tokens of one forward pass; a call's inputs are split into passes of at
+    /// most this many tokens (a single longer input still runs alone).
+    pub max_batch_tokens: usize,
+}
+
+impl Default for LoadOptions {
+    fn default() -> Self {
+        Self {
+            device: DeviceSpec::Cpu,
+            half_precision: false,
+            max_batch_tokens: 8192,
+        }
+    }
+}
+
+/// Which end an over-long input is cut from.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Truncation {
+    #[default]
+    Right,
+    Left,
+}
+
+/// Options of one embed call. The defaults are the model's own (what sentence-transformers does).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EmbedOptions {
+    /// `None`: normalize when the model has a Normalize module.
+    pub normalize: Option<bool>,
+    /// `false`: an input longer than max_seq_length is an error instead of being cut.
+    pub truncate: Option<bool>,
+    pub truncation_direction: Truncation,
+    /// A prompt of the model's `config_sentence_transformers.json`, by name.
+    pub prompt_name: Option<String>,
+    /// A raw prompt put before every input (wins over `prompt_name`).
+    pub prompt: Option<String>,
+    /// Matryoshka truncation to the first `dimensions` values (renormalized when normalizing).
+    pub dimensions: Option<usize>,
+}
+
+/// A loaded sentence-transformers model.
+#[derive(Debug)]
+pub struct Embedder {
+    layout: ModelLayout,
+    tokenizer: Tokenizer,
+    encoder: Box<dyn Encoder>,
+    dense: Vec<Dense>,
+    device: Device,
+    max_batch_tokens: usize,
+}
+
+/// One tokenized input, ready to pack.
+struct Prepared {
+    ids: Vec<u32>,
+    type_ids: Vec<u32>,
+}
+
+fn load_weights(paths: &[std::path::PathBuf], dtype: DType, device: &Device) -> Result<VarBuilder<'static>> {
+    let mut tensors = HashMap::new();
+    for path in paths {
+        let loaded = candle_core::safetensors::load(path, &Device::Cpu).map_err(|e| {
+            ModelError::Unsupported(format!("`{}` is not a readable safetensors file: {e}", path.display()))
+        })?;
+        tensors.extend(loaded);
+    }
+    // Weights are stored in any float dtype; convert on the CPU once, then move.
+    let mut converted = HashMap::with_capacity(tensors.len());
+    for (name, t) in tensors {
+        let t = if t.dtype().is_float() { t.to_dtype(dtype)? } else { t };
+        converted.insert(name, t.to_device(device)?);
+    }
+    Ok(VarBuilder::from_tensors(converted, dtype, device))
+}
+
+impl Embedder {
+    /// Loads a model from a folder or hub id (`org/name[@revision]`), fetching hub files through
+    /// the local cache. Reads files and, for hub ids, does network I/O.
+    pub fn load(model: &str, options: &LoadOptions) -> Result<Self> {
+        let source = ModelSource::parse(model)?;
+        let mut files = ModelFiles::open(&source)?;
+        let layout = ModelLayout::read(&mut files)?;
+        Self::from_layout(layout, options)
+    }
+
+    /// Builds the model from a layout already read (weights and tokenizer are local files).
+    pub fn from_layout(layout: ModelLayout, options: &LoadOptions) -> Result<Self> {
+        let device = options.device.resolve()?;
+        let dtype = if options.half_precision && !device.is_cpu() {
+            DType::F16
+        } else {
+            DType::F32
+        };
+        // Architecture first: an unsupported model_type is reported before reading weights.
+        if !arch::SUPPORTED.contains(&layout.model_type.as_str()) {
+            return Err(ModelError::UnsupportedArchitecture {
+                model_type: if layout.model_type.is_empty() { "(none)".into() } else { layout.model_type.clone() },
+                path: layout.config_path.clone(),
+                supported: arch::SUPPORTED.join(", "),
+            });
+        }
+        let vb = load_weights(&layout.weights, dtype, &device)?;
+        let encoder = arch::load(&layout, vb)?;
+        let dense = layout
+            .dense
+            .iter()
+            .map(|d| {
+                let vb = load_weights(std::slice::from_ref(&d.weights), DType::F32, &device)?;
+                Dense::load(d, vb)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let mut tokenizer = Tokenizer::from_file(&layout.tokenizer_path).map_err(|e| {
+            ModelError::Tokenizer(format!("`{}`: {e}", layout.tokenizer_path.display()))
+        })?;
+        tokenizer
+            .with_truncation(None)
+            .map_err(|e| ModelError::Tokenizer(e.to_string()))?;
+        tokenizer.with_padding(None);
+        Ok(Self {
+            layout,
+            tokenizer,
+            encoder,
+            dense,
+            device,
+            max_batch_tokens: options.max_batch_tokens.max(1),
+        })
+    }
+
+    /// What was read from the model folder: architecture, dimension, pooling, prompts...
+    pub fn layout(&self) -> &ModelLayout {
+        &self.layout
+    }
+
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    /// Width of the vectors this model returns (before any `dimensions` truncation).
+    pub fn dimension(&self) -> usize {
+        self.layout.dimension
+    }
+
+    pub fn max_seq_length(&self) -> usize {
+        self.layout.max_seq_length
+    }
+
+    /// The model's tokenizer, without truncation or padding (for chunking by tokens).
+    pub fn tokenizer(&self) -> &Tokenizer {
+        &self.tokenizer
+    }
+
+    /// The prompt text an options set asks for, if any.
+    fn resolve_prompt(&self, options: &EmbedOptions) -> Result<Option<String>> {
+        if let Some(prompt) = &options.prompt {
+            return Ok(Some(prompt.clone()));
+        }
+        let name = options
+            .prompt_name
+            .as_ref()
+            .or(self.layout.default_prompt_name.as_ref());
+        match name {
+            None => Ok(None),
+            Some(name) => match self.layout.prompts.get(name) {
+                Some(p) => Ok(Some(p.clone())),
+                None => Err(ModelError::UnknownPrompt {
+                    name: name.clone(),
+                    available: if self.layout.prompts.is_empty() {
+                        "no prompts".into()
+                    } else {
+                        self.layout.prompts.keys().cloned().collect::<Vec<_>>().join(", ")
+                    },
+                }),
+            },
+        }
+    }
+
+    fn prepare_text(&self, prompt: Option<&str>, text: &str) -> String {
+        let joined = match prompt {
+            Some(p) => format!("{p}{text}"),
+            None => text.to_string(),
+        };
+        let trimmed = joined.trim();
+        if self.layout.do_lower_case {
+            trimmed.to_lowercase()
+        } else {
+            trimmed.to_string()
+        }
+    }
+
+    /// Tokenizes with special tokens, cutting (or refusing) what exceeds max_seq_length.
+    fn tokenize(&self, texts: Vec<String>, truncate: bool, direction: Truncation) -> Result<Vec<Prepared>> {
+        let max = self.layout.max_seq_length;
+        let specials = self
+            .tokenizer
+            .get_post_processor()
+            .map_or(0, |p| p.added_tokens(false));
+        let budget = max.saturating_sub(specials).max(1);
+        let encodings = self
+            .tokenizer
+            .encode_batch(texts, false)
+            .map_err(|e| ModelError::Tokenizer(e.to_string()))?;
+        encodings
+            .into_iter()
+            .enumerate()
+            .map(|(index, mut enc): (usize, Encoding)| {
+                if enc.len() > budget {
+                    if !truncate {
+                        return Err(ModelError::InputTooLong {
+                            index,
+                            tokens: enc.len() + specials,
+                            max,
+                        });
+                    }
+                    let dir = match direction {
+                        Truncation::Right => TruncationDirection::Right,
+                        Truncation::Left => TruncationDirection::Left,
+                    };
+                    enc.truncate(budget, 0, dir);
+                }
+                let enc = self
+                    .tokenizer
+                    .post_process(enc, None, true)
+                    .map_err(|e| ModelError::Tokenizer(e.to_string()))?;
+                Ok(Prepared {
+                    ids: enc.get_ids().to_vec(),
+                    type_ids: enc.get_type_ids().to_vec(),
+                })
+            })
+            .collect()
+    }
+
+    /// Number of tokens `text` has for this model, special tokens included, without truncation.
+    pub fn count_tokens(&self, text: &str) -> Result<usize> {
+        let enc = self
+            .tokenizer
+            .encode(text, true)
+            .map_err(|e| ModelError::Tokenizer(e.to_string()))?;
+        Ok(enc.len())
+    }
+
+    /// Embeds `texts`, one vector per text in the same order. Runs the model (CPU or GPU work
+    /// proportional to the total tokens); inputs are sorted by length and packed into passes of at
+    /// most `max_batch_tokens` tokens, with no padding.
+    pub fn embed<S: AsRef<str>>(&self, texts: &[S], options: &EmbedOptions) -> Result<Vec<Vec<f32>>> {
+        if let Some(d) = options.dimensions {
+            if d == 0 || d > self.layout.dimension {
+                return Err(ModelError::BadDimensions {
+                    got: d,
+                    max: self.layout.dimension,
+                });
+            }
+        }
+        if texts.is_empty() {
+            return Ok(Vec::new());
+        }
+        let prompt = self.resolve_prompt(options)?;
+        let skip = match (&prompt, self.layout.pooling.include_prompt) {
+            (Some(p), false) if !p.is_empty() => {
+                // sentence-transformers masks the prompt's tokens minus one (its trailing special).
+                self.count_tokens(&self.prepare_text(None, p))?.saturating_sub(1)
+            }
+            _ => 0,
+        };
+        let prepared_texts: Vec<String> = texts
+            .iter()
+            .map(|t| self.prepare_text(prompt.as_deref(), t.as_ref()))
+            .collect();
+        let prepared = self.tokenize(
+            prepared_texts,
+            options.truncate.unwrap_or(true),
+            options.truncation_direction,
+        )?;
+
+        // Longest first: passes of similar lengths keep the attention work balanced.
+        let mut order: Vec<usize> = (0..prepared.len()).collect();
+        order.sort_by_key(|&i| std::cmp::Reverse(prepared[i].ids.len()));
+
+        let mut results: Vec<Vec<f32>> = vec![Vec::new(); prepared.len()];
+        let mut start = 0;
+        while start < order.len() {
+            let mut end = start;
+            let mut tokens = 0;
+            while end < order.len()
+                && (end == start || tokens + prepared[order[end]].ids.len() <= self.max_batch_tokens)
+            {
+                tokens += prepared[order[end]].ids.len();
+                end += 1;
+            }
+            let members = &order[start..end];
+            let mut batch = PackedBatch::default();
+            for &i in members {
+                batch.input_ids.extend_from_slice(&prepared[i].ids);
+                batch.type_ids.extend_from_slice(&prepared[i].type_ids);
+                batch.seq_lens.push(prepared[i].ids.len());
+            }
+            let vectors = self.forward_pooled(&batch, skip)?;
+            for (&i, v) in members.iter().zip(vectors) {
+                results[i] = v;
+            }
+            start = end;
+        }
+
+        let normalize = options.normalize.unwrap_or(self.layout.normalize);
+        for v in &mut results {
+            if let Some(d) = options.dimensions {
+                v.truncate(d);
+            }
+            if normalize {
+                normalize_in_place(v);
+            }
+        }
+        Ok(results)
+    }
+
+    /// One forward pass: transformer, pooling, dense layers.
+    fn forward_pooled(&self, batch: &PackedBatch, skip: usize) -> Result<Vec<Vec<f32>>> {
+        let hidden = self.encoder.forward(batch)?;
+        let mut x: Tensor = pool(&hidden, &batch.seq_lens, &self.layout.pooling, skip)?;
+        for dense in &self.dense {
+            x = dense.forward(&x)?;
+        }
+        Ok(x.to_dtype(DType::F32)?.to_vec2()?)
+    }
+}

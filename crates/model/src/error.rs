@@ -1,0 +1,87 @@
+use std::path::PathBuf;
+
+/// Everything that can go wrong loading or running a model. Messages name the offending value and
+/// the way out.
+#[derive(Debug, thiserror::Error)]
+pub enum ModelError {
+    #[error("model folder `{dir}` has no {file} ({hint})")]
+    MissingFile {
+        dir: PathBuf,
+        file: String,
+        hint: String,
+    },
+
+    #[error("could not read `{path}`: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    #[error("`{path}` is not valid JSON for a {what}: {source}")]
+    Json {
+        path: PathBuf,
+        what: &'static str,
+        #[source]
+        source: serde_json::Error,
+    },
+
+    #[error("unsupported model_type `{model_type}` in `{path}` (supported: {supported})")]
+    UnsupportedArchitecture {
+        model_type: String,
+        path: PathBuf,
+        supported: String,
+    },
+
+    #[error("unsupported model: {0}")]
+    Unsupported(String),
+
+    #[error("`{0}` is neither a model folder nor a hub id like `sentence-transformers/all-MiniLM-L6-v2`")]
+    BadModelId(String),
+
+    #[error("could not fetch `{file}` of `{repo}` from the Hugging Face hub: {reason} (check the id and revision, HF_TOKEN for gated models, or pass a local folder)")]
+    Hub {
+        repo: String,
+        file: String,
+        reason: String,
+    },
+
+    #[error("`{file}` of `{repo}` is not in the local hub cache and HF_HUB_OFFLINE is set (unset HF_HUB_OFFLINE to download it, or pass a local folder)")]
+    OfflineMiss { repo: String, file: String },
+
+    #[error("tokenizer: {0}")]
+    Tokenizer(String),
+
+    #[error("input {index} has {tokens} tokens, more than this model's max_seq_length of {max} (shorten it, or allow truncation)")]
+    InputTooLong {
+        index: usize,
+        tokens: usize,
+        max: usize,
+    },
+
+    #[error("unknown prompt name `{name}` (this model has: {available})")]
+    UnknownPrompt { name: String, available: String },
+
+    #[error("dimensions must be between 1 and {max}, got {got}")]
+    BadDimensions { got: usize, max: usize },
+
+    #[error("unknown device `{0}` (use cpu, cuda, cuda:N or auto)")]
+    BadDevice(String),
+
+    #[error("{0}")]
+    DeviceUnavailable(String),
+
+    #[error("tensor computation failed: {0}")]
+    Candle(#[from] candle_core::Error),
+}
+
+pub type Result<T, E = ModelError> = std::result::Result<T, E>;
+
+impl ModelError {
+    pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Self::Io {
+            path: path.into(),
+            source,
+        }
+    }
+}

@@ -1,0 +1,50 @@
+//! `fathom-model` runs sentence-transformer models with candle, exactly as sentence-transformers
+//! does: the same tokenization and truncation, pooling, `Dense` layers, normalization, prompts and
+//! Matryoshka `dimensions`.
+//!
+//! It reads a model from a local folder or a Hugging Face hub id (through `hf-hub` and its cache;
+//! local folders never touch the network), picks the architecture from `model_type` (one module
+//! per architecture behind [`arch::Encoder`]), and embeds batches of texts on CPU or CUDA. Inputs
+//! of one call are sorted by length and packed without padding.
+//!
+//! It owns nothing about queues, HTTP or document files: the server and ingest crates call
+//! [`Embedder::embed`] from their own worker threads.
+//!
+//! ```no_run
+//! use fathom_model::{EmbedOptions, Embedder, LoadOptions};
+//!
+//! let model = Embedder::load("models/all-MiniLM-L6-v2", &LoadOptions::default())?;
+//! let vectors = model.embed(&["A man is eating food."], &EmbedOptions::default())?;
+//! assert_eq!(vectors[0].len(), model.dimension());
+//! # Ok::<(), fathom_model::ModelError>(())
+//! ```
+
+pub mod arch;
+mod device;
+mod embedder;
+mod error;
+mod files;
+mod kernels;
+mod layout;
+mod ops;
+mod pooling;
+
+pub use device::DeviceSpec;
+pub use embedder::{EmbedOptions, Embedder, LoadOptions, Truncation};
+pub use error::{ModelError, Result};
+pub use files::{ModelFiles, ModelSource};
+pub use layout::{Activation, DenseLayout, ModelLayout, PoolingConfig, PoolingMode};
+
+/// The model every command uses when none is given: the fetched folder when it is there
+/// (scripts/fetch-model.sh), else the hub id.
+pub const DEFAULT_MODEL_DIR: &str = "models/all-MiniLM-L6-v2";
+pub const DEFAULT_MODEL_ID: &str = "sentence-transformers/all-MiniLM-L6-v2";
+
+/// [`DEFAULT_MODEL_DIR`] if it exists under the current directory, else [`DEFAULT_MODEL_ID`].
+pub fn default_model() -> String {
+    if std::path::Path::new(DEFAULT_MODEL_DIR).join("config.json").is_file() {
+        DEFAULT_MODEL_DIR.to_string()
+    } else {
+        DEFAULT_MODEL_ID.to_string()
+    }
+}

@@ -1,0 +1,233 @@
+//! The building blocks every architecture shares, each with two implementations: the CPU `f32`
+//! fast path in [`crate::kernels`] and plain candle ops for every other device and dtype (CUDA,
+//! f16). Architectures call these and never branch on the device themselves, so a speed change
+//! here serves them all.
+
+use candle_core::{DType, Device, Storage, Tensor};
+use candle_nn::VarBuilder;
+
+use crate::error::Result;
+use crate::kernels::{self, Epilogue};
+
+/// Whether the CPU kernels may be used. `FATHOM_GENERIC_OPS=1` forces the plain candle path
+/// everywhere (tests compare the two).
+fn fast_path_enabled() -> bool {
+    static ENABLED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ENABLED.get_or_init(|| std::env::var("FATHOM_GENERIC_OPS").map_or(true, |v| v != "1"))
+}
+
+/// Runs `f` on the contiguous `f32` data of a CPU tensor; `None` when the tensor is not one.
+fn with_cpu_f32<R>(t: &Tensor, f: impl FnOnce(&[f32]) -> R) -> Option<R> {
+    if !fast_path_enabled() || !t.device().is_cpu() || t.dtype() != DType::F32 {
+        return None;
+    }
+    let (storage, layout) = t.storage_and_layout();
+    let Storage::Cpu(cpu) = &*storage else {
+        return None;
+    };
+    let (start, end) = layout.contiguous_offsets()?;
+    let data = cpu.as_slice::<f32>().ok()?;
+    Some(f(&data[start..end]))
+}
+
+fn cpu_tensor(data: Vec<f32>, rows: usize, cols: usize) -> Result<Tensor> {
+    Ok(Tensor::from_vec(data, (rows, cols), &Device::Cpu)?)
+}
+
+/// The activation inside a feed-forward block (`hidden_act` in transformers configs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HiddenAct {
+    GeluErf,
+    GeluTanh,
+    Relu,
+    Silu,
+}
+
+impl HiddenAct {
+    pub fn parse(name: &str) -> Option<Self> {
+        Some(match name {
+            "gelu" | "gelu_python" => Self::GeluErf,
+            "gelu_new" | "gelu_pytorch_tanh" | "gelu_fast" => Self::GeluTanh,
+            "relu" => Self::Relu,
+            "silu" | "swish" => Self::Silu,
+            _ => return None,
+        })
+    }
+
+    pub fn apply(self, x: &Tensor) -> Result<Tensor> {
+        Ok(match self {
+            Self::GeluErf => x.gelu_erf()?,
+            Self::GeluTanh => x.gelu()?,
+            Self::Relu => x.relu()?,
+            Self::Silu => x.silu()?,
+        })
+    }
+}
+
+/// `x · Wᵀ + b` over a packed `tokens × in` matrix, optionally followed by an activation.
+#[derive(Debug, Clone)]
+pub struct Linear {
+    weight: Tensor,
+    bias: Option<Tensor>,
+}
+
+impl Linear {
+    pub fn load(vb: VarBuilder, in_dim: usize, out_dim: usize, bias: bool) -> Result<Self> {
+        let weight = vb.get((out_dim, in_dim), "weight")?;
+        let bias = if bias {
+            Some(vb.get(out_dim, "bias")?)
+        } else {
+            None
+        };
+        Ok(Self { weight, bias })
+    }
+
+    /// Several linears over the same input fused into one (Q, K and V): one gemm instead of three.
+    pub fn concat(parts: &[Linear]) -> Result<Self> {
+        let weights: Vec<&Tensor> = parts.iter().map(|p| &p.weight).collect();
+        let weight = Tensor::cat(&weights, 0)?;
+        let bias = if parts.iter().all(|p| p.bias.is_some()) {
+            let biases: Vec<&Tensor> = parts.iter().filter_map(|p| p.bias.as_ref()).collect();
+            Some(Tensor::cat(&biases, 0)?)
+        } else {
+            None
+        };
+        Ok(Self { weight, bias })
+    }
+
+    pub fn out_dim(&self) -> usize {
+        self.weight.dims()[0]
+    }
+
+    pub fn forward(&self, x: &Tensor, act: Option<HiddenAct>) -> Result<Tensor> {
+        let (rows, k) = x.dims2()?;
+        let n = self.out_dim();
+        let epilogue = match act {
+            None => Epilogue::None,
+            Some(HiddenAct::GeluErf) => Epilogue::GeluErf,
+            Some(_) => Epilogue::None,
+        };
+        let fast = with_cpu_f32(x, |xs| {
+            with_cpu_f32(&self.weight, |ws| match &self.bias {
+                Some(b) => with_cpu_f32(b, |bs| kernels::linear(xs, rows, k, ws, n, Some(bs), epilogue)),
+                None => Some(kernels::linear(xs, rows, k, ws, n, None, epilogue)),
+            })
+        })
+        .flatten()
+        .flatten();
+        if let Some(out) = fast {
+            let out = cpu_tensor(out, rows, n)?;
+            return match act {
+                Some(a) if epilogue == Epilogue::None => a.apply(&out),
+                _ => Ok(out),
+            };
+        }
+        let mut out = x.matmul(&self.weight.t()?)?;
+        if let Some(b) = &self.bias {
+            out = out.broadcast_add(b)?;
+        }
+        match act {
+            Some(a) => a.apply(&out),
+            None => Ok(out),
+        }
+    }
+}
+
+/// Layer norm with weight and bias (BERT's `LayerNorm`).
+#[derive(Debug, Clone)]
+pub struct LayerNorm {
+    gamma: Tensor,
+    beta: Tensor,
+    eps: f64,
+}
+
+impl LayerNorm {
+    /// Reads `weight`/`bias`, or the older `gamma`/`beta` names.
+    pub fn load(vb: VarBuilder, dim: usize, eps: f64) -> Result<Self> {
+        let (gamma, beta) = if vb.contains_tensor("weight") {
+            (vb.get(dim, "weight")?, vb.get(dim, "bias")?)
+        } else {
+            (vb.get(dim, "gamma")?, vb.get(dim, "beta")?)
+        };
+        Ok(Self { gamma, beta, eps })
+    }
+
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        Ok(candle_nn::ops::layer_norm(x, &self.gamma, &self.beta, self.eps as f32)?)
+    }
+
+    /// `layer_norm(x + residual)`, fused into one pass on CPU.
+    pub fn forward_residual(&self, x: &Tensor, residual: &Tensor) -> Result<Tensor> {
+        let (rows, cols) = x.dims2()?;
+        let fast = with_cpu_f32(x, |xs| {
+            with_cpu_f32(residual, |rs| {
+                with_cpu_f32(&self.gamma, |gs| {
+                    with_cpu_f32(&self.beta, |bs| {
+                        let mut out = xs.to_vec();
+                        kernels::add_layer_norm(&mut out, rs, gs, bs, self.eps as f32);
+                        out
+                    })
+                })
+            })
+        })
+        .flatten()
+        .flatten()
+        .flatten();
+        match fast {
+            Some(out) => cpu_tensor(out, rows, cols),
+            None => self.forward(&(x + residual)?),
+        }
+    }
+}
+
+/// Self-attention over packed sequences: `qkv` is `tokens × 3·hidden`, `seq_lens` the lengths
+/// of the sequences packed in it. Each sequence attends only to itself (no padding, no mask);
+/// `causal` limits each token to itself and earlier ones.
+pub fn packed_attention(
+    qkv: &Tensor,
+    seq_lens: &[usize],
+    num_heads: usize,
+    head_dim: usize,
+    causal: bool,
+) -> Result<Tensor> {
+    let hidden = num_heads * head_dim;
+    let tokens: usize = seq_lens.iter().sum();
+    if let Some(out) = with_cpu_f32(qkv, |data| {
+        kernels::varlen_attention(data, seq_lens, num_heads, head_dim, causal)
+    }) {
+        return cpu_tensor(out, tokens, hidden);
+    }
+    let scale = 1.0 / (head_dim as f64).sqrt();
+    let mut outputs = Vec::with_capacity(seq_lens.len());
+    let mut start = 0;
+    for &len in seq_lens {
+        let rows = qkv.narrow(0, start, len)?;
+        let split = |i: usize| -> Result<Tensor> {
+            Ok(rows
+                .narrow(1, i * hidden, hidden)?
+                .reshape((len, num_heads, head_dim))?
+                .transpose(0, 1)?
+                .contiguous()?)
+        };
+        let (q, k, v) = (split(0)?, split(1)?, split(2)?);
+        let mut scores = (q.matmul(&k.t()?)? * scale)?;
+        if causal {
+            scores = scores.broadcast_add(&causal_mask(len, scores.dtype(), qkv.device())?)?;
+        }
+        let probs = candle_nn::ops::softmax_last_dim(&scores)?;
+        let out = probs
+            .matmul(&v)?
+            .transpose(0, 1)?
+            .reshape((len, hidden))?;
+        outputs.push(out);
+        start += len;
+    }
+    Ok(Tensor::cat(&outputs, 0)?)
+}
+
+fn causal_mask(len: usize, dtype: DType, device: &Device) -> Result<Tensor> {
+    let mask: Vec<f32> = (0..len)
+        .flat_map(|i| (0..len).map(move |j| if j > i { f32::NEG_INFINITY } else { 0.0 }))
+        .collect();
+    Ok(Tensor::from_vec(mask, (len, len), device)?.to_dtype(dtype)?)
+}

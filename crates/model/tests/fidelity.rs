@@ -1,0 +1,72 @@
+//! Fidelity against sentence-transformers: every reference in `../shared/fixtures`.
+
+mod common;
+
+use common::*;
+use fathom_model::{EmbedOptions, Embedder, LoadOptions};
+
+#[test]
+fn all_minilm_l6_v2_matches_sentence_transformers() {
+    let model = load(&minilm_dir());
+    let reference = read_reference(&fixtures().join("reference/all-MiniLM-L6-v2.jsonl"));
+    let options = EmbedOptions::default();
+    let got = model.embed(&reference.texts, &options).unwrap();
+    assert_close("all-MiniLM-L6-v2", &reference.texts, &got, &reference.embeddings, true, 0.9999);
+    assert_batched_equals_single("all-MiniLM-L6-v2", &model, &reference.texts, &got, &options);
+}
+
+#[test]
+fn every_variant_matches_its_reference() {
+    let base = minilm_dir();
+    let variants = fixtures().join("variants");
+    let mut names: Vec<_> = std::fs::read_dir(&variants)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    assert!(names.len() >= 8, "expected the 8 variants, found {names:?}");
+    for name in names {
+        let dir = overlay(&base, &variants.join(&name));
+        let model = load(dir.path());
+        let reference = read_reference(&dir.path().join("reference.jsonl"));
+        let mut options = EmbedOptions::default();
+        if let Ok(req) = std::fs::read_to_string(dir.path().join("reference_request.json")) {
+            let req: serde_json::Value = serde_json::from_str(&req).unwrap();
+            options.prompt_name = req["prompt_name"].as_str().map(str::to_string);
+        }
+        let got = model.embed(&reference.texts, &options).unwrap();
+        let normalized = model.layout().normalize;
+        assert_close(&name, &reference.texts, &got, &reference.embeddings, normalized, 0.9999);
+        assert_batched_equals_single(&name, &model, &reference.texts, &got, &options);
+    }
+}
+
+#[test]
+fn tiny_bert_models_match_their_references() {
+    for name in ["bert", "bert-cls"] {
+        let dir = fixtures().join("tiny").join(name);
+        let model = load(&dir);
+        let reference = read_reference(&dir.join("reference.jsonl"));
+        let options = EmbedOptions::default();
+        let got = model.embed(&reference.texts, &options).unwrap();
+        assert_close(name, &reference.texts, &got, &reference.embeddings, model.layout().normalize, 0.9999);
+        assert_batched_equals_single(name, &model, &reference.texts, &got, &options);
+    }
+}
+
+#[test]
+fn small_batches_equal_one_big_batch() {
+    // Forcing many forward passes (max 40 tokens each) must not change any vector.
+    let reference = read_reference(&fixtures().join("reference/all-MiniLM-L6-v2.jsonl"));
+    let big = load(&minilm_dir());
+    let small = Embedder::load(
+        minilm_dir().to_str().unwrap(),
+        &LoadOptions { max_batch_tokens: 40, ..LoadOptions::default() },
+    )
+    .unwrap();
+    let a = big.embed(&reference.texts, &EmbedOptions::default()).unwrap();
+    let b = small.embed(&reference.texts, &EmbedOptions::default()).unwrap();
+    for (x, y) in a.iter().zip(&b) {
+        assert!(max_abs_diff(x, y) <= 1e-5);
+    }
+}
