@@ -286,11 +286,14 @@ impl Embedder {
             .iter()
             .map(|t| self.prepare_text(prompt.as_deref(), t.as_ref()))
             .collect();
+        let tokenize_span = crate::profile::span("tokenize");
         let prepared = self.tokenize(
             prepared_texts,
             options.truncate.unwrap_or(true),
             options.truncation_direction,
         )?;
+
+        drop(tokenize_span);
 
         // Longest first: passes of similar lengths keep the attention work balanced.
         let mut order: Vec<usize> = (0..prepared.len()).collect();
@@ -336,6 +339,7 @@ impl Embedder {
     /// One forward pass: transformer, pooling, dense layers.
     fn forward_pooled(&self, batch: &PackedBatch, skip: usize) -> Result<Vec<Vec<f32>>> {
         let hidden = self.encoder.forward(batch)?;
+        let _span = crate::profile::span("pooling+dense");
         let mut x: Tensor = pool(&hidden, &batch.seq_lens, &self.layout.pooling, skip)?;
         for dense in &self.dense {
             x = dense.forward(&x)?;

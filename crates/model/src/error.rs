@@ -36,6 +36,9 @@ pub enum ModelError {
     #[error("unsupported model: {0}")]
     Unsupported(String),
 
+    #[error("model folder `{0}` does not exist (run scripts/fetch-model.sh for the default model, or pass a hub id like sentence-transformers/all-MiniLM-L6-v2)")]
+    NoSuchFolder(PathBuf),
+
     #[error("`{0}` is neither a model folder nor a hub id like `sentence-transformers/all-MiniLM-L6-v2`")]
     BadModelId(String),
 

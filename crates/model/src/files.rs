@@ -41,11 +41,7 @@ impl ModelSource {
         };
         if looks_like_path || parts.len() > 2 || !parts.iter().all(|p| valid_part(p)) {
             if looks_like_path || parts.len() > 2 {
-                return Err(ModelError::MissingFile {
-                    dir: path.to_path_buf(),
-                    file: "folder".into(),
-                    hint: "no such folder; run scripts/fetch-model.sh or pass a hub id like sentence-transformers/all-MiniLM-L6-v2".into(),
-                });
+                return Err(ModelError::NoSuchFolder(path.to_path_buf()));
             }
             return Err(ModelError::BadModelId(spec.to_string()));
         }
@@ -226,24 +222,6 @@ impl ModelFiles {
             Backend::Local(dir) => dir.join(name).is_file(),
             Backend::Offline { cache, .. } => cache.get(name).is_some(),
             Backend::Online { listing, .. } => listing.contains(name),
-        }
-    }
-
-    /// Names of files in the model matching a predicate (used for sharded safetensors).
-    pub fn list(&self) -> Result<Vec<String>> {
-        match &self.backend {
-            Backend::Local(dir) => {
-                let entries = std::fs::read_dir(dir).map_err(|e| ModelError::io(dir, e))?;
-                let mut names: Vec<String> = entries
-                    .filter_map(|e| e.ok())
-                    .filter(|e| e.path().is_file())
-                    .filter_map(|e| e.file_name().into_string().ok())
-                    .collect();
-                names.sort();
-                Ok(names)
-            }
-            Backend::Online { listing, .. } => Ok(listing.iter().cloned().collect()),
-            Backend::Offline { .. } => Ok(Vec::new()),
         }
     }
 

@@ -150,21 +150,49 @@ fn exp_approx(x: f32) -> f32 {
     e * f32::from_bits(bits)
 }
 
-/// Softmax of one row in place, after scaling (already folded into the row by the caller).
+/// Sum of a slice with 16 independent accumulators: float addition is not reassociated by the
+/// compiler, so a plain `.sum()` stays scalar; 16 lanes vectorize.
+#[inline(always)]
+fn sum_lanes(xs: &[f32]) -> f32 {
+    let mut acc = [0f32; 16];
+    let chunks = xs.chunks_exact(16);
+    let rest: f32 = chunks.remainder().iter().sum();
+    for c in chunks {
+        for i in 0..16 {
+            acc[i] += c[i];
+        }
+    }
+    acc.iter().sum::<f32>() + rest
+}
+
+#[inline(always)]
+fn max_lanes(xs: &[f32]) -> f32 {
+    let mut acc = [f32::NEG_INFINITY; 16];
+    let chunks = xs.chunks_exact(16);
+    let rest = chunks
+        .remainder()
+        .iter()
+        .fold(f32::NEG_INFINITY, |m, &v| if v > m { v } else { m });
+    for c in chunks {
+        for i in 0..16 {
+            acc[i] = if c[i] > acc[i] { c[i] } else { acc[i] };
+        }
+    }
+    acc.iter().fold(rest, |m, &v| if v > m { v } else { m })
+}
+
+/// Softmax of one row in place (the scale is already folded into the row by the caller).
 #[multiversion(targets(
     "x86_64+avx512f+avx512bw+avx512cd+avx512dq+avx512vl+avx2+fma",
     "x86_64+avx2+fma",
     "aarch64+neon"
 ))]
 fn softmax_row(row: &mut [f32]) {
-    let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let mut sum = 0f32;
+    let max = max_lanes(row);
     for v in row.iter_mut() {
-        let e = exp_approx(*v - max);
-        *v = e;
-        sum += e;
+        *v = exp_approx(*v - max);
     }
-    let inv = 1.0 / sum;
+    let inv = 1.0 / sum_lanes(row);
     for v in row.iter_mut() {
         *v *= inv;
     }
@@ -309,19 +337,17 @@ pub fn add_layer_norm(
 ))]
 fn add_layer_norm_rows(xs: &mut [f32], rs: &[f32], gamma: &[f32], beta: &[f32], eps: f32) {
     let width = gamma.len();
+    let mut centered = vec![0f32; width];
     for (x, r) in xs.chunks_exact_mut(width).zip(rs.chunks_exact(width)) {
-        let mut sum = 0f32;
         for (a, b) in x.iter_mut().zip(r) {
             *a += *b;
-            sum += *a;
         }
-        let mean = sum / width as f32;
-        let mut var = 0f32;
-        for a in x.iter() {
+        let mean = sum_lanes(x) / width as f32;
+        for (c, a) in centered.iter_mut().zip(x.iter()) {
             let d = *a - mean;
-            var += d * d;
+            *c = d * d;
         }
-        let inv = 1.0 / (var / width as f32 + eps).sqrt();
+        let inv = 1.0 / (sum_lanes(&centered) / width as f32 + eps).sqrt();
         for ((a, g), b) in x.iter_mut().zip(gamma).zip(beta) {
             *a = (*a - mean) * inv * *g + *b;
         }

@@ -187,6 +187,16 @@ impl ModelLayout {
     /// Reads every configuration file of the model and fetches (for hub models) the tokenizer and
     /// the weights, so that loading afterwards reads only local files.
     pub fn read(files: &mut ModelFiles) -> Result<Self> {
+        Self::read_with(files, true)
+    }
+
+    /// Like [`ModelLayout::read`], but leaves the weights where they are (`weights` stays empty):
+    /// enough to describe a model without downloading it.
+    pub fn read_config_only(files: &mut ModelFiles) -> Result<Self> {
+        Self::read_with(files, false)
+    }
+
+    fn read_with(files: &mut ModelFiles, fetch_weights: bool) -> Result<Self> {
         let modules: Vec<ModuleEntry> = match files.optional("modules.json")? {
             Some(path) => read_json(&path, "sentence-transformers modules.json")?,
             None => vec![
@@ -217,7 +227,7 @@ impl ModelLayout {
                         None => PoolingConfig::default(),
                     })
                 }
-                "Dense" => dense.push(read_dense(files, &module.path)?),
+                "Dense" => dense.push(read_dense(files, &module.path, fetch_weights)?),
                 "Normalize" => normalize = true,
                 other => {
                     return Err(ModelError::Unsupported(format!(
@@ -251,7 +261,11 @@ impl ModelLayout {
             })? as usize;
 
         let tokenizer_path = files.required(&join(&tdir, "tokenizer.json"))?;
-        let weights = transformer_weights(files, &tdir)?;
+        let weights = if fetch_weights {
+            transformer_weights(files, &tdir)?
+        } else {
+            Vec::new()
+        };
 
         let sbert: SentenceBertConfig = match files.optional(&join(&tdir, "sentence_bert_config.json"))? {
             Some(path) => read_json(&path, "sentence_bert_config.json")?,
@@ -364,7 +378,7 @@ fn parse_pooling(value: &serde_json::Value, path: &Path) -> Result<PoolingConfig
     })
 }
 
-fn read_dense(files: &mut ModelFiles, dir: &str) -> Result<DenseLayout> {
+fn read_dense(files: &mut ModelFiles, dir: &str, fetch_weights: bool) -> Result<DenseLayout> {
     let config_path = files.required(&join(dir, "config.json"))?;
     let config: DenseConfig = read_json(&config_path, "Dense config")?;
     let activation_name = config
@@ -376,9 +390,13 @@ fn read_dense(files: &mut ModelFiles, dir: &str) -> Result<DenseLayout> {
             config_path.display()
         ))
     })?;
-    let weights = match files.optional(&join(dir, "model.safetensors"))? {
-        Some(path) => path,
-        None => return Err(no_safetensors(files, dir)),
+    let weights = if !fetch_weights {
+        PathBuf::new()
+    } else {
+        match files.optional(&join(dir, "model.safetensors"))? {
+            Some(path) => path,
+            None => return Err(no_safetensors(files, dir)),
+        }
     };
     Ok(DenseLayout {
         dir: dir.to_string(),

@@ -28,6 +28,7 @@ mod kernels;
 mod layout;
 mod ops;
 mod pooling;
+pub mod profile;
 
 pub use device::DeviceSpec;
 pub use embedder::{EmbedOptions, Embedder, LoadOptions, Truncation};

@@ -8,6 +8,7 @@ use candle_nn::VarBuilder;
 
 use crate::error::Result;
 use crate::kernels::{self, Epilogue};
+use crate::profile;
 
 /// Whether the CPU kernels may be used. `FATHOM_GENERIC_OPS=1` forces the plain candle path
 /// everywhere (tests compare the two).
@@ -69,6 +70,8 @@ impl HiddenAct {
 pub struct Linear {
     weight: Tensor,
     bias: Option<Tensor>,
+    /// What `FATHOM_PROFILE` reports this linear's time under.
+    label: &'static str,
 }
 
 impl Linear {
@@ -79,7 +82,17 @@ impl Linear {
         } else {
             None
         };
-        Ok(Self { weight, bias })
+        Ok(Self {
+            weight,
+            bias,
+            label: "linear",
+        })
+    }
+
+    /// Names this linear in `FATHOM_PROFILE` reports.
+    pub fn named(mut self, label: &'static str) -> Self {
+        self.label = label;
+        self
     }
 
     /// Several linears over the same input fused into one (Q, K and V): one gemm instead of three.
@@ -92,7 +105,11 @@ impl Linear {
         } else {
             None
         };
-        Ok(Self { weight, bias })
+        Ok(Self {
+            weight,
+            bias,
+            label: "linear",
+        })
     }
 
     pub fn out_dim(&self) -> usize {
@@ -100,6 +117,7 @@ impl Linear {
     }
 
     pub fn forward(&self, x: &Tensor, act: Option<HiddenAct>) -> Result<Tensor> {
+        let _span = profile::span(self.label);
         let (rows, k) = x.dims2()?;
         let n = self.out_dim();
         let epilogue = match act {
@@ -153,11 +171,13 @@ impl LayerNorm {
     }
 
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let _span = profile::span("layer_norm");
         Ok(candle_nn::ops::layer_norm(x, &self.gamma, &self.beta, self.eps as f32)?)
     }
 
     /// `layer_norm(x + residual)`, fused into one pass on CPU.
     pub fn forward_residual(&self, x: &Tensor, residual: &Tensor) -> Result<Tensor> {
+        let _span = profile::span("residual+layer_norm");
         let (rows, cols) = x.dims2()?;
         let fast = with_cpu_f32(x, |xs| {
             with_cpu_f32(residual, |rs| {
@@ -190,6 +210,7 @@ pub fn packed_attention(
     head_dim: usize,
     causal: bool,
 ) -> Result<Tensor> {
+    let _span = profile::span("attention");
     let hidden = num_heads * head_dim;
     let tokens: usize = seq_lens.iter().sum();
     if let Some(out) = with_cpu_f32(qkv, |data| {

@@ -89,11 +89,11 @@ impl Bert {
             let k = Linear::load(att.pp("self.key"), hidden, hidden, true)?;
             let v = Linear::load(att.pp("self.value"), hidden, hidden, true)?;
             layers.push(Layer {
-                qkv: Linear::concat(&[q, k, v])?,
-                attn_out: Linear::load(att.pp("output.dense"), hidden, hidden, true)?,
+                qkv: Linear::concat(&[q, k, v])?.named("qkv"),
+                attn_out: Linear::load(att.pp("output.dense"), hidden, hidden, true)?.named("attn_out"),
                 attn_norm: LayerNorm::load(att.pp("output.LayerNorm"), hidden, eps)?,
-                ffn_up: Linear::load(l.pp("intermediate.dense"), hidden, intermediate, true)?,
-                ffn_down: Linear::load(l.pp("output.dense"), intermediate, hidden, true)?,
+                ffn_up: Linear::load(l.pp("intermediate.dense"), hidden, intermediate, true)?.named("ffn_up+act"),
+                ffn_down: Linear::load(l.pp("output.dense"), intermediate, hidden, true)?.named("ffn_down"),
                 ffn_norm: LayerNorm::load(l.pp("output.LayerNorm"), hidden, eps)?,
             });
         }
@@ -113,6 +113,7 @@ impl Bert {
 
 impl Encoder for Bert {
     fn forward(&self, batch: &PackedBatch) -> Result<Tensor> {
+        let embed_span = crate::profile::span("embeddings");
         let device = self.word.embeddings().device();
         let tokens = batch.tokens();
         let positions: Vec<u32> = batch
@@ -136,6 +137,7 @@ impl Encoder for Bert {
             x = (x + tt.forward(&types)?)?;
         }
         let mut x = self.embed_norm.forward(&x)?;
+        drop(embed_span);
         for layer in &self.layers {
             let qkv = layer.qkv.forward(&x, None)?;
             let ctx = packed_attention(&qkv, &batch.seq_lens, self.num_heads, self.head_dim, false)?;

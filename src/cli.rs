@@ -1,0 +1,114 @@
+//! Command-line arguments (clap derive). Doc comments are the `--help` text.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(name = "fathom", version, about = "Local embeddings and semantic search", long_about = None)]
+pub struct Cli {
+    /// More log output on stderr (-v info, -vv debug); RUST_LOG overrides.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Embed texts given as arguments, or one per line on stdin, and print the vectors as JSON.
+    Embed(EmbedArgs),
+    /// Fetch or describe models.
+    #[command(subcommand)]
+    Model(ModelCommand),
+}
+
+/// Which model and where to run it; shared by every command that embeds.
+#[derive(Debug, Clone, Args)]
+pub struct ModelArgs {
+    /// A sentence-transformers folder or a Hugging Face hub id (`org/name[@revision]`).
+    /// Default: models/all-MiniLM-L6-v2 when present, else sentence-transformers/all-MiniLM-L6-v2.
+    #[arg(long, short = 'm', env = "FATHOM_MODEL")]
+    pub model: Option<String>,
+
+    /// cpu, cuda, cuda:N, or auto (CUDA when available).
+    #[arg(long, env = "FATHOM_DEVICE", default_value = "cpu")]
+    pub device: String,
+
+    /// Compute precision; f16 is available on CUDA only.
+    #[arg(long, env = "FATHOM_DTYPE", value_enum, default_value_t = Precision::F32)]
+    pub dtype: Precision,
+
+    /// Most tokens in one forward pass (inputs are packed without padding up to this).
+    #[arg(long, env = "FATHOM_MAX_BATCH_TOKENS", default_value_t = 8192)]
+    pub max_batch_tokens: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Precision {
+    F32,
+    F16,
+}
+
+#[derive(Debug, Args)]
+pub struct EmbedArgs {
+    /// Texts to embed; without any, one text per line is read from stdin.
+    pub texts: Vec<String>,
+
+    #[command(flatten)]
+    pub model: ModelArgs,
+
+    /// Print one JSON array per line instead of one JSON array of arrays.
+    #[arg(long)]
+    pub jsonl: bool,
+
+    /// Do not normalize to unit length (default: the model's own setting).
+    #[arg(long)]
+    pub no_normalize: bool,
+
+    /// Refuse inputs longer than the model's max_seq_length instead of cutting them.
+    #[arg(long)]
+    pub no_truncate: bool,
+
+    /// Use a prompt of the model's config_sentence_transformers.json, e.g. `query`.
+    #[arg(long, conflicts_with = "prompt")]
+    pub prompt_name: Option<String>,
+
+    /// Put this raw text before every input.
+    #[arg(long)]
+    pub prompt: Option<String>,
+
+    /// Keep only the first N dimensions (Matryoshka), renormalized when normalizing.
+    #[arg(long)]
+    pub dimensions: Option<usize>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ModelCommand {
+    /// Download a model from the Hugging Face hub into the local cache (HF_HOME), optionally
+    /// copying its files into a folder.
+    Pull(PullArgs),
+    /// Show a model's architecture, dimension, max_seq_length, pooling and prompts.
+    Info(InfoArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct PullArgs {
+    /// Hub id, `org/name[@revision]`.
+    pub id: String,
+
+    /// Also copy the model's files into this folder (a complete sentence-transformers folder).
+    #[arg(long)]
+    pub to: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct InfoArgs {
+    /// A folder or hub id (default: the default model).
+    pub model: Option<String>,
+
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+}

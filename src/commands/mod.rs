@@ -1,0 +1,23 @@
+pub mod embed;
+pub mod model;
+
+use anyhow::Context;
+use fathom_model::{DeviceSpec, Embedder, LoadOptions};
+
+use crate::cli::{ModelArgs, Precision};
+
+/// Loads the model the arguments name (the default model when none).
+pub fn load_model(args: &ModelArgs) -> anyhow::Result<Embedder> {
+    let model = args.model.clone().unwrap_or_else(fathom_model::default_model);
+    let device: DeviceSpec = args.device.parse()?;
+    let options = LoadOptions {
+        device,
+        half_precision: args.dtype == Precision::F16,
+        max_batch_tokens: args.max_batch_tokens,
+    };
+    if args.dtype == Precision::F16 && device == DeviceSpec::Cpu {
+        anyhow::bail!("--dtype f16 needs --device cuda; the CPU computes in f32");
+    }
+    tracing::info!(%model, %device, "loading model");
+    Embedder::load(&model, &options).with_context(|| format!("loading model `{model}`"))
+}

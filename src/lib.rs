@@ -1,0 +1,32 @@
+//! The `fathom` command line: configuration resolution and one module per command. The work itself
+//! lives in the `fathom-*` crates.
+
+pub mod cli;
+mod commands;
+
+use cli::{Cli, Command, ModelCommand};
+
+/// Runs one parsed command line.
+pub fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Embed(args) => commands::embed::run(args),
+        Command::Model(ModelCommand::Pull(args)) => commands::model::pull(args),
+        Command::Model(ModelCommand::Info(args)) => commands::model::info(args),
+    }
+}
+
+/// Logs to stderr; `RUST_LOG` (or `FATHOM_LOG`) overrides the level chosen by `-v`.
+pub fn init_logging(verbose: u8) {
+    let default = match verbose {
+        0 => "warn",
+        1 => "info",
+        _ => "debug",
+    };
+    let filter = std::env::var("FATHOM_LOG")
+        .or_else(|_| std::env::var("RUST_LOG"))
+        .unwrap_or_else(|_| default.to_string());
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+        .with_writer(std::io::stderr)
+        .try_init();
+}
