@@ -58,6 +58,7 @@ fn read_docs(path: &str, limit: usize) -> Vec<String> {
 }
 
 fn main() {
+    fathom::allocator::keep_freed_memory();
     let args = parse_args();
     let docs = read_docs(&args.corpus, args.limit);
     let options = LoadOptions {

@@ -1,6 +1,7 @@
 //! The `fathom` command line: configuration resolution and one module per command. The work itself
 //! lives in the `fathom-*` crates.
 
+pub mod allocator;
 pub mod cli;
 mod commands;
 

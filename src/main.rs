@@ -3,6 +3,7 @@
 use clap::Parser;
 
 fn main() -> std::process::ExitCode {
+    fathom::allocator::keep_freed_memory();
     let cli = fathom::cli::Cli::parse();
     fathom::init_logging(cli.verbose);
     match fathom::run(cli) {

@@ -20,6 +20,44 @@
 use multiversion::multiversion;
 use rayon::prelude::*;
 
+#[cfg(feature = "openblas")]
+mod blas {
+    //! The two OpenBLAS entry points used; linked by build.rs.
+    use std::ffi::c_int;
+
+    pub const ROW_MAJOR: c_int = 101;
+    pub const NO_TRANS: c_int = 111;
+    pub const TRANS: c_int = 112;
+
+    extern "C" {
+        pub fn cblas_sgemm(
+            layout: c_int,
+            trans_a: c_int,
+            trans_b: c_int,
+            m: c_int,
+            n: c_int,
+            k: c_int,
+            alpha: f32,
+            a: *const f32,
+            lda: c_int,
+            b: *const f32,
+            ldb: c_int,
+            beta: f32,
+            c: *mut f32,
+            ldc: c_int,
+        );
+        pub fn openblas_set_num_threads(n: c_int);
+    }
+
+    /// OpenBLAS runs single-threaded inside our rayon tasks: one thread pool, not two competing
+    /// for the same cores.
+    pub fn init() {
+        static ONCE: std::sync::Once = std::sync::Once::new();
+        // SAFETY: a plain setter with no pointers, called once before any sgemm.
+        ONCE.call_once(|| unsafe { openblas_set_num_threads(1) });
+    }
+}
+
 /// `gemm` parallelism for one large product.
 fn parallelism() -> gemm::Parallelism {
     let threads = rayon::current_num_threads();
@@ -61,6 +99,39 @@ pub fn linear(
         }
         None => vec![0f32; rows * n],
     };
+    #[cfg(feature = "openblas")]
+    if rows > 0 && n > 0 {
+        blas::init();
+        // Split the rows across the rayon threads; each block is one single-threaded sgemm.
+        let threads = rayon::current_num_threads().max(1);
+        let block = rows.div_ceil(threads).max(64);
+        out.par_chunks_mut(block * n)
+            .zip(x.par_chunks(block * k))
+            .for_each(|(dst, src)| {
+                let m = src.len() / k;
+                // SAFETY: `src` is m×k row-major (lda = k), `w` n×k row-major read transposed
+                // (ldb = k), `dst` m×n row-major (ldc = n); the chunk sizes match by construction.
+                unsafe {
+                    blas::cblas_sgemm(
+                        blas::ROW_MAJOR,
+                        blas::NO_TRANS,
+                        blas::TRANS,
+                        m as i32,
+                        n as i32,
+                        k as i32,
+                        1.0,
+                        src.as_ptr(),
+                        k as i32,
+                        w.as_ptr(),
+                        k as i32,
+                        if bias.is_some() { 1.0 } else { 0.0 },
+                        dst.as_mut_ptr(),
+                        n as i32,
+                    );
+                }
+            });
+    }
+    #[cfg(not(feature = "openblas"))]
     if rows > 0 && n > 0 {
         // SAFETY: `out` is rows×n (dst_rs = n, dst_cs = 1), `x` is rows×k (rs = k, cs = 1) and
         // `w` read as the k×n matrix wᵀ has element (i, j) at j*k + i (rs = 1, cs = k); all
