@@ -34,7 +34,9 @@ fn parse_args() -> Args {
             "--corpus" => args.corpus = value(),
             "--limit" => args.limit = value().parse().expect("--limit N (0 = all)"),
             "--model" => args.model = value(),
-            "--max-batch-tokens" => args.max_batch_tokens = value().parse().expect("--max-batch-tokens N"),
+            "--max-batch-tokens" => {
+                args.max_batch_tokens = value().parse().expect("--max-batch-tokens N")
+            }
             "--vectors-out" => args.vectors_out = Some(value()),
             "--repeat" => args.repeat = value().parse().expect("--repeat N"),
             "--bench" => {}
@@ -48,7 +50,11 @@ fn read_docs(path: &str, limit: usize) -> Vec<String> {
     let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{path}: {e}"));
     let docs = text.lines().filter(|l| !l.trim().is_empty()).map(|line| {
         let v: serde_json::Value = serde_json::from_str(line).expect("corpus line is JSON");
-        format!("{} {}", v["title"].as_str().unwrap_or(""), v["text"].as_str().unwrap_or(""))
+        format!(
+            "{} {}",
+            v["title"].as_str().unwrap_or(""),
+            v["text"].as_str().unwrap_or("")
+        )
     });
     if limit == 0 {
         docs.collect()
@@ -72,7 +78,9 @@ fn main() {
         .map(|d| model.count_tokens(d).expect("tokenize").min(max))
         .sum();
     let embed_options = EmbedOptions::default();
-    model.embed(&docs[..docs.len().min(16)], &embed_options).expect("warm-up");
+    model
+        .embed(&docs[..docs.len().min(16)], &embed_options)
+        .expect("warm-up");
 
     let mut best = f64::INFINITY;
     let mut vectors = Vec::new();
@@ -82,7 +90,8 @@ fn main() {
         best = best.min(start.elapsed().as_secs_f64());
     }
     if let Some(path) = &args.vectors_out {
-        let mut f = std::io::BufWriter::new(std::fs::File::create(path).expect("create vectors-out"));
+        let mut f =
+            std::io::BufWriter::new(std::fs::File::create(path).expect("create vectors-out"));
         for v in &vectors {
             writeln!(f, "{}", serde_json::to_string(v).unwrap()).unwrap();
         }

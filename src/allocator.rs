@@ -30,6 +30,9 @@ mod tests {
         // has either default.
         // SAFETY: reads a plain integer option.
         let default = unsafe { libmimalloc_sys::mi_option_get(super::MI_OPTION_PURGE_DELAY) };
-        assert!(matches!(default, 1000 | 10 | -1), "option 15 is {default}, not the purge delay");
+        assert!(
+            matches!(default, 1000 | 10 | -1),
+            "option 15 is {default}, not the purge delay"
+        );
     }
 }

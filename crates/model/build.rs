@@ -27,7 +27,11 @@ fn main() {
         dirs.push(dir.into());
     }
     let dynamic = std::env::var("FATHOM_OPENBLAS_DYNAMIC").is_ok_and(|v| v == "1");
-    let wanted = if dynamic { "libopenblas.so" } else { "libopenblas.a" };
+    let wanted = if dynamic {
+        "libopenblas.so"
+    } else {
+        "libopenblas.a"
+    };
     match dirs.iter().find(|d| d.join(wanted).is_file()) {
         Some(dir) => {
             println!("cargo:rustc-link-search=native={}", dir.display());

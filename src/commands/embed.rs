@@ -33,7 +33,9 @@ pub fn run(args: EmbedArgs) -> anyhow::Result<()> {
         let mut buf = Vec::new();
         loop {
             buf.clear();
-            let n = reader.read_until(b'\n', &mut buf).context("reading stdin")?;
+            let n = reader
+                .read_until(b'\n', &mut buf)
+                .context("reading stdin")?;
             if n > 0 {
                 line_no += 1;
                 let line = String::from_utf8(std::mem::take(&mut buf)).map_err(|_| {
@@ -69,7 +71,11 @@ struct JsonOut<W: Write> {
 
 impl<W: Write> JsonOut<W> {
     fn new(writer: W, jsonl: bool) -> Self {
-        Self { writer, jsonl, written: 0 }
+        Self {
+            writer,
+            jsonl,
+            written: 0,
+        }
     }
 
     fn write_all(&mut self, vectors: &[Vec<f32>]) -> anyhow::Result<()> {

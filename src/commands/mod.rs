@@ -8,7 +8,10 @@ use crate::cli::{ModelArgs, Precision};
 
 /// Loads the model the arguments name (the default model when none).
 pub fn load_model(args: &ModelArgs) -> anyhow::Result<Embedder> {
-    let model = args.model.clone().unwrap_or_else(fathom_model::default_model);
+    let model = args
+        .model
+        .clone()
+        .unwrap_or_else(fathom_model::default_model);
     let device: DeviceSpec = args.device.parse()?;
     let options = LoadOptions {
         device,

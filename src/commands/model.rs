@@ -13,7 +13,12 @@ pub fn pull(args: PullArgs) -> anyhow::Result<()> {
     let mut files = ModelFiles::open(&source)?;
     let layout = ModelLayout::read(&mut files)?;
     // Optional files a complete sentence-transformers folder carries; fetched when present.
-    for extra in ["vocab.txt", "special_tokens_map.json", "tokenizer_config.json", "README.md"] {
+    for extra in [
+        "vocab.txt",
+        "special_tokens_map.json",
+        "tokenizer_config.json",
+        "README.md",
+    ] {
         files.optional(extra)?;
     }
     eprintln!(
@@ -51,7 +56,10 @@ pub fn info(args: InfoArgs) -> anyhow::Result<()> {
         if supported {
             String::new()
         } else {
-            format!(" (not supported by this build; supported: {})", arch::SUPPORTED.join(", "))
+            format!(
+                " (not supported by this build; supported: {})",
+                arch::SUPPORTED.join(", ")
+            )
         }
     );
     println!("dimension       {}", layout.dimension);
@@ -60,17 +68,28 @@ pub fn info(args: InfoArgs) -> anyhow::Result<()> {
     println!(
         "pooling         {}{}",
         pooling.join(" + "),
-        if layout.pooling.include_prompt { "" } else { " (prompt excluded)" }
+        if layout.pooling.include_prompt {
+            ""
+        } else {
+            " (prompt excluded)"
+        }
     );
     for d in &layout.dense {
-        println!("dense           {} → {} ({:?})", d.in_features, d.out_features, d.activation);
+        println!(
+            "dense           {} → {} ({:?})",
+            d.in_features, d.out_features, d.activation
+        );
     }
     println!("normalize       {}", layout.normalize);
     if layout.prompts.is_empty() {
         println!("prompts         none");
     } else {
         for (name, text) in &layout.prompts {
-            let default = if layout.default_prompt_name.as_deref() == Some(name) { " (default)" } else { "" };
+            let default = if layout.default_prompt_name.as_deref() == Some(name) {
+                " (default)"
+            } else {
+                ""
+            };
             println!("prompt          {name}{default}: {text:?}");
         }
     }

@@ -77,18 +77,29 @@ struct Prepared {
     type_ids: Vec<u32>,
 }
 
-fn load_weights(paths: &[std::path::PathBuf], dtype: DType, device: &Device) -> Result<VarBuilder<'static>> {
+fn load_weights(
+    paths: &[std::path::PathBuf],
+    dtype: DType,
+    device: &Device,
+) -> Result<VarBuilder<'static>> {
     let mut tensors = HashMap::new();
     for path in paths {
         let loaded = candle_core::safetensors::load(path, &Device::Cpu).map_err(|e| {
-            ModelError::Unsupported(format!("`{}` is not a readable safetensors file: {e}", path.display()))
+            ModelError::Unsupported(format!(
+                "`{}` is not a readable safetensors file: {e}",
+                path.display()
+            ))
         })?;
         tensors.extend(loaded);
     }
     // Weights are stored in any float dtype; convert on the CPU once, then move.
     let mut converted = HashMap::with_capacity(tensors.len());
     for (name, t) in tensors {
-        let t = if t.dtype().is_float() { t.to_dtype(dtype)? } else { t };
+        let t = if t.dtype().is_float() {
+            t.to_dtype(dtype)?
+        } else {
+            t
+        };
         converted.insert(name, t.to_device(device)?);
     }
     Ok(VarBuilder::from_tensors(converted, dtype, device))
@@ -115,7 +126,11 @@ impl Embedder {
         // Architecture first: an unsupported model_type is reported before reading weights.
         if !arch::SUPPORTED.contains(&layout.model_type.as_str()) {
             return Err(ModelError::UnsupportedArchitecture {
-                model_type: if layout.model_type.is_empty() { "(none)".into() } else { layout.model_type.clone() },
+                model_type: if layout.model_type.is_empty() {
+                    "(none)".into()
+                } else {
+                    layout.model_type.clone()
+                },
                 path: layout.config_path.clone(),
                 supported: arch::SUPPORTED.join(", "),
             });
@@ -188,7 +203,12 @@ impl Embedder {
                     available: if self.layout.prompts.is_empty() {
                         "no prompts".into()
                     } else {
-                        self.layout.prompts.keys().cloned().collect::<Vec<_>>().join(", ")
+                        self.layout
+                            .prompts
+                            .keys()
+                            .cloned()
+                            .collect::<Vec<_>>()
+                            .join(", ")
                     },
                 }),
             },
@@ -209,7 +229,12 @@ impl Embedder {
     }
 
     /// Tokenizes with special tokens, cutting (or refusing) what exceeds max_seq_length.
-    fn tokenize(&self, texts: Vec<String>, truncate: bool, direction: Truncation) -> Result<Vec<Prepared>> {
+    fn tokenize(
+        &self,
+        texts: Vec<String>,
+        truncate: bool,
+        direction: Truncation,
+    ) -> Result<Vec<Prepared>> {
         let max = self.layout.max_seq_length;
         let specials = self
             .tokenizer
@@ -262,7 +287,11 @@ impl Embedder {
     /// Embeds `texts`, one vector per text in the same order. Runs the model (CPU or GPU work
     /// proportional to the total tokens); inputs are sorted by length and packed into passes of at
     /// most `max_batch_tokens` tokens, with no padding.
-    pub fn embed<S: AsRef<str>>(&self, texts: &[S], options: &EmbedOptions) -> Result<Vec<Vec<f32>>> {
+    pub fn embed<S: AsRef<str>>(
+        &self,
+        texts: &[S],
+        options: &EmbedOptions,
+    ) -> Result<Vec<Vec<f32>>> {
         if let Some(d) = options.dimensions {
             if d == 0 || d > self.layout.dimension {
                 return Err(ModelError::BadDimensions {
@@ -278,7 +307,8 @@ impl Embedder {
         let skip = match (&prompt, self.layout.pooling.include_prompt) {
             (Some(p), false) if !p.is_empty() => {
                 // sentence-transformers masks the prompt's tokens minus one (its trailing special).
-                self.count_tokens(&self.prepare_text(None, p))?.saturating_sub(1)
+                self.count_tokens(&self.prepare_text(None, p))?
+                    .saturating_sub(1)
             }
             _ => 0,
         };
@@ -305,7 +335,8 @@ impl Embedder {
             let mut end = start;
             let mut tokens = 0;
             while end < order.len()
-                && (end == start || tokens + prepared[order[end]].ids.len() <= self.max_batch_tokens)
+                && (end == start
+                    || tokens + prepared[order[end]].ids.len() <= self.max_batch_tokens)
             {
                 tokens += prepared[order[end]].ids.len();
                 end += 1;

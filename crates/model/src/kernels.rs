@@ -59,6 +59,7 @@ mod blas {
 }
 
 /// `gemm` parallelism for one large product.
+#[cfg(not(feature = "openblas"))]
 fn parallelism() -> gemm::Parallelism {
     let threads = rayon::current_num_threads();
     if threads > 1 {
@@ -179,7 +180,7 @@ fn erf_rational(x: f32) -> f32 {
     p = x2 * p + -2.101_024e-6;
     p = x2 * p + -5.692_506_4e-5;
     p = x2 * p + -7.349_906_3e-4;
-    p = x2 * p + -2.954_600e-3;
+    p = x2 * p + -2.954_6e-3;
     p = x2 * p + -1.609_603_3e-2;
     p *= x;
     let mut q = x2 * -1.456_607_2e-5 + -2.133_740_6e-4;
@@ -215,7 +216,7 @@ fn exp_approx(x: f32) -> f32 {
     p = p * r + 8.333_452e-3;
     p = p * r + 4.166_579_6e-2;
     p = p * r + 1.666_666_5e-1;
-    p = p * r + 5.000_000_1e-1;
+    p = p * r + 0.5;
     let e = p * r * r + r + 1.0;
     let bits = ((n as i32 + 127) as u32) << 23;
     e * f32::from_bits(bits)
@@ -272,6 +273,13 @@ fn softmax_row(row: &mut [f32]) {
 /// A raw output pointer that parallel tasks share; each writes only its own (rows, columns).
 #[derive(Clone, Copy)]
 struct SharedOut(*mut f32);
+
+impl SharedOut {
+    /// A method (not a field access) so closures capture the whole `Send` wrapper.
+    fn ptr(self) -> *mut f32 {
+        self.0
+    }
+}
 // SAFETY: tasks write disjoint regions (see `varlen_attention`), and the buffer outlives them.
 unsafe impl Send for SharedOut {}
 unsafe impl Sync for SharedOut {}
@@ -291,7 +299,11 @@ pub fn varlen_attention(
 ) -> Vec<f32> {
     let hidden = num_heads * head_dim;
     let tokens: usize = seq_lens.iter().sum();
-    assert_eq!(qkv.len(), tokens * 3 * hidden, "attention: qkv is not tokens × 3·hidden");
+    assert_eq!(
+        qkv.len(),
+        tokens * 3 * hidden,
+        "attention: qkv is not tokens × 3·hidden"
+    );
     let mut out = vec![0f32; tokens * hidden];
     let starts: Vec<usize> = seq_lens
         .iter()
@@ -310,89 +322,84 @@ pub fn varlen_attention(
     let scale = 1.0 / (head_dim as f32).sqrt();
     let row = 3 * hidden;
     let shared = SharedOut(out.as_mut_ptr());
-    tasks.into_par_iter().for_each_init(Vec::new, |scores, (start, len, h)| {
-        let shared = shared;
-        scores.clear();
-        scores.resize(len * len, 0.0);
-        let q = &qkv[start * row + h * head_dim..];
-        let k = &qkv[start * row + hidden + h * head_dim..];
-        let v = &qkv[start * row + 2 * hidden + h * head_dim..];
-        // The last element any of the three views is read at: (len-1)*row + head_dim - 1.
-        let reach = (len - 1) * row + head_dim;
-        assert!(q.len() >= reach && k.len() >= reach && v.len() >= reach);
-        // SAFETY: Q (len×d, rs = row) and Kᵀ (d×len: element (i, j) = K[j][i] at j*row + i)
-        // stay within the `reach` asserted above; `scores` is len×len.
-        unsafe {
-            gemm::gemm(
-                len,
-                len,
-                head_dim,
-                scores.as_mut_ptr(),
-                1,
-                len as isize,
-                false,
-                q.as_ptr(),
-                1,
-                row as isize,
-                k.as_ptr(),
-                row as isize,
-                1,
-                0.0,
-                scale,
-                false,
-                false,
-                false,
-                gemm::Parallelism::None,
-            );
-        }
-        for (i, r) in scores.chunks_exact_mut(len).enumerate() {
-            if causal {
-                let (visible, future) = r.split_at_mut(i + 1);
-                softmax_row(visible);
-                future.fill(0.0);
-            } else {
-                softmax_row(r);
+    tasks
+        .into_par_iter()
+        .for_each_init(Vec::new, |scores, (start, len, h)| {
+            scores.clear();
+            scores.resize(len * len, 0.0);
+            let q = &qkv[start * row + h * head_dim..];
+            let k = &qkv[start * row + hidden + h * head_dim..];
+            let v = &qkv[start * row + 2 * hidden + h * head_dim..];
+            // The last element any of the three views is read at: (len-1)*row + head_dim - 1.
+            let reach = (len - 1) * row + head_dim;
+            assert!(q.len() >= reach && k.len() >= reach && v.len() >= reach);
+            // SAFETY: Q (len×d, rs = row) and Kᵀ (d×len: element (i, j) = K[j][i] at j*row + i)
+            // stay within the `reach` asserted above; `scores` is len×len.
+            unsafe {
+                gemm::gemm(
+                    len,
+                    len,
+                    head_dim,
+                    scores.as_mut_ptr(),
+                    1,
+                    len as isize,
+                    false,
+                    q.as_ptr(),
+                    1,
+                    row as isize,
+                    k.as_ptr(),
+                    row as isize,
+                    1,
+                    0.0,
+                    scale,
+                    false,
+                    false,
+                    false,
+                    gemm::Parallelism::None,
+                );
             }
-        }
-        // SAFETY: P (len×len) · V (len×d, rs = row, within `reach`) is written to rows
-        // start..start+len and columns h*d..(h+1)*d of `out` (rs = hidden): in bounds because
-        // start+len <= tokens, and disjoint from every other task's (sequence, head) region.
-        unsafe {
-            let dst = shared.0.add(start * hidden + h * head_dim);
-            gemm::gemm(
-                len,
-                head_dim,
-                len,
-                dst,
-                1,
-                hidden as isize,
-                false,
-                scores.as_ptr(),
-                1,
-                len as isize,
-                v.as_ptr(),
-                1,
-                row as isize,
-                0.0,
-                1.0,
-                false,
-                false,
-                false,
-                gemm::Parallelism::None,
-            );
-        }
-    });
+            for (i, r) in scores.chunks_exact_mut(len).enumerate() {
+                if causal {
+                    let (visible, future) = r.split_at_mut(i + 1);
+                    softmax_row(visible);
+                    future.fill(0.0);
+                } else {
+                    softmax_row(r);
+                }
+            }
+            // SAFETY: P (len×len) · V (len×d, rs = row, within `reach`) is written to rows
+            // start..start+len and columns h*d..(h+1)*d of `out` (rs = hidden): in bounds because
+            // start+len <= tokens, and disjoint from every other task's (sequence, head) region.
+            unsafe {
+                let dst = shared.ptr().add(start * hidden + h * head_dim);
+                gemm::gemm(
+                    len,
+                    head_dim,
+                    len,
+                    dst,
+                    1,
+                    hidden as isize,
+                    false,
+                    scores.as_ptr(),
+                    1,
+                    len as isize,
+                    v.as_ptr(),
+                    1,
+                    row as isize,
+                    0.0,
+                    1.0,
+                    false,
+                    false,
+                    false,
+                    gemm::Parallelism::None,
+                );
+            }
+        });
     out
 }
 
 /// `x + residual`, then layer norm over each row of width `gamma.len()`, in place in `x`.
-pub fn add_layer_norm(
-    x: &mut [f32],
-    residual: &[f32],
-    gamma: &[f32],
-    beta: &[f32],
-    eps: f32,
-) {
+pub fn add_layer_norm(x: &mut [f32], residual: &[f32], gamma: &[f32], beta: &[f32], eps: f32) {
     let width = gamma.len();
     assert_eq!(x.len(), residual.len());
     assert_eq!(beta.len(), width);
@@ -496,7 +503,13 @@ mod tests {
         }
     }
 
-    fn naive_attention(qkv: &[f32], lens: &[usize], heads: usize, d: usize, causal: bool) -> Vec<f32> {
+    fn naive_attention(
+        qkv: &[f32],
+        lens: &[usize],
+        heads: usize,
+        d: usize,
+        causal: bool,
+    ) -> Vec<f32> {
         let hidden = heads * d;
         let row = 3 * hidden;
         let tokens: usize = lens.iter().sum();
@@ -520,7 +533,10 @@ mod tests {
                     let sum: f64 = exps.iter().sum();
                     for c in 0..d {
                         let v: f64 = (0..limit)
-                            .map(|j| exps[j] / sum * qkv[(start + j) * row + 2 * hidden + h * d + c] as f64)
+                            .map(|j| {
+                                exps[j] / sum
+                                    * qkv[(start + j) * row + 2 * hidden + h * d + c] as f64
+                            })
                             .sum();
                         out[(start + i) * hidden + h * d + c] = v as f32;
                     }

@@ -254,10 +254,7 @@ impl ModelLayout {
             .or_else(|| config.get("d_model"))
             .and_then(|v| v.as_u64())
             .ok_or_else(|| {
-                ModelError::Unsupported(format!(
-                    "`{}` has no hidden_size",
-                    config_path.display()
-                ))
+                ModelError::Unsupported(format!("`{}` has no hidden_size", config_path.display()))
             })? as usize;
 
         let tokenizer_path = files.required(&join(&tdir, "tokenizer.json"))?;
@@ -267,10 +264,11 @@ impl ModelLayout {
             Vec::new()
         };
 
-        let sbert: SentenceBertConfig = match files.optional(&join(&tdir, "sentence_bert_config.json"))? {
-            Some(path) => read_json(&path, "sentence_bert_config.json")?,
-            None => SentenceBertConfig::default(),
-        };
+        let sbert: SentenceBertConfig =
+            match files.optional(&join(&tdir, "sentence_bert_config.json"))? {
+                Some(path) => read_json(&path, "sentence_bert_config.json")?,
+                None => SentenceBertConfig::default(),
+            };
         let model_max_length = match files.optional(&join(&tdir, "tokenizer_config.json"))? {
             Some(path) => read_json::<serde_json::Value>(&path, "tokenizer_config.json")?
                 .get("model_max_length")
@@ -341,7 +339,8 @@ fn parse_pooling(value: &serde_json::Value, path: &Path) -> Result<PoolingConfig
     let mut modes = Vec::new();
     match value.get("pooling_mode") {
         Some(serde_json::Value::String(name)) => modes.push(
-            PoolingMode::parse(name).ok_or_else(|| bad(format!("unknown pooling_mode `{name}`")))?,
+            PoolingMode::parse(name)
+                .ok_or_else(|| bad(format!("unknown pooling_mode `{name}`")))?,
         ),
         Some(serde_json::Value::Array(names)) => {
             for name in names {
@@ -359,8 +358,14 @@ fn parse_pooling(value: &serde_json::Value, path: &Path) -> Result<PoolingConfig
                 ("pooling_mode_cls_token", PoolingMode::Cls),
                 ("pooling_mode_max_tokens", PoolingMode::Max),
                 ("pooling_mode_mean_tokens", PoolingMode::Mean),
-                ("pooling_mode_mean_sqrt_len_tokens", PoolingMode::MeanSqrtLen),
-                ("pooling_mode_weightedmean_tokens", PoolingMode::WeightedMean),
+                (
+                    "pooling_mode_mean_sqrt_len_tokens",
+                    PoolingMode::MeanSqrtLen,
+                ),
+                (
+                    "pooling_mode_weightedmean_tokens",
+                    PoolingMode::WeightedMean,
+                ),
                 ("pooling_mode_lasttoken", PoolingMode::LastToken),
             ] {
                 if value.get(key).and_then(|v| v.as_bool()) == Some(true) {
@@ -467,8 +472,11 @@ mod tests {
     #[test]
     fn pooling_both_forms() {
         let p = Path::new("x");
-        let new = parse_pooling(&json!({"pooling_mode": "lasttoken", "include_prompt": false}), p)
-            .unwrap();
+        let new = parse_pooling(
+            &json!({"pooling_mode": "lasttoken", "include_prompt": false}),
+            p,
+        )
+        .unwrap();
         assert_eq!(new.modes, vec![PoolingMode::LastToken]);
         assert!(!new.include_prompt);
         let old = parse_pooling(

@@ -43,7 +43,10 @@ pub const DEFAULT_MODEL_ID: &str = "sentence-transformers/all-MiniLM-L6-v2";
 
 /// [`DEFAULT_MODEL_DIR`] if it exists under the current directory, else [`DEFAULT_MODEL_ID`].
 pub fn default_model() -> String {
-    if std::path::Path::new(DEFAULT_MODEL_DIR).join("config.json").is_file() {
+    if std::path::Path::new(DEFAULT_MODEL_DIR)
+        .join("config.json")
+        .is_file()
+    {
         DEFAULT_MODEL_DIR.to_string()
     } else {
         DEFAULT_MODEL_ID.to_string()

@@ -127,7 +127,9 @@ impl Linear {
         };
         let fast = with_cpu_f32(x, |xs| {
             with_cpu_f32(&self.weight, |ws| match &self.bias {
-                Some(b) => with_cpu_f32(b, |bs| kernels::linear(xs, rows, k, ws, n, Some(bs), epilogue)),
+                Some(b) => with_cpu_f32(b, |bs| {
+                    kernels::linear(xs, rows, k, ws, n, Some(bs), epilogue)
+                }),
                 None => Some(kernels::linear(xs, rows, k, ws, n, None, epilogue)),
             })
         })
@@ -172,7 +174,12 @@ impl LayerNorm {
 
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let _span = profile::span("layer_norm");
-        Ok(candle_nn::ops::layer_norm(x, &self.gamma, &self.beta, self.eps as f32)?)
+        Ok(candle_nn::ops::layer_norm(
+            x,
+            &self.gamma,
+            &self.beta,
+            self.eps as f32,
+        )?)
     }
 
     /// `layer_norm(x + residual)`, fused into one pass on CPU.
@@ -236,10 +243,7 @@ pub fn packed_attention(
             scores = scores.broadcast_add(&causal_mask(len, scores.dtype(), qkv.device())?)?;
         }
         let probs = candle_nn::ops::softmax_last_dim(&scores)?;
-        let out = probs
-            .matmul(&v)?
-            .transpose(0, 1)?
-            .reshape((len, hidden))?;
+        let out = probs.matmul(&v)?.transpose(0, 1)?.reshape((len, hidden))?;
         outputs.push(out);
         start += len;
     }

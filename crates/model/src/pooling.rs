@@ -25,7 +25,9 @@ pub fn pool(
     for &len in seq_lens {
         let seq = hidden.narrow(0, start, len)?;
         let kept = len.saturating_sub(skip);
-        let body = (kept > 0).then(|| seq.narrow(0, len - kept, kept)).transpose()?;
+        let body = (kept > 0)
+            .then(|| seq.narrow(0, len - kept, kept))
+            .transpose()?;
         let mut parts = Vec::with_capacity(config.modes.len());
         for mode in &config.modes {
             let part = match (mode, &body) {

@@ -43,6 +43,10 @@ impl Drop for Span {
 pub fn report() -> Vec<(String, f64, u64)> {
     totals()
         .lock()
-        .map(|t| t.iter().map(|(k, (s, n))| (k.to_string(), *s, *n)).collect())
+        .map(|t| {
+            t.iter()
+                .map(|(k, (s, n))| (k.to_string(), *s, *n))
+                .collect()
+        })
         .unwrap_or_default()
 }

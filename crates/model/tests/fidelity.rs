@@ -11,7 +11,14 @@ fn all_minilm_l6_v2_matches_sentence_transformers() {
     let reference = read_reference(&fixtures().join("reference/all-MiniLM-L6-v2.jsonl"));
     let options = EmbedOptions::default();
     let got = model.embed(&reference.texts, &options).unwrap();
-    assert_close("all-MiniLM-L6-v2", &reference.texts, &got, &reference.embeddings, true, 0.9999);
+    assert_close(
+        "all-MiniLM-L6-v2",
+        &reference.texts,
+        &got,
+        &reference.embeddings,
+        true,
+        0.9999,
+    );
     assert_batched_equals_single("all-MiniLM-L6-v2", &model, &reference.texts, &got, &options);
 }
 
@@ -36,7 +43,14 @@ fn every_variant_matches_its_reference() {
         }
         let got = model.embed(&reference.texts, &options).unwrap();
         let normalized = model.layout().normalize;
-        assert_close(&name, &reference.texts, &got, &reference.embeddings, normalized, 0.9999);
+        assert_close(
+            &name,
+            &reference.texts,
+            &got,
+            &reference.embeddings,
+            normalized,
+            0.9999,
+        );
         assert_batched_equals_single(&name, &model, &reference.texts, &got, &options);
     }
 }
@@ -49,7 +63,14 @@ fn tiny_bert_models_match_their_references() {
         let reference = read_reference(&dir.join("reference.jsonl"));
         let options = EmbedOptions::default();
         let got = model.embed(&reference.texts, &options).unwrap();
-        assert_close(name, &reference.texts, &got, &reference.embeddings, model.layout().normalize, 0.9999);
+        assert_close(
+            name,
+            &reference.texts,
+            &got,
+            &reference.embeddings,
+            model.layout().normalize,
+            0.9999,
+        );
         assert_batched_equals_single(name, &model, &reference.texts, &got, &options);
     }
 }
@@ -61,11 +82,18 @@ fn small_batches_equal_one_big_batch() {
     let big = load(&minilm_dir());
     let small = Embedder::load(
         minilm_dir().to_str().unwrap(),
-        &LoadOptions { max_batch_tokens: 40, ..LoadOptions::default() },
+        &LoadOptions {
+            max_batch_tokens: 40,
+            ..LoadOptions::default()
+        },
     )
     .unwrap();
-    let a = big.embed(&reference.texts, &EmbedOptions::default()).unwrap();
-    let b = small.embed(&reference.texts, &EmbedOptions::default()).unwrap();
+    let a = big
+        .embed(&reference.texts, &EmbedOptions::default())
+        .unwrap();
+    let b = small
+        .embed(&reference.texts, &EmbedOptions::default())
+        .unwrap();
     for (x, y) in a.iter().zip(&b) {
         assert!(max_abs_diff(x, y) <= 1e-5);
     }

@@ -12,13 +12,31 @@ fn generic_candle_ops_match_references() {
     std::env::set_var("FATHOM_GENERIC_OPS", "1");
     let reference = read_reference(&fixtures().join("reference/all-MiniLM-L6-v2.jsonl"));
     let model = load(&minilm_dir());
-    let got = model.embed(&reference.texts, &EmbedOptions::default()).unwrap();
-    assert_close("generic all-MiniLM-L6-v2", &reference.texts, &got, &reference.embeddings, true, 0.9999);
+    let got = model
+        .embed(&reference.texts, &EmbedOptions::default())
+        .unwrap();
+    assert_close(
+        "generic all-MiniLM-L6-v2",
+        &reference.texts,
+        &got,
+        &reference.embeddings,
+        true,
+        0.9999,
+    );
     for name in ["bert", "bert-cls"] {
         let dir = fixtures().join("tiny").join(name);
         let model = load(&dir);
         let reference = read_reference(&dir.join("reference.jsonl"));
-        let got = model.embed(&reference.texts, &EmbedOptions::default()).unwrap();
-        assert_close(name, &reference.texts, &got, &reference.embeddings, model.layout().normalize, 0.9999);
+        let got = model
+            .embed(&reference.texts, &EmbedOptions::default())
+            .unwrap();
+        assert_close(
+            name,
+            &reference.texts,
+            &got,
+            &reference.embeddings,
+            model.layout().normalize,
+            0.9999,
+        );
     }
 }

@@ -41,11 +41,16 @@ impl Bert {
         let num_layers = config_usize(config, "num_hidden_layers")?;
         let vocab = config_usize(config, "vocab_size")?;
         let max_positions = config_usize(config, "max_position_embeddings")?;
-        let type_vocab = config.get("type_vocab_size").and_then(|v| v.as_u64()).unwrap_or(2) as usize;
+        let type_vocab = config
+            .get("type_vocab_size")
+            .and_then(|v| v.as_u64())
+            .unwrap_or(2) as usize;
         let eps = config_f64(config, "layer_norm_eps", 1e-12);
         let act_name = config_str(config, "hidden_act").unwrap_or("gelu");
         let act = HiddenAct::parse(act_name).ok_or_else(|| {
-            ModelError::Unsupported(format!("BERT hidden_act `{act_name}` (supported: gelu, gelu_new, relu, silu)"))
+            ModelError::Unsupported(format!(
+                "BERT hidden_act `{act_name}` (supported: gelu, gelu_new, relu, silu)"
+            ))
         })?;
         if let Some(kind) = config_str(config, "position_embedding_type") {
             if kind != "absolute" {
@@ -60,12 +65,17 @@ impl Bert {
             )));
         }
 
-        let prefix = weight_prefix(&vb, "embeddings.word_embeddings.weight", &["bert.", "model."])
-            .ok_or_else(|| {
-                ModelError::Unsupported(
-                    "the weights have no embeddings.word_embeddings.weight: not a BERT checkpoint".into(),
-                )
-            })?;
+        let prefix = weight_prefix(
+            &vb,
+            "embeddings.word_embeddings.weight",
+            &["bert.", "model."],
+        )
+        .ok_or_else(|| {
+            ModelError::Unsupported(
+                "the weights have no embeddings.word_embeddings.weight: not a BERT checkpoint"
+                    .into(),
+            )
+        })?;
         let vb = if prefix.is_empty() {
             vb
         } else {
@@ -75,7 +85,11 @@ impl Bert {
         let word = candle_nn::embedding(vocab, hidden, emb.pp("word_embeddings"))?;
         let position = candle_nn::embedding(max_positions, hidden, emb.pp("position_embeddings"))?;
         let token_type = if type_vocab > 0 && emb.contains_tensor("token_type_embeddings.weight") {
-            Some(candle_nn::embedding(type_vocab, hidden, emb.pp("token_type_embeddings"))?)
+            Some(candle_nn::embedding(
+                type_vocab,
+                hidden,
+                emb.pp("token_type_embeddings"),
+            )?)
         } else {
             None
         };
@@ -90,10 +104,13 @@ impl Bert {
             let v = Linear::load(att.pp("self.value"), hidden, hidden, true)?;
             layers.push(Layer {
                 qkv: Linear::concat(&[q, k, v])?.named("qkv"),
-                attn_out: Linear::load(att.pp("output.dense"), hidden, hidden, true)?.named("attn_out"),
+                attn_out: Linear::load(att.pp("output.dense"), hidden, hidden, true)?
+                    .named("attn_out"),
                 attn_norm: LayerNorm::load(att.pp("output.LayerNorm"), hidden, eps)?,
-                ffn_up: Linear::load(l.pp("intermediate.dense"), hidden, intermediate, true)?.named("ffn_up+act"),
-                ffn_down: Linear::load(l.pp("output.dense"), intermediate, hidden, true)?.named("ffn_down"),
+                ffn_up: Linear::load(l.pp("intermediate.dense"), hidden, intermediate, true)?
+                    .named("ffn_up+act"),
+                ffn_down: Linear::load(l.pp("output.dense"), intermediate, hidden, true)?
+                    .named("ffn_down"),
                 ffn_norm: LayerNorm::load(l.pp("output.LayerNorm"), hidden, eps)?,
             });
         }
@@ -140,7 +157,8 @@ impl Encoder for Bert {
         drop(embed_span);
         for layer in &self.layers {
             let qkv = layer.qkv.forward(&x, None)?;
-            let ctx = packed_attention(&qkv, &batch.seq_lens, self.num_heads, self.head_dim, false)?;
+            let ctx =
+                packed_attention(&qkv, &batch.seq_lens, self.num_heads, self.head_dim, false)?;
             let attn = layer.attn_out.forward(&ctx, None)?;
             x = layer.attn_norm.forward_residual(&attn, &x)?;
             let h = layer.ffn_up.forward(&x, Some(self.act))?;

@@ -35,7 +35,11 @@ pub fn load(layout: &ModelLayout, vb: VarBuilder) -> Result<Box<dyn Encoder>> {
     match layout.model_type.as_str() {
         "bert" => Ok(Box::new(bert::Bert::load(&layout.config, vb)?)),
         other => Err(ModelError::UnsupportedArchitecture {
-            model_type: if other.is_empty() { "(none)".into() } else { other.into() },
+            model_type: if other.is_empty() {
+                "(none)".into()
+            } else {
+                other.into()
+            },
             path: layout.config_path.clone(),
             supported: SUPPORTED.join(", "),
         }),

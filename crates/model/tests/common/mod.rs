@@ -16,7 +16,11 @@ pub fn fixtures() -> PathBuf {
         .map(PathBuf::from)
         .unwrap_or_else(|| repo_root().join("../shared"));
     let dir = shared.join("fixtures");
-    assert!(dir.is_dir(), "fixtures not found at {} (set FATHOM_SHARED)", dir.display());
+    assert!(
+        dir.is_dir(),
+        "fixtures not found at {} (set FATHOM_SHARED)",
+        dir.display()
+    );
     dir
 }
 
@@ -73,7 +77,14 @@ pub fn max_abs_diff(a: &[f32], b: &[f32]) -> f64 {
 
 /// Asserts every vector is within the fidelity tolerances of its reference: cosine ≥ `min_cos`,
 /// and for normalized outputs max abs difference ≤ 1e-4.
-pub fn assert_close(label: &str, texts: &[String], got: &[Vec<f32>], want: &[Vec<f32>], normalized: bool, min_cos: f64) {
+pub fn assert_close(
+    label: &str,
+    texts: &[String],
+    got: &[Vec<f32>],
+    want: &[Vec<f32>],
+    normalized: bool,
+    min_cos: f64,
+) {
     assert_eq!(got.len(), want.len(), "{label}: count");
     let mut worst_cos = 1.0f64;
     let mut worst_abs = 0.0f64;
@@ -82,12 +93,23 @@ pub fn assert_close(label: &str, texts: &[String], got: &[Vec<f32>], want: &[Vec
         let d = max_abs_diff(g, w);
         worst_cos = worst_cos.min(c);
         worst_abs = worst_abs.max(d);
-        assert!(c >= min_cos, "{label}: text {i} {:?}: cosine {c} < {min_cos}", texts[i]);
+        assert!(
+            c >= min_cos,
+            "{label}: text {i} {:?}: cosine {c} < {min_cos}",
+            texts[i]
+        );
         if normalized {
-            assert!(d <= 1e-4, "{label}: text {i} {:?}: max abs diff {d} > 1e-4", texts[i]);
+            assert!(
+                d <= 1e-4,
+                "{label}: text {i} {:?}: max abs diff {d} > 1e-4",
+                texts[i]
+            );
         }
     }
-    eprintln!("{label}: {} texts, worst cosine {worst_cos:.7}, worst max-abs {worst_abs:.2e}", got.len());
+    eprintln!(
+        "{label}: {} texts, worst cosine {worst_cos:.7}, worst max-abs {worst_abs:.2e}",
+        got.len()
+    );
 }
 
 /// Copies the base model folder into a temp dir and the variant's files over it.
@@ -121,11 +143,20 @@ pub fn load(dir: &Path) -> Embedder {
 }
 
 /// Embeds each text alone and checks the batched result equals it (padding must not leak).
-pub fn assert_batched_equals_single(label: &str, model: &Embedder, texts: &[String], batched: &[Vec<f32>], options: &EmbedOptions) {
+pub fn assert_batched_equals_single(
+    label: &str,
+    model: &Embedder,
+    texts: &[String],
+    batched: &[Vec<f32>],
+    options: &EmbedOptions,
+) {
     for (i, text) in texts.iter().enumerate() {
         let single = model.embed(&[text.as_str()], options).unwrap();
         let c = cosine(&single[0], &batched[i]);
         let d = max_abs_diff(&single[0], &batched[i]);
-        assert!(c >= 0.9999 && d <= 1e-4, "{label}: text {i}: batched vs single cosine {c}, max abs {d}");
+        assert!(
+            c >= 0.9999 && d <= 1e-4,
+            "{label}: text {i}: batched vs single cosine {c}, max abs {d}"
+        );
     }
 }

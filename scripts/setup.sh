@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Installs what building and testing fathom needs and a fresh machine may lack, then fetches the
+# default model. Safe to run again: it only installs what is missing.
+#
+#   - OpenBLAS (libopenblas-dev): the CPU matrix products (default `openblas` feature)
+#   - protoc (protobuf-compiler, libprotobuf-dev): needed by lance, the embedded store
+#   - models/all-MiniLM-L6-v2 (scripts/fetch-model.sh)
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+
+missing=()
+have_openblas() {
+  for d in /usr/lib/x86_64-linux-gnu/openblas-pthread /usr/lib/aarch64-linux-gnu/openblas-pthread /usr/lib64 /usr/local/lib /usr/lib "${FATHOM_OPENBLAS_LIB_DIR:-/nonexistent}"; do
+    [ -f "$d/libopenblas.a" ] && return 0
+  done
+  return 1
+}
+have_openblas || missing+=(libopenblas-dev)
+command -v protoc >/dev/null 2>&1 || missing+=(protobuf-compiler libprotobuf-dev)
+command -v cc >/dev/null 2>&1 || missing+=(build-essential)
+command -v pkg-config >/dev/null 2>&1 || missing+=(pkg-config)
+
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "setup: installing ${missing[*]}" >&2
+  sudo=""
+  [ "$(id -u)" -ne 0 ] && sudo="sudo"
+  if ! command -v apt-get >/dev/null 2>&1; then
+    echo "setup: please install ${missing[*]} with your package manager" >&2
+    exit 1
+  fi
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" libprotobuf-dev >/dev/null
+fi
+
+"$root/scripts/fetch-model.sh"

@@ -1,0 +1,437 @@
+//! End-to-end tests of the `fathom` binary with the real model (models/all-MiniLM-L6-v2, fetched by
+//! scripts/fetch-model.sh) and the fixtures in ../shared.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn fixtures() -> PathBuf {
+    let shared = std::env::var_os("FATHOM_SHARED")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo_root().join("../shared"));
+    shared.join("fixtures")
+}
+
+fn minilm() -> PathBuf {
+    let dir = repo_root().join("models/all-MiniLM-L6-v2");
+    assert!(
+        dir.join("model.safetensors").is_file(),
+        "run scripts/fetch-model.sh first"
+    );
+    dir
+}
+
+/// The binary, run from the repository root (where the default model folder is).
+fn fathom() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_fathom"));
+    cmd.current_dir(repo_root())
+        .env_remove("FATHOM_MODEL")
+        .env_remove("FATHOM_DEVICE")
+        .env("HF_HUB_OFFLINE", "1");
+    cmd
+}
+
+fn run(cmd: &mut Command) -> Output {
+    cmd.output().expect("run fathom")
+}
+
+fn run_stdin(cmd: &mut Command, input: &[u8]) -> Output {
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn fathom");
+    child.stdin.take().unwrap().write_all(input).unwrap();
+    child.wait_with_output().unwrap()
+}
+
+fn stdout(out: &Output) -> String {
+    assert!(
+        out.status.success(),
+        "fathom failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout.clone()).unwrap()
+}
+
+fn failure(out: &Output) -> String {
+    assert!(!out.status.success(), "fathom should have failed");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn reference_first() -> (String, Vec<f64>) {
+    let text =
+        std::fs::read_to_string(fixtures().join("reference/all-MiniLM-L6-v2.jsonl")).unwrap();
+    let v: serde_json::Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
+    let emb = v["embedding"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_f64().unwrap())
+        .collect();
+    (v["text"].as_str().unwrap().to_string(), emb)
+}
+
+fn norm(v: &[f64]) -> f64 {
+    v.iter().map(|x| x * x).sum::<f64>().sqrt()
+}
+
+#[test]
+fn embed_arguments_prints_one_array_per_text_matching_sentence_transformers() {
+    let (text, want) = reference_first();
+    let out = stdout(&run(fathom().args(["embed", &text, "second text"])));
+    let vectors: Vec<Vec<f64>> = serde_json::from_str(&out).unwrap();
+    assert_eq!(vectors.len(), 2);
+    assert_eq!(vectors[0].len(), 384);
+    let diff = vectors[0]
+        .iter()
+        .zip(&want)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0, f64::max);
+    assert!(diff < 1e-4, "max abs diff {diff}");
+    assert!((norm(&vectors[1]) - 1.0).abs() < 1e-5);
+}
+
+#[test]
+fn embed_stdin_jsonl_dimensions_and_no_normalize() {
+    let out = stdout(&run_stdin(
+        fathom().args(["embed", "--jsonl", "--dimensions", "8"]),
+        b"first line\nsecond line\r\n\nlast without newline",
+    ));
+    let lines: Vec<Vec<f64>> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 4, "an empty line is an input too");
+    for v in &lines {
+        assert_eq!(v.len(), 8);
+        assert!(
+            (norm(v) - 1.0).abs() < 1e-5,
+            "renormalized after truncation"
+        );
+    }
+    let out = stdout(&run(fathom().args([
+        "embed",
+        "--no-normalize",
+        "some text",
+    ])));
+    let v: Vec<Vec<f64>> = serde_json::from_str(&out).unwrap();
+    assert!(
+        (norm(&v[0]) - 1.0).abs() > 1e-3,
+        "--no-normalize keeps the raw length"
+    );
+    let out = stdout(&run_stdin(fathom().arg("embed"), b""));
+    assert_eq!(out.trim(), "[]");
+}
+
+#[test]
+fn prompts_by_name_and_raw_prompts_agree() {
+    let dir = tempfile::tempdir().unwrap();
+    copy_dir(&minilm(), dir.path());
+    copy_dir(&fixtures().join("variants/prompt-query"), dir.path());
+    let model = dir.path().to_str().unwrap();
+    let by_name = stdout(&run(fathom().args([
+        "embed",
+        "--model",
+        model,
+        "--prompt-name",
+        "query",
+        "rust",
+    ])));
+    let raw =
+        stdout(&run(fathom().args([
+            "embed", "--model", model, "--prompt", "query: ", "rust",
+        ])));
+    let plain = stdout(&run(fathom().args([
+        "embed",
+        "--model",
+        model,
+        "query: rust",
+    ])));
+    assert_eq!(by_name, raw);
+    assert_eq!(by_name, plain);
+    let err = failure(&run(fathom().args([
+        "embed",
+        "--model",
+        model,
+        "--prompt-name",
+        "nope",
+        "x",
+    ])));
+    assert!(
+        err.contains("unknown prompt name `nope` (this model has: passage, query)"),
+        "{err}"
+    );
+}
+
+#[test]
+fn bad_inputs_get_clear_errors() {
+    let err = failure(&run(fathom().args([
+        "embed",
+        "--model",
+        "./models/none",
+        "x",
+    ])));
+    assert!(
+        err.contains("does not exist") && err.contains("scripts/fetch-model.sh"),
+        "{err}"
+    );
+
+    let long = "word ".repeat(400);
+    let err = failure(&run(fathom().args([
+        "embed",
+        "--no-truncate",
+        "short",
+        &long,
+    ])));
+    assert!(
+        err.contains("input 1 has 402 tokens, more than this model's max_seq_length of 256"),
+        "{err}"
+    );
+    // Truncation is the default: the same input embeds.
+    stdout(&run(fathom().args(["embed", &long])));
+
+    let err = failure(&run_stdin(
+        fathom().arg("embed"),
+        b"fine\n\xff\xfe broken\n",
+    ));
+    assert!(err.contains("stdin line 2 is not valid UTF-8"), "{err}");
+
+    let err = failure(&run(fathom().args(["embed", "--dimensions", "0", "x"])));
+    assert!(
+        err.contains("dimensions must be between 1 and 384, got 0"),
+        "{err}"
+    );
+
+    let err = failure(&run(fathom().args(["embed", "--dtype", "f16", "x"])));
+    assert!(err.contains("f16 needs --device cuda"), "{err}");
+
+    let err = failure(&run(fathom().args(["embed", "--device", "tpu", "x"])));
+    assert!(err.contains("unknown device `tpu`"), "{err}");
+}
+
+#[test]
+fn broken_model_folders_are_reported_with_the_way_out() {
+    let tiny = fixtures().join("tiny/bert");
+
+    let dir = tempfile::tempdir().unwrap();
+    copy_dir(&tiny, dir.path());
+    std::fs::remove_file(dir.path().join("tokenizer.json")).unwrap();
+    let err = failure(&run(fathom().args([
+        "embed",
+        "--model",
+        dir.path().to_str().unwrap(),
+        "x",
+    ])));
+    assert!(err.contains("has no tokenizer.json"), "{err}");
+
+    let dir = tempfile::tempdir().unwrap();
+    copy_dir(&tiny, dir.path());
+    std::fs::rename(
+        dir.path().join("model.safetensors"),
+        dir.path().join("pytorch_model.bin"),
+    )
+    .unwrap();
+    let err = failure(&run(fathom().args([
+        "embed",
+        "--model",
+        dir.path().to_str().unwrap(),
+        "x",
+    ])));
+    assert!(
+        err.contains("has only pytorch_model.bin; convert it to model.safetensors"),
+        "{err}"
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    copy_dir(&tiny, dir.path());
+    std::fs::write(dir.path().join("model.safetensors"), b"not safetensors").unwrap();
+    let err = failure(&run(fathom().args([
+        "embed",
+        "--model",
+        dir.path().to_str().unwrap(),
+        "x",
+    ])));
+    assert!(err.contains("is not a readable safetensors file"), "{err}");
+
+    let dir = tempfile::tempdir().unwrap();
+    copy_dir(&tiny, dir.path());
+    std::fs::write(dir.path().join("config.json"), b"{ not json").unwrap();
+    let err = failure(&run(fathom().args([
+        "embed",
+        "--model",
+        dir.path().to_str().unwrap(),
+        "x",
+    ])));
+    assert!(
+        err.contains("is not valid JSON for a transformers config.json"),
+        "{err}"
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    copy_dir(&tiny, dir.path());
+    let config = std::fs::read_to_string(dir.path().join("config.json")).unwrap();
+    std::fs::write(
+        dir.path().join("config.json"),
+        config.replace("\"bert\"", "\"t5\""),
+    )
+    .unwrap();
+    let err = failure(&run(fathom().args([
+        "embed",
+        "--model",
+        dir.path().to_str().unwrap(),
+        "x",
+    ])));
+    assert!(
+        err.contains("unsupported model_type `t5`") && err.contains("supported: bert"),
+        "{err}"
+    );
+}
+
+#[test]
+fn bare_transformers_folder_gets_mean_pooling() {
+    // No modules.json: sentence-transformers' defaults (mean pooling, no normalization).
+    let dir = tempfile::tempdir().unwrap();
+    copy_dir(&minilm(), dir.path());
+    std::fs::remove_file(dir.path().join("modules.json")).unwrap();
+    std::fs::remove_dir_all(dir.path().join("1_Pooling")).unwrap();
+    let model = dir.path().to_str().unwrap();
+    let info = stdout(&run(fathom().args(["model", "info", model, "--json"])));
+    let info: serde_json::Value = serde_json::from_str(&info).unwrap();
+    assert_eq!(info["pooling"]["modes"], serde_json::json!(["mean"]));
+    assert_eq!(info["normalize"], false);
+    let raw = stdout(&run(fathom().args([
+        "embed",
+        "--model",
+        model,
+        "A man is eating food.",
+    ])));
+    let normalized = stdout(&run(fathom().args(["embed", "A man is eating food."])));
+    let raw: Vec<Vec<f64>> = serde_json::from_str(&raw).unwrap();
+    let normalized: Vec<Vec<f64>> = serde_json::from_str(&normalized).unwrap();
+    let n = norm(&raw[0]);
+    for (a, b) in raw[0].iter().zip(&normalized[0]) {
+        assert!((a / n - b).abs() < 1e-5);
+    }
+}
+
+#[test]
+fn model_info_describes_the_model() {
+    let out = stdout(&run(fathom().args(["model", "info"])));
+    assert_eq!(
+        out,
+        "model           models/all-MiniLM-L6-v2\n\
+         architecture    bert\n\
+         dimension       384\n\
+         hidden size     384\n\
+         max_seq_length  256\n\
+         pooling         mean\n\
+         normalize       true\n\
+         prompts         none\n"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    copy_dir(&minilm(), dir.path());
+    copy_dir(&fixtures().join("variants/dense-tanh-128"), dir.path());
+    let out = stdout(&run(fathom().args([
+        "model",
+        "info",
+        dir.path().to_str().unwrap(),
+        "--json",
+    ])));
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["dimension"], 128);
+    assert_eq!(v["dense"][0]["activation"], "tanh");
+    assert_eq!(v["supported"], true);
+
+    let out = stdout(&run(fathom().args([
+        "model",
+        "info",
+        fixtures().join("tiny/qwen3").to_str().unwrap(),
+    ])));
+    assert!(out.contains("pooling         lasttoken"), "{out}");
+    assert!(out.contains("max_seq_length  64"), "{out}");
+}
+
+/// Lays a model folder out as the Hugging Face hub cache does (`$HF_HOME/hub/models--org--name`).
+fn fake_hub_cache(model: &Path, id: &str) -> tempfile::TempDir {
+    let home = tempfile::tempdir().unwrap();
+    let repo = home
+        .path()
+        .join("hub")
+        .join(format!("models--{}", id.replace('/', "--")));
+    let commit = "0123456789abcdef0123456789abcdef01234567";
+    std::fs::create_dir_all(repo.join("refs")).unwrap();
+    std::fs::write(repo.join("refs/main"), commit).unwrap();
+    copy_dir(model, &repo.join("snapshots").join(commit));
+    home
+}
+
+#[test]
+fn hub_ids_resolve_through_the_hf_cache_offline() {
+    let home = fake_hub_cache(&fixtures().join("tiny/bert"), "fathom-test/tiny-bert");
+    let by_id = stdout(&run(fathom().env("HF_HOME", home.path()).args([
+        "embed",
+        "--model",
+        "fathom-test/tiny-bert",
+        "hello",
+    ])));
+    let by_dir = stdout(&run(fathom().args([
+        "embed",
+        "--model",
+        fixtures().join("tiny/bert").to_str().unwrap(),
+        "hello",
+    ])));
+    assert_eq!(by_id, by_dir);
+
+    let dest = tempfile::tempdir().unwrap();
+    let target = dest.path().join("copy");
+    stdout(&run(fathom().env("HF_HOME", home.path()).args([
+        "model",
+        "pull",
+        "fathom-test/tiny-bert",
+        "--to",
+        target.to_str().unwrap(),
+    ])));
+    for file in [
+        "config.json",
+        "tokenizer.json",
+        "model.safetensors",
+        "modules.json",
+        "1_Pooling/config.json",
+    ] {
+        assert!(target.join(file).is_file(), "{file} not copied");
+    }
+
+    let err = failure(&run(fathom().env("HF_HOME", home.path()).args([
+        "embed",
+        "--model",
+        "fathom-test/not-cached",
+        "x",
+    ])));
+    assert!(
+        err.contains("not in the local hub cache and HF_HUB_OFFLINE is set"),
+        "{err}"
+    );
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.path().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+            let mut perms = std::fs::metadata(&target).unwrap().permissions();
+            #[allow(clippy::permissions_set_readonly_false)]
+            perms.set_readonly(false);
+            std::fs::set_permissions(&target, perms).unwrap();
+        }
+    }
+}
