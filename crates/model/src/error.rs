@@ -42,10 +42,10 @@ pub enum ModelError {
     #[error("`{0}` is neither a model folder nor a hub id like `sentence-transformers/all-MiniLM-L6-v2`")]
     BadModelId(String),
 
-    #[error("could not fetch `{file}` of `{repo}` from the Hugging Face hub: {reason} (check the id and revision, HF_TOKEN for gated models, or pass a local folder)")]
+    #[error("could not fetch {what} of `{repo}` from the Hugging Face hub: {reason} (check the id and revision, the network or HF_ENDPOINT, HF_TOKEN for gated models; or pass a local folder)")]
     Hub {
         repo: String,
-        file: String,
+        what: String,
         reason: String,
     },
 

@@ -133,13 +133,13 @@ impl ModelFiles {
                         .build()
                         .map_err(|e| ModelError::Hub {
                             repo: repo_name.clone(),
-                            file: "(repository listing)".into(),
+                            what: "the file list".into(),
                             reason: e.to_string(),
                         })?;
                     let repo = api.repo(repo);
                     let info = repo.info().map_err(|e| ModelError::Hub {
                         repo: repo_name.clone(),
-                        file: "(repository listing)".into(),
+                        what: "the file list".into(),
                         reason: e.to_string(),
                     })?;
                     let listing = info.siblings.into_iter().map(|s| s.rfilename).collect();
@@ -185,7 +185,7 @@ impl ModelFiles {
                 } else {
                     Some(repo.get(name).map_err(|e| ModelError::Hub {
                         repo: repo_name.clone(),
-                        file: name.to_string(),
+                        what: format!("`{name}`"),
                         reason: e.to_string(),
                     })?)
                 }
@@ -214,7 +214,7 @@ impl ModelFiles {
             },
             Backend::Online { repo_name, .. } => ModelError::Hub {
                 repo: repo_name.clone(),
-                file: name.to_string(),
+                what: format!("`{name}`"),
                 reason: "the repository has no such file".into(),
             },
         })

@@ -58,14 +58,144 @@ mod blas {
     }
 }
 
-/// `gemm` parallelism for one large product.
-#[cfg(not(feature = "openblas"))]
-fn parallelism() -> gemm::Parallelism {
-    let threads = rayon::current_num_threads();
-    if threads > 1 {
-        gemm::Parallelism::Rayon(threads)
-    } else {
-        gemm::Parallelism::None
+/// A row-major matrix operand: `data[row * ld + col]`, or its transpose when `trans`.
+#[derive(Clone, Copy)]
+struct Mat<'a> {
+    data: &'a [f32],
+    ld: usize,
+    trans: bool,
+}
+
+impl<'a> Mat<'a> {
+    fn new(data: &'a [f32], ld: usize) -> Self {
+        Self {
+            data,
+            ld,
+            trans: false,
+        }
+    }
+
+    fn t(data: &'a [f32], ld: usize) -> Self {
+        Self {
+            data,
+            ld,
+            trans: true,
+        }
+    }
+
+    /// Highest index element (r, c) of the operand with `rows × cols` reads, plus one.
+    fn reach(&self, rows: usize, cols: usize) -> usize {
+        let (r, c) = if self.trans {
+            (cols, rows)
+        } else {
+            (rows, cols)
+        };
+        (r - 1) * self.ld + c
+    }
+}
+
+/// `c = alpha · a·b + beta · c` for an m×k `a`, a k×n `b` and an m×n row-major `c` with leading
+/// dimension `ldc`, on the calling thread. OpenBLAS with the `openblas` feature, else `gemm`.
+#[allow(clippy::too_many_arguments)]
+fn sgemm(
+    m: usize,
+    n: usize,
+    k: usize,
+    alpha: f32,
+    a: Mat,
+    b: Mat,
+    beta: f32,
+    c: &mut [f32],
+    ldc: usize,
+) {
+    assert!(m == 0 || c.len() >= (m - 1) * ldc + n);
+    // SAFETY: `c` is an exclusive slice holding every element the product writes.
+    unsafe { sgemm_raw(m, n, k, alpha, a, b, beta, c.as_mut_ptr(), ldc) }
+}
+
+/// [`sgemm`] into a raw destination.
+///
+/// # Safety
+/// `c` must be valid for reads and writes of the m×n block at row stride `ldc`, and no other
+/// thread may access that block during the call.
+#[allow(clippy::too_many_arguments)]
+unsafe fn sgemm_raw(
+    m: usize,
+    n: usize,
+    k: usize,
+    alpha: f32,
+    a: Mat,
+    b: Mat,
+    beta: f32,
+    c: *mut f32,
+    ldc: usize,
+) {
+    if m == 0 || n == 0 {
+        return;
+    }
+    assert!(k > 0 && a.data.len() >= a.reach(m, k) && b.data.len() >= b.reach(k, n) && ldc >= n);
+    #[cfg(feature = "openblas")]
+    {
+        blas::init();
+        let op = |t: bool| if t { blas::TRANS } else { blas::NO_TRANS };
+        // SAFETY: the asserts above bound every element OpenBLAS reads (a, b); the caller
+        // guarantees the block it writes (c).
+        unsafe {
+            blas::cblas_sgemm(
+                blas::ROW_MAJOR,
+                op(a.trans),
+                op(b.trans),
+                m as i32,
+                n as i32,
+                k as i32,
+                alpha,
+                a.data.as_ptr(),
+                a.ld as i32,
+                b.data.as_ptr(),
+                b.ld as i32,
+                beta,
+                c,
+                ldc as i32,
+            );
+        }
+    }
+    #[cfg(not(feature = "openblas"))]
+    {
+        // gemm computes dst = alpha·dst + beta·lhs·rhs with explicit (column, row) strides.
+        let strides = |m: &Mat| {
+            if m.trans {
+                (m.ld as isize, 1)
+            } else {
+                (1, m.ld as isize)
+            }
+        };
+        let (a_cs, a_rs) = strides(&a);
+        let (b_cs, b_rs) = strides(&b);
+        // SAFETY: the asserts above bound every element gemm reads (a, b); the caller guarantees
+        // the block it writes (c).
+        unsafe {
+            gemm::gemm(
+                m,
+                n,
+                k,
+                c,
+                1,
+                ldc as isize,
+                beta != 0.0,
+                a.data.as_ptr(),
+                a_cs,
+                a_rs,
+                b.data.as_ptr(),
+                b_cs,
+                b_rs,
+                beta,
+                alpha,
+                false,
+                false,
+                false,
+                gemm::Parallelism::None,
+            );
+        }
     }
 }
 
@@ -100,67 +230,26 @@ pub fn linear(
         }
         None => vec![0f32; rows * n],
     };
-    #[cfg(feature = "openblas")]
-    if rows > 0 && n > 0 {
-        blas::init();
-        // Split the rows across the rayon threads; each block is one single-threaded sgemm.
-        let threads = rayon::current_num_threads().max(1);
-        let block = rows.div_ceil(threads).max(64);
-        out.par_chunks_mut(block * n)
-            .zip(x.par_chunks(block * k))
-            .for_each(|(dst, src)| {
-                let m = src.len() / k;
-                // SAFETY: `src` is m×k row-major (lda = k), `w` n×k row-major read transposed
-                // (ldb = k), `dst` m×n row-major (ldc = n); the chunk sizes match by construction.
-                unsafe {
-                    blas::cblas_sgemm(
-                        blas::ROW_MAJOR,
-                        blas::NO_TRANS,
-                        blas::TRANS,
-                        m as i32,
-                        n as i32,
-                        k as i32,
-                        1.0,
-                        src.as_ptr(),
-                        k as i32,
-                        w.as_ptr(),
-                        k as i32,
-                        if bias.is_some() { 1.0 } else { 0.0 },
-                        dst.as_mut_ptr(),
-                        n as i32,
-                    );
-                }
-            });
-    }
-    #[cfg(not(feature = "openblas"))]
-    if rows > 0 && n > 0 {
-        // SAFETY: `out` is rows×n (dst_rs = n, dst_cs = 1), `x` is rows×k (rs = k, cs = 1) and
-        // `w` read as the k×n matrix wᵀ has element (i, j) at j*k + i (rs = 1, cs = k); all
-        // lengths are asserted above, so every index gemm forms is in bounds.
-        unsafe {
-            gemm::gemm(
-                rows,
+    // Rows split across the rayon threads; each block is one single-threaded product, so only
+    // one thread pool ever runs.
+    let threads = rayon::current_num_threads().max(1);
+    let block = rows.div_ceil(threads).max(64);
+    let beta = if bias.is_some() { 1.0 } else { 0.0 };
+    out.par_chunks_mut(block * n)
+        .zip(x.par_chunks(block * k))
+        .for_each(|(dst, src)| {
+            sgemm(
+                src.len() / k,
                 n,
                 k,
-                out.as_mut_ptr(),
-                1,
-                n as isize,
-                bias.is_some(),
-                x.as_ptr(),
-                1,
-                k as isize,
-                w.as_ptr(),
-                k as isize,
-                1,
                 1.0,
-                1.0,
-                false,
-                false,
-                false,
-                parallelism(),
+                Mat::new(src, k),
+                Mat::t(w, k),
+                beta,
+                dst,
+                n,
             );
-        }
-    }
+        });
     match epilogue {
         Epilogue::None => {}
         Epilogue::GeluErf => {
@@ -330,34 +419,17 @@ pub fn varlen_attention(
             let q = &qkv[start * row + h * head_dim..];
             let k = &qkv[start * row + hidden + h * head_dim..];
             let v = &qkv[start * row + 2 * hidden + h * head_dim..];
-            // The last element any of the three views is read at: (len-1)*row + head_dim - 1.
-            let reach = (len - 1) * row + head_dim;
-            assert!(q.len() >= reach && k.len() >= reach && v.len() >= reach);
-            // SAFETY: Q (len×d, rs = row) and Kᵀ (d×len: element (i, j) = K[j][i] at j*row + i)
-            // stay within the `reach` asserted above; `scores` is len×len.
-            unsafe {
-                gemm::gemm(
-                    len,
-                    len,
-                    head_dim,
-                    scores.as_mut_ptr(),
-                    1,
-                    len as isize,
-                    false,
-                    q.as_ptr(),
-                    1,
-                    row as isize,
-                    k.as_ptr(),
-                    row as isize,
-                    1,
-                    0.0,
-                    scale,
-                    false,
-                    false,
-                    false,
-                    gemm::Parallelism::None,
-                );
-            }
+            sgemm(
+                len,
+                len,
+                head_dim,
+                scale,
+                Mat::new(q, row),
+                Mat::t(k, row),
+                0.0,
+                scores,
+                len,
+            );
             for (i, r) in scores.chunks_exact_mut(len).enumerate() {
                 if causal {
                     let (visible, future) = r.split_at_mut(i + 1);
@@ -367,31 +439,19 @@ pub fn varlen_attention(
                     softmax_row(r);
                 }
             }
-            // SAFETY: P (len×len) · V (len×d, rs = row, within `reach`) is written to rows
-            // start..start+len and columns h*d..(h+1)*d of `out` (rs = hidden): in bounds because
-            // start+len <= tokens, and disjoint from every other task's (sequence, head) region.
+            // SAFETY: this task writes rows start..start+len, columns h*d..(h+1)*d of `out` (row
+            // stride `hidden`): in bounds since start+len <= tokens, and no other task writes them.
             unsafe {
-                let dst = shared.ptr().add(start * hidden + h * head_dim);
-                gemm::gemm(
+                sgemm_raw(
                     len,
                     head_dim,
                     len,
-                    dst,
-                    1,
-                    hidden as isize,
-                    false,
-                    scores.as_ptr(),
-                    1,
-                    len as isize,
-                    v.as_ptr(),
-                    1,
-                    row as isize,
-                    0.0,
                     1.0,
-                    false,
-                    false,
-                    false,
-                    gemm::Parallelism::None,
+                    Mat::new(scores, len),
+                    Mat::new(v, row),
+                    0.0,
+                    shared.ptr().add(start * hidden + h * head_dim),
+                    hidden,
                 );
             }
         });
