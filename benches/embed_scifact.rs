@@ -2,12 +2,12 @@
 //! compares it with sentence-transformers. Prints one JSON line; timings are never asserted.
 //!
 //! cargo bench --bench embed_scifact -- [--corpus FILE] [--limit N] [--model M]
-//!     [--max-batch-tokens N] [--vectors-out FILE]
+//!     [--max-batch-tokens N] [--vectors-out FILE] [--repeat N] [--dtype f32|bf16]
 
 use std::io::Write;
 use std::time::Instant;
 
-use fathom_model::{EmbedOptions, Embedder, LoadOptions};
+use fathom_model::{EmbedOptions, Embedder, LoadOptions, Precision};
 
 struct Args {
     corpus: String,
@@ -16,6 +16,7 @@ struct Args {
     max_batch_tokens: usize,
     vectors_out: Option<String>,
     repeat: usize,
+    precision: Precision,
 }
 
 fn parse_args() -> Args {
@@ -26,6 +27,7 @@ fn parse_args() -> Args {
         max_batch_tokens: LoadOptions::default().max_batch_tokens,
         vectors_out: None,
         repeat: 1,
+        precision: Precision::F32,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -39,6 +41,7 @@ fn parse_args() -> Args {
             }
             "--vectors-out" => args.vectors_out = Some(value()),
             "--repeat" => args.repeat = value().parse().expect("--repeat N"),
+            "--dtype" => args.precision = value().parse().expect("--dtype f32|bf16"),
             "--bench" => {}
             other => panic!("unknown argument {other}"),
         }
@@ -69,6 +72,7 @@ fn main() {
     let docs = read_docs(&args.corpus, args.limit);
     let options = LoadOptions {
         max_batch_tokens: args.max_batch_tokens,
+        precision: args.precision,
         ..LoadOptions::default()
     };
     let model = Embedder::load(&args.model, &options).expect("load model");
@@ -103,15 +107,24 @@ fn main() {
         "{}",
         serde_json::json!({
             "tool": "fathom",
-            "precision": "f32",
+            "precision": format!("{:?}", args.precision).to_lowercase(),
             "threads": rayon_threads(),
             "docs": docs.len(),
             "tokens": tokens,
             "seconds": best,
             "docs_per_s": docs.len() as f64 / best,
             "tokens_per_s": tokens as f64 / best,
+            "peak_rss_mib": peak_rss_mib(),
         })
     );
+}
+
+/// The process's peak resident memory (VmHWM), in MiB.
+fn peak_rss_mib() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024.0)
 }
 
 fn rayon_threads() -> usize {

@@ -37,19 +37,34 @@ cargo bench --bench embed_scifact --no-run -q >&2 2>/dev/null || cargo bench --b
 tmp="$(mktemp -d)"
 trap 'rm -rf "$tmp"' EXIT
 echo "bench-embed: $(nproc) cores, $threads threads, limit $limit docs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs))" >&2
-RAYON_NUM_THREADS="$threads" cargo bench -q --bench embed_scifact -- \
-  --corpus "$corpus" --limit "$limit" --model "$model" --repeat "$repeat" --vectors-out "$tmp/fathom.jsonl" \
-  | tail -n1 > "$tmp/fathom.json"
+for dtype in f32 bf16; do
+  if [ "$dtype" = bf16 ] && ! grep -q avx512_bf16 /proc/cpuinfo; then
+    echo "bench-embed: this CPU has no AVX512-BF16; skipping the bf16 run" >&2
+    continue
+  fi
+  RAYON_NUM_THREADS="$threads" cargo bench -q --bench embed_scifact -- \
+    --corpus "$corpus" --limit "$limit" --model "$model" --repeat "$repeat" --dtype "$dtype" \
+    --vectors-out "$tmp/fathom-$dtype.jsonl" | tail -n1 > "$tmp/fathom-$dtype.json"
+done
 OMP_NUM_THREADS="$threads" MKL_NUM_THREADS="$threads" "$venv/bin/python" scripts/bench_st.py \
   --corpus "$corpus" --limit "$limit" --model "$model" --threads "$threads" --batch-size 32 \
-  --repeat "$repeat" --compare "$tmp/fathom.jsonl" > "$tmp/st.json"
+  --repeat "$repeat" --compare "$tmp/fathom-f32.jsonl" > "$tmp/st.json"
 
-python3 - "$tmp/fathom.json" "$tmp/st.json" <<'PY'
-import json, sys
-f = json.load(open(sys.argv[1])); s = json.load(open(sys.argv[2]))
-print(f"{'tool':<24}{'precision':>10}{'docs':>7}{'tokens':>9}{'seconds':>10}{'docs/s':>9}{'tokens/s':>10}")
-for r in (f, s):
-    print(f"{r['tool']:<24}{r['precision']:>10}{r['docs']:>7}{r['tokens']:>9}{r['seconds']:>10.2f}{r['docs_per_s']:>9.2f}{r['tokens_per_s']:>10.0f}")
-print(f"ratio fathom / sentence-transformers (docs/s): {f['docs_per_s'] / s['docs_per_s']:.2f}")
-print(f"lowest cosine between the two tools' vectors: {s['min_cosine_vs_fathom']:.6f}")
+python3 - "$tmp" <<'PY'
+import json, math, os, sys
+tmp = sys.argv[1]
+st = json.load(open(f"{tmp}/st.json"))
+rows = [json.load(open(f"{tmp}/fathom-{d}.json")) for d in ("f32", "bf16") if os.path.exists(f"{tmp}/fathom-{d}.json")]
+print(f"{'tool':<24}{'precision':>10}{'docs':>7}{'tokens':>9}{'seconds':>10}{'docs/s':>9}{'tokens/s':>10}{'peak RSS':>10}{'ratio':>7}")
+for r in rows + [st]:
+    rss = f"{r['peak_rss_mib']:.0f} MiB" if r.get("peak_rss_mib") else "-"
+    print(f"{r['tool']:<24}{r['precision']:>10}{r['docs']:>7}{r['tokens']:>9}{r['seconds']:>10.2f}{r['docs_per_s']:>9.2f}"
+          f"{r['tokens_per_s']:>10.0f}{rss:>10}{r['docs_per_s'] / st['docs_per_s']:>7.2f}")
+print("ratio = docs/s over sentence-transformers' docs/s (f32, batch 32) in this run")
+print(f"lowest cosine, sentence-transformers vs fathom f32: {st['min_cosine_vs_fathom']:.6f}")
+if os.path.exists(f"{tmp}/fathom-bf16.jsonl"):
+    a = [json.loads(l) for l in open(f"{tmp}/fathom-f32.jsonl")]
+    b = [json.loads(l) for l in open(f"{tmp}/fathom-bf16.jsonl")]
+    cos = min(sum(x * y for x, y in zip(u, v)) / math.sqrt(sum(x * x for x in u) * sum(y * y for y in v)) for u, v in zip(a, b))
+    print(f"lowest cosine, fathom bf16 vs fathom f32: {cos:.6f}")
 PY

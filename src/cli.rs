@@ -36,7 +36,8 @@ pub struct ModelArgs {
     #[arg(long, env = "FATHOM_DEVICE", default_value = "cpu")]
     pub device: String,
 
-    /// Compute precision; f16 is available on CUDA only.
+    /// Compute precision: f32 (exact), f16 (CUDA only), or bf16 (CUDA; on CPUs with
+    /// AVX512-BF16 the matrix products run in bf16, about 1.3x faster, cosine > 0.999 to f32).
     #[arg(long, env = "FATHOM_DTYPE", value_enum, default_value_t = Precision::F32)]
     pub dtype: Precision,
 
@@ -49,6 +50,17 @@ pub struct ModelArgs {
 pub enum Precision {
     F32,
     F16,
+    Bf16,
+}
+
+impl From<Precision> for fathom_model::Precision {
+    fn from(p: Precision) -> Self {
+        match p {
+            Precision::F32 => Self::F32,
+            Precision::F16 => Self::F16,
+            Precision::Bf16 => Self::Bf16,
+        }
+    }
 }
 
 #[derive(Debug, Args)]

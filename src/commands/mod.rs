@@ -4,7 +4,7 @@ pub mod model;
 use anyhow::Context;
 use fathom_model::{DeviceSpec, Embedder, LoadOptions};
 
-use crate::cli::{ModelArgs, Precision};
+use crate::cli::ModelArgs;
 
 /// Loads the model the arguments name (the default model when none).
 pub fn load_model(args: &ModelArgs) -> anyhow::Result<Embedder> {
@@ -15,12 +15,9 @@ pub fn load_model(args: &ModelArgs) -> anyhow::Result<Embedder> {
     let device: DeviceSpec = args.device.parse()?;
     let options = LoadOptions {
         device,
-        half_precision: args.dtype == Precision::F16,
+        precision: args.dtype.into(),
         max_batch_tokens: args.max_batch_tokens,
     };
-    if args.dtype == Precision::F16 && device == DeviceSpec::Cpu {
-        anyhow::bail!("--dtype f16 needs --device cuda; the CPU computes in f32");
-    }
     tracing::info!(%model, %device, "loading model");
     Embedder::load(&model, &options).with_context(|| format!("loading model `{model}`"))
 }

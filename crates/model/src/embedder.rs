@@ -14,12 +14,40 @@ use crate::files::{ModelFiles, ModelSource};
 use crate::layout::ModelLayout;
 use crate::pooling::{normalize_in_place, pool, Dense};
 
+/// The precision a model computes in.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Precision {
+    /// Full precision everywhere (the default; matches sentence-transformers to 1e-4).
+    #[default]
+    F32,
+    /// Half precision weights and activations (CUDA only).
+    F16,
+    /// bf16: on CUDA, bf16 weights and activations; on CPU, the matrix products in bf16 with f32
+    /// accumulation (CPUs with AVX512-BF16), everything else f32.
+    Bf16,
+}
+
+impl std::str::FromStr for Precision {
+    type Err = ModelError;
+
+    fn from_str(s: &str) -> Result<Self> {
+        match s.to_ascii_lowercase().as_str() {
+            "f32" | "float32" => Ok(Self::F32),
+            "f16" | "float16" | "half" => Ok(Self::F16),
+            "bf16" | "bfloat16" => Ok(Self::Bf16),
+            _ => Err(ModelError::Unsupported(format!(
+                "precision `{s}` (use f32, f16 or bf16)"
+            ))),
+        }
+    }
+}
+
 /// How to load a model.
 #[derive(Debug, Clone)]
 pub struct LoadOptions {
     pub device: DeviceSpec,
-    /// Half precision (f16) on CUDA; ignored on CPU, which always computes in f32.
-    pub half_precision: bool,
+    pub precision: Precision,
     /// Upper bound on the tokens of one forward pass; a call's inputs are split into passes of at
     /// most this many tokens (a single longer input still runs alone).
     pub max_batch_tokens: usize,
@@ -29,7 +57,7 @@ impl Default for LoadOptions {
     fn default() -> Self {
         Self {
             device: DeviceSpec::Cpu,
-            half_precision: false,
+            precision: Precision::F32,
             max_batch_tokens: 8192,
         }
     }
@@ -69,6 +97,7 @@ pub struct Embedder {
     dense: Vec<Dense>,
     device: Device,
     max_batch_tokens: usize,
+    precision: Precision,
 }
 
 /// One tokenized input, ready to pack.
@@ -118,11 +147,25 @@ impl Embedder {
     /// Builds the model from a layout already read (weights and tokenizer are local files).
     pub fn from_layout(layout: ModelLayout, options: &LoadOptions) -> Result<Self> {
         let device = options.device.resolve()?;
-        let dtype = if options.half_precision && !device.is_cpu() {
-            DType::F16
-        } else {
-            DType::F32
+        let dtype = match (options.precision, device.is_cpu()) {
+            (Precision::F32, _) | (Precision::Bf16, true) => DType::F32,
+            (Precision::F16, false) => DType::F16,
+            (Precision::Bf16, false) => DType::BF16,
+            (Precision::F16, true) => {
+                return Err(ModelError::Unsupported(
+                    "f16 runs on CUDA only; on CPU use f32, or bf16 for reduced precision".into(),
+                ))
+            }
         };
+        if options.precision == Precision::Bf16
+            && device.is_cpu()
+            && !crate::kernels_bf16::supported()
+        {
+            return Err(ModelError::Unsupported(
+                "bf16 on CPU needs the AVX512-BF16 instructions, which this CPU lacks; use f32"
+                    .into(),
+            ));
+        }
         // Architecture first: an unsupported model_type is reported before reading weights.
         if !arch::SUPPORTED.contains(&layout.model_type.as_str()) {
             return Err(ModelError::UnsupportedArchitecture {
@@ -136,7 +179,12 @@ impl Embedder {
             });
         }
         let vb = load_weights(&layout.weights, dtype, &device)?;
-        let encoder = arch::load(&layout, vb)?;
+        let mut encoder = arch::load(&layout, vb)?;
+        if options.precision == Precision::Bf16 && device.is_cpu() {
+            for linear in encoder.linears_mut() {
+                linear.use_bf16()?;
+            }
+        }
         let dense = layout
             .dense
             .iter()
@@ -159,7 +207,13 @@ impl Embedder {
             dense,
             device,
             max_batch_tokens: options.max_batch_tokens.max(1),
+            precision: options.precision,
         })
+    }
+
+    /// The precision this model computes in.
+    pub fn precision(&self) -> Precision {
+        self.precision
     }
 
     /// What was read from the model folder: architecture, dimension, pooling, prompts...

@@ -219,6 +219,53 @@ pub fn linear(
 ) -> Vec<f32> {
     assert_eq!(x.len(), rows * k, "linear: input is not rows × k");
     assert_eq!(w.len(), n * k, "linear: weight is not n × k");
+    with_bias_and_epilogue(rows, n, bias, epilogue, |out| {
+        // Rows split across the rayon threads; each block is one single-threaded product, so
+        // only one thread pool ever runs.
+        let threads = rayon::current_num_threads().max(1);
+        let block = rows.div_ceil(threads).max(64);
+        let beta = if bias.is_some() { 1.0 } else { 0.0 };
+        out.par_chunks_mut(block * n)
+            .zip(x.par_chunks(block * k))
+            .for_each(|(dst, src)| {
+                sgemm(
+                    src.len() / k,
+                    n,
+                    k,
+                    1.0,
+                    Mat::new(src, k),
+                    Mat::t(w, k),
+                    beta,
+                    dst,
+                    n,
+                );
+            });
+    })
+}
+
+/// [`linear`] with the weight packed for the bf16 kernels (reduced precision).
+pub fn linear_bf16(
+    x: &[f32],
+    rows: usize,
+    w: &crate::kernels_bf16::PackedWeight,
+    n: usize,
+    bias: Option<&[f32]>,
+    epilogue: Epilogue,
+) -> Vec<f32> {
+    with_bias_and_epilogue(rows, n, bias, epilogue, |out| {
+        crate::kernels_bf16::matmul_bt(x, rows, w, out)
+    })
+}
+
+/// A rows × n buffer holding the bias (or zeros), `product` accumulated into it, then the
+/// epilogue applied while the rows are still warm.
+fn with_bias_and_epilogue(
+    rows: usize,
+    n: usize,
+    bias: Option<&[f32]>,
+    epilogue: Epilogue,
+    product: impl FnOnce(&mut [f32]),
+) -> Vec<f32> {
     let mut out = match bias {
         Some(b) => {
             assert_eq!(b.len(), n, "linear: bias is not n long");
@@ -230,26 +277,9 @@ pub fn linear(
         }
         None => vec![0f32; rows * n],
     };
-    // Rows split across the rayon threads; each block is one single-threaded product, so only
-    // one thread pool ever runs.
-    let threads = rayon::current_num_threads().max(1);
-    let block = rows.div_ceil(threads).max(64);
-    let beta = if bias.is_some() { 1.0 } else { 0.0 };
-    out.par_chunks_mut(block * n)
-        .zip(x.par_chunks(block * k))
-        .for_each(|(dst, src)| {
-            sgemm(
-                src.len() / k,
-                n,
-                k,
-                1.0,
-                Mat::new(src, k),
-                Mat::t(w, k),
-                beta,
-                dst,
-                n,
-            );
-        });
+    if rows > 0 && n > 0 {
+        product(&mut out);
+    }
     match epilogue {
         Epilogue::None => {}
         Epilogue::GeluErf => {

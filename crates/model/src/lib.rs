@@ -25,13 +25,14 @@ mod embedder;
 mod error;
 mod files;
 mod kernels;
+mod kernels_bf16;
 mod layout;
 mod ops;
 mod pooling;
 pub mod profile;
 
 pub use device::DeviceSpec;
-pub use embedder::{EmbedOptions, Embedder, LoadOptions, Truncation};
+pub use embedder::{EmbedOptions, Embedder, LoadOptions, Precision, Truncation};
 pub use error::{ModelError, Result};
 pub use files::{ModelFiles, ModelSource};
 pub use layout::{Activation, DenseLayout, ModelLayout, PoolingConfig, PoolingMode};

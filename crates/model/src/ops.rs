@@ -8,6 +8,7 @@ use candle_nn::VarBuilder;
 
 use crate::error::Result;
 use crate::kernels::{self, Epilogue};
+use crate::kernels_bf16::PackedWeight;
 use crate::profile;
 
 /// Whether the CPU kernels may be used. `FATHOM_GENERIC_OPS=1` forces the plain candle path
@@ -70,6 +71,8 @@ impl HiddenAct {
 pub struct Linear {
     weight: Tensor,
     bias: Option<Tensor>,
+    /// The weight packed for the bf16 kernels, once [`Linear::use_bf16`] was called.
+    packed_bf16: Option<std::sync::Arc<PackedWeight>>,
     /// What `FATHOM_PROFILE` reports this linear's time under.
     label: &'static str,
 }
@@ -86,6 +89,7 @@ impl Linear {
             weight,
             bias,
             label: "linear",
+            packed_bf16: None,
         })
     }
 
@@ -109,7 +113,16 @@ impl Linear {
             weight,
             bias,
             label: "linear",
+            packed_bf16: None,
         })
+    }
+
+    /// Computes this linear's products in bf16 from now on (CPU with AVX512-BF16 only).
+    pub fn use_bf16(&mut self) -> Result<()> {
+        let (n, k) = self.weight.dims2()?;
+        let packed = with_cpu_f32(&self.weight, |w| PackedWeight::pack(w, n, k));
+        self.packed_bf16 = packed.map(std::sync::Arc::new);
+        Ok(())
     }
 
     pub fn out_dim(&self) -> usize {
@@ -125,15 +138,16 @@ impl Linear {
             Some(HiddenAct::GeluErf) => Epilogue::GeluErf,
             Some(_) => Epilogue::None,
         };
-        let fast = with_cpu_f32(x, |xs| {
-            with_cpu_f32(&self.weight, |ws| match &self.bias {
-                Some(b) => with_cpu_f32(b, |bs| {
-                    kernels::linear(xs, rows, k, ws, n, Some(bs), epilogue)
-                }),
-                None => Some(kernels::linear(xs, rows, k, ws, n, None, epilogue)),
-            })
+        let product = |xs: &[f32], bias: Option<&[f32]>| match &self.packed_bf16 {
+            Some(packed) => Some(kernels::linear_bf16(xs, rows, packed, n, bias, epilogue)),
+            None => with_cpu_f32(&self.weight, |ws| {
+                kernels::linear(xs, rows, k, ws, n, bias, epilogue)
+            }),
+        };
+        let fast = with_cpu_f32(x, |xs| match &self.bias {
+            Some(b) => with_cpu_f32(b, |bs| product(xs, Some(bs))).flatten(),
+            None => product(xs, None),
         })
-        .flatten()
         .flatten();
         if let Some(out) = fast {
             let out = cpu_tensor(out, rows, n)?;

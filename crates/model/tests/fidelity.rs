@@ -98,3 +98,48 @@ fn small_batches_equal_one_big_batch() {
         assert!(max_abs_diff(x, y) <= 1e-5);
     }
 }
+
+#[test]
+fn bf16_on_cpu_stays_within_cosine_0_999_or_says_why_not() {
+    let options = LoadOptions {
+        precision: fathom_model::Precision::Bf16,
+        ..LoadOptions::default()
+    };
+    let loaded = Embedder::load(minilm_dir().to_str().unwrap(), &options);
+    let cpu_has_bf16 =
+        std::fs::read_to_string("/proc/cpuinfo").is_ok_and(|c| c.contains("avx512_bf16"));
+    if !cpu_has_bf16 {
+        let err = loaded.unwrap_err().to_string();
+        assert!(err.contains("AVX512-BF16"), "{err}");
+        return;
+    }
+    let model = loaded.unwrap();
+    let reference = read_reference(&fixtures().join("reference/all-MiniLM-L6-v2.jsonl"));
+    let got = model
+        .embed(&reference.texts, &EmbedOptions::default())
+        .unwrap();
+    for (i, (g, w)) in got.iter().zip(&reference.embeddings).enumerate() {
+        let c = cosine(g, w);
+        assert!(c >= 0.999, "bf16 text {i}: cosine {c}");
+    }
+    assert_batched_equals_single_within("bf16", &model, &reference.texts, &got, 0.9999);
+}
+
+fn assert_batched_equals_single_within(
+    label: &str,
+    model: &Embedder,
+    texts: &[String],
+    batched: &[Vec<f32>],
+    min_cos: f64,
+) {
+    for (i, text) in texts.iter().enumerate() {
+        let single = model
+            .embed(&[text.as_str()], &EmbedOptions::default())
+            .unwrap();
+        let c = cosine(&single[0], &batched[i]);
+        assert!(
+            c >= min_cos,
+            "{label}: text {i}: batched vs single cosine {c}"
+        );
+    }
+}

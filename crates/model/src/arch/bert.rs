@@ -129,6 +129,13 @@ impl Bert {
 }
 
 impl Encoder for Bert {
+    fn linears_mut(&mut self) -> Vec<&mut Linear> {
+        self.layers
+            .iter_mut()
+            .flat_map(|l| [&mut l.qkv, &mut l.attn_out, &mut l.ffn_up, &mut l.ffn_down])
+            .collect()
+    }
+
     fn forward(&self, batch: &PackedBatch) -> Result<Tensor> {
         let embed_span = crate::profile::span("embeddings");
         let device = self.word.embeddings().device();

@@ -1,0 +1,281 @@
+//! Opt-in reduced precision on CPU: matrix products in bf16 with f32 accumulation, on the
+//! AVX512-BF16 dot-product instruction (`vdpbf16ps`: two bf16 products per f32 lane).
+//!
+//! Weights are packed once at load time into panels of 64 columns, each k-pair of a column stored
+//! as one 32-bit lane; activations are rounded to bf16 (nearest even) per call. Everything around
+//! the products (attention, softmax, layer norm, GELU, pooling) stays f32. Used only where the
+//! CPU has AVX512-BF16 (`supported()`); the caller falls back to f32 elsewhere.
+#![allow(unsafe_code)]
+
+use rayon::prelude::*;
+
+/// Columns per packed panel: four 16-lane vectors.
+const PANEL: usize = 64;
+/// Rows per micro-kernel call: 6 rows × 4 vectors = 24 accumulators in 32 registers.
+const MR: usize = 6;
+
+/// Whether this CPU can run the bf16 kernels.
+pub fn supported() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::arch::is_x86_feature_detected!("avx512f")
+            && std::arch::is_x86_feature_detected!("avx512bf16")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+/// f32 → bf16 bits, rounding to nearest even (NaN stays NaN).
+fn to_bf16(x: f32) -> u16 {
+    let bits = x.to_bits();
+    if x.is_nan() {
+        return ((bits >> 16) | 0x40) as u16;
+    }
+    let rounded = bits.wrapping_add(0x7FFF + ((bits >> 16) & 1));
+    (rounded >> 16) as u16
+}
+
+fn pair(lo: f32, hi: f32) -> u32 {
+    to_bf16(lo) as u32 | ((to_bf16(hi) as u32) << 16)
+}
+
+/// A weight matrix `w` (n × k, PyTorch layout) packed for [`matmul_bt`].
+#[derive(Debug, Clone)]
+pub struct PackedWeight {
+    n: usize,
+    k: usize,
+    /// `data[(panel * k_pairs + p) * PANEL + c]` = (w[panel·64 + c][2p], w[..][2p + 1]) as bf16.
+    data: Vec<u32>,
+}
+
+impl PackedWeight {
+    pub fn pack(w: &[f32], n: usize, k: usize) -> Self {
+        assert_eq!(w.len(), n * k);
+        let k_pairs = k.div_ceil(2);
+        let panels = n.div_ceil(PANEL);
+        let mut data = vec![0u32; panels * k_pairs * PANEL];
+        for (idx, slot) in data.iter_mut().enumerate() {
+            let c = idx % PANEL;
+            let p = (idx / PANEL) % k_pairs;
+            let panel = idx / (PANEL * k_pairs);
+            let col = panel * PANEL + c;
+            if col < n {
+                let row = &w[col * k..(col + 1) * k];
+                let lo = row[2 * p];
+                let hi = if 2 * p + 1 < k { row[2 * p + 1] } else { 0.0 };
+                *slot = pair(lo, hi);
+            }
+        }
+        Self { n, k, data }
+    }
+}
+
+/// `out += x · wᵀ` for row-major `x` (rows × k) and a packed `w`; `out` is rows × n, already
+/// holding the bias (or zeros). Panics unless [`supported`].
+pub fn matmul_bt(x: &[f32], rows: usize, w: &PackedWeight, out: &mut [f32]) {
+    assert!(supported(), "bf16 kernels need AVX512-BF16");
+    let (n, k) = (w.n, w.k);
+    assert_eq!(x.len(), rows * k);
+    assert_eq!(out.len(), rows * n);
+    if rows == 0 || n == 0 {
+        return;
+    }
+    let k_pairs = k.div_ceil(2);
+    // Activations to bf16 pairs, one row of k_pairs lanes per input row.
+    let mut a = vec![0u32; rows * k_pairs];
+    a.par_chunks_mut(k_pairs * 64)
+        .zip(x.par_chunks(k * 64))
+        .for_each(|(dst, src)| {
+            for (d, s) in dst.chunks_mut(k_pairs).zip(src.chunks(k)) {
+                convert_row(s, d);
+            }
+        });
+    let threads = rayon::current_num_threads().max(1);
+    let block = rows.div_ceil(threads).div_ceil(MR).max(1) * MR;
+    out.par_chunks_mut(block * n)
+        .zip(a.par_chunks(block * k_pairs))
+        .for_each(|(dst, src)| {
+            let m = src.len() / k_pairs;
+            // SAFETY: `supported()` was checked above; `src` holds m rows of k_pairs lanes,
+            // `dst` m rows of n floats, and `w.data` every panel (sizes asserted / constructed).
+            #[cfg(target_arch = "x86_64")]
+            unsafe {
+                x86::matmul_block(src, m, k_pairs, &w.data, n, dst)
+            };
+            #[cfg(not(target_arch = "x86_64"))]
+            let _ = (src, m, dst);
+        });
+}
+
+fn convert_row(src: &[f32], dst: &mut [u32]) {
+    for (p, d) in dst.iter_mut().enumerate() {
+        let lo = src[2 * p];
+        let hi = src.get(2 * p + 1).copied().unwrap_or(0.0);
+        *d = pair(lo, hi);
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    use std::arch::x86_64::*;
+
+    use super::{MR, PANEL};
+
+    /// All panels for `m` rows. Rows are walked in groups small enough that their activations stay
+    /// in L2 while each weight panel is reused across the group.
+    ///
+    /// # Safety
+    /// AVX512F and AVX512-BF16 must be available; `a` is m × k_pairs, `out` m × n, `w` packed
+    /// for n columns and k_pairs pairs.
+    #[target_feature(enable = "avx512f,avx512bf16")]
+    pub unsafe fn matmul_block(
+        a: &[u32],
+        m: usize,
+        k_pairs: usize,
+        w: &[u32],
+        n: usize,
+        out: &mut [f32],
+    ) {
+        let panels = n.div_ceil(PANEL);
+        let group = (96 * 1024 / (4 * k_pairs)).max(MR) / MR * MR;
+        let mut r0 = 0;
+        while r0 < m {
+            let r1 = (r0 + group).min(m);
+            for panel in 0..panels {
+                let b = &w[panel * k_pairs * PANEL..(panel + 1) * k_pairs * PANEL];
+                let cols = (n - panel * PANEL).min(PANEL);
+                let mut r = r0;
+                while r < r1 {
+                    let rows = (r1 - r).min(MR);
+                    let a_rows = &a[r * k_pairs..(r + rows) * k_pairs];
+                    let c = &mut out[r * n + panel * PANEL..];
+                    match rows {
+                        6 => kernel::<6>(a_rows, k_pairs, b, c, n, cols),
+                        5 => kernel::<5>(a_rows, k_pairs, b, c, n, cols),
+                        4 => kernel::<4>(a_rows, k_pairs, b, c, n, cols),
+                        3 => kernel::<3>(a_rows, k_pairs, b, c, n, cols),
+                        2 => kernel::<2>(a_rows, k_pairs, b, c, n, cols),
+                        _ => kernel::<1>(a_rows, k_pairs, b, c, n, cols),
+                    }
+                    r += rows;
+                }
+            }
+            r0 = r1;
+        }
+    }
+
+    /// R rows × one 64-column panel: `c[r][j] += Σ_p a[r][p] · b[p][j]` over bf16 pairs.
+    #[target_feature(enable = "avx512f,avx512bf16")]
+    unsafe fn kernel<const R: usize>(
+        a: &[u32],
+        k_pairs: usize,
+        b: &[u32],
+        c: &mut [f32],
+        ldc: usize,
+        cols: usize,
+    ) {
+        debug_assert!(a.len() >= R * k_pairs && b.len() >= k_pairs * PANEL);
+        debug_assert!(c.len() >= (R - 1) * ldc + cols);
+        let mut acc = [[_mm512_setzero_ps(); 4]; R];
+        let bp = b.as_ptr();
+        let ap = a.as_ptr();
+        for p in 0..k_pairs {
+            // SAFETY: p < k_pairs and the panel holds k_pairs × 64 lanes.
+            let bv: [__m512bh; 4] = unsafe {
+                let base = bp.add(p * PANEL);
+                [
+                    std::mem::transmute::<__m512i, __m512bh>(_mm512_loadu_si512(base.cast())),
+                    std::mem::transmute::<__m512i, __m512bh>(_mm512_loadu_si512(
+                        base.add(16).cast(),
+                    )),
+                    std::mem::transmute::<__m512i, __m512bh>(_mm512_loadu_si512(
+                        base.add(32).cast(),
+                    )),
+                    std::mem::transmute::<__m512i, __m512bh>(_mm512_loadu_si512(
+                        base.add(48).cast(),
+                    )),
+                ]
+            };
+            for (r, acc_r) in acc.iter_mut().enumerate() {
+                // SAFETY: r < R rows of k_pairs lanes each.
+                let lane = unsafe { *ap.add(r * k_pairs + p) } as i32;
+                let av = std::mem::transmute::<__m512i, __m512bh>(_mm512_set1_epi32(lane));
+                for v in 0..4 {
+                    acc_r[v] = _mm512_dpbf16_ps(acc_r[v], av, bv[v]);
+                }
+            }
+        }
+        for (r, acc_r) in acc.iter().enumerate() {
+            for (v, value) in acc_r.iter().enumerate() {
+                let c0 = v * 16;
+                if c0 >= cols {
+                    break;
+                }
+                let valid = (cols - c0).min(16);
+                let mask: __mmask16 = if valid == 16 {
+                    0xFFFF
+                } else {
+                    (1u16 << valid) - 1
+                };
+                // SAFETY: columns c0..c0+valid of row r lie within `c` (debug-asserted above).
+                unsafe {
+                    let dst = c.as_mut_ptr().add(r * ldc + c0);
+                    let old = _mm512_maskz_loadu_ps(mask, dst);
+                    _mm512_mask_storeu_ps(dst, mask, _mm512_add_ps(old, *value));
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bf16_rounding_is_nearest_even() {
+        assert_eq!(to_bf16(1.0), 0x3F80);
+        // 1 + 2^-8 is exactly halfway between two bf16 values: rounds to the even one (1.0).
+        assert_eq!(to_bf16(1.0 + 1.0 / 256.0), 0x3F80);
+        assert_eq!(to_bf16(1.0 + 3.0 / 256.0), 0x3F82);
+        assert_eq!(to_bf16(-2.0), 0xC000);
+    }
+
+    #[test]
+    fn bf16_matmul_matches_f32_within_bf16_error() {
+        if !supported() {
+            eprintln!("no AVX512-BF16 on this CPU: the bf16 path is not used here");
+            return;
+        }
+        for (rows, k, n) in [(13, 37, 70), (64, 384, 128), (7, 2, 16), (1, 5, 1)] {
+            let x: Vec<f32> = (0..rows * k)
+                .map(|i| ((i * 37 % 101) as f32 / 50.0) - 1.0)
+                .collect();
+            let w: Vec<f32> = (0..n * k)
+                .map(|i| ((i * 53 % 97) as f32 / 48.0) - 1.0)
+                .collect();
+            let bias: Vec<f32> = (0..n).map(|j| j as f32 * 0.01).collect();
+            let mut out: Vec<f32> = (0..rows).flat_map(|_| bias.clone()).collect();
+            matmul_bt(&x, rows, &PackedWeight::pack(&w, n, k), &mut out);
+            for r in 0..rows {
+                for j in 0..n {
+                    let exact: f64 = bias[j] as f64
+                        + (0..k)
+                            .map(|i| x[r * k + i] as f64 * w[j * k + i] as f64)
+                            .sum::<f64>();
+                    let scale: f64 = (0..k)
+                        .map(|i| (x[r * k + i] * w[j * k + i]).abs() as f64)
+                        .sum::<f64>();
+                    let err = (out[r * n + j] as f64 - exact).abs();
+                    assert!(
+                        err <= 1e-2 * scale + 1e-6,
+                        "({rows},{k},{n}) [{r},{j}]: {} vs {exact}",
+                        out[r * n + j]
+                    );
+                }
+            }
+        }
+    }
+}
