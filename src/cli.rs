@@ -19,9 +19,155 @@ pub struct Cli {
 pub enum Command {
     /// Embed texts given as arguments, or one per line on stdin, and print the vectors as JSON.
     Embed(EmbedArgs),
+    /// Chunk, embed and store a folder's documents; a re-run only touches what changed.
+    Ingest(IngestArgs),
+    /// Nearest chunks to a query, with their file, offsets and score.
+    Search(SearchArgs),
+    /// List the sources (files, documents) of a collection with their chunk counts.
+    Sources(CollectionArgs),
+    /// List the collections of the store.
+    Collections(StoreArgs),
+    /// Delete sources (by id, or every source under a prefix) from a collection.
+    Delete(DeleteArgs),
+    /// Retrieval quality on a BEIR-format folder: nDCG@10, recall@100, MRR@10.
+    Eval(EvalArgs),
     /// Fetch or describe models.
     #[command(subcommand)]
     Model(ModelCommand),
+}
+
+/// Where the store is.
+#[derive(Debug, Clone, Args)]
+pub struct StoreArgs {
+    /// The store: a folder (created when needed) holding one lance dataset per collection.
+    #[arg(long, env = "FATHOM_STORE", default_value = "fathom-data")]
+    pub store: String,
+
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Which collection of which store.
+#[derive(Debug, Clone, Args)]
+pub struct CollectionArgs {
+    #[command(flatten)]
+    pub store: StoreArgs,
+
+    /// The collection (one lance dataset).
+    #[arg(
+        long,
+        short = 'c',
+        env = "FATHOM_COLLECTION",
+        default_value = "default"
+    )]
+    pub collection: String,
+}
+
+#[derive(Debug, Args)]
+pub struct IngestArgs {
+    /// The folder to ingest. Source ids are paths as seen from here (`docs/a.md`).
+    pub dir: PathBuf,
+
+    #[command(flatten)]
+    pub target: CollectionArgs,
+
+    #[command(flatten)]
+    pub model: ModelArgs,
+
+    /// Chunk size in tokens (default: the model's max_seq_length less its special tokens).
+    #[arg(long)]
+    pub chunk_tokens: Option<usize>,
+
+    /// Tokens shared by consecutive chunks.
+    #[arg(long, default_value_t = 0)]
+    pub overlap: usize,
+
+    /// Only files matching this glob (repeatable), relative to DIR.
+    #[arg(long)]
+    pub include: Vec<String>,
+
+    /// Leave out files matching this glob (repeatable).
+    #[arg(long)]
+    pub exclude: Vec<String>,
+
+    /// Skip files larger than this many bytes.
+    #[arg(long, default_value_t = 20 * 1024 * 1024)]
+    pub max_file_size: u64,
+
+    /// Include hidden files and folders.
+    #[arg(long)]
+    pub hidden: bool,
+
+    /// Do not read .gitignore / .ignore files.
+    #[arg(long)]
+    pub no_ignore: bool,
+
+    /// For .json/.jsonl files: the field that holds the text.
+    #[arg(long)]
+    pub json_field: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct SearchArgs {
+    /// What to look for.
+    pub query: String,
+
+    #[command(flatten)]
+    pub target: CollectionArgs,
+
+    #[command(flatten)]
+    pub model: ModelArgs,
+
+    /// Number of results.
+    #[arg(short, long, default_value_t = 10)]
+    pub k: usize,
+
+    /// vector (embedding cosine), text (BM25) or hybrid (reciprocal rank fusion of both).
+    #[arg(long, default_value = "vector")]
+    pub mode: String,
+
+    /// Restrict to sources: `source:PREFIX`, `source:GLOB` (with * or ?), `source=ID`. Repeatable.
+    #[arg(long)]
+    pub filter: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct DeleteArgs {
+    /// Source ids to delete.
+    pub sources: Vec<String>,
+
+    #[command(flatten)]
+    pub target: CollectionArgs,
+
+    /// Delete every source whose id starts with this prefix.
+    #[arg(long)]
+    pub prefix: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct EvalArgs {
+    /// A BEIR-format folder: corpus.jsonl, queries.jsonl, qrels/test.tsv.
+    pub dir: PathBuf,
+
+    #[command(flatten)]
+    pub model: ModelArgs,
+
+    /// vector, text or hybrid.
+    #[arg(long, default_value = "vector")]
+    pub mode: String,
+
+    /// The store to ingest the corpus into (reused on later runs: unchanged documents are skipped).
+    #[arg(long, env = "FATHOM_STORE", default_value = "fathom-data")]
+    pub store: String,
+
+    /// Collection name (default: eval-<folder name>).
+    #[arg(long)]
+    pub collection: Option<String>,
+
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Which model and where to run it; shared by every command that embeds.

@@ -11,6 +11,12 @@ use cli::{Cli, Command, ModelCommand};
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Embed(args) => commands::embed::run(args),
+        Command::Ingest(args) => commands::ingest::run(args),
+        Command::Search(args) => commands::search::run(args),
+        Command::Sources(args) => commands::store::sources(args),
+        Command::Collections(args) => commands::store::collections(args),
+        Command::Delete(args) => commands::store::delete(args),
+        Command::Eval(args) => commands::eval::run(args),
         Command::Model(ModelCommand::Pull(args)) => commands::model::pull(args),
         Command::Model(ModelCommand::Info(args)) => commands::model::info(args),
     }

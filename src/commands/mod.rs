@@ -1,5 +1,9 @@
 pub mod embed;
+pub mod eval;
+pub mod ingest;
 pub mod model;
+pub mod search;
+pub mod store;
 
 use anyhow::Context;
 use fathom_model::{DeviceSpec, Embedder, LoadOptions};
@@ -20,4 +24,37 @@ pub fn load_model(args: &ModelArgs) -> anyhow::Result<Embedder> {
     };
     tracing::info!(%model, %device, "loading model");
     Embedder::load(&model, &options).with_context(|| format!("loading model `{model}`"))
+}
+
+/// The runtime for commands that use the store (lance is async).
+pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?)
+}
+
+/// The collection's model record for a loaded model.
+pub fn model_spec(model: &Embedder) -> fathom_store::ModelSpec {
+    fathom_store::ModelSpec {
+        model: model.layout().name.clone(),
+        dimension: model.dimension(),
+        normalized: model.layout().normalize,
+    }
+}
+
+/// Stops an ingest at the next source boundary on Ctrl-C (a second Ctrl-C exits at once).
+pub fn cancel_on_ctrl_c(rt: &tokio::runtime::Runtime) -> fathom_ingest::CancelFlag {
+    let flag = fathom_ingest::CancelFlag::default();
+    let set = flag.clone();
+    rt.spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            eprintln!("\nstopping after the sources in flight (Ctrl-C again to abort)...");
+            set.store(true, std::sync::atomic::Ordering::Relaxed);
+            if tokio::signal::ctrl_c().await.is_ok() {
+                std::process::exit(130);
+            }
+        }
+    });
+    flag
 }

@@ -355,7 +355,7 @@ impl Embedder {
             }
         }
         if texts.is_empty() {
-            return Ok(Vec::new());
+            return Ok((Vec::new(), 0));
         }
         let prompt = self.resolve_prompt(options)?;
         let skip = match (&prompt, self.layout.pooling.include_prompt) {
@@ -378,6 +378,8 @@ impl Embedder {
         )?;
 
         drop(tokenize_span);
+
+        let total_tokens: usize = prepared.iter().map(|p| p.ids.len()).sum();
 
         // Longest first: passes of similar lengths keep the attention work balanced.
         let mut order: Vec<usize> = (0..prepared.len()).collect();
@@ -418,7 +420,21 @@ impl Embedder {
                 normalize_in_place(v);
             }
         }
-        Ok(results)
+        Ok((results, total_tokens))
+    }
+
+    /// The prompt name this model uses for documents (`document` or `passage`), if it has one.
+    pub fn document_prompt(&self) -> Option<&str> {
+        ["document", "passage"]
+            .into_iter()
+            .find(|n| self.layout.prompts.get(*n).is_some_and(|p| !p.is_empty()))
+    }
+
+    /// The prompt name this model uses for queries (`query`), if it has one.
+    pub fn query_prompt(&self) -> Option<&str> {
+        ["query"]
+            .into_iter()
+            .find(|n| self.layout.prompts.get(*n).is_some_and(|p| !p.is_empty()))
     }
 
     /// One forward pass: transformer, pooling, dense layers.

@@ -1,1 +1,130 @@
+//! `fathom-store` keeps embedded chunks in lance datasets: one dataset per collection, in a folder
+//! (default `./fathom-data`) or under any URI lance supports.
+//!
+//! It owns the schema (a row per chunk: stable chunk id, source id, source hash, chunk index, byte
+//! and char offsets, text, optional JSON metadata, the vector), the atomic replacement of a
+//! source's chunks (one lance commit per batch of sources, so readers never see half a file),
+//! deletes, listing, and search: vector (cosine, exact or ANN), full-text (BM25 over lance's
+//! inverted index) and hybrid (reciprocal rank fusion), with filters applied before the top-k.
+//! A collection records the model that wrote it; opening it with another is an error.
+//!
+//! It does not embed or read files: callers hand it vectors and texts.
+//!
+//! ```no_run
+//! # async fn demo() -> fathom_store::Result<()> {
+//! use fathom_store::{ModelSpec, Store};
+//! let store = Store::new("fathom-data");
+//! let spec = ModelSpec { model: "sentence-transformers/all-MiniLM-L6-v2".into(), dimension: 384, normalized: true };
+//! let collection = store.collection("default", &spec).await?;
+//! println!("{} chunks", collection.stats().await?.chunks);
+//! # Ok(()) }
+//! ```
 
+mod collection;
+mod error;
+mod filter;
+mod schema;
+mod search;
+
+pub use collection::{Collection, CollectionInfo, IndexPolicy, SourceInfo, Stats, WriteStats};
+pub use error::{Result, StoreError};
+pub use filter::Filter;
+pub use schema::{ChunkRecord, ModelSpec, SourceChunks};
+pub use search::{Hit, SearchMode, SearchQuery};
+
+use std::path::Path;
+
+/// The default store location, relative to the working directory.
+pub const DEFAULT_STORE: &str = "fathom-data";
+/// The default collection name.
+pub const DEFAULT_COLLECTION: &str = "default";
+
+/// A folder (or object-store URI) holding collections.
+#[derive(Debug, Clone)]
+pub struct Store {
+    root: String,
+}
+
+impl Store {
+    pub fn new(root: impl Into<String>) -> Self {
+        Self { root: root.into() }
+    }
+
+    pub fn root(&self) -> &str {
+        &self.root
+    }
+
+    fn dataset_uri(&self, name: &str) -> String {
+        format!("{}/{name}.lance", self.root.trim_end_matches('/'))
+    }
+
+    /// Opens (or prepares, if new) the collection `name` for the model `spec`. An existing
+    /// collection written by another model, or with another dimension, is an error.
+    pub async fn collection(&self, name: &str, spec: &ModelSpec) -> Result<Collection> {
+        validate_name(name)?;
+        Collection::open_or_prepare(name, &self.dataset_uri(name), Some(spec)).await
+    }
+
+    /// Opens an existing collection whatever model wrote it (for listing and deleting).
+    pub async fn existing_collection(&self, name: &str) -> Result<Collection> {
+        validate_name(name)?;
+        let c = Collection::open_or_prepare(name, &self.dataset_uri(name), None).await?;
+        if !c.exists() {
+            return Err(StoreError::NoSuchCollection {
+                name: name.to_string(),
+                store: self.root.clone(),
+            });
+        }
+        Ok(c)
+    }
+
+    /// Every collection in the store, with its model and size. Local folders only.
+    pub async fn collections(&self) -> Result<Vec<CollectionInfo>> {
+        let dir = Path::new(&self.root);
+        if !dir.exists() {
+            return Ok(Vec::new());
+        }
+        let entries = std::fs::read_dir(dir).map_err(|source| StoreError::Io {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+        let mut names: Vec<String> = entries
+            .filter_map(|e| e.ok())
+            .filter_map(|e| e.file_name().into_string().ok())
+            .filter_map(|n| n.strip_suffix(".lance").map(str::to_string))
+            .collect();
+        names.sort();
+        let mut out = Vec::with_capacity(names.len());
+        for name in names {
+            let c = self.existing_collection(&name).await?;
+            out.push(c.info().await?);
+        }
+        Ok(out)
+    }
+}
+
+fn validate_name(name: &str) -> Result<()> {
+    let ok = !name.is_empty()
+        && name.len() <= 128
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        && !name.starts_with('.');
+    if ok {
+        Ok(())
+    } else {
+        Err(StoreError::BadCollectionName(name.to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn collection_names_are_plain() {
+        assert!(super::validate_name("default").is_ok());
+        assert!(super::validate_name("docs-2026_v1.2").is_ok());
+        for bad in ["", "../x", "a/b", ".hidden", "sp ace"] {
+            assert!(super::validate_name(bad).is_err(), "{bad}");
+        }
+    }
+}

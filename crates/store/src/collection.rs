@@ -1,0 +1,393 @@
+//! One collection: a lance dataset, its writes and its indexes.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use arrow_array::{Array, RecordBatchIterator, StringArray};
+use futures::TryStreamExt;
+use lance::dataset::{
+    MergeInsertBuilder, WhenMatched, WhenNotMatched, WhenNotMatchedBySource, WriteMode, WriteParams,
+};
+use lance::index::vector::VectorIndexParams;
+use lance::index::DatasetIndexExt;
+use lance::Dataset;
+use lance_index::optimize::OptimizeOptions;
+use lance_index::scalar::InvertedIndexParams;
+use lance_index::IndexType;
+use lance_linalg::distance::DistanceType;
+use tokio::sync::RwLock;
+
+use crate::error::{Result, StoreError};
+use crate::schema::{self, sql_str, ModelSpec, SourceChunks, SOURCE_HASH, SOURCE_ID, TEXT, VECTOR};
+
+pub(crate) const TEXT_INDEX: &str = "text_fts";
+pub(crate) const VECTOR_INDEX: &str = "vector_ann";
+
+/// When the store builds indexes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IndexPolicy {
+    /// Below this many chunks, vector search is exact; from it on, an IVF_PQ index is built (and
+    /// kept up to date after each ingest; rows appended since are still searched, exactly).
+    pub ann_threshold: usize,
+}
+
+impl Default for IndexPolicy {
+    fn default() -> Self {
+        Self {
+            ann_threshold: 100_000,
+        }
+    }
+}
+
+/// What one write did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WriteStats {
+    pub inserted: u64,
+    pub deleted: u64,
+}
+
+/// A source held by a collection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourceInfo {
+    pub source_id: String,
+    pub source_hash: String,
+    pub chunks: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stats {
+    pub chunks: usize,
+    pub sources: usize,
+    pub version: u64,
+    pub text_index: bool,
+    pub vector_index: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CollectionInfo {
+    pub name: String,
+    pub model: ModelSpec,
+    pub stats: Stats,
+}
+
+/// A collection: a lance dataset (created by the first write) for one model.
+#[derive(Debug)]
+pub struct Collection {
+    name: String,
+    uri: String,
+    spec: ModelSpec,
+    dataset: RwLock<Option<Arc<Dataset>>>,
+    policy: IndexPolicy,
+}
+
+fn is_not_found(err: &lance::Error) -> bool {
+    matches!(
+        err,
+        lance::Error::DatasetNotFound { .. } | lance::Error::NotFound { .. }
+    )
+}
+
+fn norm_label(normalized: bool) -> &'static str {
+    if normalized {
+        ", normalized"
+    } else {
+        ", not normalized"
+    }
+}
+
+impl Collection {
+    pub(crate) async fn open_or_prepare(
+        name: &str,
+        uri: &str,
+        spec: Option<&ModelSpec>,
+    ) -> Result<Self> {
+        let (dataset, stored) = match Dataset::open(uri).await {
+            Ok(ds) => {
+                let stored = ModelSpec::from_metadata(&ds.schema().metadata).ok_or_else(|| {
+                    StoreError::NotFathom {
+                        path: uri.to_string(),
+                    }
+                })?;
+                (Some(Arc::new(ds)), Some(stored))
+            }
+            Err(e) if is_not_found(&e) => (None, None),
+            Err(e) => return Err(e.into()),
+        };
+        let spec = match (stored, spec) {
+            (Some(stored), Some(wanted)) if !stored.compatible(wanted) => {
+                return Err(StoreError::ModelMismatch {
+                    name: name.to_string(),
+                    stored_model: stored.model,
+                    stored_dim: stored.dimension,
+                    stored_norm: norm_label(stored.normalized),
+                    model: wanted.model.clone(),
+                    dim: wanted.dimension,
+                    norm: norm_label(wanted.normalized),
+                })
+            }
+            (Some(stored), _) => stored,
+            (None, Some(wanted)) => wanted.clone(),
+            (None, None) => ModelSpec {
+                model: String::new(),
+                dimension: 0,
+                normalized: false,
+            },
+        };
+        Ok(Self {
+            name: name.to_string(),
+            uri: uri.to_string(),
+            spec,
+            dataset: RwLock::new(dataset),
+            policy: IndexPolicy::default(),
+        })
+    }
+
+    pub fn with_index_policy(mut self, policy: IndexPolicy) -> Self {
+        self.policy = policy;
+        self
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn spec(&self) -> &ModelSpec {
+        &self.spec
+    }
+
+    pub fn exists(&self) -> bool {
+        self.dataset.try_read().map(|d| d.is_some()).unwrap_or(true)
+    }
+
+    /// The current snapshot, reloaded from storage so that other writers' commits are seen.
+    pub(crate) async fn snapshot(&self) -> Result<Option<Arc<Dataset>>> {
+        let mut guard = self.dataset.write().await;
+        if let Some(ds) = guard.as_ref() {
+            let latest = ds.latest_version_id().await?;
+            if latest != ds.version().version {
+                let mut fresh = (**ds).clone();
+                fresh.checkout_latest().await?;
+                *guard = Some(Arc::new(fresh));
+            }
+        } else if let Ok(ds) = Dataset::open(&self.uri).await {
+            *guard = Some(Arc::new(ds));
+        }
+        Ok(guard.clone())
+    }
+
+    /// Replaces every chunk of each given source by its new chunks, in one atomic commit: a reader
+    /// sees all of the old chunks or all of the new ones. Sources with no chunks are deleted.
+    /// Concurrent writers are retried on conflict.
+    pub async fn replace_sources(&self, sources: &[SourceChunks]) -> Result<WriteStats> {
+        if sources.is_empty() {
+            return Ok(WriteStats::default());
+        }
+        let batch = schema::to_batch(&self.spec, sources)?;
+        let ids: Vec<String> = sources.iter().map(|s| sql_str(&s.source_id)).collect();
+        let predicate = format!("{SOURCE_ID} IN ({})", ids.join(", "));
+        let mut guard = self.dataset.write().await;
+        if guard.is_none() {
+            if let Ok(ds) = Dataset::open(&self.uri).await {
+                *guard = Some(Arc::new(ds));
+            }
+        }
+        let Some(current) = guard.clone() else {
+            // The first write creates the dataset with the model recorded in its schema.
+            let rows = batch.num_rows() as u64;
+            let schema = batch.schema();
+            let reader = RecordBatchIterator::new(vec![Ok(batch)], schema);
+            let params = WriteParams {
+                mode: WriteMode::Create,
+                ..Default::default()
+            };
+            match Dataset::write(reader, self.uri.as_str(), Some(params)).await {
+                Ok(ds) => {
+                    *guard = Some(Arc::new(ds));
+                    return Ok(WriteStats {
+                        inserted: rows,
+                        deleted: 0,
+                    });
+                }
+                // Another writer created it first: fall through to a merge against theirs.
+                Err(lance::Error::DatasetAlreadyExists { .. }) => {
+                    drop(guard);
+                    return Box::pin(self.replace_sources(sources)).await;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        };
+        if batch.num_rows() == 0 {
+            let mut ds = (*current).clone();
+            let result = ds.delete(&predicate).await?;
+            *guard = Some(result.new_dataset);
+            return Ok(WriteStats {
+                inserted: 0,
+                deleted: result.num_deleted_rows,
+            });
+        }
+        let delete_if = WhenNotMatchedBySource::delete_if(&current, &predicate)?;
+        let mut builder = MergeInsertBuilder::try_new(current, vec![schema::CHUNK_ID.to_string()])?;
+        builder
+            .when_matched(WhenMatched::UpdateAll)
+            .when_not_matched(WhenNotMatched::InsertAll)
+            .when_not_matched_by_source(delete_if)
+            .conflict_retries(20);
+        let job = builder.try_build()?;
+        let (ds, stats) = job.execute_batches(vec![batch]).await?;
+        *guard = Some(ds);
+        Ok(WriteStats {
+            inserted: stats.num_inserted_rows + stats.num_updated_rows,
+            deleted: stats.num_deleted_rows,
+        })
+    }
+
+    /// Deletes every chunk of these sources in one commit; returns the chunks deleted.
+    pub async fn delete_sources(&self, source_ids: &[String]) -> Result<u64> {
+        if source_ids.is_empty() {
+            return Ok(0);
+        }
+        let Some(current) = self.snapshot().await? else {
+            return Ok(0);
+        };
+        let ids: Vec<String> = source_ids.iter().map(|s| sql_str(s)).collect();
+        let mut ds = (*current).clone();
+        let result = ds
+            .delete(&format!("{SOURCE_ID} IN ({})", ids.join(", ")))
+            .await?;
+        *self.dataset.write().await = Some(result.new_dataset);
+        Ok(result.num_deleted_rows)
+    }
+
+    /// Every source with its content hash and number of chunks, sorted by id.
+    pub async fn sources(&self) -> Result<Vec<SourceInfo>> {
+        let Some(ds) = self.snapshot().await? else {
+            return Ok(Vec::new());
+        };
+        let mut scanner = ds.scan();
+        scanner.project(&[SOURCE_ID, SOURCE_HASH])?;
+        let mut stream = scanner.try_into_stream().await?;
+        let mut map: BTreeMap<String, (String, usize)> = BTreeMap::new();
+        while let Some(batch) = stream.try_next().await? {
+            let ids = string_column(&batch, SOURCE_ID);
+            let hashes = string_column(&batch, SOURCE_HASH);
+            for i in 0..batch.num_rows() {
+                let entry = map
+                    .entry(ids.value(i).to_string())
+                    .or_insert_with(|| (hashes.value(i).to_string(), 0));
+                entry.1 += 1;
+            }
+        }
+        Ok(map
+            .into_iter()
+            .map(|(source_id, (source_hash, chunks))| SourceInfo {
+                source_id,
+                source_hash,
+                chunks,
+            })
+            .collect())
+    }
+
+    pub async fn stats(&self) -> Result<Stats> {
+        let Some(ds) = self.snapshot().await? else {
+            return Ok(Stats {
+                chunks: 0,
+                sources: 0,
+                version: 0,
+                text_index: false,
+                vector_index: false,
+            });
+        };
+        let indexes = ds.load_indices().await?;
+        Ok(Stats {
+            chunks: ds.count_rows(None).await?,
+            sources: self.sources().await?.len(),
+            version: ds.version().version,
+            text_index: indexes.iter().any(|i| i.name == TEXT_INDEX),
+            vector_index: indexes.iter().any(|i| i.name == VECTOR_INDEX),
+        })
+    }
+
+    pub async fn info(&self) -> Result<CollectionInfo> {
+        Ok(CollectionInfo {
+            name: self.name.clone(),
+            model: self.spec.clone(),
+            stats: self.stats().await?,
+        })
+    }
+
+    /// Builds or refreshes the indexes after writes: the full-text index always, the vector
+    /// index once the collection reaches the policy's threshold. Rows written after an index was
+    /// last updated stay searchable (lance searches them without the index) until this runs.
+    pub async fn update_indexes(&self) -> Result<()> {
+        let Some(current) = self.snapshot().await? else {
+            return Ok(());
+        };
+        let mut ds = (*current).clone();
+        let indexes = ds.load_indices().await?;
+        let has_text = indexes.iter().any(|i| i.name == TEXT_INDEX);
+        let has_vector = indexes.iter().any(|i| i.name == VECTOR_INDEX);
+        if !has_text {
+            ds.create_index(
+                &[TEXT],
+                IndexType::Inverted,
+                Some(TEXT_INDEX.to_string()),
+                &InvertedIndexParams::default(),
+                true,
+            )
+            .await?;
+        }
+        let rows = ds.count_rows(None).await?;
+        if !has_vector && rows >= self.policy.ann_threshold {
+            let partitions = ((rows as f64).sqrt() as usize).clamp(1, 4096);
+            let sub_vectors = pq_sub_vectors(self.spec.dimension);
+            let params =
+                VectorIndexParams::ivf_pq(partitions, 8, sub_vectors, DistanceType::Cosine, 50);
+            ds.create_index(
+                &[VECTOR],
+                IndexType::Vector,
+                Some(VECTOR_INDEX.to_string()),
+                &params,
+                true,
+            )
+            .await?;
+        }
+        if has_text || has_vector {
+            ds.optimize_indices(&OptimizeOptions::default()).await?;
+        }
+        *self.dataset.write().await = Some(Arc::new(ds));
+        Ok(())
+    }
+}
+
+/// PQ sub-vectors: 8 dimensions each where that divides the dimension, else the largest divisor
+/// of the dimension that keeps sub-vectors at least 4 wide.
+fn pq_sub_vectors(dimension: usize) -> usize {
+    if dimension % 8 == 0 {
+        return dimension / 8;
+    }
+    (1..=dimension / 4)
+        .rev()
+        .find(|n| dimension % n == 0)
+        .unwrap_or(1)
+}
+
+pub(crate) fn string_column<'a>(
+    batch: &'a arrow_array::RecordBatch,
+    name: &str,
+) -> &'a StringArray {
+    batch
+        .column_by_name(name)
+        .and_then(|c| c.as_any().downcast_ref::<StringArray>())
+        .unwrap_or_else(|| panic!("column {name} is a string column of the fathom schema"))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn pq_sub_vectors_divide_the_dimension() {
+        assert_eq!(super::pq_sub_vectors(384), 48);
+        assert_eq!(super::pq_sub_vectors(1024), 128);
+        assert_eq!(super::pq_sub_vectors(30), 6);
+        assert_eq!(30 % super::pq_sub_vectors(30), 0);
+    }
+}

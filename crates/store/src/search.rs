@@ -1,0 +1,281 @@
+//! Vector, full-text and hybrid search over a collection.
+
+use std::collections::HashMap;
+
+use arrow_array::{Array, Float32Array, RecordBatch, UInt32Array, UInt64Array};
+use futures::TryStreamExt;
+use lance::index::DatasetIndexExt;
+use lance_index::scalar::FullTextSearchQuery;
+use lance_linalg::distance::DistanceType;
+use serde::Serialize;
+
+use crate::collection::{string_column, Collection};
+use crate::error::{Result, StoreError};
+use crate::filter::{combined_sql, Filter};
+use crate::schema::*;
+
+/// How to rank.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SearchMode {
+    /// Cosine similarity of the query's embedding.
+    #[default]
+    Vector,
+    /// BM25 over the chunk texts (lance's inverted index).
+    Text,
+    /// Reciprocal rank fusion of the two.
+    Hybrid,
+}
+
+impl std::str::FromStr for SearchMode {
+    type Err = String;
+
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s {
+            "vector" => Ok(Self::Vector),
+            "text" => Ok(Self::Text),
+            "hybrid" => Ok(Self::Hybrid),
+            _ => Err(format!(
+                "unknown search mode `{s}` (use vector, text or hybrid)"
+            )),
+        }
+    }
+}
+
+/// One search. `vector` is needed for vector and hybrid modes, `text` for text and hybrid.
+#[derive(Debug, Clone, Default)]
+pub struct SearchQuery {
+    pub vector: Option<Vec<f32>>,
+    pub text: Option<String>,
+    pub mode: SearchMode,
+    pub k: usize,
+    pub filters: Vec<Filter>,
+}
+
+/// One result: a chunk, where it is in its source, and its score (cosine similarity for vector
+/// search, BM25 for text, the fused RRF score for hybrid; higher is better).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Hit {
+    pub source_id: String,
+    pub chunk_index: u32,
+    pub byte_start: u64,
+    pub byte_end: u64,
+    pub char_start: u64,
+    pub char_end: u64,
+    pub text: String,
+    pub metadata: Option<serde_json::Value>,
+    pub score: f32,
+}
+
+/// Reciprocal rank fusion constant (the usual 60).
+const RRF_K: f32 = 60.0;
+
+const COLUMNS: [&str; 8] = [
+    SOURCE_ID,
+    CHUNK_INDEX,
+    BYTE_START,
+    BYTE_END,
+    CHAR_START,
+    CHAR_END,
+    TEXT,
+    METADATA,
+];
+
+impl Collection {
+    /// Runs a search; filters restrict the candidates before the top-k is taken.
+    pub async fn search(&self, query: &SearchQuery) -> Result<Vec<Hit>> {
+        if query.k == 0 {
+            return Ok(Vec::new());
+        }
+        match query.mode {
+            SearchMode::Vector => self.vector_search(query, query.k).await,
+            SearchMode::Text => self.text_search(query, query.k).await,
+            SearchMode::Hybrid => {
+                // Each ranking contributes from deeper than k, so fusion can promote chunks that
+                // are good in both without being first in either.
+                let depth = (query.k * 4).max(50);
+                let by_vector = self.vector_search(query, depth).await?;
+                let by_text = match self.text_search(query, depth).await {
+                    Err(StoreError::NoTextIndex) => Vec::new(),
+                    other => other?,
+                };
+                Ok(fuse(&[by_vector, by_text], query.k))
+            }
+        }
+    }
+
+    async fn vector_search(&self, query: &SearchQuery, k: usize) -> Result<Vec<Hit>> {
+        let Some(vector) = &query.vector else {
+            return Err(StoreError::BadFilter(
+                "vector search without a query vector".into(),
+            ));
+        };
+        if vector.len() != self.spec().dimension {
+            return Err(StoreError::BadVector {
+                got: vector.len(),
+                want: self.spec().dimension,
+            });
+        }
+        let Some(ds) = self.snapshot().await? else {
+            return Ok(Vec::new());
+        };
+        let mut scanner = ds.scan();
+        scanner.project(&COLUMNS)?;
+        scanner.nearest(VECTOR, &Float32Array::from(vector.clone()), k)?;
+        scanner.distance_metric(DistanceType::Cosine);
+        // With an ANN index: probe enough partitions and re-rank on exact distances.
+        scanner.minimum_nprobes(20);
+        scanner.refine(4);
+        if let Some(sql) = combined_sql(&query.filters) {
+            scanner.prefilter(true);
+            scanner.filter(&sql)?;
+        }
+        let batches: Vec<RecordBatch> = scanner.try_into_stream().await?.try_collect().await?;
+        let mut hits = Vec::new();
+        for batch in &batches {
+            let distance = float_column(batch, lance_index::vector::DIST_COL);
+            hits.extend(read_hits(batch, |i| 1.0 - distance.value(i)));
+        }
+        hits.sort_by(|a, b| b.score.total_cmp(&a.score));
+        Ok(hits)
+    }
+
+    async fn text_search(&self, query: &SearchQuery, k: usize) -> Result<Vec<Hit>> {
+        let Some(text) = &query.text else {
+            return Err(StoreError::BadFilter(
+                "text search without query text".into(),
+            ));
+        };
+        let Some(ds) = self.snapshot().await? else {
+            return Ok(Vec::new());
+        };
+        if !ds
+            .load_indices()
+            .await?
+            .iter()
+            .any(|i| i.name == crate::collection::TEXT_INDEX)
+        {
+            return Err(StoreError::NoTextIndex);
+        }
+        let mut scanner = ds.scan();
+        scanner.project(&COLUMNS)?;
+        let fts = FullTextSearchQuery::new(text.clone())
+            .with_column(TEXT.to_string())?
+            .limit(Some(k as i64));
+        scanner.full_text_search(fts)?;
+        if let Some(sql) = combined_sql(&query.filters) {
+            scanner.prefilter(true);
+            scanner.filter(&sql)?;
+        }
+        let batches: Vec<RecordBatch> = scanner.try_into_stream().await?.try_collect().await?;
+        let mut hits = Vec::new();
+        for batch in &batches {
+            let score = float_column(batch, "_score");
+            hits.extend(read_hits(batch, |i| score.value(i)));
+        }
+        hits.sort_by(|a, b| b.score.total_cmp(&a.score));
+        hits.truncate(k);
+        Ok(hits)
+    }
+}
+
+fn float_column<'a>(batch: &'a RecordBatch, name: &str) -> &'a Float32Array {
+    batch
+        .column_by_name(name)
+        .and_then(|c| c.as_any().downcast_ref::<Float32Array>())
+        .unwrap_or_else(|| panic!("lance returns {name} as f32"))
+}
+
+fn read_hits(batch: &RecordBatch, score: impl Fn(usize) -> f32) -> Vec<Hit> {
+    let sources = string_column(batch, SOURCE_ID);
+    let texts = string_column(batch, TEXT);
+    let metadata = string_column(batch, METADATA);
+    let index = batch
+        .column_by_name(CHUNK_INDEX)
+        .and_then(|c| c.as_any().downcast_ref::<UInt32Array>())
+        .expect("chunk_index is u32");
+    let u64_col = |name: &str| {
+        batch
+            .column_by_name(name)
+            .and_then(|c| c.as_any().downcast_ref::<UInt64Array>())
+            .expect("offsets are u64")
+            .clone()
+    };
+    let (bs, be, cs, ce) = (
+        u64_col(BYTE_START),
+        u64_col(BYTE_END),
+        u64_col(CHAR_START),
+        u64_col(CHAR_END),
+    );
+    (0..batch.num_rows())
+        .map(|i| Hit {
+            source_id: sources.value(i).to_string(),
+            chunk_index: index.value(i),
+            byte_start: bs.value(i),
+            byte_end: be.value(i),
+            char_start: cs.value(i),
+            char_end: ce.value(i),
+            text: texts.value(i).to_string(),
+            metadata: (!metadata.is_null(i))
+                .then(|| serde_json::from_str(metadata.value(i)).ok())
+                .flatten(),
+            score: score(i),
+        })
+        .collect()
+}
+
+/// Reciprocal rank fusion: each list gives 1 / (60 + rank) to its items; ties keep the first
+/// list's order.
+fn fuse(lists: &[Vec<Hit>], k: usize) -> Vec<Hit> {
+    let mut scores: HashMap<(String, u32), (f32, usize, Hit)> = HashMap::new();
+    let mut order = 0;
+    for list in lists {
+        for (rank, hit) in list.iter().enumerate() {
+            let key = (hit.source_id.clone(), hit.chunk_index);
+            let entry = scores.entry(key).or_insert_with(|| {
+                order += 1;
+                (0.0, order, hit.clone())
+            });
+            entry.0 += 1.0 / (RRF_K + rank as f32 + 1.0);
+        }
+    }
+    let mut fused: Vec<(f32, usize, Hit)> = scores.into_values().collect();
+    fused.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+    fused
+        .into_iter()
+        .take(k)
+        .map(|(score, _, mut hit)| {
+            hit.score = score;
+            hit
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hit(source: &str) -> Hit {
+        Hit {
+            source_id: source.into(),
+            chunk_index: 0,
+            byte_start: 0,
+            byte_end: 0,
+            char_start: 0,
+            char_end: 0,
+            text: String::new(),
+            metadata: None,
+            score: 0.0,
+        }
+    }
+
+    #[test]
+    fn rrf_rewards_agreement() {
+        let a = vec![hit("x"), hit("y"), hit("z")];
+        let b = vec![hit("y"), hit("w"), hit("x")];
+        let fused = fuse(&[a, b], 3);
+        let ids: Vec<&str> = fused.iter().map(|h| h.source_id.as_str()).collect();
+        assert_eq!(ids, ["y", "x", "w"]);
+        assert!((fused[0].score - (1.0 / 62.0 + 1.0 / 61.0)).abs() < 1e-7);
+    }
+}

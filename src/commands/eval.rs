@@ -1,0 +1,245 @@
+//! `fathom eval BEIR_DIR`: ingest a BEIR corpus (`title + " " + text` per document, chunked like
+//! any document), run the test queries, score each document by its best chunk, and report
+//! nDCG@10, recall@100 and MRR@10.
+
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::Context;
+use fathom_ingest::{Document, FolderOptions, Format};
+use fathom_model::EmbedOptions;
+use fathom_store::{SearchMode, SearchQuery, Store};
+
+use crate::cli::EvalArgs;
+
+pub fn run(args: EvalArgs) -> anyhow::Result<()> {
+    let mode: SearchMode = args.mode.parse().map_err(anyhow::Error::msg)?;
+    let corpus = read_jsonl(&args.dir.join("corpus.jsonl"))?;
+    let queries = read_jsonl(&args.dir.join("queries.jsonl"))?;
+    let qrels = read_qrels(&args.dir.join("qrels/test.tsv"))?;
+    let name = args.collection.clone().unwrap_or_else(|| {
+        format!(
+            "eval-{}",
+            args.dir
+                .canonicalize()
+                .ok()
+                .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+                .unwrap_or_else(|| "beir".into())
+        )
+    });
+    let documents: Vec<Document> = corpus
+        .iter()
+        .map(|d| Document {
+            id: string_field(d, "_id"),
+            text: format!("{} {}", string_field(d, "title"), string_field(d, "text")),
+            metadata: None,
+            format: Format::Text,
+        })
+        .collect();
+    let query_text: HashMap<String, String> = queries
+        .iter()
+        .map(|q| (string_field(q, "_id"), string_field(q, "text")))
+        .collect();
+    let mut query_ids: Vec<&String> = qrels
+        .keys()
+        .filter(|id| query_text.contains_key(*id))
+        .collect();
+    query_ids.sort();
+    if query_ids.is_empty() {
+        anyhow::bail!("no query of qrels/test.tsv is in queries.jsonl");
+    }
+
+    let model = Arc::new(super::load_model(&args.model)?);
+    let rt = super::runtime()?;
+    let cancel = super::cancel_on_ctrl_c(&rt);
+    let (metrics, ingest_summary) = rt.block_on(async {
+        let store = Store::new(&args.store);
+        let collection = store.collection(&name, &super::model_spec(&model)).await?;
+        let summary = fathom_ingest::upsert_documents(
+            model.clone(),
+            &collection,
+            documents,
+            &FolderOptions::default(),
+            &|_| {},
+            &cancel,
+        )
+        .await?;
+        if summary.interrupted {
+            anyhow::bail!("interrupted while ingesting the corpus; run again to finish");
+        }
+        let texts: Vec<&str> = query_ids
+            .iter()
+            .map(|id| query_text[*id].as_str())
+            .collect();
+        let vectors = if mode == SearchMode::Text {
+            vec![Vec::new(); texts.len()]
+        } else {
+            let options = EmbedOptions {
+                prompt_name: model.query_prompt().map(str::to_string),
+                ..EmbedOptions::default()
+            };
+            model.embed(&texts, &options)?
+        };
+        let mut totals = Metrics::default();
+        for ((id, text), vector) in query_ids.iter().zip(&texts).zip(vectors) {
+            // Enough chunks that 100 distinct documents come back.
+            let query = SearchQuery {
+                vector: (mode != SearchMode::Text).then_some(vector),
+                text: Some(text.to_string()),
+                mode,
+                k: 300,
+                filters: Vec::new(),
+            };
+            let hits = collection.search(&query).await?;
+            let mut ranked: Vec<String> = Vec::new();
+            let mut seen = HashSet::new();
+            for hit in hits {
+                if seen.insert(hit.source_id.clone()) {
+                    ranked.push(hit.source_id);
+                }
+            }
+            totals.add(&ranked, &qrels[*id]);
+        }
+        Ok::<_, anyhow::Error>((totals.mean(), summary))
+    })?;
+    if args.json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "collection": name, "mode": args.mode, "queries": query_ids.len(),
+                "ndcg@10": metrics.ndcg10, "recall@100": metrics.recall100, "mrr@10": metrics.mrr10,
+                "ingest": {"added": ingest_summary.added, "unchanged": ingest_summary.unchanged, "seconds": ingest_summary.seconds},
+            })
+        );
+    } else {
+        println!(
+            "{} ({} queries, mode {}): nDCG@10 {:.4}  recall@100 {:.4}  MRR@10 {:.4}",
+            args.dir.display(),
+            query_ids.len(),
+            args.mode,
+            metrics.ndcg10,
+            metrics.recall100,
+            metrics.mrr10
+        );
+    }
+    Ok(())
+}
+
+fn read_jsonl(path: &Path) -> anyhow::Result<Vec<serde_json::Value>> {
+    let text = std::fs::read_to_string(path).with_context(|| {
+        format!(
+            "reading {} (a BEIR folder has corpus.jsonl, queries.jsonl, qrels/test.tsv)",
+            path.display()
+        )
+    })?;
+    text.lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+        .map(|(n, l)| {
+            serde_json::from_str(l).with_context(|| format!("{} line {}", path.display(), n + 1))
+        })
+        .collect()
+}
+
+fn string_field(v: &serde_json::Value, key: &str) -> String {
+    match v.get(key) {
+        Some(serde_json::Value::String(s)) => s.clone(),
+        Some(serde_json::Value::Null) | None => String::new(),
+        Some(other) => other.to_string(),
+    }
+}
+
+/// query id → (document id → relevance), from a BEIR qrels TSV with a header line.
+fn read_qrels(path: &Path) -> anyhow::Result<HashMap<String, HashMap<String, f64>>> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let mut qrels: HashMap<String, HashMap<String, f64>> = HashMap::new();
+    for (n, line) in text.lines().enumerate().skip(1) {
+        let cols: Vec<&str> = line.split('\t').collect();
+        if cols.len() < 3 {
+            continue;
+        }
+        let score: f64 = cols[2]
+            .trim()
+            .parse()
+            .with_context(|| format!("{} line {}: bad score", path.display(), n + 1))?;
+        if score > 0.0 {
+            qrels
+                .entry(cols[0].to_string())
+                .or_default()
+                .insert(cols[1].to_string(), score);
+        }
+    }
+    Ok(qrels)
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+struct Metrics {
+    ndcg10: f64,
+    recall100: f64,
+    mrr10: f64,
+    queries: usize,
+}
+
+impl Metrics {
+    /// Adds one query's ranking (as pytrec_eval scores it: gain = relevance, log2 discount).
+    fn add(&mut self, ranked: &[String], relevant: &HashMap<String, f64>) {
+        let dcg: f64 = ranked
+            .iter()
+            .take(10)
+            .enumerate()
+            .map(|(i, d)| relevant.get(d).copied().unwrap_or(0.0) / ((i + 2) as f64).log2())
+            .sum();
+        let mut ideal: Vec<f64> = relevant.values().copied().collect();
+        ideal.sort_by(|a, b| b.total_cmp(a));
+        let idcg: f64 = ideal
+            .iter()
+            .take(10)
+            .enumerate()
+            .map(|(i, r)| r / ((i + 2) as f64).log2())
+            .sum();
+        self.ndcg10 += if idcg > 0.0 { dcg / idcg } else { 0.0 };
+        let found = ranked
+            .iter()
+            .take(100)
+            .filter(|d| relevant.contains_key(*d))
+            .count();
+        self.recall100 += found as f64 / relevant.len().max(1) as f64;
+        self.mrr10 += ranked
+            .iter()
+            .take(10)
+            .position(|d| relevant.contains_key(d))
+            .map_or(0.0, |p| 1.0 / (p + 1) as f64);
+        self.queries += 1;
+    }
+
+    fn mean(self) -> Self {
+        let n = self.queries.max(1) as f64;
+        Self {
+            ndcg10: self.ndcg10 / n,
+            recall100: self.recall100 / n,
+            mrr10: self.mrr10 / n,
+            queries: self.queries,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metrics_match_hand_computed_values() {
+        let relevant: HashMap<String, f64> =
+            [("a".to_string(), 1.0), ("b".to_string(), 1.0)].into();
+        let mut m = Metrics::default();
+        // Relevant at ranks 2 and 4: DCG = 1/log2(3) + 1/log2(5); IDCG = 1 + 1/log2(3).
+        m.add(&["x".into(), "a".into(), "y".into(), "b".into()], &relevant);
+        let m = m.mean();
+        let want = (1.0 / 3f64.log2() + 1.0 / 5f64.log2()) / (1.0 + 1.0 / 3f64.log2());
+        assert!((m.ndcg10 - want).abs() < 1e-12);
+        assert_eq!(m.recall100, 1.0);
+        assert_eq!(m.mrr10, 0.5);
+    }
+}

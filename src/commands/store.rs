@@ -1,0 +1,96 @@
+//! `fathom sources`, `fathom collections`, `fathom delete`.
+
+use fathom_store::Store;
+
+use crate::cli::{CollectionArgs, DeleteArgs, StoreArgs};
+
+pub fn sources(args: CollectionArgs) -> anyhow::Result<()> {
+    let rt = super::runtime()?;
+    let sources = rt.block_on(async {
+        let store = Store::new(&args.store.store);
+        store
+            .existing_collection(&args.collection)
+            .await?
+            .sources()
+            .await
+    })?;
+    if args.store.json {
+        let rows: Vec<_> = sources
+            .iter()
+            .map(|s| serde_json::json!({"source": s.source_id, "hash": s.source_hash, "chunks": s.chunks}))
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&rows)?);
+    } else {
+        for s in &sources {
+            println!("{:>6}  {}", s.chunks, s.source_id);
+        }
+        println!(
+            "{} sources, {} chunks",
+            sources.len(),
+            sources.iter().map(|s| s.chunks).sum::<usize>()
+        );
+    }
+    Ok(())
+}
+
+pub fn collections(args: StoreArgs) -> anyhow::Result<()> {
+    let rt = super::runtime()?;
+    let infos = rt.block_on(Store::new(&args.store).collections())?;
+    if args.json {
+        let rows: Vec<_> = infos
+            .iter()
+            .map(|c| {
+                serde_json::json!({
+                    "name": c.name, "model": c.model.model, "dimension": c.model.dimension,
+                    "normalized": c.model.normalized, "chunks": c.stats.chunks, "sources": c.stats.sources,
+                    "version": c.stats.version, "text_index": c.stats.text_index, "vector_index": c.stats.vector_index,
+                })
+            })
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&rows)?);
+    } else if infos.is_empty() {
+        println!("no collections in {}", args.store);
+    } else {
+        for c in &infos {
+            println!(
+                "{}  {} sources, {} chunks  ({}, {} dimensions{})",
+                c.name,
+                c.stats.sources,
+                c.stats.chunks,
+                c.model.model,
+                c.model.dimension,
+                if c.stats.vector_index {
+                    ", ANN index"
+                } else {
+                    ""
+                }
+            );
+        }
+    }
+    Ok(())
+}
+
+pub fn delete(args: DeleteArgs) -> anyhow::Result<()> {
+    if args.sources.is_empty() && args.prefix.is_none() {
+        anyhow::bail!("name the sources to delete, or --prefix");
+    }
+    let rt = super::runtime()?;
+    let deleted = rt.block_on(async {
+        let store = Store::new(&args.target.store.store);
+        let collection = store.existing_collection(&args.target.collection).await?;
+        let mut ids = args.sources.clone();
+        if let Some(prefix) = &args.prefix {
+            ids.extend(
+                collection
+                    .sources()
+                    .await?
+                    .into_iter()
+                    .map(|s| s.source_id)
+                    .filter(|id| id.starts_with(prefix.as_str())),
+            );
+        }
+        collection.delete_sources(&ids).await
+    })?;
+    println!("deleted {deleted} chunks");
+    Ok(())
+}
