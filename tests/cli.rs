@@ -209,7 +209,7 @@ fn bad_inputs_get_clear_errors() {
     );
 
     let err = failure(&run(fathom().args(["embed", "--dtype", "f16", "x"])));
-    assert!(err.contains("f16 needs --device cuda"), "{err}");
+    assert!(err.contains("f16 runs on CUDA only"), "{err}");
 
     let err = failure(&run(fathom().args(["embed", "--device", "tpu", "x"])));
     assert!(err.contains("unknown device `tpu`"), "{err}");

@@ -490,8 +490,7 @@ async fn run_embed_and_write(
     written_ids: &mut HashSet<String>,
     mut on_skip: impl FnMut(SkipKind, String),
 ) -> Result<()> {
-    let (out_tx, mut out_rx) =
-        tokio::sync::mpsc::channel::<Result<(Vec<SourceChunks>, Vec<bool>, usize, Vec<Note>)>>(4);
+    let (out_tx, mut out_rx) = tokio::sync::mpsc::channel::<EmbedOutput>(4);
     let embed_batch = options.embed_batch.max(1);
     let embed_cancel = cancel.clone();
     let embedder = std::thread::spawn(move || {
@@ -502,9 +501,7 @@ async fn run_embed_and_write(
         let mut pending: Vec<Prepared> = Vec::new();
         let mut pending_chunks = 0;
         let mut notes: Vec<Note> = Vec::new();
-        let flush = |pending: &mut Vec<Prepared>,
-                     notes: &mut Vec<Note>|
-         -> Option<Result<(Vec<SourceChunks>, Vec<bool>, usize, Vec<Note>)>> {
+        let flush = |pending: &mut Vec<Prepared>, notes: &mut Vec<Note>| -> Option<EmbedOutput> {
             if pending.is_empty() && notes.is_empty() {
                 return None;
             }
@@ -545,12 +542,14 @@ async fn run_embed_and_write(
             Some(Ok((sources, new_flags, tokens, std::mem::take(notes))))
         };
         for (staged, problem, skipped_id) in rx {
+            let had_problem = problem.is_some();
             if let Some(problem) = problem {
                 notes.push(Note::Problem(problem, skipped_id.is_some()));
             }
             match staged {
+                // Skipped without a problem: unchanged.
                 Staged::Skipped => {
-                    if let Some(id) = skipped_id {
+                    if let (false, Some(id)) = (had_problem, skipped_id) {
                         notes.push(Note::Skipped(id));
                     }
                 }
@@ -673,6 +672,10 @@ async fn run_embed_and_write(
     let _ = embedder.join();
     result
 }
+
+/// One embedded batch: sources with their vectors, whether each is new, tokens run, and the
+/// notes about skipped sources that arrived with it.
+type EmbedOutput = Result<(Vec<SourceChunks>, Vec<bool>, usize, Vec<Note>)>;
 
 enum Note {
     /// A problem with a source; `true` when the stored chunks must be kept.

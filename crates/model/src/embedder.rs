@@ -346,6 +346,17 @@ impl Embedder {
         texts: &[S],
         options: &EmbedOptions,
     ) -> Result<Vec<Vec<f32>>> {
+        self.embed_counting(texts, options)
+            .map(|(vectors, _)| vectors)
+    }
+
+    /// [`Embedder::embed`], also returning how many tokens the model ran (after truncation,
+    /// special tokens included): the figure behind tokens/s.
+    pub fn embed_counting<S: AsRef<str>>(
+        &self,
+        texts: &[S],
+        options: &EmbedOptions,
+    ) -> Result<(Vec<Vec<f32>>, usize)> {
         if let Some(d) = options.dimensions {
             if d == 0 || d > self.layout.dimension {
                 return Err(ModelError::BadDimensions {

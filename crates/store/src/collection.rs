@@ -362,12 +362,12 @@ impl Collection {
 /// PQ sub-vectors: 8 dimensions each where that divides the dimension, else the largest divisor
 /// of the dimension that keeps sub-vectors at least 4 wide.
 fn pq_sub_vectors(dimension: usize) -> usize {
-    if dimension % 8 == 0 {
+    if dimension.is_multiple_of(8) {
         return dimension / 8;
     }
     (1..=dimension / 4)
         .rev()
-        .find(|n| dimension % n == 0)
+        .find(|n| dimension.is_multiple_of(*n))
         .unwrap_or(1)
 }
 
