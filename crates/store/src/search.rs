@@ -120,7 +120,7 @@ impl Collection {
             return Ok(Vec::new());
         };
         let mut scanner = ds.scan();
-        scanner.project(&COLUMNS)?;
+        scanner.project(&with_column(lance_index::vector::DIST_COL))?;
         scanner.nearest(VECTOR, &Float32Array::from(vector.clone()), k)?;
         scanner.distance_metric(DistanceType::Cosine);
         // With an ANN index: probe enough partitions and re-rank on exact distances.
@@ -158,7 +158,7 @@ impl Collection {
             return Err(StoreError::NoTextIndex);
         }
         let mut scanner = ds.scan();
-        scanner.project(&COLUMNS)?;
+        scanner.project(&with_column(SCORE_COL))?;
         let fts = FullTextSearchQuery::new(text.clone())
             .with_column(TEXT.to_string())?
             .limit(Some(k as i64));
@@ -170,13 +170,23 @@ impl Collection {
         let batches: Vec<RecordBatch> = scanner.try_into_stream().await?.try_collect().await?;
         let mut hits = Vec::new();
         for batch in &batches {
-            let score = float_column(batch, "_score");
+            let score = float_column(batch, SCORE_COL);
             hits.extend(read_hits(batch, |i| score.value(i)));
         }
         hits.sort_by(|a, b| b.score.total_cmp(&a.score));
         hits.truncate(k);
         Ok(hits)
     }
+}
+
+/// lance's BM25 score column.
+const SCORE_COL: &str = "_score";
+
+/// The hit columns plus lance's score column, asked for explicitly.
+fn with_column(score: &'static str) -> Vec<&'static str> {
+    let mut columns = COLUMNS.to_vec();
+    columns.push(score);
+    columns
 }
 
 fn float_column<'a>(batch: &'a RecordBatch, name: &str) -> &'a Float32Array {
