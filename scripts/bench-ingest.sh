@@ -41,6 +41,6 @@ import json, sys
 i = json.load(open(sys.argv[1])); e = json.load(open(sys.argv[2]))
 ingest_tps = i["tokens"] / i["seconds"]
 print(f"ingest: {i['added']} files, {i['chunks']} chunks, {i['tokens']} tokens in {i['seconds']:.1f} s = {ingest_tps:.0f} tokens/s")
-print(f"raw embed: {e['docs']} docs, {e['tokens']} tokens in {e['seconds']:.1f} s = {e['tokens_per_s']:.0f} tokens/s")
+print(f"raw embed: {e['docs']} docs, {e['tokens']} tokens in {e['seconds']:.1f} s = {e['tokens_per_s']:.0f} tokens/s, peak RSS {e['peak_rss_mib']:.0f} MiB")
 print(f"ingest / raw embed throughput: {ingest_tps / e['tokens_per_s']:.2f}")
 PY
