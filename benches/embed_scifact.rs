@@ -9,6 +9,8 @@ use std::time::Instant;
 
 use fathom_model::{EmbedOptions, Embedder, LoadOptions, Precision};
 
+mod common;
+
 struct Args {
     corpus: String,
     limit: usize,
@@ -49,27 +51,10 @@ fn parse_args() -> Args {
     args
 }
 
-fn read_docs(path: &str, limit: usize) -> Vec<String> {
-    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{path}: {e}"));
-    let docs = text.lines().filter(|l| !l.trim().is_empty()).map(|line| {
-        let v: serde_json::Value = serde_json::from_str(line).expect("corpus line is JSON");
-        format!(
-            "{} {}",
-            v["title"].as_str().unwrap_or(""),
-            v["text"].as_str().unwrap_or("")
-        )
-    });
-    if limit == 0 {
-        docs.collect()
-    } else {
-        docs.take(limit).collect()
-    }
-}
-
 fn main() {
     fathom::allocator::keep_freed_memory();
     let args = parse_args();
-    let docs = read_docs(&args.corpus, args.limit);
+    let docs = common::read_scifact_docs(&args.corpus, args.limit);
     let options = LoadOptions {
         max_batch_tokens: args.max_batch_tokens,
         precision: args.precision,
@@ -114,17 +99,9 @@ fn main() {
             "seconds": best,
             "docs_per_s": docs.len() as f64 / best,
             "tokens_per_s": tokens as f64 / best,
-            "peak_rss_mib": peak_rss_mib(),
+            "peak_rss_mib": common::peak_rss_mib(),
         })
     );
-}
-
-/// The process's peak resident memory (VmHWM), in MiB.
-fn peak_rss_mib() -> Option<f64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kib / 1024.0)
 }
 
 fn rayon_threads() -> usize {

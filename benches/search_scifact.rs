@@ -10,10 +10,8 @@ use std::time::Instant;
 use fathom_model::{EmbedOptions, Embedder, LoadOptions};
 use fathom_store::{SearchMode, SearchQuery, Store};
 
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i.min(sorted.len() - 1)]
-}
+mod common;
+use common::quantile as percentile;
 
 fn main() {
     fathom::allocator::keep_freed_memory();

@@ -4,6 +4,7 @@
 #
 #   - OpenBLAS (libopenblas-dev): the CPU matrix products (default `openblas` feature)
 #   - protoc (protobuf-compiler, libprotobuf-dev): needed by lance, the embedded store
+#   - python3-venv: the tests' Python venv (~/.cache/fathom/test-venv, scripts/requirements-test.txt)
 #   - models/all-MiniLM-L6-v2 (scripts/fetch-model.sh)
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -19,6 +20,7 @@ have_openblas || missing+=(libopenblas-dev)
 command -v protoc >/dev/null 2>&1 || missing+=(protobuf-compiler libprotobuf-dev)
 command -v cc >/dev/null 2>&1 || missing+=(build-essential)
 command -v pkg-config >/dev/null 2>&1 || missing+=(pkg-config)
+python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || missing+=(python3-venv)
 
 if [ ${#missing[@]} -gt 0 ]; then
   echo "setup: installing ${missing[*]}" >&2
@@ -30,6 +32,16 @@ if [ ${#missing[@]} -gt 0 ]; then
   fi
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" libprotobuf-dev >/dev/null
+fi
+
+# The official OpenAI client for the end-to-end test of /v1/embeddings.
+venv="${FATHOM_TEST_VENV:-$HOME/.cache/fathom/test-venv}"
+stamp="$venv/.requirements"
+if ! cmp -s "$root/scripts/requirements-test.txt" "$stamp" 2>/dev/null; then
+  echo "setup: creating the test venv at $venv" >&2
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install -q --disable-pip-version-check -r "$root/scripts/requirements-test.txt"
+  cp "$root/scripts/requirements-test.txt" "$stamp"
 fi
 
 "$root/scripts/fetch-model.sh"

@@ -31,6 +31,8 @@ pub enum Command {
     Delete(DeleteArgs),
     /// Retrieval quality on a BEIR-format folder: nDCG@10, recall@100, MRR@10.
     Eval(EvalArgs),
+    /// Serve embeddings, search and ingestion over HTTP (TEI- and OpenAI-compatible embed routes).
+    Serve(ServeArgs),
     /// Fetch or describe models.
     #[command(subcommand)]
     Model(ModelCommand),
@@ -127,7 +129,8 @@ pub struct SearchArgs {
     #[arg(long, default_value = "vector")]
     pub mode: String,
 
-    /// Restrict to sources: `source:PREFIX`, `source:GLOB` (with * or ?), `source=ID`. Repeatable.
+    /// Restrict results: `source:PREFIX`, `source:GLOB` (with * or ?), `source=ID`, or
+    /// `meta.KEY=VALUE` on the documents' JSON metadata. Repeatable (all must match).
     #[arg(long)]
     pub filter: Vec<String>,
 }
@@ -168,6 +171,61 @@ pub struct EvalArgs {
     /// Print JSON instead of text.
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "FATHOM_HOST", default_value = "127.0.0.1")]
+    pub host: String,
+
+    /// Port to listen on (0: any free port; the address is printed on stdout).
+    #[arg(long, short = 'p', env = "FATHOM_PORT", default_value_t = 8080)]
+    pub port: u16,
+
+    #[command(flatten)]
+    pub model: ModelArgs,
+
+    /// The store: a folder (created when needed) holding one lance dataset per collection.
+    #[arg(long, env = "FATHOM_STORE", default_value = "fathom-data")]
+    pub store: String,
+
+    /// The collection used when a request names none.
+    #[arg(long, env = "FATHOM_COLLECTION", default_value = "default")]
+    pub collection: String,
+
+    /// Require `Authorization: Bearer <key>` on every route but /health.
+    #[arg(long, env = "FATHOM_API_KEY", hide_env_values = true)]
+    pub api_key: Option<String>,
+
+    /// Folders POST /ingest may read (repeat, or comma-separate in FATHOM_INGEST_ROOT).
+    /// Without one, POST /ingest is refused.
+    #[arg(long, env = "FATHOM_INGEST_ROOT", value_delimiter = ',')]
+    pub ingest_root: Vec<PathBuf>,
+
+    /// Largest request body in bytes (413 beyond it).
+    #[arg(long, env = "FATHOM_MAX_BODY_BYTES", default_value_t = 2 * 1024 * 1024)]
+    pub max_body_bytes: usize,
+
+    /// Most inputs (or documents) in one request (422 beyond it).
+    #[arg(long, env = "FATHOM_MAX_INPUTS", default_value_t = 512)]
+    pub max_inputs: usize,
+
+    /// Requests that may wait for the model (429 with Retry-After beyond it).
+    #[arg(long, env = "FATHOM_QUEUE_CAPACITY", default_value_t = 1024)]
+    pub queue_capacity: usize,
+
+    /// Token budget of one batch of merged requests.
+    #[arg(long, env = "FATHOM_BATCH_TOKENS", default_value_t = 16384)]
+    pub batch_tokens: usize,
+
+    /// Seconds a request may wait for the model or the store (503 beyond it).
+    #[arg(long, env = "FATHOM_REQUEST_TIMEOUT", default_value_t = 60.0)]
+    pub request_timeout: f64,
+
+    /// Origins allowed by CORS (repeat or comma-separate; `*` for any). Default: CORS off.
+    #[arg(long, env = "FATHOM_CORS_ORIGIN", value_delimiter = ',')]
+    pub cors_origin: Vec<String>,
 }
 
 /// Which model and where to run it; shared by every command that embeds.

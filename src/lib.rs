@@ -17,6 +17,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Collections(args) => commands::store::collections(args),
         Command::Delete(args) => commands::store::delete(args),
         Command::Eval(args) => commands::eval::run(args),
+        Command::Serve(args) => commands::serve::run(args),
         Command::Model(ModelCommand::Pull(args)) => commands::model::pull(args),
         Command::Model(ModelCommand::Info(args)) => commands::model::info(args),
     }

@@ -3,6 +3,7 @@ pub mod eval;
 pub mod ingest;
 pub mod model;
 pub mod search;
+pub mod serve;
 pub mod store;
 
 use anyhow::Context;

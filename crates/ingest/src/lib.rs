@@ -76,6 +76,8 @@ pub struct FolderOptions {
     pub embed_batch: usize,
     /// Chunks per store commit (whole sources are never split across commits).
     pub write_batch: usize,
+    /// What source ids of a folder start with; `None`: the folder as named ([`source_prefix`]).
+    pub source_prefix: Option<String>,
 }
 
 impl Default for FolderOptions {
@@ -87,6 +89,7 @@ impl Default for FolderOptions {
             json_field: None,
             embed_batch: 256,
             write_batch: 2048,
+            source_prefix: None,
         }
     }
 }
@@ -163,7 +166,10 @@ pub async fn sync_folder(
         .await
         .map_err(|_| IngestError::WorkerGone)?
         .map_err(IngestError::Walk)?;
-    let prefix = source_prefix(root);
+    let prefix = options
+        .source_prefix
+        .clone()
+        .unwrap_or_else(|| source_prefix(root));
     let stored: HashMap<String, String> = collection
         .sources()
         .await?
@@ -510,7 +516,7 @@ async fn run_embed_and_write(
                 .flat_map(|p| p.chunks.iter().map(|c| c.text.as_str()))
                 .collect();
             let (vectors, tokens) = match model.embed_counting(&texts, &embed_options) {
-                Ok(v) => v,
+                Ok((vectors, counts)) => (vectors, counts.iter().sum::<usize>()),
                 Err(e) => return Some(Err(e.into())),
             };
             let mut vectors = vectors.into_iter();

@@ -28,6 +28,16 @@ pub enum Precision {
     Bf16,
 }
 
+impl std::fmt::Display for Precision {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::F32 => "f32",
+            Self::F16 => "f16",
+            Self::Bf16 => "bf16",
+        })
+    }
+}
+
 impl std::str::FromStr for Precision {
     type Err = ModelError;
 
@@ -221,6 +231,15 @@ impl Embedder {
         &self.layout
     }
 
+    /// `cpu` or `cuda:N`.
+    pub fn device_name(&self) -> String {
+        match self.device.location() {
+            candle_core::DeviceLocation::Cpu => "cpu".to_string(),
+            candle_core::DeviceLocation::Cuda { gpu_id } => format!("cuda:{gpu_id}"),
+            candle_core::DeviceLocation::Metal { gpu_id } => format!("metal:{gpu_id}"),
+        }
+    }
+
     pub fn device(&self) -> &Device {
         &self.device
     }
@@ -350,13 +369,13 @@ impl Embedder {
             .map(|(vectors, _)| vectors)
     }
 
-    /// [`Embedder::embed`], also returning how many tokens the model ran (after truncation,
-    /// special tokens included): the figure behind tokens/s.
+    /// [`Embedder::embed`], also returning how many tokens the model ran for each text (after
+    /// truncation, special tokens included): the figure behind tokens/s and API usage reports.
     pub fn embed_counting<S: AsRef<str>>(
         &self,
         texts: &[S],
         options: &EmbedOptions,
-    ) -> Result<(Vec<Vec<f32>>, usize)> {
+    ) -> Result<(Vec<Vec<f32>>, Vec<usize>)> {
         if let Some(d) = options.dimensions {
             if d == 0 || d > self.layout.dimension {
                 return Err(ModelError::BadDimensions {
@@ -366,7 +385,7 @@ impl Embedder {
             }
         }
         if texts.is_empty() {
-            return Ok((Vec::new(), 0));
+            return Ok((Vec::new(), Vec::new()));
         }
         let prompt = self.resolve_prompt(options)?;
         let skip = match (&prompt, self.layout.pooling.include_prompt) {
@@ -390,7 +409,7 @@ impl Embedder {
 
         drop(tokenize_span);
 
-        let total_tokens: usize = prepared.iter().map(|p| p.ids.len()).sum();
+        let token_counts: Vec<usize> = prepared.iter().map(|p| p.ids.len()).collect();
 
         // Longest first: passes of similar lengths keep the attention work balanced.
         let mut order: Vec<usize> = (0..prepared.len()).collect();
@@ -431,7 +450,7 @@ impl Embedder {
                 normalize_in_place(v);
             }
         }
-        Ok((results, total_tokens))
+        Ok((results, token_counts))
     }
 
     /// The prompt name this model uses for documents (`document` or `passage`), if it has one.

@@ -1,1 +1,199 @@
+//! `fathom-server` is the HTTP service: embeddings (`POST /embed`, compatible with
+//! text-embeddings-inference, and `POST /v1/embeddings`, compatible with OpenAI's API), search
+//! (`POST /search`), documents and collections, folder ingest jobs, health, info, Prometheus
+//! metrics and an OpenAPI document.
+//!
+//! Requests for embeddings wait in one bounded queue in front of the model; a dedicated thread
+//! merges whatever is waiting into batches under a token budget (the model sorts them by length
+//! and packs them without padding), so concurrent clients share forward passes and the async
+//! runtime never runs the model. A full queue answers 429 at once. Every error is JSON
+//! `{"error", "type"}`.
+//!
+//! It leaves model internals to `fathom-model`, storage to `fathom-store` and reading folders
+//! to `fathom-ingest`; the CLI (`fathom serve`) turns flags into a [`ServerConfig`].
+//!
+//! ```no_run
+//! # async fn demo(model: std::sync::Arc<fathom_model::Embedder>) -> std::io::Result<()> {
+//! use fathom_server::{serve, AppState, ServerConfig};
+//! let state = AppState::new(ServerConfig::default());
+//! state.install_model(model).expect("warm-up");
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
+//! serve(listener, state, fathom_server::shutdown_signal()).await
+//! # }
+//! ```
 
+mod batcher;
+mod config;
+mod error;
+mod jobs;
+mod metrics;
+mod routes;
+mod state;
+
+use std::future::Future;
+
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::{header, HeaderValue};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post};
+use axum::Router;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+use tower_http::trace::TraceLayer;
+use utoipa::OpenApi;
+
+pub use batcher::{Batcher, Embedded};
+pub use config::ServerConfig;
+pub use error::{ApiError, ErrorBody};
+pub use jobs::{JobState, JobStatus};
+pub use metrics::Metrics;
+pub use state::{AppState, Engine};
+
+/// The OpenAPI description of every route (served at `/openapi.json`).
+#[derive(Debug, OpenApi)]
+#[openapi(
+    info(
+        title = "fathom",
+        description = "Local embeddings and semantic search. Authenticate with `Authorization: Bearer <key>` when the server has an API key."
+    ),
+    paths(
+        routes::embed::embed,
+        routes::embed::openai_embeddings,
+        routes::search::search,
+        routes::documents::upsert,
+        routes::documents::delete,
+        routes::documents::collections,
+        routes::documents::sources,
+        routes::ingest::start,
+        routes::ingest::status,
+        routes::ingest::cancel,
+        routes::info::health,
+        routes::info::info,
+        routes::info::metrics,
+    )
+)]
+pub struct ApiDoc;
+
+/// The router with every route and layer, for a socket ([`serve`]) or for tests (`oneshot`).
+pub fn app(state: AppState) -> Router {
+    let protected = Router::new()
+        .route("/embed", post(routes::embed::embed))
+        .route("/v1/embeddings", post(routes::embed::openai_embeddings))
+        .route("/search", post(routes::search::search))
+        .route("/documents", post(routes::documents::upsert))
+        .route("/documents/{*id}", delete(routes::documents::delete))
+        .route("/collections", get(routes::documents::collections))
+        .route(
+            "/collections/{name}/sources",
+            get(routes::documents::sources),
+        )
+        .route("/ingest", post(routes::ingest::start))
+        .route(
+            "/jobs/{id}",
+            get(routes::ingest::status).delete(routes::ingest::cancel),
+        )
+        .route("/info", get(routes::info::info))
+        .route("/metrics", get(routes::info::metrics))
+        .route("/openapi.json", get(routes::info::openapi))
+        .route_layer(middleware::from_fn_with_state(state.clone(), require_api_key));
+    let mut router = Router::new()
+        .route("/health", get(routes::info::health))
+        .merge(protected)
+        .fallback(|| async { ApiError::NotFound("no such route (see GET /openapi.json)".into()) })
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        .layer(middleware::from_fn_with_state(state.clone(), metrics::track))
+        .layer(DefaultBodyLimit::max(state.config.max_body_bytes))
+        .layer(CatchPanicLayer::custom(|_: Box<dyn std::any::Any + Send>| {
+            ApiError::Internal("a handler panicked".into()).into_response()
+        }))
+        .layer(TraceLayer::new_for_http());
+    if let Some(cors) = cors_layer(&state.config.cors_origins) {
+        router = router.layer(cors);
+    }
+    router.with_state(state)
+}
+
+fn cors_layer(origins: &[String]) -> Option<CorsLayer> {
+    if origins.is_empty() {
+        return None;
+    }
+    let allow = if origins.iter().any(|o| o == "*") {
+        AllowOrigin::any()
+    } else {
+        AllowOrigin::list(
+            origins
+                .iter()
+                .filter_map(|o| HeaderValue::from_str(o).ok()),
+        )
+    };
+    Some(
+        CorsLayer::new()
+            .allow_origin(allow)
+            .allow_methods(tower_http::cors::Any)
+            .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE]),
+    )
+}
+
+/// With an API key configured, every route behind this needs `Authorization: Bearer <key>`.
+async fn require_api_key(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Result<Response, ApiError> {
+    if let Some(key) = &state.config.api_key {
+        let given = request
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .unwrap_or("");
+        // blake3::Hash compares in constant time.
+        if blake3::hash(given.as_bytes()) != blake3::hash(key.as_bytes()) {
+            return Err(ApiError::Unauthorized);
+        }
+    }
+    Ok(next.run(request).await)
+}
+
+/// Serves `state` on `listener` until `shutdown` completes; then stops accepting, finishes the
+/// requests in flight, stops ingest jobs at a source boundary and waits for them.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let jobs = state.jobs.clone();
+    let stop_jobs = jobs.clone();
+    axum::serve(listener, app(state))
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            tracing::info!("shutting down: finishing requests in flight, stopping ingest jobs");
+            stop_jobs.cancel_all();
+        })
+        .await?;
+    jobs.wait_all().await;
+    Ok(())
+}
+
+/// Completes on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = terminate => {},
+    }
+}

@@ -29,12 +29,18 @@ pub struct IndexPolicy {
     /// Below this many chunks, vector search is exact; from it on, an IVF_PQ index is built (and
     /// kept up to date after each ingest; rows appended since are still searched, exactly).
     pub ann_threshold: usize,
+    /// IVF partitions probed per query (at least; more is slower and finds more).
+    pub nprobes: usize,
+    /// Candidates re-ranked on exact distances: `refine_factor * k` (PQ distances are rough).
+    pub refine_factor: u32,
 }
 
 impl Default for IndexPolicy {
     fn default() -> Self {
         Self {
             ann_threshold: 100_000,
+            nprobes: 20,
+            refine_factor: 4,
         }
     }
 }
@@ -145,6 +151,10 @@ impl Collection {
     pub fn with_index_policy(mut self, policy: IndexPolicy) -> Self {
         self.policy = policy;
         self
+    }
+
+    pub fn index_policy(&self) -> &IndexPolicy {
+        &self.policy
     }
 
     pub fn name(&self) -> &str {

@@ -26,7 +26,7 @@ pub enum StoreError {
     #[error("vector of {got} dimensions for a collection of {want}")]
     BadVector { got: usize, want: usize },
 
-    #[error("bad filter `{0}` (use source:PREFIX, source:GLOB with * and ?)")]
+    #[error("bad filter `{0}` (use source:PREFIX, source:GLOB with * and ?, source=ID, or meta.KEY=VALUE)")]
     BadFilter(String),
 
     #[error("full-text search needs the text index; run `fathom ingest` again to build it")]

@@ -2,7 +2,7 @@
 //! (prefiltering, so k results come back whenever k rows match).
 
 use crate::error::{Result, StoreError};
-use crate::schema::{sql_str, SOURCE_ID};
+use crate::schema::{sql_str, METADATA, SOURCE_ID};
 
 /// A restriction on which chunks a search may return.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -13,13 +13,25 @@ pub enum Filter {
     SourceGlob(String),
     /// Exactly this source.
     Source(String),
+    /// Chunks whose JSON metadata holds `value` under `key`: the string `value`, or the number,
+    /// boolean or null it spells (`meta.year=2024` matches `"year": 2024` and `"year": "2024"`).
+    Metadata { key: String, value: String },
 }
 
 impl Filter {
-    /// Parses `source:PREFIX`, `source:GLOB` (with `*` or `?`) or `source=ID`.
+    /// Parses `source:PREFIX`, `source:GLOB` (with `*` or `?`), `source=ID` or `meta.KEY=VALUE`.
     pub fn parse(spec: &str) -> Result<Self> {
         if let Some(id) = spec.strip_prefix("source=") {
             return Ok(Self::Source(id.to_string()));
+        }
+        if let Some(rest) = spec.strip_prefix("meta.") {
+            return match rest.split_once('=') {
+                Some((key, value)) if !key.is_empty() => Ok(Self::Metadata {
+                    key: key.to_string(),
+                    value: value.to_string(),
+                }),
+                _ => Err(StoreError::BadFilter(spec.to_string())),
+            };
         }
         let Some(pattern) = spec.strip_prefix("source:") else {
             return Err(StoreError::BadFilter(spec.to_string()));
@@ -58,8 +70,34 @@ impl Filter {
                 }
                 format!("{SOURCE_ID} LIKE {} ESCAPE '\\'", sql_str(&like))
             }
+            Self::Metadata { key, value } => {
+                // Metadata is stored as compact JSON (serde_json), so `"key":value` appears
+                // verbatim; a scalar literal must be followed by `,` or `}` to end there.
+                let key = serde_json::Value::String(key.clone()).to_string();
+                let as_string = serde_json::Value::String(value.clone()).to_string();
+                let mut patterns = vec![format!("%{}:{}%", key, as_string)];
+                if let Ok(literal) = serde_json::from_str::<serde_json::Value>(value) {
+                    if !literal.is_string() && !literal.is_object() && !literal.is_array() {
+                        for end in [',', '}'] {
+                            patterns.push(format!("%{key}:{literal}{end}%"));
+                        }
+                    }
+                }
+                patterns
+                    .iter()
+                    .map(|p| format!("{METADATA} LIKE {} ESCAPE '\\'", sql_str(&escape_like_keep_percent(p))))
+                    .collect::<Vec<_>>()
+                    .join(" OR ")
+            }
         }
     }
+}
+
+/// Escapes LIKE's `_` and `\` in a pattern whose `%` wildcards are meant (and `%` inside the
+/// JSON text, which is escaped as `\%` only when it is not a leading or trailing wildcard).
+fn escape_like_keep_percent(pattern: &str) -> String {
+    let inner = &pattern[1..pattern.len() - 1];
+    format!("%{}%", escape_like(inner))
 }
 
 fn escape_like(s: &str) -> String {
@@ -109,6 +147,20 @@ mod tests {
             Filter::parse("source=a.md").unwrap().to_sql(),
             "source_id = 'a.md'"
         );
+        assert_eq!(
+            Filter::parse("meta.lang=en").unwrap().to_sql(),
+            r#"metadata LIKE '%"lang":"en"%' ESCAPE '\'"#
+        );
+        assert_eq!(
+            Filter::parse("meta.year=2024").unwrap().to_sql(),
+            r#"metadata LIKE '%"year":"2024"%' ESCAPE '\' OR metadata LIKE '%"year":2024,%' ESCAPE '\' OR metadata LIKE '%"year":2024}%' ESCAPE '\'"#
+        );
+        assert_eq!(
+            Filter::parse("meta.a_b=x%").unwrap().to_sql(),
+            r#"metadata LIKE '%"a\_b":"x\%"%' ESCAPE '\'"#
+        );
+        assert!(Filter::parse("meta.=x").is_err());
+        assert!(Filter::parse("meta.k").is_err());
         assert!(Filter::parse("author:me").is_err());
         assert!(Filter::parse("source:").is_err());
     }

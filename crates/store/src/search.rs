@@ -124,8 +124,8 @@ impl Collection {
         scanner.nearest(VECTOR, &Float32Array::from(vector.clone()), k)?;
         scanner.distance_metric(DistanceType::Cosine);
         // With an ANN index: probe enough partitions and re-rank on exact distances.
-        scanner.minimum_nprobes(20);
-        scanner.refine(4);
+        scanner.minimum_nprobes(self.index_policy().nprobes);
+        scanner.refine(self.index_policy().refine_factor);
         if let Some(sql) = combined_sql(&query.filters) {
             scanner.prefilter(true);
             scanner.filter(&sql)?;

@@ -285,7 +285,10 @@ async fn ann_index_past_the_threshold_keeps_new_rows_searchable() {
         .collection("big", &spec())
         .await
         .unwrap()
-        .with_index_policy(IndexPolicy { ann_threshold: 600 });
+        .with_index_policy(IndexPolicy {
+            ann_threshold: 600,
+            ..IndexPolicy::default()
+        });
     let sources: Vec<SourceChunks> = (0..700)
         .map(|i| {
             let text = format!("doc {i}");

@@ -1,0 +1,220 @@
+//! Documents and collections: `POST /documents`, `DELETE /documents/{id}`, `GET /collections`,
+//! `GET /collections/{name}/sources`.
+
+use std::collections::HashSet;
+
+use axum::extract::{Path, Query, State};
+use axum::Json;
+use fathom_ingest::{CancelFlag, Document, FolderOptions, Format};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use crate::error::{ApiError, ApiJson, ErrorBody};
+use crate::state::AppState;
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct DocumentIn {
+    /// Replaces whatever the collection holds under this id.
+    pub id: String,
+    pub text: String,
+    /// A JSON object stored with every chunk (filter with `meta.KEY=VALUE`).
+    pub metadata: Option<serde_json::Value>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct UpsertRequest {
+    pub documents: Vec<DocumentIn>,
+    pub collection: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UpsertResponse {
+    pub added: usize,
+    pub updated: usize,
+    /// Documents whose text was already stored as is.
+    pub unchanged: usize,
+    pub chunks: usize,
+    pub tokens: usize,
+}
+
+/// Chunk, embed and store documents (each replaces the chunks stored under its id).
+#[utoipa::path(post, path = "/documents", request_body = UpsertRequest, tag = "documents",
+    responses(
+        (status = 200, body = UpsertResponse),
+        (status = 409, description = "The collection was written by another model", body = ErrorBody),
+        (status = 422, body = ErrorBody),
+    ))]
+pub async fn upsert(
+    State(state): State<AppState>,
+    ApiJson(req): ApiJson<UpsertRequest>,
+) -> Result<Json<UpsertResponse>, ApiError> {
+    if req.documents.is_empty() {
+        return Err(ApiError::Validation(
+            "`documents` is empty; send at least one {id, text}".into(),
+        ));
+    }
+    if req.documents.len() > state.config.max_inputs {
+        return Err(ApiError::Validation(format!(
+            "{} documents in one request; at most {} are accepted (split the request)",
+            req.documents.len(),
+            state.config.max_inputs
+        )));
+    }
+    let mut seen = HashSet::new();
+    for d in &req.documents {
+        if d.id.is_empty() {
+            return Err(ApiError::Validation("a document has an empty `id`".into()));
+        }
+        if !seen.insert(d.id.as_str()) {
+            return Err(ApiError::Validation(format!(
+                "document id `{}` appears twice in one request",
+                d.id
+            )));
+        }
+        if d.text.trim().is_empty() {
+            return Err(ApiError::Validation(format!(
+                "document `{}` has no text (to remove a document, DELETE /documents/{{id}})",
+                d.id
+            )));
+        }
+        if d.metadata.as_ref().is_some_and(|m| !m.is_object()) {
+            return Err(ApiError::Validation(format!(
+                "`metadata` of document `{}` must be a JSON object",
+                d.id
+            )));
+        }
+    }
+    let model = state.engine()?.model.clone();
+    let collection = state.collection(req.collection.as_deref()).await?;
+    let documents: Vec<Document> = req
+        .documents
+        .into_iter()
+        .map(|d| Document {
+            id: d.id,
+            text: d.text,
+            metadata: d.metadata,
+            format: Format::Text,
+        })
+        .collect();
+    let summary = fathom_ingest::upsert_documents(
+        model,
+        &collection,
+        documents,
+        &FolderOptions::default(),
+        &|_| {},
+        &CancelFlag::default(),
+    )
+    .await?;
+    if let Some(problem) = summary.errors.first() {
+        return Err(ApiError::Validation(format!(
+            "document `{}`: {}",
+            problem.path, problem.message
+        )));
+    }
+    Ok(Json(UpsertResponse {
+        added: summary.added,
+        updated: summary.updated,
+        unchanged: summary.unchanged,
+        chunks: summary.chunks,
+        tokens: summary.tokens,
+    }))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct CollectionParam {
+    /// Default: the server's default collection.
+    pub collection: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DeleteResponse {
+    pub id: String,
+    pub deleted_chunks: u64,
+}
+
+/// Delete a document (or ingested file) by id.
+#[utoipa::path(delete, path = "/documents/{id}", tag = "documents",
+    params(("id" = String, Path, description = "Document id or file path"), CollectionParam),
+    responses((status = 200, body = DeleteResponse), (status = 404, body = ErrorBody)))]
+pub async fn delete(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Query(param): Query<CollectionParam>,
+) -> Result<Json<DeleteResponse>, ApiError> {
+    let collection = state.existing_collection(param.collection.as_deref()).await?;
+    let deleted_chunks = collection.delete_sources(std::slice::from_ref(&id)).await?;
+    if deleted_chunks == 0 {
+        return Err(ApiError::NotFound(format!(
+            "no document `{id}` in collection `{}`",
+            collection.name()
+        )));
+    }
+    Ok(Json(DeleteResponse { id, deleted_chunks }))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CollectionOut {
+    pub name: String,
+    pub model: String,
+    pub dimension: usize,
+    pub normalized: bool,
+    pub chunks: usize,
+    pub sources: usize,
+    pub version: u64,
+    pub text_index: bool,
+    pub vector_index: bool,
+}
+
+/// Every collection in the store.
+#[utoipa::path(get, path = "/collections", tag = "documents",
+    responses((status = 200, body = Vec<CollectionOut>)))]
+pub async fn collections(State(state): State<AppState>) -> Result<Json<Vec<CollectionOut>>, ApiError> {
+    let infos = state.store.collections().await?;
+    Ok(Json(
+        infos
+            .into_iter()
+            .map(|c| CollectionOut {
+                name: c.name,
+                model: c.model.model,
+                dimension: c.model.dimension,
+                normalized: c.model.normalized,
+                chunks: c.stats.chunks,
+                sources: c.stats.sources,
+                version: c.stats.version,
+                text_index: c.stats.text_index,
+                vector_index: c.stats.vector_index,
+            })
+            .collect(),
+    ))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SourceOut {
+    pub source: String,
+    /// blake3 of the source's content.
+    pub hash: String,
+    pub chunks: usize,
+}
+
+/// The sources (documents, files) of a collection with their chunk counts.
+#[utoipa::path(get, path = "/collections/{name}/sources", tag = "documents",
+    params(("name" = String, Path, description = "Collection name")),
+    responses((status = 200, body = Vec<SourceOut>), (status = 404, body = ErrorBody)))]
+pub async fn sources(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<Json<Vec<SourceOut>>, ApiError> {
+    let collection = state.store.existing_collection(&name).await?;
+    Ok(Json(
+        collection
+            .sources()
+            .await?
+            .into_iter()
+            .map(|s| SourceOut {
+                source: s.source_id,
+                hash: s.source_hash,
+                chunks: s.chunks,
+            })
+            .collect(),
+    ))
+}

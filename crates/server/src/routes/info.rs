@@ -1,0 +1,103 @@
+//! `GET /health`, `GET /info`, `GET /metrics`, `GET /openapi.json`.
+
+use axum::extract::State;
+use axum::http::header;
+use axum::response::IntoResponse;
+use axum::Json;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::error::{ApiError, ErrorBody};
+use crate::state::AppState;
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Health {
+    /// `ok`
+    pub status: &'static str,
+}
+
+/// 200 once the model is loaded and warmed up; 503 before.
+#[utoipa::path(get, path = "/health", tag = "service",
+    responses((status = 200, body = Health), (status = 503, body = ErrorBody)))]
+pub async fn health(State(state): State<AppState>) -> Result<Json<Health>, ApiError> {
+    state.engine()?;
+    Ok(Json(Health { status: "ok" }))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Limits {
+    pub max_body_bytes: usize,
+    pub max_inputs: usize,
+    pub queue_capacity: usize,
+    pub batch_tokens: usize,
+    pub request_timeout_seconds: f64,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Info {
+    /// Hub id or folder name of the model.
+    pub model: String,
+    pub architecture: String,
+    pub dimension: usize,
+    pub max_seq_length: usize,
+    pub normalize: bool,
+    pub device: String,
+    pub dtype: String,
+    /// Prompt names of the model (use with `prompt_name`).
+    pub prompts: Vec<String>,
+    pub default_collection: String,
+    pub limits: Limits,
+    pub version: &'static str,
+}
+
+/// The model, limits and version of this server.
+#[utoipa::path(get, path = "/info", tag = "service",
+    responses((status = 200, body = Info), (status = 503, body = ErrorBody)))]
+pub async fn info(State(state): State<AppState>) -> Result<Json<Info>, ApiError> {
+    let engine = state.engine()?;
+    let layout = engine.model.layout();
+    let c = &state.config;
+    let mut prompts: Vec<String> = layout.prompts.keys().cloned().collect();
+    prompts.sort();
+    Ok(Json(Info {
+        model: engine.spec.model.clone(),
+        architecture: layout.model_type.clone(),
+        dimension: engine.model.dimension(),
+        max_seq_length: engine.model.max_seq_length(),
+        normalize: layout.normalize,
+        device: engine.model.device_name(),
+        dtype: engine.model.precision().to_string(),
+        prompts,
+        default_collection: c.default_collection.clone(),
+        limits: Limits {
+            max_body_bytes: c.max_body_bytes,
+            max_inputs: c.max_inputs,
+            queue_capacity: c.queue_capacity,
+            batch_tokens: c.batch_tokens,
+            request_timeout_seconds: c.request_timeout.as_secs_f64(),
+        },
+        version: env!("CARGO_PKG_VERSION"),
+    }))
+}
+
+/// Prometheus metrics.
+#[utoipa::path(get, path = "/metrics", tag = "service",
+    responses((status = 200, description = "Prometheus text format", content_type = "text/plain")))]
+pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    if let Ok(engine) = state.engine() {
+        state.metrics.queue_depth.set(engine.batcher.depth() as i64);
+    }
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        state.metrics.render(),
+    )
+}
+
+/// This API as an OpenAPI 3.1 document.
+pub async fn openapi() -> impl IntoResponse {
+    use utoipa::OpenApi;
+    Json(crate::ApiDoc::openapi())
+}

@@ -1,0 +1,7 @@
+//! The handlers, one file per area of the API.
+
+pub mod documents;
+pub mod embed;
+pub mod info;
+pub mod ingest;
+pub mod search;

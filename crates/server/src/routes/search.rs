@@ -1,0 +1,132 @@
+//! `POST /search`: vector, full-text or hybrid search in a collection.
+
+use axum::extract::State;
+use axum::Json;
+use fathom_model::EmbedOptions;
+use fathom_store::{Filter, SearchMode, SearchQuery};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::embed::embed_queued;
+use crate::error::{ApiError, ApiJson, ErrorBody};
+use crate::state::AppState;
+
+/// Most results one search returns.
+pub const MAX_K: usize = 1000;
+
+/// One filter or several (all must match).
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(untagged)]
+pub enum Filters {
+    One(String),
+    Many(Vec<String>),
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct SearchRequest {
+    pub query: String,
+    /// Results to return (1..=1000, default 10).
+    pub k: Option<usize>,
+    /// `vector` (default), `text` (BM25) or `hybrid` (reciprocal rank fusion of both).
+    pub mode: Option<String>,
+    /// `source:PREFIX`, `source:GLOB` (with `*`, `?`), `source=ID` or `meta.KEY=VALUE`.
+    pub filter: Option<Filters>,
+    /// Default: the server's default collection.
+    pub collection: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SearchHit {
+    /// The document id or the file path relative to the ingested folder.
+    pub source: String,
+    pub chunk_index: u32,
+    pub text: String,
+    /// Byte and character offsets of the chunk in its source text.
+    pub byte_start: u64,
+    pub byte_end: u64,
+    pub char_start: u64,
+    pub char_end: u64,
+    /// Higher is better: cosine similarity (vector), BM25 (text) or the fused RRF score (hybrid).
+    pub score: f32,
+    pub metadata: Option<serde_json::Value>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SearchResponse {
+    pub hits: Vec<SearchHit>,
+}
+
+/// Search a collection.
+#[utoipa::path(post, path = "/search", request_body = SearchRequest, tag = "search",
+    responses(
+        (status = 200, body = SearchResponse),
+        (status = 404, description = "No such collection", body = ErrorBody),
+        (status = 409, description = "The collection was written by another model", body = ErrorBody),
+        (status = 422, body = ErrorBody),
+    ))]
+pub async fn search(
+    State(state): State<AppState>,
+    ApiJson(req): ApiJson<SearchRequest>,
+) -> Result<Json<SearchResponse>, ApiError> {
+    if req.query.trim().is_empty() {
+        return Err(ApiError::Validation(
+            "`query` is empty; send the text to search for".into(),
+        ));
+    }
+    let k = req.k.unwrap_or(10);
+    if k == 0 || k > MAX_K {
+        return Err(ApiError::Validation(format!(
+            "`k` must be between 1 and {MAX_K}, got {k}"
+        )));
+    }
+    let mode: SearchMode = match req.mode.as_deref() {
+        None => SearchMode::Vector,
+        Some(m) => m.parse().map_err(ApiError::Validation)?,
+    };
+    let filters = match req.filter {
+        None => Vec::new(),
+        Some(Filters::One(f)) => vec![f],
+        Some(Filters::Many(v)) => v,
+    }
+    .iter()
+    .map(|f| Filter::parse(f))
+    .collect::<Result<Vec<_>, _>>()?;
+    let collection = state.existing_collection(req.collection.as_deref()).await?;
+    let vector = if mode == SearchMode::Text {
+        None
+    } else {
+        let options = EmbedOptions {
+            prompt_name: state.engine()?.model.query_prompt().map(str::to_string),
+            ..EmbedOptions::default()
+        };
+        let mut embedded = embed_queued(&state, vec![req.query.clone()], options).await?;
+        Some(embedded.vectors.remove(0))
+    };
+    let query = SearchQuery {
+        vector,
+        text: Some(req.query),
+        mode,
+        k,
+        filters,
+    };
+    let timeout = state.config.request_timeout;
+    let hits = tokio::time::timeout(timeout, collection.search(&query))
+        .await
+        .map_err(|_| ApiError::Timeout(timeout))??;
+    Ok(Json(SearchResponse {
+        hits: hits
+            .into_iter()
+            .map(|h| SearchHit {
+                source: h.source_id,
+                chunk_index: h.chunk_index,
+                text: h.text,
+                byte_start: h.byte_start,
+                byte_end: h.byte_end,
+                char_start: h.char_start,
+                char_end: h.char_end,
+                score: h.score,
+                metadata: h.metadata,
+            })
+            .collect(),
+    }))
+}

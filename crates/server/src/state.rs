@@ -1,0 +1,121 @@
+//! What every handler shares: the configuration, the model (once loaded), the store and its open
+//! collections, the ingest jobs and the metrics.
+
+use std::collections::HashMap;
+use std::sync::{Arc, OnceLock};
+
+use fathom_model::{EmbedOptions, Embedder};
+use fathom_store::{Collection, ModelSpec, Store};
+
+use crate::batcher::Batcher;
+use crate::config::ServerConfig;
+use crate::error::ApiError;
+use crate::jobs::Jobs;
+use crate::metrics::Metrics;
+
+/// The loaded model and the queue in front of it.
+#[derive(Debug)]
+pub struct Engine {
+    pub model: Arc<Embedder>,
+    pub batcher: Batcher,
+    pub spec: ModelSpec,
+}
+
+/// Shared by all handlers; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    pub config: Arc<ServerConfig>,
+    pub metrics: Arc<Metrics>,
+    pub store: Store,
+    pub jobs: Jobs,
+    engine: Arc<OnceLock<Engine>>,
+    collections: Arc<tokio::sync::Mutex<HashMap<String, Arc<Collection>>>>,
+}
+
+impl AppState {
+    /// A server that answers 503 on model routes until [`AppState::install_model`] is called.
+    pub fn new(config: ServerConfig) -> Self {
+        Self {
+            store: Store::new(config.store.clone()),
+            config: Arc::new(config),
+            metrics: Arc::new(Metrics::default()),
+            jobs: Jobs::default(),
+            engine: Arc::new(OnceLock::new()),
+            collections: Arc::default(),
+        }
+    }
+
+    /// Warms the model up (one small forward pass, so the first request does not pay for
+    /// allocations and lazy setup), starts its queue and makes the server ready. Blocks for the
+    /// warm-up: call it from a blocking thread.
+    pub fn install_model(&self, model: Arc<Embedder>) -> Result<(), ApiError> {
+        model.embed(&["warm up"], &EmbedOptions::default())?;
+        let spec = ModelSpec {
+            model: model.layout().name.clone(),
+            dimension: model.dimension(),
+            normalized: model.layout().normalize,
+        };
+        let batcher = Batcher::start(
+            model.clone(),
+            self.config.queue_capacity,
+            self.config.batch_tokens,
+            self.metrics.clone(),
+        );
+        self.engine
+            .set(Engine {
+                model,
+                batcher,
+                spec,
+            })
+            .map_err(|_| ApiError::Internal("a model is already installed".into()))
+    }
+
+    /// The model, or 503 while it loads.
+    pub fn engine(&self) -> Result<&Engine, ApiError> {
+        self.engine.get().ok_or(ApiError::NotReady)
+    }
+
+    pub fn is_ready(&self) -> bool {
+        self.engine.get().is_some()
+    }
+
+    /// The collection `name` (the default one when `None`) for this model, created on first
+    /// write. A collection written by another model is a 409.
+    pub async fn collection(&self, name: Option<&str>) -> Result<Arc<Collection>, ApiError> {
+        let name = name.unwrap_or(&self.config.default_collection);
+        let engine = self.engine()?;
+        let mut open = self.collections.lock().await;
+        if let Some(c) = open.get(name) {
+            return Ok(c.clone());
+        }
+        let c = Arc::new(self.store.collection(name, &engine.spec).await?);
+        open.insert(name.to_string(), c.clone());
+        Ok(c)
+    }
+
+    /// Like [`AppState::collection`], but a collection that was never written is a 404.
+    pub async fn existing_collection(
+        &self,
+        name: Option<&str>,
+    ) -> Result<Arc<Collection>, ApiError> {
+        let name = name.unwrap_or(&self.config.default_collection);
+        let cached = self.collection(Some(name)).await?;
+        if cached.exists() {
+            return Ok(cached);
+        }
+        // Another process (a CLI ingest) may have created it since it was opened here.
+        let fresh = Arc::new(self.store.collection(name, &self.engine()?.spec).await?);
+        if !fresh.exists() {
+            return Err(fathom_store::StoreError::NoSuchCollection {
+                name: name.to_string(),
+                store: self.store.root().to_string(),
+            }
+            .into());
+        }
+        self.collections
+            .lock()
+            .await
+            .insert(name.to_string(), fresh.clone());
+        Ok(fresh)
+    }
+}

@@ -1,0 +1,654 @@
+//! Every route through `app()` with `oneshot` (no socket), with the real model
+//! (models/all-MiniLM-L6-v2) and a real lance store in a temp folder.
+
+use std::path::Path;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::{header, Method, Request, StatusCode};
+use axum::Router;
+use base64::Engine as _;
+use fathom_model::{EmbedOptions, Embedder, LoadOptions};
+use fathom_server::{app, AppState, ServerConfig};
+use serde_json::{json, Value};
+use tower::ServiceExt;
+
+fn model() -> Arc<Embedder> {
+    static MODEL: OnceLock<Arc<Embedder>> = OnceLock::new();
+    MODEL
+        .get_or_init(|| {
+            let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models/all-MiniLM-L6-v2");
+            assert!(
+                dir.join("model.safetensors").is_file(),
+                "{} is missing: run scripts/fetch-model.sh first",
+                dir.display()
+            );
+            Arc::new(Embedder::load(dir.to_str().unwrap(), &LoadOptions::default()).unwrap())
+        })
+        .clone()
+}
+
+struct TestServer {
+    router: Router,
+    state: AppState,
+    _dir: tempfile::TempDir,
+}
+
+fn server_with(configure: impl FnOnce(&mut ServerConfig, &Path)) -> TestServer {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = ServerConfig {
+        store: dir.path().join("store").display().to_string(),
+        ..ServerConfig::default()
+    };
+    configure(&mut config, dir.path());
+    let state = AppState::new(config);
+    state.install_model(model()).unwrap();
+    TestServer {
+        router: app(state.clone()),
+        state,
+        _dir: dir,
+    }
+}
+
+fn server() -> TestServer {
+    server_with(|_, _| {})
+}
+
+struct Answer {
+    status: StatusCode,
+    headers: axum::http::HeaderMap,
+    body: Vec<u8>,
+}
+
+impl Answer {
+    fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| {
+            panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body))
+        })
+    }
+
+    /// Asserts the JSON error shape and returns the message.
+    fn error(&self, status: StatusCode, kind: &str) -> String {
+        let body = self.json();
+        assert_eq!(self.status, status, "{body}");
+        assert_eq!(body["type"], kind, "{body}");
+        body["error"].as_str().unwrap().to_string()
+    }
+}
+
+async fn call(router: &Router, method: Method, uri: &str, body: Option<Value>) -> Answer {
+    call_raw(
+        router,
+        method,
+        uri,
+        body.map(|b| b.to_string().into_bytes()),
+        &[],
+    )
+    .await
+}
+
+async fn call_raw(
+    router: &Router,
+    method: Method,
+    uri: &str,
+    body: Option<Vec<u8>>,
+    headers: &[(&str, &str)],
+) -> Answer {
+    let mut request = Request::builder().method(method).uri(uri);
+    if body.is_some() {
+        request = request.header(header::CONTENT_TYPE, "application/json");
+    }
+    for (k, v) in headers {
+        request = request.header(*k, *v);
+    }
+    let request = request
+        .body(body.map(Body::from).unwrap_or_else(Body::empty))
+        .unwrap();
+    let response = router.clone().oneshot(request).await.unwrap();
+    let status = response.status();
+    let headers = response.headers().clone();
+    let body = axum::body::to_bytes(response.into_body(), usize::MAX)
+        .await
+        .unwrap()
+        .to_vec();
+    Answer {
+        status,
+        headers,
+        body,
+    }
+}
+
+fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len());
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
+}
+
+fn vectors(v: &Value) -> Vec<Vec<f32>> {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|row| {
+            row.as_array()
+                .unwrap()
+                .iter()
+                .map(|x| x.as_f64().unwrap() as f32)
+                .collect()
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn health_is_503_until_the_model_is_installed() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = AppState::new(ServerConfig {
+        store: dir.path().display().to_string(),
+        ..ServerConfig::default()
+    });
+    let router = app(state.clone());
+    let answer = call(&router, Method::GET, "/health", None).await;
+    answer.error(StatusCode::SERVICE_UNAVAILABLE, "not_ready");
+    assert_eq!(answer.headers[header::RETRY_AFTER], "1");
+    call(&router, Method::POST, "/embed", Some(json!({"inputs": "x"})))
+        .await
+        .error(StatusCode::SERVICE_UNAVAILABLE, "not_ready");
+    state.install_model(model()).unwrap();
+    let answer = call(&router, Method::GET, "/health", None).await;
+    assert_eq!(answer.status, StatusCode::OK);
+    assert_eq!(answer.json(), json!({"status": "ok"}));
+}
+
+#[tokio::test]
+async fn embed_matches_the_model_for_one_text_and_many() {
+    let s = server();
+    let texts = ["The cat sits on the mat.", "Rust is a systems language.", "x"];
+    let expected = model().embed(&texts, &EmbedOptions::default()).unwrap();
+
+    let one = call(&s.router, Method::POST, "/embed", Some(json!({"inputs": texts[0]}))).await;
+    assert_eq!(one.status, StatusCode::OK);
+    let got = vectors(&one.json());
+    assert_eq!(got.len(), 1);
+    assert!(max_abs_diff(&got[0], &expected[0]) < 1e-5);
+
+    let many = call(&s.router, Method::POST, "/embed", Some(json!({"inputs": texts}))).await;
+    let got = vectors(&many.json());
+    assert_eq!(got.len(), 3);
+    for (g, e) in got.iter().zip(&expected) {
+        assert_eq!(g.len(), 384);
+        assert!(max_abs_diff(g, e) < 1e-5);
+    }
+
+    // Options: no normalization, Matryoshka dimensions, left truncation.
+    let raw = call(
+        &s.router,
+        Method::POST,
+        "/embed",
+        Some(json!({"inputs": texts[0], "normalize": false, "dimensions": 64,
+                    "truncation_direction": "Left", "truncate": true})),
+    )
+    .await;
+    let raw = vectors(&raw.json()).remove(0);
+    let expected_raw = model()
+        .embed(
+            &texts[..1],
+            &EmbedOptions {
+                normalize: Some(false),
+                dimensions: Some(64),
+                truncation_direction: fathom_model::Truncation::Left,
+                ..EmbedOptions::default()
+            },
+        )
+        .unwrap()
+        .remove(0);
+    assert_eq!(raw.len(), 64);
+    assert!(max_abs_diff(&raw, &expected_raw) < 1e-5);
+    let norm: f32 = raw.iter().map(|x| x * x).sum::<f32>().sqrt();
+    assert!((norm - 1.0).abs() > 1e-3, "normalize: false was ignored");
+}
+
+#[tokio::test]
+async fn embed_refuses_bad_input_with_json_errors() {
+    let s = server_with(|c, _| {
+        c.max_inputs = 2;
+        c.max_body_bytes = 4096;
+    });
+    let r = &s.router;
+    let msg = call(r, Method::POST, "/embed", Some(json!({"inputs": []})))
+        .await
+        .error(StatusCode::UNPROCESSABLE_ENTITY, "validation");
+    assert!(msg.contains("empty"), "{msg}");
+    let msg = call(r, Method::POST, "/embed", Some(json!({"inputs": ["a", "b", "c"]})))
+        .await
+        .error(StatusCode::UNPROCESSABLE_ENTITY, "validation");
+    assert!(msg.contains("at most 2"), "{msg}");
+    let long = "word ".repeat(400);
+    let msg = call(
+        r,
+        Method::POST,
+        "/embed",
+        Some(json!({"inputs": long, "truncate": false})),
+    )
+    .await
+    .error(StatusCode::UNPROCESSABLE_ENTITY, "validation");
+    assert!(msg.contains("max_seq_length of 256"), "{msg}");
+    let msg = call(r, Method::POST, "/embed", Some(json!({"inputs": "x", "prompt_name": "nope"})))
+        .await
+        .error(StatusCode::UNPROCESSABLE_ENTITY, "validation");
+    assert!(msg.contains("nope"), "{msg}");
+    call(r, Method::POST, "/embed", Some(json!({"inputs": "x", "dimensions": 0})))
+        .await
+        .error(StatusCode::UNPROCESSABLE_ENTITY, "validation");
+    call(r, Method::POST, "/embed", Some(json!({"inputs": 42})))
+        .await
+        .error(StatusCode::UNPROCESSABLE_ENTITY, "validation");
+    call_raw(r, Method::POST, "/embed", Some(b"{\"inputs\": ".to_vec()), &[])
+        .await
+        .error(StatusCode::BAD_REQUEST, "validation");
+    call_raw(r, Method::POST, "/embed", Some(vec![0xff, 0xfe, b'{']), &[])
+        .await
+        .error(StatusCode::BAD_REQUEST, "validation");
+    let huge = json!({"inputs": "a".repeat(10_000)});
+    let msg = call(r, Method::POST, "/embed", Some(huge))
+        .await
+        .error(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large");
+    assert!(msg.contains("max_body_bytes"), "{msg}");
+    call(r, Method::GET, "/nowhere", None)
+        .await
+        .error(StatusCode::NOT_FOUND, "not_found");
+    call(r, Method::GET, "/embed", None)
+        .await
+        .error(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed");
+    // One bad request batched with good ones fails alone.
+    let good = call(r, Method::POST, "/embed", Some(json!({"inputs": "still fine"}))).await;
+    assert_eq!(good.status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn openai_route_answers_floats_and_base64_with_usage() {
+    let s = server();
+    let body = json!({"input": ["hello world", "a second text"], "model": "anything"});
+    let floats = call(&s.router, Method::POST, "/v1/embeddings", Some(body)).await;
+    assert_eq!(floats.status, StatusCode::OK);
+    let floats = floats.json();
+    assert_eq!(floats["object"], "list");
+    assert_eq!(floats["model"], "all-MiniLM-L6-v2");
+    assert_eq!(floats["data"][1]["index"], 1);
+    assert_eq!(floats["data"][1]["object"], "embedding");
+    // "hello world" is 2 tokens + CLS/SEP; "a second text" 3 + 2.
+    assert_eq!(floats["usage"]["prompt_tokens"], 9);
+    assert_eq!(floats["usage"]["total_tokens"], 9);
+
+    let body = json!({"input": ["hello world", "a second text"], "model": "x", "encoding_format": "base64"});
+    let b64 = call(&s.router, Method::POST, "/v1/embeddings", Some(body))
+        .await
+        .json();
+    for i in 0..2 {
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(b64["data"][i]["embedding"].as_str().unwrap())
+            .unwrap();
+        let decoded: Vec<f32> = bytes
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+            .collect();
+        let float: Vec<f32> = floats["data"][i]["embedding"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_f64().unwrap() as f32)
+            .collect();
+        assert_eq!(decoded.len(), 384);
+        assert!(max_abs_diff(&decoded, &float) < 1e-6);
+    }
+    let dims = call(
+        &s.router,
+        Method::POST,
+        "/v1/embeddings",
+        Some(json!({"input": "x", "model": "m", "dimensions": 128})),
+    )
+    .await
+    .json();
+    assert_eq!(dims["data"][0]["embedding"].as_array().unwrap().len(), 128);
+    let msg = call(
+        &s.router,
+        Method::POST,
+        "/v1/embeddings",
+        Some(json!({"input": [1, 2, 3], "model": "m"})),
+    )
+    .await
+    .error(StatusCode::UNPROCESSABLE_ENTITY, "validation");
+    assert!(msg.contains("token-id"), "{msg}");
+}
+
+#[tokio::test]
+async fn api_key_protects_everything_but_health() {
+    let s = server_with(|c, _| c.api_key = Some("s3cret".into()));
+    let r = &s.router;
+    assert_eq!(call(r, Method::GET, "/health", None).await.status, StatusCode::OK);
+    let body = Some(br#"{"inputs": "x"}"#.to_vec());
+    call_raw(r, Method::POST, "/embed", body.clone(), &[])
+        .await
+        .error(StatusCode::UNAUTHORIZED, "unauthorized");
+    call_raw(r, Method::POST, "/embed", body.clone(), &[("authorization", "Bearer wrong")])
+        .await
+        .error(StatusCode::UNAUTHORIZED, "unauthorized");
+    call_raw(r, Method::GET, "/info", None, &[])
+        .await
+        .error(StatusCode::UNAUTHORIZED, "unauthorized");
+    let ok = call_raw(r, Method::POST, "/embed", body, &[("authorization", "Bearer s3cret")]).await;
+    assert_eq!(ok.status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn concurrent_requests_are_merged_into_fewer_model_calls() {
+    let s = server();
+    let texts: Vec<String> = (0..24)
+        .map(|i| format!("request number {i} about topic {}", i * 7))
+        .collect();
+    let answers = futures::future::join_all(texts.iter().map(|t| {
+        call(&s.router, Method::POST, "/embed", Some(json!({"inputs": t})))
+    }))
+    .await;
+    let expected = model().embed(&texts, &EmbedOptions::default()).unwrap();
+    for (answer, e) in answers.iter().zip(&expected) {
+        assert_eq!(answer.status, StatusCode::OK);
+        assert!(max_abs_diff(&vectors(&answer.json())[0], e) < 1e-5);
+    }
+    let metrics = String::from_utf8(call(&s.router, Method::GET, "/metrics", None).await.body).unwrap();
+    let batches: f64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("fathom_embed_batch_inputs_count "))
+        .expect("batch histogram in /metrics")
+        .trim()
+        .parse()
+        .unwrap();
+    let inputs: f64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("fathom_embed_batch_inputs_sum "))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    // The warm-up runs outside the queue; every request went through it.
+    assert_eq!(inputs, 24.0);
+    assert!(batches < 24.0, "{batches} model calls for 24 concurrent requests");
+}
+
+#[tokio::test]
+async fn a_full_queue_answers_429_and_a_slow_request_times_out() {
+    let s = server_with(|c, _| c.queue_capacity = 1);
+    let long = "a fairly long sentence that keeps the model busy for a while ".repeat(20);
+    let body = json!({"inputs": vec![long.clone(); 64]});
+    let answers = futures::future::join_all(
+        (0..8).map(|_| call(&s.router, Method::POST, "/embed", Some(body.clone()))),
+    )
+    .await;
+    let overloaded: Vec<&Answer> = answers
+        .iter()
+        .filter(|a| a.status == StatusCode::TOO_MANY_REQUESTS)
+        .collect();
+    assert!(!overloaded.is_empty(), "no 429 with a queue of 1 and 8 requests");
+    for a in &overloaded {
+        a.error(StatusCode::TOO_MANY_REQUESTS, "overloaded");
+        assert_eq!(a.headers[header::RETRY_AFTER], "1");
+    }
+    assert!(answers.iter().any(|a| a.status == StatusCode::OK));
+    assert!(answers
+        .iter()
+        .all(|a| matches!(a.status, StatusCode::OK | StatusCode::TOO_MANY_REQUESTS)));
+
+    let s = server_with(|c, _| c.request_timeout = Duration::from_millis(1));
+    call(&s.router, Method::POST, "/embed", Some(body))
+        .await
+        .error(StatusCode::SERVICE_UNAVAILABLE, "timeout");
+}
+
+#[tokio::test]
+async fn documents_search_delete_and_collections() {
+    let s = server();
+    let r = &s.router;
+    let docs = json!({"documents": [
+        {"id": "cats", "text": "Cats are small domesticated felines that purr and chase mice.", "metadata": {"lang": "en", "year": 2024}},
+        {"id": "rust", "text": "Rust is a programming language focused on memory safety without garbage collection.", "metadata": {"lang": "en", "year": 2015}},
+        {"id": "notes/pasta", "text": "Boil the pasta in salted water for nine minutes, then drain.", "metadata": {"lang": "it"}},
+    ]});
+    let up = call(r, Method::POST, "/documents", Some(docs.clone())).await;
+    assert_eq!(up.status, StatusCode::OK, "{}", up.json());
+    let up = up.json();
+    assert_eq!(up["added"], 3);
+    assert_eq!(up["chunks"], 3);
+    let again = call(r, Method::POST, "/documents", Some(docs)).await.json();
+    assert_eq!(again["unchanged"], 3);
+    assert_eq!(again["added"], 0);
+
+    for mode in ["vector", "text", "hybrid"] {
+        let hits = call(
+            r,
+            Method::POST,
+            "/search",
+            Some(json!({"query": "memory safe programming language", "k": 2, "mode": mode})),
+        )
+        .await;
+        assert_eq!(hits.status, StatusCode::OK, "{mode}: {}", hits.json());
+        let hits = hits.json();
+        assert_eq!(hits["hits"][0]["source"], "rust", "{mode}: {hits}");
+        assert!(hits["hits"].as_array().unwrap().len() <= 2);
+        assert_eq!(hits["hits"][0]["metadata"]["year"], 2015);
+        assert_eq!(hits["hits"][0]["byte_start"], 0);
+    }
+    let filtered = call(
+        r,
+        Method::POST,
+        "/search",
+        Some(json!({"query": "programming language", "k": 5, "filter": "source:notes/"})),
+    )
+    .await
+    .json();
+    assert_eq!(filtered["hits"].as_array().unwrap().len(), 1);
+    assert_eq!(filtered["hits"][0]["source"], "notes/pasta");
+    let by_meta = call(
+        r,
+        Method::POST,
+        "/search",
+        Some(json!({"query": "animals", "k": 5, "filter": ["meta.lang=en", "meta.year=2024"]})),
+    )
+    .await
+    .json();
+    let sources: Vec<&str> = by_meta["hits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["source"].as_str().unwrap())
+        .collect();
+    assert_eq!(sources, vec!["cats"]);
+
+    call(r, Method::POST, "/search", Some(json!({"query": "x", "mode": "fuzzy"})))
+        .await
+        .error(StatusCode::UNPROCESSABLE_ENTITY, "validation");
+    call(r, Method::POST, "/search", Some(json!({"query": "x", "k": 0})))
+        .await
+        .error(StatusCode::UNPROCESSABLE_ENTITY, "validation");
+    call(r, Method::POST, "/search", Some(json!({"query": "x", "filter": "author:me"})))
+        .await
+        .error(StatusCode::UNPROCESSABLE_ENTITY, "validation");
+    call(r, Method::POST, "/search", Some(json!({"query": "x", "collection": "missing"})))
+        .await
+        .error(StatusCode::NOT_FOUND, "not_found");
+    call(r, Method::POST, "/search", Some(json!({"query": "x", "collection": "../etc"})))
+        .await
+        .error(StatusCode::UNPROCESSABLE_ENTITY, "validation");
+    call(r, Method::POST, "/documents", Some(json!({"documents": [{"id": "e", "text": "  "}]})))
+        .await
+        .error(StatusCode::UNPROCESSABLE_ENTITY, "validation");
+    call(
+        r,
+        Method::POST,
+        "/documents",
+        Some(json!({"documents": [{"id": "a", "text": "x"}, {"id": "a", "text": "y"}]})),
+    )
+    .await
+    .error(StatusCode::UNPROCESSABLE_ENTITY, "validation");
+
+    let collections = call(r, Method::GET, "/collections", None).await.json();
+    assert_eq!(collections[0]["name"], "default");
+    assert_eq!(collections[0]["chunks"], 3);
+    assert_eq!(collections[0]["dimension"], 384);
+    let sources = call(r, Method::GET, "/collections/default/sources", None)
+        .await
+        .json();
+    assert_eq!(sources.as_array().unwrap().len(), 3);
+
+    let deleted = call(r, Method::DELETE, "/documents/notes/pasta", None).await;
+    assert_eq!(deleted.status, StatusCode::OK, "{}", deleted.json());
+    assert_eq!(deleted.json()["deleted_chunks"], 1);
+    call(r, Method::DELETE, "/documents/notes/pasta", None)
+        .await
+        .error(StatusCode::NOT_FOUND, "not_found");
+    call(r, Method::GET, "/collections/missing/sources", None)
+        .await
+        .error(StatusCode::NOT_FOUND, "not_found");
+    let sources = call(r, Method::GET, "/collections/default/sources", None)
+        .await
+        .json();
+    assert_eq!(sources.as_array().unwrap().len(), 2);
+}
+
+#[tokio::test]
+async fn a_collection_of_another_model_is_a_409() {
+    let s = server();
+    let other = fathom_store::ModelSpec {
+        model: "other/model".into(),
+        dimension: 8,
+        normalized: true,
+    };
+    let c = s.state.store.collection("theirs", &other).await.unwrap();
+    c.replace_sources(&[fathom_store::SourceChunks {
+        source_id: "a".into(),
+        source_hash: "h".into(),
+        metadata: None,
+        chunks: vec![fathom_store::ChunkRecord {
+            chunk_index: 0,
+            byte_start: 0,
+            byte_end: 1,
+            char_start: 0,
+            char_end: 1,
+            text: "a".into(),
+            vector: vec![0.5; 8],
+        }],
+    }])
+    .await
+    .unwrap();
+    let msg = call(
+        &s.router,
+        Method::POST,
+        "/documents",
+        Some(json!({"collection": "theirs", "documents": [{"id": "x", "text": "hello"}]})),
+    )
+    .await
+    .error(StatusCode::CONFLICT, "conflict");
+    assert!(msg.contains("other/model"), "{msg}");
+}
+
+#[tokio::test]
+async fn ingest_jobs_run_inside_the_roots_only() {
+    let s = server_with(|c, dir| {
+        let root = dir.join("root");
+        std::fs::create_dir_all(root.join("docs/sub")).unwrap();
+        std::fs::write(root.join("docs/a.md"), "# Tea\n\nGreen tea is steeped at 80 degrees.").unwrap();
+        std::fs::write(root.join("docs/sub/b.txt"), "Coffee beans are roasted.").unwrap();
+        std::fs::create_dir_all(dir.join("outside")).unwrap();
+        c.ingest_roots = vec![root];
+    });
+    let r = &s.router;
+    let started = call(r, Method::POST, "/ingest", Some(json!({"path": "docs", "collection": "kb"}))).await;
+    assert_eq!(started.status, StatusCode::ACCEPTED, "{}", started.json());
+    let id = started.json()["id"].as_str().unwrap().to_string();
+    let mut status = Value::Null;
+    for _ in 0..600 {
+        status = call(r, Method::GET, &format!("/jobs/{id}"), None).await.json();
+        if status["state"] != "running" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(status["state"], "done", "{status}");
+    assert_eq!(status["summary"]["added"], 2, "{status}");
+    assert_eq!(status["files_read"], 2, "{status}");
+    let hits = call(
+        r,
+        Method::POST,
+        "/search",
+        Some(json!({"query": "how hot should the water be for tea", "collection": "kb", "k": 1})),
+    )
+    .await
+    .json();
+    assert_eq!(hits["hits"][0]["source"], "docs/a.md", "{hits}");
+
+    for bad in ["../outside", "docs/../../outside", "/etc", "missing"] {
+        call(r, Method::POST, "/ingest", Some(json!({"path": bad})))
+            .await
+            .error(StatusCode::UNPROCESSABLE_ENTITY, "validation");
+    }
+    call(r, Method::GET, "/jobs/job-999", None)
+        .await
+        .error(StatusCode::NOT_FOUND, "not_found");
+    let none = server();
+    let msg = call(&none.router, Method::POST, "/ingest", Some(json!({"path": "."})))
+        .await
+        .error(StatusCode::UNPROCESSABLE_ENTITY, "validation");
+    assert!(msg.contains("--ingest-root"), "{msg}");
+}
+
+#[tokio::test]
+async fn info_metrics_and_openapi() {
+    let s = server();
+    let info = call(&s.router, Method::GET, "/info", None).await.json();
+    assert_eq!(info["model"], "all-MiniLM-L6-v2");
+    assert_eq!(info["architecture"], "bert");
+    assert_eq!(info["dimension"], 384);
+    assert_eq!(info["max_seq_length"], 256);
+    assert_eq!(info["normalize"], true);
+    assert_eq!(info["device"], "cpu");
+    assert_eq!(info["limits"]["max_inputs"], 512);
+    assert_eq!(info["version"], env!("CARGO_PKG_VERSION"));
+
+    call(&s.router, Method::POST, "/embed", Some(json!({"inputs": "x"}))).await;
+    let metrics = call(&s.router, Method::GET, "/metrics", None).await;
+    assert!(metrics.headers[header::CONTENT_TYPE]
+        .to_str()
+        .unwrap()
+        .starts_with("text/plain"));
+    let metrics = String::from_utf8(metrics.body).unwrap();
+    for needle in [
+        r#"fathom_http_requests_total{route="/embed",method="POST",status="200"} 1"#,
+        "fathom_http_request_duration_seconds_bucket",
+        "fathom_embed_queue_depth 0",
+        "fathom_embed_batch_inputs_count 1",
+        "fathom_embed_tokens_total 3",
+        "fathom_embed_tokens_per_second",
+    ] {
+        assert!(metrics.contains(needle), "{needle} missing from\n{metrics}");
+    }
+
+    let doc = call(&s.router, Method::GET, "/openapi.json", None).await.json();
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
+    for path in [
+        "/embed",
+        "/v1/embeddings",
+        "/search",
+        "/documents",
+        "/documents/{id}",
+        "/collections",
+        "/collections/{name}/sources",
+        "/ingest",
+        "/jobs/{id}",
+        "/health",
+        "/info",
+        "/metrics",
+    ] {
+        assert!(doc["paths"].get(path).is_some(), "{path} missing from the OpenAPI document");
+    }
+    assert!(doc["components"]["schemas"].get("EmbedRequest").is_some());
+}

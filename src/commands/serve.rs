@@ -1,0 +1,66 @@
+//! `fathom serve`: binds first (so /health can answer 503 while the model loads), then loads and
+//! warms up the model on a blocking thread, then serves until Ctrl-C or SIGTERM.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use fathom_server::{AppState, ServerConfig};
+
+use crate::cli::ServeArgs;
+
+pub fn run(args: ServeArgs) -> anyhow::Result<()> {
+    if !(args.request_timeout > 0.0 && args.request_timeout.is_finite()) {
+        anyhow::bail!("--request-timeout must be a positive number of seconds");
+    }
+    for root in &args.ingest_root {
+        if !root.is_dir() {
+            anyhow::bail!("--ingest-root `{}` is not a folder", root.display());
+        }
+    }
+    let config = ServerConfig {
+        store: args.store.clone(),
+        default_collection: args.collection.clone(),
+        api_key: args.api_key.clone().filter(|k| !k.is_empty()),
+        ingest_roots: args.ingest_root.clone(),
+        max_body_bytes: args.max_body_bytes,
+        max_inputs: args.max_inputs.max(1),
+        queue_capacity: args.queue_capacity.max(1),
+        batch_tokens: args.batch_tokens.max(1),
+        request_timeout: Duration::from_secs_f64(args.request_timeout),
+        cors_origins: args.cors_origin.clone(),
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async move {
+        let address = format!("{}:{}", args.host, args.port);
+        let listener = tokio::net::TcpListener::bind(&address)
+            .await
+            .with_context(|| format!("listening on {address} (is another server using the port? pick one with --port)"))?;
+        let local = listener.local_addr()?;
+        println!("fathom listening on http://{local}");
+        let state = AppState::new(config);
+        let loading = state.clone();
+        let model_args = args.model.clone();
+        let loader = tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
+            let model = super::load_model(&model_args)?;
+            loading
+                .install_model(Arc::new(model))
+                .map_err(|e| anyhow::anyhow!("warming the model up: {e}"))?;
+            tracing::info!("model loaded; ready");
+            eprintln!("fathom ready on http://{local}");
+            Ok(())
+        });
+        let server = fathom_server::serve(listener, state, fathom_server::shutdown_signal());
+        tokio::pin!(server);
+        tokio::select! {
+            served = &mut server => served.context("serving HTTP")?,
+            loaded = loader => {
+                loaded.context("the model loader stopped")??;
+                server.await.context("serving HTTP")?;
+            }
+        }
+        Ok(())
+    })
+}

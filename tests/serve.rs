@@ -1,0 +1,325 @@
+//! End-to-end tests of `fathom serve`: the real binary on a real socket, the real model, a real
+//! lance store in a temp folder, and the official OpenAI Python client.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+const KEY: &str = "test-key";
+
+fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn minilm() -> PathBuf {
+    let dir = repo_root().join("models/all-MiniLM-L6-v2");
+    assert!(
+        dir.join("model.safetensors").is_file(),
+        "run scripts/fetch-model.sh first"
+    );
+    dir
+}
+
+/// The Python of the test venv that scripts/setup.sh makes (with the `openai` package).
+fn test_python() -> PathBuf {
+    let python = std::env::var_os("FATHOM_TEST_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var_os("HOME").expect("HOME"))
+                .join(".cache/fathom/test-venv/bin/python")
+        });
+    assert!(
+        python.is_file(),
+        "{} is missing: run scripts/setup.sh (it installs the OpenAI client the tests use)",
+        python.display()
+    );
+    python
+}
+
+struct Server {
+    child: Child,
+    base: String,
+}
+
+impl Server {
+    /// Starts `fathom serve --port 0 ARGS`, reads the address it prints, waits for /health.
+    async fn start(args: &[&str], envs: &[(&str, &str)]) -> Self {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_fathom"));
+        cmd.current_dir(repo_root())
+            .args(["serve", "--port", "0", "--model"])
+            .arg(minilm())
+            .args(args)
+            .env_remove("FATHOM_API_KEY")
+            .env("HF_HUB_OFFLINE", "1")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        for (k, v) in envs {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("spawn fathom serve");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let base = line
+            .trim()
+            .strip_prefix("fathom listening on ")
+            .unwrap_or_else(|| panic!("unexpected first line: {line:?}"))
+            .to_string();
+        let server = Self { child, base };
+        let started = Instant::now();
+        loop {
+            match reqwest::get(format!("{}/health", server.base)).await {
+                Ok(r) if r.status() == 200 => break,
+                Ok(r) => assert_eq!(r.status(), 503, "health before ready"),
+                Err(e) => panic!("connecting to {}: {e}", server.base),
+            }
+            assert!(started.elapsed() < Duration::from_secs(120), "never ready");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        server
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// Sends SIGTERM (what `docker stop` and systemd send).
+    fn terminate(&self) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    fn wait_exit(mut self) -> std::process::ExitStatus {
+        let started = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(started.elapsed() < Duration::from_secs(60), "did not exit");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn client() -> reqwest::Client {
+    reqwest::Client::new()
+}
+
+async fn post(server: &Server, path: &str, body: Value) -> (u16, Value) {
+    let r = client()
+        .post(server.url(path))
+        .bearer_auth(KEY)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap())
+}
+
+async fn get(server: &Server, path: &str) -> (u16, Value) {
+    let r = client()
+        .get(server.url(path))
+        .bearer_auth(KEY)
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap())
+}
+
+fn floats(v: &Value) -> Vec<f32> {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_f64().unwrap() as f32)
+        .collect()
+}
+
+fn cosine(a: &[f32], b: &[f32]) -> f32 {
+    let dot: f32 = a.iter().zip(b).map(|(x, y)| x * y).sum();
+    let na: f32 = a.iter().map(|x| x * x).sum::<f32>().sqrt();
+    let nb: f32 = b.iter().map(|x| x * x).sum::<f32>().sqrt();
+    dot / (na * nb)
+}
+
+fn write(path: &Path, text: &str) {
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(path, text).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn serve_every_route_over_a_socket() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("root");
+    write(&root.join("kb/tea.md"), "# Tea\n\nGreen tea is steeped at 80 degrees for two minutes.");
+    write(&root.join("kb/coffee.txt"), "Espresso is brewed by forcing hot water through ground coffee.");
+    let store = dir.path().join("store");
+    let server = Server::start(
+        &["--store", store.to_str().unwrap(), "--ingest-root", root.to_str().unwrap()],
+        &[("FATHOM_API_KEY", KEY)],
+    )
+    .await;
+
+    // Auth: everything but /health needs the key (set through FATHOM_API_KEY).
+    let r = client().post(server.url("/embed")).json(&json!({"inputs": "x"})).send().await.unwrap();
+    assert_eq!(r.status(), 401);
+    assert_eq!(r.json::<Value>().await.unwrap()["type"], "unauthorized");
+
+    // TEI route.
+    let texts = ["The quick brown fox", "jumps over the lazy dog"];
+    let (status, tei) = post(&server, "/embed", json!({"inputs": texts})).await;
+    assert_eq!(status, 200, "{tei}");
+    let tei: Vec<Vec<f32>> = tei.as_array().unwrap().iter().map(floats).collect();
+    assert_eq!(tei.len(), 2);
+    assert_eq!(tei[0].len(), 384);
+
+    // OpenAI route through the official Python client (base64 by default, then float).
+    let out = Command::new(test_python())
+        .arg(repo_root().join("scripts/openai_client_check.py"))
+        .arg(server.url("/v1"))
+        .arg(KEY)
+        .args(texts)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "openai client: {}", String::from_utf8_lossy(&out.stderr));
+    let openai: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(openai["model"], "all-MiniLM-L6-v2");
+    assert_eq!(openai["indexes"], json!([0, 1]));
+    assert_eq!(openai["short_len"], 64);
+    assert!(openai["prompt_tokens"].as_u64().unwrap() > 4);
+    for (i, t) in tei.iter().enumerate() {
+        let c = cosine(&floats(&openai["vectors"][i]), t);
+        assert!(c > 0.99999, "openai client vector {i}: cosine {c}");
+    }
+    assert!(cosine(&floats(&openai["float_vector"]), &tei[0]) > 0.99999);
+
+    // Concurrent clients: 32 at once, each its own text; each answer is its text's vector.
+    let expected: Vec<String> = (0..32).map(|i| format!("concurrent client {i} asks about {}", i * 13)).collect();
+    let answers = futures::future::join_all(expected.iter().map(|t| {
+        let s = &server;
+        async move { post(s, "/embed", json!({"inputs": t})).await }
+    }))
+    .await;
+    let (_, all) = post(&server, "/embed", json!({"inputs": expected})).await;
+    for (i, (status, v)) in answers.iter().enumerate() {
+        assert_eq!(*status, 200);
+        let c = cosine(&floats(&v[0]), &floats(&all[i]));
+        assert!(c > 0.99999, "client {i}: cosine {c}");
+    }
+
+    // Documents, search, collections, sources, delete.
+    let (status, up) = post(&server, "/documents", json!({"collection": "notes", "documents": [
+        {"id": "n1", "text": "The meeting moved to Thursday at noon.", "metadata": {"team": "ops"}},
+        {"id": "n2", "text": "Bread needs flour, water, salt and yeast.", "metadata": {"team": "kitchen"}},
+    ]}))
+    .await;
+    assert_eq!(status, 200, "{up}");
+    let (status, hits) = post(&server, "/search", json!({"query": "what goes into bread", "collection": "notes", "k": 1, "mode": "hybrid"})).await;
+    assert_eq!(status, 200, "{hits}");
+    assert_eq!(hits["hits"][0]["source"], "n2");
+    let (_, hits) = post(&server, "/search", json!({"query": "schedule", "collection": "notes", "filter": "meta.team=kitchen"})).await;
+    assert_eq!(hits["hits"].as_array().unwrap().len(), 1);
+    let (_, cols) = get(&server, "/collections").await;
+    assert!(cols.as_array().unwrap().iter().any(|c| c["name"] == "notes"));
+    let (status, sources) = get(&server, "/collections/notes/sources").await;
+    assert_eq!(status, 200);
+    assert_eq!(sources.as_array().unwrap().len(), 2);
+    let r = client().delete(server.url("/documents/n1?collection=notes")).bearer_auth(KEY).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+
+    // Ingest job inside the root; traversal refused.
+    let (status, job) = post(&server, "/ingest", json!({"path": "kb", "collection": "kb"})).await;
+    assert_eq!(status, 202, "{job}");
+    let id = job["id"].as_str().unwrap().to_string();
+    let started = Instant::now();
+    let job = loop {
+        let (_, job) = get(&server, &format!("/jobs/{id}")).await;
+        if job["state"] != "running" {
+            break job;
+        }
+        assert!(started.elapsed() < Duration::from_secs(60));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(job["state"], "done", "{job}");
+    assert_eq!(job["summary"]["added"], 2);
+    let (_, hits) = post(&server, "/search", json!({"query": "tea temperature", "collection": "kb", "k": 1})).await;
+    assert_eq!(hits["hits"][0]["source"], "kb/tea.md");
+    let (status, _) = post(&server, "/ingest", json!({"path": "../"})).await;
+    assert_eq!(status, 422);
+
+    // Info, metrics, OpenAPI.
+    let (_, info) = get(&server, "/info").await;
+    assert_eq!(info["dimension"], 384);
+    let metrics = client().get(server.url("/metrics")).bearer_auth(KEY).send().await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("fathom_embed_batch_inputs_count"));
+    let (_, doc) = get(&server, "/openapi.json").await;
+    assert!(doc["paths"].get("/v1/embeddings").is_some());
+
+    // Error statuses over the socket: 400, 404, 405, 413, 422.
+    let r = client().post(server.url("/embed")).bearer_auth(KEY).header("content-type", "application/json").body("{not json").send().await.unwrap();
+    assert_eq!(r.status(), 400);
+    assert_eq!(r.json::<Value>().await.unwrap()["type"], "validation");
+    let (status, _) = get(&server, "/nope").await;
+    assert_eq!(status, 404);
+    let (status, _) = get(&server, "/embed").await;
+    assert_eq!(status, 405);
+    let (status, body) = post(&server, "/embed", json!({"inputs": "b".repeat(3 * 1024 * 1024)})).await;
+    assert_eq!(status, 413, "{body}");
+    let (status, body) = post(&server, "/embed", json!({"inputs": "word ".repeat(600), "truncate": false})).await;
+    assert_eq!(status, 422, "{body}");
+
+    // Graceful shutdown: a request in flight when SIGTERM arrives still gets its answer.
+    let long = "a long sentence to keep the model busy for a moment ".repeat(24);
+    let inflight = {
+        let url = server.url("/embed");
+        let body = json!({"inputs": vec![long; 256]});
+        tokio::spawn(async move { client().post(url).bearer_auth(KEY).json(&body).send().await })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    server.terminate();
+    let answer = inflight.await.unwrap().expect("the in-flight request was answered");
+    assert_eq!(answer.status(), 200);
+    assert_eq!(answer.json::<Value>().await.unwrap().as_array().unwrap().len(), 256);
+    let base = server.base.clone();
+    let status = server.wait_exit();
+    assert!(status.success(), "exit status {status}");
+    assert!(reqwest::get(format!("{base}/health")).await.is_err(), "still serving after shutdown");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn overload_answers_429_and_slow_requests_503() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(
+        &["--store", dir.path().to_str().unwrap(), "--queue-capacity", "1"],
+        &[("FATHOM_REQUEST_TIMEOUT", "0.05"), ("FATHOM_API_KEY", KEY)],
+    )
+    .await;
+    let body = json!({"inputs": vec!["several words to embed in a somewhat long input text ".repeat(20); 128]});
+    let answers = futures::future::join_all((0..8).map(|_| post(&server, "/embed", body.clone()))).await;
+    let statuses: Vec<u16> = answers.iter().map(|(s, _)| *s).collect();
+    assert!(statuses.contains(&429), "{statuses:?}");
+    assert!(statuses.contains(&503), "{statuses:?}");
+    for (status, body) in &answers {
+        let kind = body["type"].as_str().unwrap();
+        match status {
+            429 => assert_eq!(kind, "overloaded"),
+            503 => assert_eq!(kind, "timeout"),
+            other => panic!("unexpected {other}: {body}"),
+        }
+    }
+}
