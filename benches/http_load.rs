@@ -62,7 +62,8 @@ async fn load(url: &str, texts: Arc<Vec<String>>, concurrency: usize) -> (f64, V
     let started = Instant::now();
     let workers: Vec<_> = (0..concurrency)
         .map(|_| {
-            let (client, texts, next, url) = (client.clone(), texts.clone(), next.clone(), url.to_string());
+            let (client, texts, next, url) =
+                (client.clone(), texts.clone(), next.clone(), url.to_string());
             tokio::spawn(async move {
                 let mut latencies = Vec::new();
                 loop {
@@ -100,7 +101,9 @@ fn main() {
     let model = Arc::new(Embedder::load(&args.model, &LoadOptions::default()).expect("load model"));
 
     // In-process: the same texts, batches of 32 straight into the model.
-    model.embed(&texts[..8.min(texts.len())], &EmbedOptions::default()).unwrap();
+    model
+        .embed(&texts[..8.min(texts.len())], &EmbedOptions::default())
+        .unwrap();
     let started = Instant::now();
     for batch in texts.chunks(32) {
         model.embed(batch, &EmbedOptions::default()).unwrap();
@@ -156,7 +159,10 @@ fn main() {
                 let (_, lat) = load(&url, texts.clone(), 32).await;
                 rounds += 1;
                 requests += lat.len();
-                eprintln!("soak: round {rounds}, {requests} requests, rss {:?} MiB", common::rss_mib());
+                eprintln!(
+                    "soak: round {rounds}, {requests} requests, rss {:?} MiB",
+                    common::rss_mib()
+                );
             }
             println!(
                 "{}",

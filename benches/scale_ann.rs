@@ -9,7 +9,9 @@
 
 use std::time::Instant;
 
-use fathom_store::{ChunkRecord, IndexPolicy, ModelSpec, SearchMode, SearchQuery, SourceChunks, Store};
+use fathom_store::{
+    ChunkRecord, IndexPolicy, ModelSpec, SearchMode, SearchQuery, SourceChunks, Store,
+};
 
 mod common;
 
@@ -99,8 +101,13 @@ fn main() {
         .collect();
     let started = Instant::now();
     let data: Vec<Vec<f32>> = (0..n).map(|_| sample(&mut rng, &centres, 0.8)).collect();
-    let probes: Vec<Vec<f32>> = (0..queries).map(|_| sample(&mut rng, &centres, 0.8)).collect();
-    eprintln!("generated {n} vectors in {:.1} s", started.elapsed().as_secs_f64());
+    let probes: Vec<Vec<f32>> = (0..queries)
+        .map(|_| sample(&mut rng, &centres, 0.8))
+        .collect();
+    eprintln!(
+        "generated {n} vectors in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
 
     let temp = tempfile::tempdir().unwrap();
     let root = store_dir.unwrap_or_else(|| temp.path().display().to_string());
@@ -118,7 +125,7 @@ fn main() {
             .collection("scale", &spec)
             .await
             .unwrap()
-            .with_index_policy(policy.clone());
+            .with_index_policy(policy);
         let started = Instant::now();
         let sources: Vec<SourceChunks> = data
             .chunks(CHUNKS_PER_SOURCE)

@@ -166,17 +166,33 @@ fn write(path: &Path, text: &str) {
 async fn serve_every_route_over_a_socket() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("root");
-    write(&root.join("kb/tea.md"), "# Tea\n\nGreen tea is steeped at 80 degrees for two minutes.");
-    write(&root.join("kb/coffee.txt"), "Espresso is brewed by forcing hot water through ground coffee.");
+    write(
+        &root.join("kb/tea.md"),
+        "# Tea\n\nGreen tea is steeped at 80 degrees for two minutes.",
+    );
+    write(
+        &root.join("kb/coffee.txt"),
+        "Espresso is brewed by forcing hot water through ground coffee.",
+    );
     let store = dir.path().join("store");
     let server = Server::start(
-        &["--store", store.to_str().unwrap(), "--ingest-root", root.to_str().unwrap()],
+        &[
+            "--store",
+            store.to_str().unwrap(),
+            "--ingest-root",
+            root.to_str().unwrap(),
+        ],
         &[("FATHOM_API_KEY", KEY)],
     )
     .await;
 
     // Auth: everything but /health needs the key (set through FATHOM_API_KEY).
-    let r = client().post(server.url("/embed")).json(&json!({"inputs": "x"})).send().await.unwrap();
+    let r = client()
+        .post(server.url("/embed"))
+        .json(&json!({"inputs": "x"}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 401);
     assert_eq!(r.json::<Value>().await.unwrap()["type"], "unauthorized");
 
@@ -196,7 +212,11 @@ async fn serve_every_route_over_a_socket() {
         .args(texts)
         .output()
         .unwrap();
-    assert!(out.status.success(), "openai client: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "openai client: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let openai: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(openai["model"], "all-MiniLM-L6-v2");
     assert_eq!(openai["indexes"], json!([0, 1]));
@@ -209,7 +229,9 @@ async fn serve_every_route_over_a_socket() {
     assert!(cosine(&floats(&openai["float_vector"]), &tei[0]) > 0.99999);
 
     // Concurrent clients: 32 at once, each its own text; each answer is its text's vector.
-    let expected: Vec<String> = (0..32).map(|i| format!("concurrent client {i} asks about {}", i * 13)).collect();
+    let expected: Vec<String> = (0..32)
+        .map(|i| format!("concurrent client {i} asks about {}", i * 13))
+        .collect();
     let answers = futures::future::join_all(expected.iter().map(|t| {
         let s = &server;
         async move { post(s, "/embed", json!({"inputs": t})).await }
@@ -229,21 +251,45 @@ async fn serve_every_route_over_a_socket() {
     ]}))
     .await;
     assert_eq!(status, 200, "{up}");
-    let (status, hits) = post(&server, "/search", json!({"query": "what goes into bread", "collection": "notes", "k": 1, "mode": "hybrid"})).await;
+    let (status, hits) = post(
+        &server,
+        "/search",
+        json!({"query": "what goes into bread", "collection": "notes", "k": 1, "mode": "hybrid"}),
+    )
+    .await;
     assert_eq!(status, 200, "{hits}");
     assert_eq!(hits["hits"][0]["source"], "n2");
-    let (_, hits) = post(&server, "/search", json!({"query": "schedule", "collection": "notes", "filter": "meta.team=kitchen"})).await;
+    let (_, hits) = post(
+        &server,
+        "/search",
+        json!({"query": "schedule", "collection": "notes", "filter": "meta.team=kitchen"}),
+    )
+    .await;
     assert_eq!(hits["hits"].as_array().unwrap().len(), 1);
     let (_, cols) = get(&server, "/collections").await;
-    assert!(cols.as_array().unwrap().iter().any(|c| c["name"] == "notes"));
+    assert!(cols
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|c| c["name"] == "notes"));
     let (status, sources) = get(&server, "/collections/notes/sources").await;
     assert_eq!(status, 200);
     assert_eq!(sources.as_array().unwrap().len(), 2);
-    let r = client().delete(server.url("/documents/n1?collection=notes")).bearer_auth(KEY).send().await.unwrap();
+    let r = client()
+        .delete(server.url("/documents/n1?collection=notes"))
+        .bearer_auth(KEY)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
 
     // Ingest job inside the root; traversal refused.
-    let (status, job) = post(&server, "/ingest", json!({"path": "kb", "collection": "kb"})).await;
+    let (status, job) = post(
+        &server,
+        "/ingest",
+        json!({"path": "kb", "collection": "kb"}),
+    )
+    .await;
     assert_eq!(status, 202, "{job}");
     let id = job["id"].as_str().unwrap().to_string();
     let started = Instant::now();
@@ -257,7 +303,12 @@ async fn serve_every_route_over_a_socket() {
     };
     assert_eq!(job["state"], "done", "{job}");
     assert_eq!(job["summary"]["added"], 2);
-    let (_, hits) = post(&server, "/search", json!({"query": "tea temperature", "collection": "kb", "k": 1})).await;
+    let (_, hits) = post(
+        &server,
+        "/search",
+        json!({"query": "tea temperature", "collection": "kb", "k": 1}),
+    )
+    .await;
     assert_eq!(hits["hits"][0]["source"], "kb/tea.md");
     let (status, _) = post(&server, "/ingest", json!({"path": "../"})).await;
     assert_eq!(status, 422);
@@ -265,22 +316,47 @@ async fn serve_every_route_over_a_socket() {
     // Info, metrics, OpenAPI.
     let (_, info) = get(&server, "/info").await;
     assert_eq!(info["dimension"], 384);
-    let metrics = client().get(server.url("/metrics")).bearer_auth(KEY).send().await.unwrap().text().await.unwrap();
+    let metrics = client()
+        .get(server.url("/metrics"))
+        .bearer_auth(KEY)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert!(metrics.contains("fathom_embed_batch_inputs_count"));
     let (_, doc) = get(&server, "/openapi.json").await;
     assert!(doc["paths"].get("/v1/embeddings").is_some());
 
     // Error statuses over the socket: 400, 404, 405, 413, 422.
-    let r = client().post(server.url("/embed")).bearer_auth(KEY).header("content-type", "application/json").body("{not json").send().await.unwrap();
+    let r = client()
+        .post(server.url("/embed"))
+        .bearer_auth(KEY)
+        .header("content-type", "application/json")
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 400);
     assert_eq!(r.json::<Value>().await.unwrap()["type"], "validation");
     let (status, _) = get(&server, "/nope").await;
     assert_eq!(status, 404);
     let (status, _) = get(&server, "/embed").await;
     assert_eq!(status, 405);
-    let (status, body) = post(&server, "/embed", json!({"inputs": "b".repeat(3 * 1024 * 1024)})).await;
+    let (status, body) = post(
+        &server,
+        "/embed",
+        json!({"inputs": "b".repeat(3 * 1024 * 1024)}),
+    )
+    .await;
     assert_eq!(status, 413, "{body}");
-    let (status, body) = post(&server, "/embed", json!({"inputs": "word ".repeat(600), "truncate": false})).await;
+    let (status, body) = post(
+        &server,
+        "/embed",
+        json!({"inputs": "word ".repeat(600), "truncate": false}),
+    )
+    .await;
     assert_eq!(status, 422, "{body}");
 
     // Graceful shutdown: a request in flight when SIGTERM arrives still gets its answer.
@@ -292,25 +368,46 @@ async fn serve_every_route_over_a_socket() {
     };
     tokio::time::sleep(Duration::from_millis(300)).await;
     server.terminate();
-    let answer = inflight.await.unwrap().expect("the in-flight request was answered");
+    let answer = inflight
+        .await
+        .unwrap()
+        .expect("the in-flight request was answered");
     assert_eq!(answer.status(), 200);
-    assert_eq!(answer.json::<Value>().await.unwrap().as_array().unwrap().len(), 256);
+    assert_eq!(
+        answer
+            .json::<Value>()
+            .await
+            .unwrap()
+            .as_array()
+            .unwrap()
+            .len(),
+        256
+    );
     let base = server.base.clone();
     let status = server.wait_exit();
     assert!(status.success(), "exit status {status}");
-    assert!(reqwest::get(format!("{base}/health")).await.is_err(), "still serving after shutdown");
+    assert!(
+        reqwest::get(format!("{base}/health")).await.is_err(),
+        "still serving after shutdown"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn overload_answers_429_and_slow_requests_503() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(
-        &["--store", dir.path().to_str().unwrap(), "--queue-capacity", "1"],
+        &[
+            "--store",
+            dir.path().to_str().unwrap(),
+            "--queue-capacity",
+            "1",
+        ],
         &[("FATHOM_REQUEST_TIMEOUT", "0.05"), ("FATHOM_API_KEY", KEY)],
     )
     .await;
     let body = json!({"inputs": vec!["several words to embed in a somewhat long input text ".repeat(20); 128]});
-    let answers = futures::future::join_all((0..8).map(|_| post(&server, "/embed", body.clone()))).await;
+    let answers =
+        futures::future::join_all((0..8).map(|_| post(&server, "/embed", body.clone()))).await;
     let statuses: Vec<u16> = answers.iter().map(|(s, _)| *s).collect();
     assert!(statuses.contains(&429), "{statuses:?}");
     assert!(statuses.contains(&503), "{statuses:?}");

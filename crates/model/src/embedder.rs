@@ -293,11 +293,12 @@ impl Embedder {
             Some(p) => format!("{p}{text}"),
             None => text.to_string(),
         };
-        let trimmed = joined.trim();
+        // sentence-transformers 6 hands the text to the tokenizer as is (older versions
+        // stripped it); with sentencepiece tokenizers the surrounding whitespace is a token.
         if self.layout.do_lower_case {
-            trimmed.to_lowercase()
+            joined.to_lowercase()
         } else {
-            trimmed.to_string()
+            joined
         }
     }
 

@@ -176,10 +176,17 @@ pub struct LayerNorm {
 }
 
 impl LayerNorm {
-    /// Reads `weight`/`bias`, or the older `gamma`/`beta` names.
+    /// Reads `weight`/`bias`, or the older `gamma`/`beta` names. A norm stored without a bias
+    /// (ModernBERT's `norm_bias: false`) gets a zero one.
     pub fn load(vb: VarBuilder, dim: usize, eps: f64) -> Result<Self> {
         let (gamma, beta) = if vb.contains_tensor("weight") {
-            (vb.get(dim, "weight")?, vb.get(dim, "bias")?)
+            let gamma = vb.get(dim, "weight")?;
+            let beta = if vb.contains_tensor("bias") {
+                vb.get(dim, "bias")?
+            } else {
+                gamma.zeros_like()?
+            };
+            (gamma, beta)
         } else {
             (vb.get(dim, "gamma")?, vb.get(dim, "beta")?)
         };
@@ -269,4 +276,199 @@ fn causal_mask(len: usize, dtype: DType, device: &Device) -> Result<Tensor> {
         .flat_map(|i| (0..len).map(move |j| if j > i { f32::NEG_INFINITY } else { 0.0 }))
         .collect();
     Ok(Tensor::from_vec(mask, (len, len), device)?.to_dtype(dtype)?)
+}
+
+/// Which keys a token may attend to within its own sequence.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AttentionMask {
+    /// Every token of the sequence (encoders).
+    Full,
+    /// Itself and earlier tokens (decoders).
+    Causal,
+    /// Tokens at most this many positions away on either side (ModernBERT's local layers).
+    Window(usize),
+}
+
+/// Head counts of an attention layer; `kv_heads < heads` is grouped-query attention.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AttentionShape {
+    pub heads: usize,
+    pub kv_heads: usize,
+    pub head_dim: usize,
+}
+
+/// Attention over packed sequences with separate `q` (`tokens × heads·head_dim`) and `k`, `v`
+/// (`tokens × kv_heads·head_dim`), an optional additive bias per sequence length (`heads × len ×
+/// len`, MPNet's relative positions) and a mask. Plain candle ops, so it runs on every device;
+/// the architectures that need more than [`packed_attention`] use it.
+pub fn packed_attention_general(
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    seq_lens: &[usize],
+    shape: AttentionShape,
+    mask: AttentionMask,
+    bias: Option<&dyn Fn(usize) -> Result<Tensor>>,
+) -> Result<Tensor> {
+    let _span = profile::span("attention");
+    let AttentionShape {
+        heads,
+        kv_heads,
+        head_dim,
+    } = shape;
+    let scale = 1.0 / (head_dim as f64).sqrt();
+    let group = heads / kv_heads;
+    let mut outputs = Vec::with_capacity(seq_lens.len());
+    let mut start = 0;
+    for &len in seq_lens {
+        let split = |t: &Tensor, n: usize| -> Result<Tensor> {
+            Ok(t.narrow(0, start, len)?
+                .reshape((len, n, head_dim))?
+                .transpose(0, 1)?
+                .contiguous()?)
+        };
+        let qs = split(q, heads)?;
+        let mut ks = split(k, kv_heads)?;
+        let mut vs = split(v, kv_heads)?;
+        if group > 1 {
+            // Query head h reads key/value head h / group.
+            let repeat = |t: Tensor| -> Result<Tensor> {
+                Ok(t.unsqueeze(1)?
+                    .expand((kv_heads, group, len, head_dim))?
+                    .contiguous()?
+                    .reshape((heads, len, head_dim))?)
+            };
+            ks = repeat(ks)?;
+            vs = repeat(vs)?;
+        }
+        let mut scores = (qs.matmul(&ks.t()?)? * scale)?;
+        if let Some(bias) = bias {
+            scores = scores.broadcast_add(&bias(len)?.to_dtype(scores.dtype())?)?;
+        }
+        let additive = match mask {
+            AttentionMask::Full => None,
+            AttentionMask::Causal => Some(causal_mask(len, scores.dtype(), q.device())?),
+            AttentionMask::Window(w) => Some(window_mask(len, w, scores.dtype(), q.device())?),
+        };
+        if let Some(m) = additive {
+            scores = scores.broadcast_add(&m)?;
+        }
+        let probs = candle_nn::ops::softmax_last_dim(&scores)?;
+        let out = probs
+            .matmul(&vs)?
+            .transpose(0, 1)?
+            .reshape((len, heads * head_dim))?;
+        outputs.push(out);
+        start += len;
+    }
+    Ok(Tensor::cat(&outputs, 0)?)
+}
+
+fn window_mask(len: usize, window: usize, dtype: DType, device: &Device) -> Result<Tensor> {
+    let mask: Vec<f32> = (0..len)
+        .flat_map(|i| {
+            (0..len).map(move |j| {
+                if i.abs_diff(j) > window {
+                    f32::NEG_INFINITY
+                } else {
+                    0.0
+                }
+            })
+        })
+        .collect();
+    Ok(Tensor::from_vec(mask, (len, len), device)?.to_dtype(dtype)?)
+}
+
+/// Rotary position embeddings (the `rotate_half` form of Llama, Qwen and ModernBERT).
+#[derive(Debug, Clone)]
+pub struct Rope {
+    /// `max_positions × head_dim/2` tables.
+    cos: Tensor,
+    sin: Tensor,
+}
+
+impl Rope {
+    pub fn new(
+        head_dim: usize,
+        theta: f64,
+        max_positions: usize,
+        dtype: DType,
+        device: &Device,
+    ) -> Result<Self> {
+        let half = head_dim / 2;
+        let inv_freq: Vec<f64> = (0..half)
+            .map(|i| 1.0 / theta.powf(2.0 * i as f64 / head_dim as f64))
+            .collect();
+        let mut cos = Vec::with_capacity(max_positions * half);
+        let mut sin = Vec::with_capacity(max_positions * half);
+        for p in 0..max_positions {
+            for f in &inv_freq {
+                let angle = p as f64 * f;
+                cos.push(angle.cos() as f32);
+                sin.push(angle.sin() as f32);
+            }
+        }
+        let table = |v: Vec<f32>| -> Result<Tensor> {
+            Ok(Tensor::from_vec(v, (max_positions, half), device)?.to_dtype(dtype)?)
+        };
+        Ok(Self {
+            cos: table(cos)?,
+            sin: table(sin)?,
+        })
+    }
+
+    /// Rotates a packed `tokens × heads·head_dim` tensor, each sequence from position 0.
+    pub fn apply(&self, x: &Tensor, seq_lens: &[usize], heads: usize) -> Result<Tensor> {
+        let (tokens, width) = x.dims2()?;
+        let head_dim = width / heads;
+        let max = self.cos.dims()[0];
+        let mut parts = Vec::with_capacity(seq_lens.len());
+        let mut start = 0;
+        for &len in seq_lens {
+            if len > max {
+                return Err(crate::error::ModelError::Unsupported(format!(
+                    "a sequence of {len} tokens exceeds max_position_embeddings {max}"
+                )));
+            }
+            let xs = x
+                .narrow(0, start, len)?
+                .reshape((1, len, heads, head_dim))?
+                .transpose(1, 2)?
+                .contiguous()?;
+            let rotated = candle_nn::rotary_emb::rope(
+                &xs,
+                &self.cos.narrow(0, 0, len)?,
+                &self.sin.narrow(0, 0, len)?,
+            )?;
+            parts.push(rotated.transpose(1, 2)?.reshape((len, width))?);
+            start += len;
+        }
+        debug_assert_eq!(start, tokens);
+        Ok(Tensor::cat(&parts, 0)?)
+    }
+}
+
+/// RMS norm over the last dimension (`x / rms(x) · weight`), as Qwen and Llama use it.
+#[derive(Debug, Clone)]
+pub struct RmsNorm {
+    weight: Tensor,
+    eps: f32,
+}
+
+impl RmsNorm {
+    pub fn load(vb: VarBuilder, dim: usize, eps: f64) -> Result<Self> {
+        Ok(Self {
+            weight: vb.get(dim, "weight")?,
+            eps: eps as f32,
+        })
+    }
+
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let _span = profile::span("rms_norm");
+        Ok(candle_nn::ops::rms_norm(
+            &x.contiguous()?,
+            &self.weight,
+            self.eps,
+        )?)
+    }
 }

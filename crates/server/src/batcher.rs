@@ -37,7 +37,9 @@ pub struct Batcher {
 
 impl std::fmt::Debug for Job {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Job").field("inputs", &self.texts.len()).finish()
+        f.debug_struct("Job")
+            .field("inputs", &self.texts.len())
+            .finish()
     }
 }
 
@@ -137,7 +139,9 @@ fn run_worker(
                 Err(_) => break,
             }
         }
-        metrics.queue_depth.set(depth.load(Ordering::Relaxed) as i64);
+        metrics
+            .queue_depth
+            .set(depth.load(Ordering::Relaxed) as i64);
         // A request whose client is gone (timeout, disconnect) is not worth running.
         jobs.retain(|j| !j.reply.is_closed());
         for group in group_by_options(jobs) {

@@ -93,7 +93,10 @@ impl IntoResponse for ApiError {
             kind: self.kind(),
         };
         let mut response = (status, axum::Json(body)).into_response();
-        if matches!(self, Self::Overloaded(_) | Self::Timeout(_) | Self::NotReady) {
+        if matches!(
+            self,
+            Self::Overloaded(_) | Self::Timeout(_) | Self::NotReady
+        ) {
             response
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));

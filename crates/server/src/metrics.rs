@@ -88,7 +88,11 @@ impl Default for Metrics {
             batch_seconds.clone(),
         );
         let tokens = Counter::default();
-        registry.register("embed_tokens", "Tokens run through the model", tokens.clone());
+        registry.register(
+            "embed_tokens",
+            "Tokens run through the model",
+            tokens.clone(),
+        );
         let tokens_per_second = Gauge::<f64, std::sync::atomic::AtomicU64>::default();
         registry.register(
             "embed_tokens_per_second",

@@ -63,9 +63,8 @@ struct Answer {
 
 impl Answer {
     fn json(&self) -> Value {
-        serde_json::from_slice(&self.body).unwrap_or_else(|e| {
-            panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body))
-        })
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
     }
 
     /// Asserts the JSON error shape and returns the message.
@@ -152,9 +151,14 @@ async fn health_is_503_until_the_model_is_installed() {
     let answer = call(&router, Method::GET, "/health", None).await;
     answer.error(StatusCode::SERVICE_UNAVAILABLE, "not_ready");
     assert_eq!(answer.headers[header::RETRY_AFTER], "1");
-    call(&router, Method::POST, "/embed", Some(json!({"inputs": "x"})))
-        .await
-        .error(StatusCode::SERVICE_UNAVAILABLE, "not_ready");
+    call(
+        &router,
+        Method::POST,
+        "/embed",
+        Some(json!({"inputs": "x"})),
+    )
+    .await
+    .error(StatusCode::SERVICE_UNAVAILABLE, "not_ready");
     state.install_model(model()).unwrap();
     let answer = call(&router, Method::GET, "/health", None).await;
     assert_eq!(answer.status, StatusCode::OK);
@@ -164,16 +168,32 @@ async fn health_is_503_until_the_model_is_installed() {
 #[tokio::test]
 async fn embed_matches_the_model_for_one_text_and_many() {
     let s = server();
-    let texts = ["The cat sits on the mat.", "Rust is a systems language.", "x"];
+    let texts = [
+        "The cat sits on the mat.",
+        "Rust is a systems language.",
+        "x",
+    ];
     let expected = model().embed(&texts, &EmbedOptions::default()).unwrap();
 
-    let one = call(&s.router, Method::POST, "/embed", Some(json!({"inputs": texts[0]}))).await;
+    let one = call(
+        &s.router,
+        Method::POST,
+        "/embed",
+        Some(json!({"inputs": texts[0]})),
+    )
+    .await;
     assert_eq!(one.status, StatusCode::OK);
     let got = vectors(&one.json());
     assert_eq!(got.len(), 1);
     assert!(max_abs_diff(&got[0], &expected[0]) < 1e-5);
 
-    let many = call(&s.router, Method::POST, "/embed", Some(json!({"inputs": texts}))).await;
+    let many = call(
+        &s.router,
+        Method::POST,
+        "/embed",
+        Some(json!({"inputs": texts})),
+    )
+    .await;
     let got = vectors(&many.json());
     assert_eq!(got.len(), 3);
     for (g, e) in got.iter().zip(&expected) {
@@ -186,8 +206,10 @@ async fn embed_matches_the_model_for_one_text_and_many() {
         &s.router,
         Method::POST,
         "/embed",
-        Some(json!({"inputs": texts[0], "normalize": false, "dimensions": 64,
-                    "truncation_direction": "Left", "truncate": true})),
+        Some(
+            json!({"inputs": texts[0], "normalize": false, "dimensions": 64,
+                    "truncation_direction": "Left", "truncate": true}),
+        ),
     )
     .await;
     let raw = vectors(&raw.json()).remove(0);
@@ -220,9 +242,14 @@ async fn embed_refuses_bad_input_with_json_errors() {
         .await
         .error(StatusCode::UNPROCESSABLE_ENTITY, "validation");
     assert!(msg.contains("empty"), "{msg}");
-    let msg = call(r, Method::POST, "/embed", Some(json!({"inputs": ["a", "b", "c"]})))
-        .await
-        .error(StatusCode::UNPROCESSABLE_ENTITY, "validation");
+    let msg = call(
+        r,
+        Method::POST,
+        "/embed",
+        Some(json!({"inputs": ["a", "b", "c"]})),
+    )
+    .await
+    .error(StatusCode::UNPROCESSABLE_ENTITY, "validation");
     assert!(msg.contains("at most 2"), "{msg}");
     let long = "word ".repeat(400);
     let msg = call(
@@ -234,19 +261,35 @@ async fn embed_refuses_bad_input_with_json_errors() {
     .await
     .error(StatusCode::UNPROCESSABLE_ENTITY, "validation");
     assert!(msg.contains("max_seq_length of 256"), "{msg}");
-    let msg = call(r, Method::POST, "/embed", Some(json!({"inputs": "x", "prompt_name": "nope"})))
-        .await
-        .error(StatusCode::UNPROCESSABLE_ENTITY, "validation");
+    let msg = call(
+        r,
+        Method::POST,
+        "/embed",
+        Some(json!({"inputs": "x", "prompt_name": "nope"})),
+    )
+    .await
+    .error(StatusCode::UNPROCESSABLE_ENTITY, "validation");
     assert!(msg.contains("nope"), "{msg}");
-    call(r, Method::POST, "/embed", Some(json!({"inputs": "x", "dimensions": 0})))
-        .await
-        .error(StatusCode::UNPROCESSABLE_ENTITY, "validation");
+    call(
+        r,
+        Method::POST,
+        "/embed",
+        Some(json!({"inputs": "x", "dimensions": 0})),
+    )
+    .await
+    .error(StatusCode::UNPROCESSABLE_ENTITY, "validation");
     call(r, Method::POST, "/embed", Some(json!({"inputs": 42})))
         .await
         .error(StatusCode::UNPROCESSABLE_ENTITY, "validation");
-    call_raw(r, Method::POST, "/embed", Some(b"{\"inputs\": ".to_vec()), &[])
-        .await
-        .error(StatusCode::BAD_REQUEST, "validation");
+    call_raw(
+        r,
+        Method::POST,
+        "/embed",
+        Some(b"{\"inputs\": ".to_vec()),
+        &[],
+    )
+    .await
+    .error(StatusCode::BAD_REQUEST, "validation");
     call_raw(r, Method::POST, "/embed", Some(vec![0xff, 0xfe, b'{']), &[])
         .await
         .error(StatusCode::BAD_REQUEST, "validation");
@@ -262,7 +305,13 @@ async fn embed_refuses_bad_input_with_json_errors() {
         .await
         .error(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed");
     // One bad request batched with good ones fails alone.
-    let good = call(r, Method::POST, "/embed", Some(json!({"inputs": "still fine"}))).await;
+    let good = call(
+        r,
+        Method::POST,
+        "/embed",
+        Some(json!({"inputs": "still fine"})),
+    )
+    .await;
     assert_eq!(good.status, StatusCode::OK);
 }
 
@@ -326,18 +375,34 @@ async fn openai_route_answers_floats_and_base64_with_usage() {
 async fn api_key_protects_everything_but_health() {
     let s = server_with(|c, _| c.api_key = Some("s3cret".into()));
     let r = &s.router;
-    assert_eq!(call(r, Method::GET, "/health", None).await.status, StatusCode::OK);
+    assert_eq!(
+        call(r, Method::GET, "/health", None).await.status,
+        StatusCode::OK
+    );
     let body = Some(br#"{"inputs": "x"}"#.to_vec());
     call_raw(r, Method::POST, "/embed", body.clone(), &[])
         .await
         .error(StatusCode::UNAUTHORIZED, "unauthorized");
-    call_raw(r, Method::POST, "/embed", body.clone(), &[("authorization", "Bearer wrong")])
-        .await
-        .error(StatusCode::UNAUTHORIZED, "unauthorized");
+    call_raw(
+        r,
+        Method::POST,
+        "/embed",
+        body.clone(),
+        &[("authorization", "Bearer wrong")],
+    )
+    .await
+    .error(StatusCode::UNAUTHORIZED, "unauthorized");
     call_raw(r, Method::GET, "/info", None, &[])
         .await
         .error(StatusCode::UNAUTHORIZED, "unauthorized");
-    let ok = call_raw(r, Method::POST, "/embed", body, &[("authorization", "Bearer s3cret")]).await;
+    let ok = call_raw(
+        r,
+        Method::POST,
+        "/embed",
+        body,
+        &[("authorization", "Bearer s3cret")],
+    )
+    .await;
     assert_eq!(ok.status, StatusCode::OK);
 }
 
@@ -348,7 +413,12 @@ async fn concurrent_requests_are_merged_into_fewer_model_calls() {
         .map(|i| format!("request number {i} about topic {}", i * 7))
         .collect();
     let answers = futures::future::join_all(texts.iter().map(|t| {
-        call(&s.router, Method::POST, "/embed", Some(json!({"inputs": t})))
+        call(
+            &s.router,
+            Method::POST,
+            "/embed",
+            Some(json!({"inputs": t})),
+        )
     }))
     .await;
     let expected = model().embed(&texts, &EmbedOptions::default()).unwrap();
@@ -356,7 +426,8 @@ async fn concurrent_requests_are_merged_into_fewer_model_calls() {
         assert_eq!(answer.status, StatusCode::OK);
         assert!(max_abs_diff(&vectors(&answer.json())[0], e) < 1e-5);
     }
-    let metrics = String::from_utf8(call(&s.router, Method::GET, "/metrics", None).await.body).unwrap();
+    let metrics =
+        String::from_utf8(call(&s.router, Method::GET, "/metrics", None).await.body).unwrap();
     let batches: f64 = metrics
         .lines()
         .find_map(|l| l.strip_prefix("fathom_embed_batch_inputs_count "))
@@ -373,7 +444,10 @@ async fn concurrent_requests_are_merged_into_fewer_model_calls() {
         .unwrap();
     // The warm-up runs outside the queue; every request went through it.
     assert_eq!(inputs, 24.0);
-    assert!(batches < 24.0, "{batches} model calls for 24 concurrent requests");
+    assert!(
+        batches < 24.0,
+        "{batches} model calls for 24 concurrent requests"
+    );
 }
 
 #[tokio::test]
@@ -389,7 +463,10 @@ async fn a_full_queue_answers_429_and_a_slow_request_times_out() {
         .iter()
         .filter(|a| a.status == StatusCode::TOO_MANY_REQUESTS)
         .collect();
-    assert!(!overloaded.is_empty(), "no 429 with a queue of 1 and 8 requests");
+    assert!(
+        !overloaded.is_empty(),
+        "no 429 with a queue of 1 and 8 requests"
+    );
     for a in &overloaded {
         a.error(StatusCode::TOO_MANY_REQUESTS, "overloaded");
         assert_eq!(a.headers[header::RETRY_AFTER], "1");
@@ -464,24 +541,54 @@ async fn documents_search_delete_and_collections() {
         .collect();
     assert_eq!(sources, vec!["cats"]);
 
-    call(r, Method::POST, "/search", Some(json!({"query": "x", "mode": "fuzzy"})))
-        .await
-        .error(StatusCode::UNPROCESSABLE_ENTITY, "validation");
-    call(r, Method::POST, "/search", Some(json!({"query": "x", "k": 0})))
-        .await
-        .error(StatusCode::UNPROCESSABLE_ENTITY, "validation");
-    call(r, Method::POST, "/search", Some(json!({"query": "x", "filter": "author:me"})))
-        .await
-        .error(StatusCode::UNPROCESSABLE_ENTITY, "validation");
-    call(r, Method::POST, "/search", Some(json!({"query": "x", "collection": "missing"})))
-        .await
-        .error(StatusCode::NOT_FOUND, "not_found");
-    call(r, Method::POST, "/search", Some(json!({"query": "x", "collection": "../etc"})))
-        .await
-        .error(StatusCode::UNPROCESSABLE_ENTITY, "validation");
-    call(r, Method::POST, "/documents", Some(json!({"documents": [{"id": "e", "text": "  "}]})))
-        .await
-        .error(StatusCode::UNPROCESSABLE_ENTITY, "validation");
+    call(
+        r,
+        Method::POST,
+        "/search",
+        Some(json!({"query": "x", "mode": "fuzzy"})),
+    )
+    .await
+    .error(StatusCode::UNPROCESSABLE_ENTITY, "validation");
+    call(
+        r,
+        Method::POST,
+        "/search",
+        Some(json!({"query": "x", "k": 0})),
+    )
+    .await
+    .error(StatusCode::UNPROCESSABLE_ENTITY, "validation");
+    call(
+        r,
+        Method::POST,
+        "/search",
+        Some(json!({"query": "x", "filter": "author:me"})),
+    )
+    .await
+    .error(StatusCode::UNPROCESSABLE_ENTITY, "validation");
+    call(
+        r,
+        Method::POST,
+        "/search",
+        Some(json!({"query": "x", "collection": "missing"})),
+    )
+    .await
+    .error(StatusCode::NOT_FOUND, "not_found");
+    call(
+        r,
+        Method::POST,
+        "/search",
+        Some(json!({"query": "x", "collection": "../etc"})),
+    )
+    .await
+    .error(StatusCode::UNPROCESSABLE_ENTITY, "validation");
+    call(
+        r,
+        Method::POST,
+        "/documents",
+        Some(json!({"documents": [{"id": "e", "text": "  "}]})),
+    )
+    .await
+    .error(StatusCode::UNPROCESSABLE_ENTITY, "validation");
     call(
         r,
         Method::POST,
@@ -556,18 +663,30 @@ async fn ingest_jobs_run_inside_the_roots_only() {
     let s = server_with(|c, dir| {
         let root = dir.join("root");
         std::fs::create_dir_all(root.join("docs/sub")).unwrap();
-        std::fs::write(root.join("docs/a.md"), "# Tea\n\nGreen tea is steeped at 80 degrees.").unwrap();
+        std::fs::write(
+            root.join("docs/a.md"),
+            "# Tea\n\nGreen tea is steeped at 80 degrees.",
+        )
+        .unwrap();
         std::fs::write(root.join("docs/sub/b.txt"), "Coffee beans are roasted.").unwrap();
         std::fs::create_dir_all(dir.join("outside")).unwrap();
         c.ingest_roots = vec![root];
     });
     let r = &s.router;
-    let started = call(r, Method::POST, "/ingest", Some(json!({"path": "docs", "collection": "kb"}))).await;
+    let started = call(
+        r,
+        Method::POST,
+        "/ingest",
+        Some(json!({"path": "docs", "collection": "kb"})),
+    )
+    .await;
     assert_eq!(started.status, StatusCode::ACCEPTED, "{}", started.json());
     let id = started.json()["id"].as_str().unwrap().to_string();
     let mut status = Value::Null;
     for _ in 0..600 {
-        status = call(r, Method::GET, &format!("/jobs/{id}"), None).await.json();
+        status = call(r, Method::GET, &format!("/jobs/{id}"), None)
+            .await
+            .json();
         if status["state"] != "running" {
             break;
         }
@@ -595,9 +714,14 @@ async fn ingest_jobs_run_inside_the_roots_only() {
         .await
         .error(StatusCode::NOT_FOUND, "not_found");
     let none = server();
-    let msg = call(&none.router, Method::POST, "/ingest", Some(json!({"path": "."})))
-        .await
-        .error(StatusCode::UNPROCESSABLE_ENTITY, "validation");
+    let msg = call(
+        &none.router,
+        Method::POST,
+        "/ingest",
+        Some(json!({"path": "."})),
+    )
+    .await
+    .error(StatusCode::UNPROCESSABLE_ENTITY, "validation");
     assert!(msg.contains("--ingest-root"), "{msg}");
 }
 
@@ -614,7 +738,13 @@ async fn info_metrics_and_openapi() {
     assert_eq!(info["limits"]["max_inputs"], 512);
     assert_eq!(info["version"], env!("CARGO_PKG_VERSION"));
 
-    call(&s.router, Method::POST, "/embed", Some(json!({"inputs": "x"}))).await;
+    call(
+        &s.router,
+        Method::POST,
+        "/embed",
+        Some(json!({"inputs": "x"})),
+    )
+    .await;
     let metrics = call(&s.router, Method::GET, "/metrics", None).await;
     assert!(metrics.headers[header::CONTENT_TYPE]
         .to_str()
@@ -632,7 +762,9 @@ async fn info_metrics_and_openapi() {
         assert!(metrics.contains(needle), "{needle} missing from\n{metrics}");
     }
 
-    let doc = call(&s.router, Method::GET, "/openapi.json", None).await.json();
+    let doc = call(&s.router, Method::GET, "/openapi.json", None)
+        .await
+        .json();
     assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
     for path in [
         "/embed",
@@ -648,7 +780,10 @@ async fn info_metrics_and_openapi() {
         "/info",
         "/metrics",
     ] {
-        assert!(doc["paths"].get(path).is_some(), "{path} missing from the OpenAPI document");
+        assert!(
+            doc["paths"].get(path).is_some(),
+            "{path} missing from the OpenAPI document"
+        );
     }
     assert!(doc["components"]["schemas"].get("EmbedRequest").is_some());
 }

@@ -85,7 +85,12 @@ impl Filter {
                 }
                 patterns
                     .iter()
-                    .map(|p| format!("{METADATA} LIKE {} ESCAPE '\\'", sql_str(&escape_like_keep_percent(p))))
+                    .map(|p| {
+                        format!(
+                            "{METADATA} LIKE {} ESCAPE '\\'",
+                            sql_str(&escape_like_keep_percent(p))
+                        )
+                    })
                     .collect::<Vec<_>>()
                     .join(" OR ")
             }

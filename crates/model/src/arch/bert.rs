@@ -1,14 +1,29 @@
-//! BERT (`model_type: bert`): all-MiniLM, bge, e5, gte-base classic and the like.
+//! The BERT family: BERT (`bert`: all-MiniLM, bge, e5, gte-base classic), RoBERTa and
+//! XLM-RoBERTa (`roberta`, `xlm-roberta`, `camembert`: multilingual-e5, bge-m3), DistilBERT
+//! (`distilbert`: msmarco-distilbert) and MPNet (`mpnet`: all-mpnet-base-v2).
 //!
-//! Post-layer-norm encoder with absolute position embeddings. Q, K and V are fused into one linear
-//! at load time, and every layer runs on packed sequences, so padding costs nothing.
+//! All four are post-layer-norm encoders with learned absolute position embeddings and the same
+//! layer shape; they differ in tensor names and in two details, kept here as data:
+//! - **position ids**: BERT and DistilBERT count from 0. RoBERTa-style models count from
+//!   `padding_idx + 1` and give padding tokens `padding_idx` (transformers'
+//!   `create_position_ids_from_input_ids`); XLM-R takes `padding_idx` from `pad_token_id`, MPNet
+//!   hard-codes 1.
+//! - **relative attention bias** (MPNet only): a learned bias per head for each bucket of the
+//!   distance `j - i` between key and query (T5-style buckets: exact below `num_buckets/4` on each
+//!   side, logarithmic up to `max_distance` 128), shared by all layers.
+//!
+//! Q, K and V are fused into one linear at load time, and every layer runs on packed sequences,
+//! so padding costs nothing.
 
-use candle_core::Tensor;
+use candle_core::{Device, Tensor};
 use candle_nn::{Embedding, Module, VarBuilder};
 
 use super::{config_f64, config_str, config_usize, weight_prefix, Encoder, PackedBatch};
 use crate::error::{ModelError, Result};
-use crate::ops::{packed_attention, HiddenAct, LayerNorm, Linear};
+use crate::ops::{
+    packed_attention, packed_attention_general, AttentionMask, AttentionShape, HiddenAct,
+    LayerNorm, Linear,
+};
 
 #[derive(Debug)]
 struct Layer {
@@ -20,70 +35,286 @@ struct Layer {
     ffn_norm: LayerNorm,
 }
 
+/// How position ids are counted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Positions {
+    FromZero,
+    /// RoBERTa-style: `padding_idx + 1 + i` for real tokens, `padding_idx` for padding ids.
+    AfterPadding(u32),
+}
+
+impl Positions {
+    fn ids(self, batch: &PackedBatch) -> Vec<u32> {
+        let mut out = Vec::with_capacity(batch.tokens());
+        let mut start = 0;
+        for &len in &batch.seq_lens {
+            let ids = &batch.input_ids[start..start + len];
+            match self {
+                Self::FromZero => out.extend(0..len as u32),
+                Self::AfterPadding(pad) => {
+                    let mut seen = 0;
+                    out.extend(ids.iter().map(|&id| {
+                        if id == pad {
+                            pad
+                        } else {
+                            seen += 1;
+                            pad + seen
+                        }
+                    }));
+                }
+            }
+            start += len;
+        }
+        out
+    }
+}
+
+/// MPNet's learned bias per head and relative-distance bucket.
+#[derive(Debug)]
+struct RelativeBias {
+    /// `num_buckets × heads`
+    table: Tensor,
+    num_buckets: i64,
+    max_distance: i64,
+}
+
+impl RelativeBias {
+    /// transformers' `MPNetEncoder.relative_position_bucket`, in the same f32 arithmetic.
+    fn bucket(&self, relative_position: i64) -> i64 {
+        let num_buckets = self.num_buckets / 2;
+        let mut n = -relative_position;
+        let mut ret = if n < 0 { num_buckets } else { 0 };
+        n = n.abs();
+        let max_exact = num_buckets / 2;
+        if n < max_exact {
+            return ret + n;
+        }
+        let large = max_exact
+            + ((n as f32 / max_exact as f32).ln()
+                / (self.max_distance as f32 / max_exact as f32).ln()
+                * (num_buckets - max_exact) as f32) as i64;
+        ret += large.min(num_buckets - 1);
+        ret
+    }
+
+    /// `heads × len × len`: the bias of key `j` for query `i`.
+    fn for_length(&self, len: usize) -> Result<Tensor> {
+        let buckets: Vec<u32> = (0..len as i64)
+            .flat_map(|i| (0..len as i64).map(move |j| (i, j)))
+            .map(|(i, j)| self.bucket(j - i) as u32)
+            .collect();
+        let index = Tensor::from_vec(buckets, len * len, self.table.device())?;
+        let heads = self.table.dims()[1];
+        Ok(self
+            .table
+            .index_select(&index, 0)?
+            .reshape((len, len, heads))?
+            .permute((2, 0, 1))?
+            .contiguous()?)
+    }
+}
+
 #[derive(Debug)]
 pub struct Bert {
     word: Embedding,
     position: Embedding,
+    positions: Positions,
     token_type: Option<Embedding>,
     embed_norm: LayerNorm,
     layers: Vec<Layer>,
+    relative_bias: Option<RelativeBias>,
     num_heads: usize,
     head_dim: usize,
     act: HiddenAct,
     max_positions: usize,
 }
 
+/// The sizes every variant reads from its config (under its own key names).
+struct Sizes {
+    hidden: usize,
+    heads: usize,
+    intermediate: usize,
+    layers: usize,
+    vocab: usize,
+    max_positions: usize,
+    eps: f64,
+    act: HiddenAct,
+}
+
+/// Tensor names of one variant, relative to the model root.
+struct Names {
+    probe_prefixes: &'static [&'static str],
+    layer: &'static str,
+    q: &'static str,
+    k: &'static str,
+    v: &'static str,
+    attn_out: &'static str,
+    attn_norm: &'static str,
+    ffn_up: &'static str,
+    ffn_down: &'static str,
+    ffn_norm: &'static str,
+}
+
+const BERT_NAMES: Names = Names {
+    probe_prefixes: &["bert.", "roberta.", "model."],
+    layer: "encoder.layer",
+    q: "attention.self.query",
+    k: "attention.self.key",
+    v: "attention.self.value",
+    attn_out: "attention.output.dense",
+    attn_norm: "attention.output.LayerNorm",
+    ffn_up: "intermediate.dense",
+    ffn_down: "output.dense",
+    ffn_norm: "output.LayerNorm",
+};
+
+const DISTILBERT_NAMES: Names = Names {
+    probe_prefixes: &["distilbert."],
+    layer: "transformer.layer",
+    q: "attention.q_lin",
+    k: "attention.k_lin",
+    v: "attention.v_lin",
+    attn_out: "attention.out_lin",
+    attn_norm: "sa_layer_norm",
+    ffn_up: "ffn.lin1",
+    ffn_down: "ffn.lin2",
+    ffn_norm: "output_layer_norm",
+};
+
+const MPNET_NAMES: Names = Names {
+    probe_prefixes: &["mpnet."],
+    layer: "encoder.layer",
+    q: "attention.attn.q",
+    k: "attention.attn.k",
+    v: "attention.attn.v",
+    attn_out: "attention.attn.o",
+    attn_norm: "attention.LayerNorm",
+    ffn_up: "intermediate.dense",
+    ffn_down: "output.dense",
+    ffn_norm: "output.LayerNorm",
+};
+
+fn activation(name: &str) -> Result<HiddenAct> {
+    HiddenAct::parse(name).ok_or_else(|| {
+        ModelError::Unsupported(format!(
+            "activation `{name}` (supported: gelu, gelu_new, relu, silu)"
+        ))
+    })
+}
+
 impl Bert {
-    pub fn load(config: &serde_json::Value, vb: VarBuilder) -> Result<Self> {
-        let hidden = config_usize(config, "hidden_size")?;
-        let num_heads = config_usize(config, "num_attention_heads")?;
-        let intermediate = config_usize(config, "intermediate_size")?;
-        let num_layers = config_usize(config, "num_hidden_layers")?;
-        let vocab = config_usize(config, "vocab_size")?;
-        let max_positions = config_usize(config, "max_position_embeddings")?;
-        let type_vocab = config
-            .get("type_vocab_size")
-            .and_then(|v| v.as_u64())
-            .unwrap_or(2) as usize;
-        let eps = config_f64(config, "layer_norm_eps", 1e-12);
-        let act_name = config_str(config, "hidden_act").unwrap_or("gelu");
-        let act = HiddenAct::parse(act_name).ok_or_else(|| {
-            ModelError::Unsupported(format!(
-                "BERT hidden_act `{act_name}` (supported: gelu, gelu_new, relu, silu)"
-            ))
-        })?;
+    /// BERT, and with `roberta` set, RoBERTa / XLM-RoBERTa (positions after `pad_token_id`).
+    pub fn load(config: &serde_json::Value, vb: VarBuilder, roberta: bool) -> Result<Self> {
+        let sizes = Sizes {
+            hidden: config_usize(config, "hidden_size")?,
+            heads: config_usize(config, "num_attention_heads")?,
+            intermediate: config_usize(config, "intermediate_size")?,
+            layers: config_usize(config, "num_hidden_layers")?,
+            vocab: config_usize(config, "vocab_size")?,
+            max_positions: config_usize(config, "max_position_embeddings")?,
+            eps: config_f64(config, "layer_norm_eps", 1e-12),
+            act: activation(config_str(config, "hidden_act").unwrap_or("gelu"))?,
+        };
         if let Some(kind) = config_str(config, "position_embedding_type") {
             if kind != "absolute" {
                 return Err(ModelError::Unsupported(format!(
-                    "BERT position_embedding_type `{kind}` (only `absolute` is supported)"
+                    "position_embedding_type `{kind}` (only `absolute` is supported)"
                 )));
             }
         }
-        if hidden % num_heads != 0 {
+        let positions = if roberta {
+            Positions::AfterPadding(config_usize(config, "pad_token_id").unwrap_or(1) as u32)
+        } else {
+            Positions::FromZero
+        };
+        Self::build(config, vb, &sizes, &BERT_NAMES, positions, false)
+    }
+
+    /// DistilBERT: BERT without token types, under other names.
+    pub fn load_distilbert(config: &serde_json::Value, vb: VarBuilder) -> Result<Self> {
+        let sizes = Sizes {
+            hidden: config_usize(config, "dim")?,
+            heads: config_usize(config, "n_heads")?,
+            intermediate: config_usize(config, "hidden_dim")?,
+            layers: config_usize(config, "n_layers")?,
+            vocab: config_usize(config, "vocab_size")?,
+            max_positions: config_usize(config, "max_position_embeddings")?,
+            eps: 1e-12,
+            act: activation(config_str(config, "activation").unwrap_or("gelu"))?,
+        };
+        Self::build(
+            config,
+            vb,
+            &sizes,
+            &DISTILBERT_NAMES,
+            Positions::FromZero,
+            false,
+        )
+    }
+
+    /// MPNet: positions after padding index 1 and a relative attention bias.
+    pub fn load_mpnet(config: &serde_json::Value, vb: VarBuilder) -> Result<Self> {
+        let sizes = Sizes {
+            hidden: config_usize(config, "hidden_size")?,
+            heads: config_usize(config, "num_attention_heads")?,
+            intermediate: config_usize(config, "intermediate_size")?,
+            layers: config_usize(config, "num_hidden_layers")?,
+            vocab: config_usize(config, "vocab_size")?,
+            max_positions: config_usize(config, "max_position_embeddings")?,
+            eps: config_f64(config, "layer_norm_eps", 1e-12),
+            act: activation(config_str(config, "hidden_act").unwrap_or("gelu"))?,
+        };
+        // transformers' MPNetEmbeddings hard-codes padding_idx = 1, whatever pad_token_id says.
+        Self::build(
+            config,
+            vb,
+            &sizes,
+            &MPNET_NAMES,
+            Positions::AfterPadding(1),
+            true,
+        )
+    }
+
+    fn build(
+        config: &serde_json::Value,
+        vb: VarBuilder,
+        sizes: &Sizes,
+        names: &Names,
+        positions: Positions,
+        relative: bool,
+    ) -> Result<Self> {
+        let Sizes {
+            hidden,
+            heads,
+            intermediate,
+            eps,
+            ..
+        } = *sizes;
+        if hidden % heads != 0 {
             return Err(ModelError::Unsupported(format!(
-                "hidden_size {hidden} is not a multiple of num_attention_heads {num_heads}"
+                "hidden size {hidden} is not a multiple of the {heads} attention heads"
             )));
         }
-
-        let prefix = weight_prefix(
-            &vb,
-            "embeddings.word_embeddings.weight",
-            &["bert.", "model."],
-        )
-        .ok_or_else(|| {
-            ModelError::Unsupported(
-                "the weights have no embeddings.word_embeddings.weight: not a BERT checkpoint"
-                    .into(),
-            )
-        })?;
+        let prefix = weight_prefix(&vb, "embeddings.word_embeddings.weight", names.probe_prefixes)
+            .ok_or_else(|| {
+                ModelError::Unsupported(
+                    "the weights have no embeddings.word_embeddings.weight: not a checkpoint of this architecture"
+                        .into(),
+                )
+            })?;
         let vb = if prefix.is_empty() {
             vb
         } else {
             vb.pp(prefix.trim_end_matches('.'))
         };
         let emb = vb.pp("embeddings");
-        let word = candle_nn::embedding(vocab, hidden, emb.pp("word_embeddings"))?;
-        let position = candle_nn::embedding(max_positions, hidden, emb.pp("position_embeddings"))?;
+        let word = candle_nn::embedding(sizes.vocab, hidden, emb.pp("word_embeddings"))?;
+        let position =
+            candle_nn::embedding(sizes.max_positions, hidden, emb.pp("position_embeddings"))?;
+        let type_vocab = config
+            .get("type_vocab_size")
+            .and_then(|v| v.as_u64())
+            .unwrap_or(2) as usize;
         let token_type = if type_vocab > 0 && emb.contains_tensor("token_type_embeddings.weight") {
             Some(candle_nn::embedding(
                 type_vocab,
@@ -95,36 +326,96 @@ impl Bert {
         };
         let embed_norm = LayerNorm::load(emb.pp("LayerNorm"), hidden, eps)?;
 
-        let mut layers = Vec::with_capacity(num_layers);
-        for i in 0..num_layers {
-            let l = vb.pp(format!("encoder.layer.{i}"));
-            let att = l.pp("attention");
-            let q = Linear::load(att.pp("self.query"), hidden, hidden, true)?;
-            let k = Linear::load(att.pp("self.key"), hidden, hidden, true)?;
-            let v = Linear::load(att.pp("self.value"), hidden, hidden, true)?;
+        let mut layers = Vec::with_capacity(sizes.layers);
+        for i in 0..sizes.layers {
+            let l = vb.pp(format!("{}.{i}", names.layer));
+            let q = Linear::load(l.pp(names.q), hidden, hidden, true)?;
+            let k = Linear::load(l.pp(names.k), hidden, hidden, true)?;
+            let v = Linear::load(l.pp(names.v), hidden, hidden, true)?;
             layers.push(Layer {
                 qkv: Linear::concat(&[q, k, v])?.named("qkv"),
-                attn_out: Linear::load(att.pp("output.dense"), hidden, hidden, true)?
+                attn_out: Linear::load(l.pp(names.attn_out), hidden, hidden, true)?
                     .named("attn_out"),
-                attn_norm: LayerNorm::load(att.pp("output.LayerNorm"), hidden, eps)?,
-                ffn_up: Linear::load(l.pp("intermediate.dense"), hidden, intermediate, true)?
+                attn_norm: LayerNorm::load(l.pp(names.attn_norm), hidden, eps)?,
+                ffn_up: Linear::load(l.pp(names.ffn_up), hidden, intermediate, true)?
                     .named("ffn_up+act"),
-                ffn_down: Linear::load(l.pp("output.dense"), intermediate, hidden, true)?
+                ffn_down: Linear::load(l.pp(names.ffn_down), intermediate, hidden, true)?
                     .named("ffn_down"),
-                ffn_norm: LayerNorm::load(l.pp("output.LayerNorm"), hidden, eps)?,
+                ffn_norm: LayerNorm::load(l.pp(names.ffn_norm), hidden, eps)?,
             });
         }
+        let relative_bias = if relative {
+            let num_buckets = config
+                .get("relative_attention_num_buckets")
+                .and_then(|v| v.as_u64())
+                .unwrap_or(32) as usize;
+            Some(RelativeBias {
+                table: vb
+                    .pp("encoder.relative_attention_bias")
+                    .get((num_buckets, heads), "weight")?,
+                num_buckets: num_buckets as i64,
+                max_distance: 128,
+            })
+        } else {
+            None
+        };
         Ok(Self {
             word,
             position,
+            positions,
             token_type,
             embed_norm,
             layers,
-            num_heads,
-            head_dim: hidden / num_heads,
-            act,
-            max_positions,
+            relative_bias,
+            num_heads: heads,
+            head_dim: hidden / heads,
+            act: sizes.act,
+            max_positions: sizes.max_positions,
         })
+    }
+
+    fn embed(&self, batch: &PackedBatch, device: &Device) -> Result<Tensor> {
+        let tokens = batch.tokens();
+        let positions = self.positions.ids(batch);
+        if let Some(&largest) = positions.iter().max() {
+            if largest as usize >= self.max_positions {
+                return Err(ModelError::Unsupported(format!(
+                    "position {largest} is beyond max_position_embeddings {} (shorten the input)",
+                    self.max_positions
+                )));
+            }
+        }
+        let ids = Tensor::from_vec(batch.input_ids.clone(), tokens, device)?;
+        let pos = Tensor::from_vec(positions, tokens, device)?;
+        let mut x = (self.word.forward(&ids)? + self.position.forward(&pos)?)?;
+        if let Some(tt) = &self.token_type {
+            let types = Tensor::from_vec(batch.type_ids.clone(), tokens, device)?;
+            x = (x + tt.forward(&types)?)?;
+        }
+        self.embed_norm.forward(&x)
+    }
+
+    fn attention(&self, qkv: &Tensor, seq_lens: &[usize]) -> Result<Tensor> {
+        let Some(relative) = &self.relative_bias else {
+            return packed_attention(qkv, seq_lens, self.num_heads, self.head_dim, false);
+        };
+        let hidden = self.num_heads * self.head_dim;
+        let part =
+            |i: usize| -> Result<Tensor> { Ok(qkv.narrow(1, i * hidden, hidden)?.contiguous()?) };
+        let bias = |len: usize| relative.for_length(len);
+        packed_attention_general(
+            &part(0)?,
+            &part(1)?,
+            &part(2)?,
+            seq_lens,
+            AttentionShape {
+                heads: self.num_heads,
+                kv_heads: self.num_heads,
+                head_dim: self.head_dim,
+            },
+            AttentionMask::Full,
+            Some(&bias),
+        )
     }
 }
 
@@ -138,34 +429,12 @@ impl Encoder for Bert {
 
     fn forward(&self, batch: &PackedBatch) -> Result<Tensor> {
         let embed_span = crate::profile::span("embeddings");
-        let device = self.word.embeddings().device();
-        let tokens = batch.tokens();
-        let positions: Vec<u32> = batch
-            .seq_lens
-            .iter()
-            .flat_map(|&len| 0..len as u32)
-            .collect();
-        if let Some(&longest) = batch.seq_lens.iter().max() {
-            if longest > self.max_positions {
-                return Err(ModelError::Unsupported(format!(
-                    "a sequence of {longest} tokens exceeds max_position_embeddings {}",
-                    self.max_positions
-                )));
-            }
-        }
-        let ids = Tensor::from_vec(batch.input_ids.clone(), tokens, device)?;
-        let pos = Tensor::from_vec(positions, tokens, device)?;
-        let mut x = (self.word.forward(&ids)? + self.position.forward(&pos)?)?;
-        if let Some(tt) = &self.token_type {
-            let types = Tensor::from_vec(batch.type_ids.clone(), tokens, device)?;
-            x = (x + tt.forward(&types)?)?;
-        }
-        let mut x = self.embed_norm.forward(&x)?;
+        let device = self.word.embeddings().device().clone();
+        let mut x = self.embed(batch, &device)?;
         drop(embed_span);
         for layer in &self.layers {
             let qkv = layer.qkv.forward(&x, None)?;
-            let ctx =
-                packed_attention(&qkv, &batch.seq_lens, self.num_heads, self.head_dim, false)?;
+            let ctx = self.attention(&qkv, &batch.seq_lens)?;
             let attn = layer.attn_out.forward(&ctx, None)?;
             x = layer.attn_norm.forward_residual(&attn, &x)?;
             let h = layer.ffn_up.forward(&x, Some(self.act))?;
@@ -173,5 +442,59 @@ impl Encoder for Bert {
             x = layer.ffn_norm.forward_residual(&out, &x)?;
         }
         Ok(x)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn roberta_positions_start_after_the_padding_index() {
+        let batch = PackedBatch {
+            input_ids: vec![0, 5, 6, 2, 0, 7, 2],
+            type_ids: vec![0; 7],
+            seq_lens: vec![4, 3],
+        };
+        assert_eq!(
+            Positions::AfterPadding(1).ids(&batch),
+            vec![2, 3, 4, 5, 2, 3, 4]
+        );
+        assert_eq!(Positions::FromZero.ids(&batch), vec![0, 1, 2, 3, 0, 1, 2]);
+        // A padding id inside a sequence keeps the padding position and is not counted.
+        let padded = PackedBatch {
+            input_ids: vec![0, 1, 5],
+            type_ids: vec![0; 3],
+            seq_lens: vec![3],
+        };
+        assert_eq!(Positions::AfterPadding(1).ids(&padded), vec![2, 1, 3]);
+    }
+
+    #[test]
+    fn mpnet_buckets_match_transformers() {
+        let rb = RelativeBias {
+            table: Tensor::zeros((32, 1), candle_core::DType::F32, &Device::Cpu).unwrap(),
+            num_buckets: 32,
+            max_distance: 128,
+        };
+        // From transformers 5.24's MPNetEncoder.relative_position_bucket(rp, 32, 128).
+        let cases = [
+            (0, 0),
+            (1, 17),
+            (-1, 1),
+            (7, 23),
+            (-7, 7),
+            (8, 24),
+            (-8, 8),
+            (20, 26),
+            (-20, 10),
+            (127, 31),
+            (-127, 15),
+            (500, 31),
+            (-500, 15),
+        ];
+        for (relative, bucket) in cases {
+            assert_eq!(rb.bucket(relative), bucket, "relative position {relative}");
+        }
     }
 }

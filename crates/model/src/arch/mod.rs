@@ -7,6 +7,8 @@ use crate::error::{ModelError, Result};
 use crate::layout::ModelLayout;
 
 pub mod bert;
+pub mod modernbert;
+pub mod qwen3;
 
 /// The sequences of one forward pass, packed end to end with no padding.
 #[derive(Debug, Clone, Default)]
@@ -32,11 +34,28 @@ pub trait Encoder: Send + Sync + std::fmt::Debug {
 }
 
 /// The `model_type` values this build can run, for error messages and `fathom model info`.
-pub const SUPPORTED: &[&str] = &["bert"];
+pub const SUPPORTED: &[&str] = &[
+    "bert",
+    "camembert",
+    "distilbert",
+    "modernbert",
+    "mpnet",
+    "qwen3",
+    "roberta",
+    "xlm-roberta",
+];
 
 pub fn load(layout: &ModelLayout, vb: VarBuilder) -> Result<Box<dyn Encoder>> {
+    let config = &layout.config;
     match layout.model_type.as_str() {
-        "bert" => Ok(Box::new(bert::Bert::load(&layout.config, vb)?)),
+        "bert" => Ok(Box::new(bert::Bert::load(config, vb, false)?)),
+        "roberta" | "xlm-roberta" | "camembert" => {
+            Ok(Box::new(bert::Bert::load(config, vb, true)?))
+        }
+        "distilbert" => Ok(Box::new(bert::Bert::load_distilbert(config, vb)?)),
+        "mpnet" => Ok(Box::new(bert::Bert::load_mpnet(config, vb)?)),
+        "modernbert" => Ok(Box::new(modernbert::ModernBert::load(config, vb)?)),
+        "qwen3" => Ok(Box::new(qwen3::Qwen3::load(config, vb)?)),
         other => Err(ModelError::UnsupportedArchitecture {
             model_type: if other.is_empty() {
                 "(none)".into()

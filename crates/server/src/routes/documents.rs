@@ -141,7 +141,9 @@ pub async fn delete(
     Path(id): Path<String>,
     Query(param): Query<CollectionParam>,
 ) -> Result<Json<DeleteResponse>, ApiError> {
-    let collection = state.existing_collection(param.collection.as_deref()).await?;
+    let collection = state
+        .existing_collection(param.collection.as_deref())
+        .await?;
     let deleted_chunks = collection.delete_sources(std::slice::from_ref(&id)).await?;
     if deleted_chunks == 0 {
         return Err(ApiError::NotFound(format!(
@@ -168,7 +170,9 @@ pub struct CollectionOut {
 /// Every collection in the store.
 #[utoipa::path(get, path = "/collections", tag = "documents",
     responses((status = 200, body = Vec<CollectionOut>)))]
-pub async fn collections(State(state): State<AppState>) -> Result<Json<Vec<CollectionOut>>, ApiError> {
+pub async fn collections(
+    State(state): State<AppState>,
+) -> Result<Json<Vec<CollectionOut>>, ApiError> {
     let infos = state.store.collections().await?;
     Ok(Json(
         infos

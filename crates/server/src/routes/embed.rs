@@ -189,14 +189,17 @@ pub async fn openai_embeddings(
     State(state): State<AppState>,
     ApiJson(req): ApiJson<OpenAiRequest>,
 ) -> Result<Json<OpenAiResponse>, ApiError> {
+    tracing::debug!(model = ?req.model, user = ?req.user, "OpenAI embeddings request");
+    let token_inputs = |count: usize| {
+        ApiError::Validation(format!(
+            "token-id inputs ({count} given) are not supported: they would be ids of another tokenizer; send text"
+        ))
+    };
     let texts = match req.input {
         OpenAiInput::One(s) => vec![s],
         OpenAiInput::Many(v) => v,
-        OpenAiInput::Tokens(_) | OpenAiInput::ManyTokens(_) => {
-            return Err(ApiError::Validation(
-                "token-id inputs are not supported (they would be ids of another tokenizer); send text".into(),
-            ))
-        }
+        OpenAiInput::Tokens(ids) => return Err(token_inputs(ids.len())),
+        OpenAiInput::ManyTokens(lists) => return Err(token_inputs(lists.len())),
     };
     check_inputs(&texts, state.config.max_inputs)?;
     let options = EmbedOptions {

@@ -173,7 +173,13 @@ mod tests {
             docs
         );
         assert_eq!(resolve_under_roots(".", &roots).unwrap().prefix, "");
-        for bad in ["../secret", "docs/../../secret", "/etc", "file.txt", "missing"] {
+        for bad in [
+            "../secret",
+            "docs/../../secret",
+            "/etc",
+            "file.txt",
+            "missing",
+        ] {
             let err = resolve_under_roots(bad, &roots).unwrap_err();
             assert_eq!(err.status(), StatusCode::UNPROCESSABLE_ENTITY, "{bad}");
         }

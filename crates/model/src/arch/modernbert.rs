@@ -1,0 +1,212 @@
+//! ModernBERT (`model_type: modernbert`: modernbert-embed, gte-modernbert).
+//!
+//! Config fields and what they mean here:
+//! - pre-norm layers (`attn_norm` is the identity in layer 0), `final_norm` after the last one;
+//!   norms without bias when `norm_bias` is false;
+//! - rotary position embeddings instead of learned ones, with a different `rope_theta` for
+//!   global and local layers (`rope_parameters.{full,sliding}_attention.rope_theta`, or the older
+//!   `global_rope_theta` / `local_rope_theta`; 160,000 and 10,000 by default);
+//! - `layer_types` (or the older `global_attn_every_n_layers`, default 3): global layers attend to
+//!   the whole sequence, local ("sliding") ones only to tokens at most `local_attention / 2`
+//!   positions away on either side;
+//! - a gated GELU MLP: `Wi` gives `input ‖ gate`, the output is `Wo(act(input) · gate)`;
+//! - no biases in the linears unless `attention_bias` / `mlp_bias`.
+
+use candle_core::Tensor;
+use candle_nn::{Embedding, Module, VarBuilder};
+
+use super::{config_f64, config_str, config_usize, weight_prefix, Encoder, PackedBatch};
+use crate::error::{ModelError, Result};
+use crate::ops::{
+    packed_attention_general, AttentionMask, AttentionShape, HiddenAct, LayerNorm, Linear, Rope,
+};
+
+#[derive(Debug)]
+struct Layer {
+    attn_norm: Option<LayerNorm>,
+    qkv: Linear,
+    attn_out: Linear,
+    mlp_norm: LayerNorm,
+    mlp_in: Linear,
+    mlp_out: Linear,
+    global: bool,
+}
+
+#[derive(Debug)]
+pub struct ModernBert {
+    embeddings: Embedding,
+    embed_norm: LayerNorm,
+    layers: Vec<Layer>,
+    final_norm: LayerNorm,
+    global_rope: Rope,
+    local_rope: Rope,
+    window: usize,
+    heads: usize,
+    head_dim: usize,
+    intermediate: usize,
+    act: HiddenAct,
+}
+
+fn rope_theta(config: &serde_json::Value, layer_type: &str, old_key: &str, default: f64) -> f64 {
+    config
+        .pointer(&format!("/rope_parameters/{layer_type}/rope_theta"))
+        .and_then(|v| v.as_f64())
+        .or_else(|| config.get(old_key).and_then(|v| v.as_f64()))
+        .unwrap_or(default)
+}
+
+impl ModernBert {
+    pub fn load(config: &serde_json::Value, vb: VarBuilder) -> Result<Self> {
+        let hidden = config_usize(config, "hidden_size")?;
+        let heads = config_usize(config, "num_attention_heads")?;
+        let intermediate = config_usize(config, "intermediate_size")?;
+        let num_layers = config_usize(config, "num_hidden_layers")?;
+        let vocab = config_usize(config, "vocab_size")?;
+        let max_positions = config_usize(config, "max_position_embeddings")?;
+        let local_attention = config_usize(config, "local_attention").unwrap_or(128);
+        let eps = config_f64(config, "norm_eps", 1e-5);
+        let attention_bias = config
+            .get("attention_bias")
+            .and_then(|v| v.as_bool())
+            .unwrap_or(false);
+        let mlp_bias = config
+            .get("mlp_bias")
+            .and_then(|v| v.as_bool())
+            .unwrap_or(false);
+        let act_name = config_str(config, "hidden_activation").unwrap_or("gelu");
+        let act = HiddenAct::parse(act_name).ok_or_else(|| {
+            ModelError::Unsupported(format!("ModernBERT hidden_activation `{act_name}`"))
+        })?;
+        if hidden % heads != 0 {
+            return Err(ModelError::Unsupported(format!(
+                "hidden_size {hidden} is not a multiple of num_attention_heads {heads}"
+            )));
+        }
+        let head_dim = hidden / heads;
+        let every = config_usize(config, "global_attn_every_n_layers")
+            .unwrap_or(3)
+            .max(1);
+        let layer_types: Vec<bool> = match config.get("layer_types").and_then(|v| v.as_array()) {
+            Some(types) => types
+                .iter()
+                .map(|t| t.as_str() != Some("sliding_attention"))
+                .collect(),
+            None => (0..num_layers).map(|i| i % every == 0).collect(),
+        };
+        if layer_types.len() != num_layers {
+            return Err(ModelError::Unsupported(format!(
+                "layer_types has {} entries for {num_layers} layers",
+                layer_types.len()
+            )));
+        }
+
+        let prefix = weight_prefix(&vb, "embeddings.tok_embeddings.weight", &["model."])
+            .ok_or_else(|| {
+                ModelError::Unsupported(
+                    "the weights have no embeddings.tok_embeddings.weight: not a ModernBERT checkpoint"
+                        .into(),
+                )
+            })?;
+        let vb = if prefix.is_empty() {
+            vb
+        } else {
+            vb.pp(prefix.trim_end_matches('.'))
+        };
+        let embeddings = candle_nn::embedding(vocab, hidden, vb.pp("embeddings.tok_embeddings"))?;
+        let embed_norm = LayerNorm::load(vb.pp("embeddings.norm"), hidden, eps)?;
+        let mut layers = Vec::with_capacity(num_layers);
+        for (i, &global) in layer_types.iter().enumerate() {
+            let l = vb.pp(format!("layers.{i}"));
+            let attn_norm = if l.contains_tensor("attn_norm.weight") {
+                Some(LayerNorm::load(l.pp("attn_norm"), hidden, eps)?)
+            } else {
+                None
+            };
+            layers.push(Layer {
+                attn_norm,
+                qkv: Linear::load(l.pp("attn.Wqkv"), hidden, 3 * hidden, attention_bias)?
+                    .named("qkv"),
+                attn_out: Linear::load(l.pp("attn.Wo"), hidden, hidden, attention_bias)?
+                    .named("attn_out"),
+                mlp_norm: LayerNorm::load(l.pp("mlp_norm"), hidden, eps)?,
+                mlp_in: Linear::load(l.pp("mlp.Wi"), hidden, 2 * intermediate, mlp_bias)?
+                    .named("ffn_up"),
+                mlp_out: Linear::load(l.pp("mlp.Wo"), intermediate, hidden, mlp_bias)?
+                    .named("ffn_down"),
+                global,
+            });
+        }
+        let final_norm = LayerNorm::load(vb.pp("final_norm"), hidden, eps)?;
+        let device = vb.device().clone();
+        let dtype = vb.dtype();
+        let rope = |theta: f64| Rope::new(head_dim, theta, max_positions, dtype, &device);
+        Ok(Self {
+            embeddings,
+            embed_norm,
+            layers,
+            final_norm,
+            global_rope: rope(rope_theta(
+                config,
+                "full_attention",
+                "global_rope_theta",
+                160_000.0,
+            ))?,
+            local_rope: rope(rope_theta(
+                config,
+                "sliding_attention",
+                "local_rope_theta",
+                10_000.0,
+            ))?,
+            window: local_attention / 2,
+            heads,
+            head_dim,
+            intermediate,
+            act,
+        })
+    }
+}
+
+impl Encoder for ModernBert {
+    fn linears_mut(&mut self) -> Vec<&mut Linear> {
+        self.layers
+            .iter_mut()
+            .flat_map(|l| [&mut l.qkv, &mut l.attn_out, &mut l.mlp_in, &mut l.mlp_out])
+            .collect()
+    }
+
+    fn forward(&self, batch: &PackedBatch) -> Result<Tensor> {
+        let device = self.embeddings.embeddings().device();
+        let ids = Tensor::from_vec(batch.input_ids.clone(), batch.tokens(), device)?;
+        let mut x = self.embed_norm.forward(&self.embeddings.forward(&ids)?)?;
+        let hidden = self.heads * self.head_dim;
+        let shape = AttentionShape {
+            heads: self.heads,
+            kv_heads: self.heads,
+            head_dim: self.head_dim,
+        };
+        for layer in &self.layers {
+            let normed = match &layer.attn_norm {
+                Some(norm) => norm.forward(&x)?,
+                None => x.clone(),
+            };
+            let qkv = layer.qkv.forward(&normed, None)?;
+            let part = |i: usize| qkv.narrow(1, i * hidden, hidden);
+            let (rope, mask) = if layer.global {
+                (&self.global_rope, AttentionMask::Full)
+            } else {
+                (&self.local_rope, AttentionMask::Window(self.window))
+            };
+            let q = rope.apply(&part(0)?, &batch.seq_lens, self.heads)?;
+            let k = rope.apply(&part(1)?, &batch.seq_lens, self.heads)?;
+            let v = part(2)?.contiguous()?;
+            let ctx = packed_attention_general(&q, &k, &v, &batch.seq_lens, shape, mask, None)?;
+            x = (x + layer.attn_out.forward(&ctx, None)?)?;
+            let h = layer.mlp_in.forward(&layer.mlp_norm.forward(&x)?, None)?;
+            let input = h.narrow(1, 0, self.intermediate)?;
+            let gate = h.narrow(1, self.intermediate, self.intermediate)?;
+            let gated = (self.act.apply(&input.contiguous()?)? * gate)?;
+            x = (x + layer.mlp_out.forward(&gated.contiguous()?, None)?)?;
+        }
+        self.final_norm.forward(&x)
+    }
+}

@@ -1,0 +1,185 @@
+//! Qwen3 (`model_type: qwen3`: Qwen3-Embedding), a decoder used as an embedder with last-token
+//! pooling.
+//!
+//! Config fields and what they mean here:
+//! - causal attention: a token sees itself and earlier tokens only, so the last token carries the
+//!   sequence (the pooling module says `lasttoken`);
+//! - grouped-query attention: `num_key_value_heads` K/V heads shared by `num_attention_heads`
+//!   query heads (head `h` reads K/V head `h / (heads / kv_heads)`), `head_dim` given explicitly;
+//! - RMS norms (`rms_norm_eps`) before attention and MLP, on each head's queries and keys
+//!   (`q_norm`, `k_norm`) and after the last layer;
+//! - rotary position embeddings (`rope_parameters.rope_theta` or the older `rope_theta`);
+//! - a SwiGLU MLP: `down(silu(gate(x)) · up(x))`.
+//!
+//! sentence-transformers pads Qwen3 on the left; here every sequence is packed on its own with
+//! positions from 0 and no state is kept between calls, which is what left padding achieves
+//! (rotary attention depends only on relative positions), so a text's vector does not depend on
+//! what it is batched with.
+
+use candle_core::Tensor;
+use candle_nn::{Embedding, Module, VarBuilder};
+
+use super::{config_f64, config_str, config_usize, weight_prefix, Encoder, PackedBatch};
+use crate::error::{ModelError, Result};
+use crate::ops::{
+    packed_attention_general, AttentionMask, AttentionShape, HiddenAct, Linear, RmsNorm, Rope,
+};
+
+#[derive(Debug)]
+struct Layer {
+    input_norm: RmsNorm,
+    q: Linear,
+    k: Linear,
+    v: Linear,
+    o: Linear,
+    q_norm: RmsNorm,
+    k_norm: RmsNorm,
+    post_norm: RmsNorm,
+    gate: Linear,
+    up: Linear,
+    down: Linear,
+}
+
+#[derive(Debug)]
+pub struct Qwen3 {
+    embeddings: Embedding,
+    layers: Vec<Layer>,
+    norm: RmsNorm,
+    rope: Rope,
+    shape: AttentionShape,
+    act: HiddenAct,
+}
+
+impl Qwen3 {
+    pub fn load(config: &serde_json::Value, vb: VarBuilder) -> Result<Self> {
+        let hidden = config_usize(config, "hidden_size")?;
+        let heads = config_usize(config, "num_attention_heads")?;
+        let kv_heads = config_usize(config, "num_key_value_heads").unwrap_or(heads);
+        let head_dim = config_usize(config, "head_dim").unwrap_or(hidden / heads);
+        let intermediate = config_usize(config, "intermediate_size")?;
+        let num_layers = config_usize(config, "num_hidden_layers")?;
+        let vocab = config_usize(config, "vocab_size")?;
+        let max_positions = config_usize(config, "max_position_embeddings")?;
+        let eps = config_f64(config, "rms_norm_eps", 1e-6);
+        let bias = config
+            .get("attention_bias")
+            .and_then(|v| v.as_bool())
+            .unwrap_or(false);
+        let theta = config
+            .pointer("/rope_parameters/rope_theta")
+            .and_then(|v| v.as_f64())
+            .unwrap_or_else(|| config_f64(config, "rope_theta", 1_000_000.0));
+        let act_name = config_str(config, "hidden_act").unwrap_or("silu");
+        let act = HiddenAct::parse(act_name)
+            .ok_or_else(|| ModelError::Unsupported(format!("Qwen3 hidden_act `{act_name}`")))?;
+        if kv_heads == 0 || heads % kv_heads != 0 {
+            return Err(ModelError::Unsupported(format!(
+                "num_attention_heads {heads} is not a multiple of num_key_value_heads {kv_heads}"
+            )));
+        }
+        let prefix = weight_prefix(&vb, "embed_tokens.weight", &["model."]).ok_or_else(|| {
+            ModelError::Unsupported(
+                "the weights have no embed_tokens.weight: not a Qwen3 checkpoint".into(),
+            )
+        })?;
+        let vb = if prefix.is_empty() {
+            vb
+        } else {
+            vb.pp(prefix.trim_end_matches('.'))
+        };
+        let embeddings = candle_nn::embedding(vocab, hidden, vb.pp("embed_tokens"))?;
+        let mut layers = Vec::with_capacity(num_layers);
+        for i in 0..num_layers {
+            let l = vb.pp(format!("layers.{i}"));
+            let a = l.pp("self_attn");
+            let m = l.pp("mlp");
+            layers.push(Layer {
+                input_norm: RmsNorm::load(l.pp("input_layernorm"), hidden, eps)?,
+                q: Linear::load(a.pp("q_proj"), hidden, heads * head_dim, bias)?.named("q"),
+                k: Linear::load(a.pp("k_proj"), hidden, kv_heads * head_dim, bias)?.named("k"),
+                v: Linear::load(a.pp("v_proj"), hidden, kv_heads * head_dim, bias)?.named("v"),
+                o: Linear::load(a.pp("o_proj"), heads * head_dim, hidden, false)?.named("attn_out"),
+                q_norm: RmsNorm::load(a.pp("q_norm"), head_dim, eps)?,
+                k_norm: RmsNorm::load(a.pp("k_norm"), head_dim, eps)?,
+                post_norm: RmsNorm::load(l.pp("post_attention_layernorm"), hidden, eps)?,
+                gate: Linear::load(m.pp("gate_proj"), hidden, intermediate, false)?
+                    .named("ffn_gate"),
+                up: Linear::load(m.pp("up_proj"), hidden, intermediate, false)?.named("ffn_up"),
+                down: Linear::load(m.pp("down_proj"), intermediate, hidden, false)?
+                    .named("ffn_down"),
+            });
+        }
+        let norm = RmsNorm::load(vb.pp("norm"), hidden, eps)?;
+        let rope = Rope::new(head_dim, theta, max_positions, vb.dtype(), vb.device())?;
+        Ok(Self {
+            embeddings,
+            layers,
+            norm,
+            rope,
+            shape: AttentionShape {
+                heads,
+                kv_heads,
+                head_dim,
+            },
+            act,
+        })
+    }
+
+    /// RMS-normalizes each head of a packed `tokens × heads·head_dim` tensor.
+    fn norm_heads(&self, x: &Tensor, norm: &RmsNorm, heads: usize) -> Result<Tensor> {
+        let (tokens, width) = x.dims2()?;
+        norm.forward(&x.reshape((tokens, heads, self.shape.head_dim))?)?
+            .reshape((tokens, width))
+            .map_err(Into::into)
+    }
+}
+
+impl Encoder for Qwen3 {
+    fn linears_mut(&mut self) -> Vec<&mut Linear> {
+        self.layers
+            .iter_mut()
+            .flat_map(|l| {
+                [
+                    &mut l.q,
+                    &mut l.k,
+                    &mut l.v,
+                    &mut l.o,
+                    &mut l.gate,
+                    &mut l.up,
+                    &mut l.down,
+                ]
+            })
+            .collect()
+    }
+
+    fn forward(&self, batch: &PackedBatch) -> Result<Tensor> {
+        let device = self.embeddings.embeddings().device();
+        let ids = Tensor::from_vec(batch.input_ids.clone(), batch.tokens(), device)?;
+        let mut x = self.embeddings.forward(&ids)?;
+        let AttentionShape {
+            heads, kv_heads, ..
+        } = self.shape;
+        for layer in &self.layers {
+            let h = layer.input_norm.forward(&x)?;
+            let q = self.norm_heads(&layer.q.forward(&h, None)?, &layer.q_norm, heads)?;
+            let k = self.norm_heads(&layer.k.forward(&h, None)?, &layer.k_norm, kv_heads)?;
+            let v = layer.v.forward(&h, None)?;
+            let q = self.rope.apply(&q, &batch.seq_lens, heads)?;
+            let k = self.rope.apply(&k, &batch.seq_lens, kv_heads)?;
+            let ctx = packed_attention_general(
+                &q,
+                &k,
+                &v,
+                &batch.seq_lens,
+                self.shape,
+                AttentionMask::Causal,
+                None,
+            )?;
+            x = (x + layer.o.forward(&ctx, None)?)?;
+            let h = layer.post_norm.forward(&x)?;
+            let gated = (layer.gate.forward(&h, Some(self.act))? * layer.up.forward(&h, None)?)?;
+            x = (x + layer.down.forward(&gated, None)?)?;
+        }
+        self.norm.forward(&x)
+    }
+}
