@@ -24,6 +24,7 @@ pub fn run(args: IngestArgs) -> anyhow::Result<()> {
             max_file_size: args.max_file_size,
             hidden: args.hidden,
             no_ignore: args.no_ignore,
+            source_prefix: None,
         },
         chunk_tokens: args.chunk_tokens,
         overlap: args.overlap,

@@ -76,8 +76,6 @@ pub struct FolderOptions {
     pub embed_batch: usize,
     /// Chunks per store commit (whole sources are never split across commits).
     pub write_batch: usize,
-    /// What source ids of a folder start with; `None`: the folder as named ([`source_prefix`]).
-    pub source_prefix: Option<String>,
 }
 
 impl Default for FolderOptions {
@@ -89,7 +87,6 @@ impl Default for FolderOptions {
             json_field: None,
             embed_batch: 256,
             write_batch: 2048,
-            source_prefix: None,
         }
     }
 }
@@ -166,10 +163,7 @@ pub async fn sync_folder(
         .await
         .map_err(|_| IngestError::WorkerGone)?
         .map_err(IngestError::Walk)?;
-    let prefix = options
-        .source_prefix
-        .clone()
-        .unwrap_or_else(|| source_prefix(root));
+    let prefix = options.walk.prefix_for(root);
     let stored: HashMap<String, String> = collection
         .sources()
         .await?

@@ -19,6 +19,18 @@ pub struct WalkOptions {
     pub hidden: bool,
     /// Ignore .gitignore / .ignore files.
     pub no_ignore: bool,
+    /// What source ids start with; `None`: the root as named ([`source_prefix`]). The server
+    /// sets it to the folder's path under its ingest root.
+    pub source_prefix: Option<String>,
+}
+
+impl WalkOptions {
+    /// The source id prefix of files under `root` with these options.
+    pub fn prefix_for(&self, root: &Path) -> String {
+        self.source_prefix
+            .clone()
+            .unwrap_or_else(|| source_prefix(root))
+    }
 }
 
 impl Default for WalkOptions {
@@ -29,6 +41,7 @@ impl Default for WalkOptions {
             max_file_size: 20 * 1024 * 1024,
             hidden: false,
             no_ignore: false,
+            source_prefix: None,
         }
     }
 }
@@ -90,7 +103,7 @@ pub fn walk(root: &Path, options: &WalkOptions) -> Result<Walked, String> {
             .map_err(|e| format!("bad --exclude glob `{glob}`: {e}"))?;
     }
     let overrides = overrides.build().map_err(|e| e.to_string())?;
-    let prefix = source_prefix(root);
+    let prefix = options.prefix_for(root);
     let mut walked = Walked::default();
     let walker = WalkBuilder::new(root)
         .hidden(!options.hidden)

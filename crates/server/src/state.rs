@@ -19,6 +19,8 @@ pub struct Engine {
     pub model: Arc<Embedder>,
     pub batcher: Batcher,
     pub spec: ModelSpec,
+    /// What responses call the model: its hub id, or a local folder's name (never a server path).
+    pub name: String,
 }
 
 /// Shared by all handlers; cheap to clone.
@@ -55,6 +57,16 @@ impl AppState {
             dimension: model.dimension(),
             normalized: model.layout().normalize,
         };
+        let given = &model.layout().name;
+        let path = std::path::Path::new(given);
+        let name = if path.exists() {
+            path.canonicalize()
+                .ok()
+                .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+                .unwrap_or_else(|| spec.short_name().to_string())
+        } else {
+            given.clone()
+        };
         let batcher = Batcher::start(
             model.clone(),
             self.config.queue_capacity,
@@ -66,6 +78,7 @@ impl AppState {
                 model,
                 batcher,
                 spec,
+                name,
             })
             .map_err(|_| ApiError::Internal("a model is already installed".into()))
     }

@@ -224,7 +224,7 @@ pub async fn openai_embeddings(
     Ok(Json(OpenAiResponse {
         object: "list",
         data,
-        model: state.engine()?.spec.model.clone(),
+        model: state.engine()?.name.clone(),
         usage: OpenAiUsage {
             prompt_tokens: total,
             total_tokens: total,

@@ -60,7 +60,7 @@ pub async fn info(State(state): State<AppState>) -> Result<Json<Info>, ApiError>
     let mut prompts: Vec<String> = layout.prompts.keys().cloned().collect();
     prompts.sort();
     Ok(Json(Info {
-        model: engine.spec.model.clone(),
+        model: engine.name.clone(),
         architecture: layout.model_type.clone(),
         dimension: engine.model.dimension(),
         max_seq_length: engine.model.max_seq_length(),

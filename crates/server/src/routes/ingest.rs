@@ -96,9 +96,9 @@ pub async fn start(
         walk: WalkOptions {
             include: req.include,
             exclude: req.exclude,
+            source_prefix: Some(folder.prefix.clone()),
             ..WalkOptions::default()
         },
-        source_prefix: Some(folder.prefix.clone()),
         ..FolderOptions::default()
     };
     let root = folder.dir;
