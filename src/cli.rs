@@ -164,9 +164,17 @@ pub struct EvalArgs {
     #[arg(long, env = "FATHOM_STORE", default_value = "fathom-data")]
     pub store: String,
 
-    /// Collection name (default: eval-<folder name>).
+    /// Collection name (default: eval-<folder name>, plus the chunking when not the default).
     #[arg(long)]
     pub collection: Option<String>,
+
+    /// Chunk size in tokens (default: the model's max_seq_length less its special tokens).
+    #[arg(long)]
+    pub chunk_tokens: Option<usize>,
+
+    /// Tokens shared by consecutive chunks of a document.
+    #[arg(long, default_value_t = 0)]
+    pub overlap: usize,
 
     /// Print JSON instead of text.
     #[arg(long)]

@@ -435,3 +435,78 @@ fn copy_dir(from: &Path, to: &Path) {
         }
     }
 }
+
+#[test]
+fn sigint_mid_ingest_keeps_whole_files_and_the_next_run_finishes() {
+    use std::io::{BufRead, BufReader};
+    let dir = tempfile::tempdir().unwrap();
+    let docs = dir.path().join("docs");
+    std::fs::create_dir_all(&docs).unwrap();
+    let files = 80;
+    for i in 0..files {
+        let text: String = (0..40)
+            .map(|s| format!("File {i}, sentence {s}: the tide tables list high and low water for each harbour. "))
+            .collect();
+        std::fs::write(docs.join(format!("f{i:03}.txt")), text).unwrap();
+    }
+    let store = dir.path().join("store");
+    let mut child = fathom()
+        .args(["-v", "ingest", "--json", "--store"])
+        .arg(&store)
+        .arg(&docs)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait until the Ctrl-C handler is installed and the ingest has started, then interrupt.
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    while !line.contains("ingesting") {
+        line.clear();
+        assert!(
+            stderr.read_line(&mut line).unwrap() > 0,
+            "fathom ended before ingesting"
+        );
+    }
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let killed = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
+    let out = child.wait_with_output().unwrap();
+    let first: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)));
+    assert_eq!(first["interrupted"], true, "{first}");
+    let written = first["added"].as_u64().unwrap();
+    assert!(written < files, "{first}");
+
+    // What the first run wrote is whole files: the second run leaves them as they are and adds
+    // exactly the rest.
+    let out = run(fathom()
+        .args(["ingest", "--json", "--store"])
+        .arg(&store)
+        .arg(&docs));
+    let second: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(second["interrupted"], false);
+    assert_eq!(second["unchanged"].as_u64().unwrap(), written, "{second}");
+    assert_eq!(
+        second["added"].as_u64().unwrap(),
+        files - written,
+        "{second}"
+    );
+    // The interrupted-then-finished store holds exactly what one uninterrupted run writes.
+    let clean = dir.path().join("clean");
+    stdout(&run(fathom()
+        .args(["ingest", "--json", "--store"])
+        .arg(&clean)
+        .arg(&docs)));
+    let sources = |store: &Path| -> serde_json::Value {
+        let out = run(fathom().args(["sources", "--json", "--store"]).arg(store));
+        serde_json::from_str(&stdout(&out)).unwrap()
+    };
+    let resumed = sources(&store);
+    assert_eq!(resumed.as_array().unwrap().len() as u64, files);
+    assert_eq!(resumed, sources(&clean));
+}

@@ -19,15 +19,28 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
     let queries = read_jsonl(&args.dir.join("queries.jsonl"))?;
     let qrels = read_qrels(&args.dir.join("qrels/test.tsv"))?;
     let name = args.collection.clone().unwrap_or_else(|| {
-        format!(
+        let mut name = format!(
             "eval-{}",
             args.dir
                 .canonicalize()
                 .ok()
                 .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
                 .unwrap_or_else(|| "beir".into())
-        )
+        );
+        // Another chunking is another collection (the sync plan skips unchanged texts).
+        if let Some(tokens) = args.chunk_tokens {
+            name.push_str(&format!("-c{tokens}"));
+        }
+        if args.overlap > 0 {
+            name.push_str(&format!("-o{}", args.overlap));
+        }
+        name
     });
+    let options = FolderOptions {
+        chunk_tokens: args.chunk_tokens,
+        overlap: args.overlap,
+        ..FolderOptions::default()
+    };
     let documents: Vec<Document> = corpus
         .iter()
         .map(|d| Document {
@@ -60,7 +73,7 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
             model.clone(),
             &collection,
             documents,
-            &FolderOptions::default(),
+            &options,
             &|_| {},
             &cancel,
         )

@@ -17,6 +17,7 @@ pub fn run(args: IngestArgs) -> anyhow::Result<()> {
     let model = Arc::new(super::load_model(&args.model)?);
     let rt = super::runtime()?;
     let cancel = super::cancel_on_ctrl_c(&rt);
+    tracing::info!(dir = %args.dir.display(), collection = %args.target.collection, "ingesting (Ctrl-C stops after the sources in flight)");
     let options = FolderOptions {
         walk: WalkOptions {
             include: args.include.clone(),

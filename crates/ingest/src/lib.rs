@@ -85,7 +85,9 @@ impl Default for FolderOptions {
             chunk_tokens: None,
             overlap: 0,
             json_field: None,
-            embed_batch: 256,
+            // About one forward pass of 8k tokens: Ctrl-C is noticed between calls, so it takes
+            // effect within a second or so instead of after a long batch.
+            embed_batch: 32,
             write_batch: 2048,
         }
     }

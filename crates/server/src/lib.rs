@@ -115,7 +115,9 @@ pub fn app(state: AppState) -> Router {
                 ApiError::Internal("a handler panicked".into()).into_response()
             },
         ))
-        .layer(TraceLayer::new_for_http());
+        // Failures are logged where they happen (internal errors by ApiError); 4xx/503 answers
+        // are the client's business, not error-level log lines.
+        .layer(TraceLayer::new_for_http().on_failure(()));
     if let Some(cors) = cors_layer(&state.config.cors_origins) {
         router = router.layer(cors);
     }
