@@ -1,0 +1,193 @@
+//! The CUDA checks, as one self-contained binary for a GPU machine that has no Rust toolchain
+//! (`scripts/build-cuda.sh` builds it, `scripts/gpu-check.sh` runs it there).
+//!
+//! ```text
+//! gpu_check fidelity --fixtures DIR --model DIR [--device cuda] [--dtype f32|f16] [--min-cos X]
+//! gpu_check bench --corpus FILE --model DIR [--limit N] [--batch B] [--device cuda] [--dtype f32|f16]
+//! ```
+//!
+//! `fidelity` embeds every reference text of `DIR/reference/all-MiniLM-L6-v2.jsonl` (with
+//! `--model`) and of each tiny model under `DIR/tiny/` on the device, prints the worst cosine per
+//! model and exits 1 if any falls below `--min-cos` (default 0.9999, the f32 bar; 0.999 for f16).
+//! `bench` prints one JSON line with docs/s for SciFact-style JSONL documents.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use fathom_model::{DeviceSpec, EmbedOptions, Embedder, LoadOptions, Precision};
+
+struct Args {
+    command: String,
+    fixtures: PathBuf,
+    model: String,
+    corpus: PathBuf,
+    limit: usize,
+    batch: usize,
+    device: DeviceSpec,
+    precision: Precision,
+    min_cos: f64,
+}
+
+fn parse_args() -> Args {
+    let mut it = std::env::args().skip(1);
+    let command = it.next().unwrap_or_default();
+    let mut args = Args {
+        command,
+        fixtures: PathBuf::from("fixtures"),
+        model: "models/all-MiniLM-L6-v2".into(),
+        corpus: PathBuf::from("scifact/corpus.jsonl"),
+        limit: 2000,
+        batch: 32,
+        device: "cuda".parse().expect("device"),
+        precision: Precision::F32,
+        min_cos: 0.9999,
+    };
+    while let Some(flag) = it.next() {
+        let mut value = || it.next().unwrap_or_else(|| panic!("{flag} needs a value"));
+        match flag.as_str() {
+            "--fixtures" => args.fixtures = value().into(),
+            "--model" => args.model = value(),
+            "--corpus" => args.corpus = value().into(),
+            "--limit" => args.limit = value().parse().expect("--limit N"),
+            "--batch" => args.batch = value().parse().expect("--batch N"),
+            "--device" => args.device = value().parse().expect("--device cpu|cuda|cuda:N"),
+            "--dtype" => args.precision = value().parse().expect("--dtype f32|f16|bf16"),
+            "--min-cos" => args.min_cos = value().parse().expect("--min-cos X"),
+            other => panic!("unknown argument {other}"),
+        }
+    }
+    args
+}
+
+fn load(model: &str, args: &Args) -> Embedder {
+    let options = LoadOptions {
+        device: args.device,
+        precision: args.precision,
+        ..LoadOptions::default()
+    };
+    Embedder::load(model, &options).unwrap_or_else(|e| panic!("loading {model}: {e}"))
+}
+
+fn read_reference(path: &Path) -> (Vec<String>, Vec<Vec<f32>>) {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    text.lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|line| {
+            let v: serde_json::Value = serde_json::from_str(line).expect("JSON line");
+            let embedding = v["embedding"]
+                .as_array()
+                .expect("embedding array")
+                .iter()
+                .map(|x| x.as_f64().expect("number") as f32)
+                .collect();
+            (v["text"].as_str().expect("text").to_string(), embedding)
+        })
+        .unzip()
+}
+
+fn cosine(a: &[f32], b: &[f32]) -> f64 {
+    let dot: f64 = a.iter().zip(b).map(|(x, y)| *x as f64 * *y as f64).sum();
+    let na: f64 = a.iter().map(|x| (*x as f64).powi(2)).sum::<f64>().sqrt();
+    let nb: f64 = b.iter().map(|x| (*x as f64).powi(2)).sum::<f64>().sqrt();
+    dot / (na * nb).max(1e-30)
+}
+
+fn fidelity(args: &Args) -> bool {
+    let mut cases = vec![(
+        "all-MiniLM-L6-v2".to_string(),
+        args.model.clone(),
+        args.fixtures.join("reference/all-MiniLM-L6-v2.jsonl"),
+    )];
+    for name in ["bert", "bert-cls", "distilbert", "xlm-roberta", "mpnet", "modernbert", "qwen3"] {
+        let dir = args.fixtures.join("tiny").join(name);
+        cases.push((
+            name.to_string(),
+            dir.display().to_string(),
+            dir.join("reference.jsonl"),
+        ));
+    }
+    let mut ok = true;
+    for (name, model_dir, reference) in cases {
+        let (texts, want) = read_reference(&reference);
+        let model = load(&model_dir, args);
+        let got = model.embed(&texts, &EmbedOptions::default()).expect("embed");
+        // One at a time must give the same vectors as the batch.
+        let single: Vec<Vec<f32>> = texts
+            .iter()
+            .map(|t| model.embed(&[t], &EmbedOptions::default()).expect("embed").remove(0))
+            .collect();
+        let worst = got
+            .iter()
+            .zip(&want)
+            .map(|(g, w)| cosine(g, w))
+            .fold(1.0, f64::min);
+        let worst_single = single
+            .iter()
+            .zip(&got)
+            .map(|(s, g)| cosine(s, g))
+            .fold(1.0, f64::min);
+        let pass = worst >= args.min_cos && worst_single >= args.min_cos;
+        ok &= pass;
+        println!(
+            "{}",
+            serde_json::json!({
+                "model": name, "device": model.device_name(), "dtype": args.precision.to_string(),
+                "texts": texts.len(), "worst_cosine_vs_reference": worst,
+                "worst_cosine_single_vs_batch": worst_single, "min_cos": args.min_cos, "pass": pass,
+            })
+        );
+    }
+    ok
+}
+
+fn bench(args: &Args) {
+    let text = std::fs::read_to_string(&args.corpus)
+        .unwrap_or_else(|e| panic!("{}: {e}", args.corpus.display()));
+    let docs: Vec<String> = text
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .take(args.limit)
+        .map(|line| {
+            let v: serde_json::Value = serde_json::from_str(line).expect("JSON line");
+            format!(
+                "{} {}",
+                v["title"].as_str().unwrap_or(""),
+                v["text"].as_str().unwrap_or("")
+            )
+        })
+        .collect();
+    let model = load(&args.model, args);
+    let options = EmbedOptions::default();
+    model.embed(&docs[..args.batch.min(docs.len())], &options).expect("warm-up");
+    let started = Instant::now();
+    let mut tokens = 0;
+    for batch in docs.chunks(args.batch.max(1)) {
+        let (_, counts) = model.embed_counting(batch, &options).expect("embed");
+        tokens += counts.iter().sum::<usize>();
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    println!(
+        "{}",
+        serde_json::json!({
+            "tool": "fathom", "device": model.device_name(), "dtype": args.precision.to_string(),
+            "batch": args.batch, "docs": docs.len(), "seconds": seconds,
+            "docs_per_s": docs.len() as f64 / seconds, "tokens_per_s": tokens as f64 / seconds,
+        })
+    );
+}
+
+fn main() {
+    let args = parse_args();
+    match args.command.as_str() {
+        "fidelity" => {
+            if !fidelity(&args) {
+                std::process::exit(1);
+            }
+        }
+        "bench" => bench(&args),
+        _ => {
+            eprintln!("usage: gpu_check fidelity|bench [options] (see the source header)");
+            std::process::exit(2);
+        }
+    }
+}
