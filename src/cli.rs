@@ -81,9 +81,9 @@ pub struct IngestArgs {
     #[arg(long)]
     pub chunk_tokens: Option<usize>,
 
-    /// Tokens shared by consecutive chunks.
-    #[arg(long, default_value_t = 0)]
-    pub overlap: usize,
+    /// Tokens shared by consecutive chunks (default: a quarter of the chunk size).
+    #[arg(long)]
+    pub overlap: Option<usize>,
 
     /// Only files matching this glob (repeatable), relative to DIR.
     #[arg(long)]
@@ -172,9 +172,9 @@ pub struct EvalArgs {
     #[arg(long)]
     pub chunk_tokens: Option<usize>,
 
-    /// Tokens shared by consecutive chunks of a document.
-    #[arg(long, default_value_t = 0)]
-    pub overlap: usize,
+    /// Tokens shared by consecutive chunks of a document (default: a quarter of the chunk size).
+    #[arg(long)]
+    pub overlap: Option<usize>,
 
     /// Print JSON instead of text.
     #[arg(long)]

@@ -5,24 +5,14 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
-fn repo_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
+mod common;
+use common::{minilm, repo_root};
 
 fn fixtures() -> PathBuf {
     let shared = std::env::var_os("FATHOM_SHARED")
         .map(PathBuf::from)
         .unwrap_or_else(|| repo_root().join("../shared"));
     shared.join("fixtures")
-}
-
-fn minilm() -> PathBuf {
-    let dir = repo_root().join("models/all-MiniLM-L6-v2");
-    assert!(
-        dir.join("model.safetensors").is_file(),
-        "run scripts/fetch-model.sh first"
-    );
-    dir
 }
 
 /// The binary, run from the repository root (where the default model folder is).

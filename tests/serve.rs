@@ -8,20 +8,10 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
+mod common;
+use common::{minilm, repo_root};
+
 const KEY: &str = "test-key";
-
-fn repo_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn minilm() -> PathBuf {
-    let dir = repo_root().join("models/all-MiniLM-L6-v2");
-    assert!(
-        dir.join("model.safetensors").is_file(),
-        "run scripts/fetch-model.sh first"
-    );
-    dir
-}
 
 /// The Python of the test venv that scripts/setup.sh makes (with the `openai` package).
 fn test_python() -> PathBuf {

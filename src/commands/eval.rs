@@ -31,8 +31,8 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
         if let Some(tokens) = args.chunk_tokens {
             name.push_str(&format!("-c{tokens}"));
         }
-        if args.overlap > 0 {
-            name.push_str(&format!("-o{}", args.overlap));
+        if let Some(overlap) = args.overlap {
+            name.push_str(&format!("-o{overlap}"));
         }
         name
     });

@@ -36,7 +36,7 @@ use fathom_store::{ChunkRecord, Collection, SourceChunks};
 
 pub use chunk::{chunk, ChunkSize, TextChunk};
 pub use read::{looks_binary, read, Format, ReadOutcome};
-pub use walk::{source_prefix, walk, FileEntry, FileProblem, WalkOptions, Walked};
+pub use walk::{source_prefix, walk, FileEntry, FileProblem, ProblemKind, WalkOptions, Walked};
 
 #[derive(Debug, thiserror::Error)]
 pub enum IngestError {
@@ -67,9 +67,10 @@ pub struct Document {
 #[derive(Debug, Clone)]
 pub struct FolderOptions {
     pub walk: WalkOptions,
-    /// Chunk size and overlap in tokens; `None`: the model's max_seq_length, no overlap.
+    /// Chunk size in tokens; `None`: the model's max_seq_length less its special tokens.
     pub chunk_tokens: Option<usize>,
-    pub overlap: usize,
+    /// Tokens shared by consecutive chunks; `None`: a quarter of the chunk size.
+    pub overlap: Option<usize>,
     /// For JSON/JSONL files: the field holding the text (others are skipped without it).
     pub json_field: Option<String>,
     /// Chunks per embedding call.
@@ -83,7 +84,7 @@ impl Default for FolderOptions {
         Self {
             walk: WalkOptions::default(),
             chunk_tokens: None,
-            overlap: 0,
+            overlap: None,
             json_field: None,
             // About one forward pass of 8k tokens: Ctrl-C is noticed between calls, so it takes
             // effect within a second or so instead of after a long batch.
@@ -144,8 +145,15 @@ enum Staged {
     Skipped,
 }
 
-pub fn content_hash(bytes: &[u8]) -> String {
-    blake3::hash(bytes).to_hex().to_string()
+/// What a source is stored under: the blake3 of its bytes and the chunking it was split with, so
+/// that changing `--chunk-tokens` or `--overlap` re-chunks it on the next run.
+pub fn source_hash(bytes: &[u8], size: ChunkSize) -> String {
+    format!(
+        "{}:{}/{}",
+        blake3::hash(bytes).to_hex(),
+        size.tokens,
+        size.overlap
+    )
 }
 
 /// Syncs the collection with the folder `root`: embeds new and changed files, deletes the chunks
@@ -215,6 +223,7 @@ pub async fn sync_folder(
                     let problem = FileProblem {
                         path: file.source_id.clone(),
                         message: format!("unreadable: {e}"),
+                        kind: ProblemKind::Error,
                     };
                     if tx
                         .send((Staged::Skipped, Some(problem), Some(file.source_id)))
@@ -225,7 +234,7 @@ pub async fn sync_folder(
                     continue;
                 }
             };
-            let hash = content_hash(&bytes);
+            let hash = source_hash(&bytes, chunk_size);
             let previous = stored_for_reader.get(&file.source_id);
             if previous == Some(&hash) {
                 if tx
@@ -328,7 +337,7 @@ pub async fn upsert_documents(
             if reader_cancel.load(Ordering::Relaxed) {
                 break;
             }
-            let hash = content_hash(doc.text.as_bytes());
+            let hash = source_hash(doc.text.as_bytes(), chunk_size);
             if stored.get(&doc.id) == Some(&hash) {
                 if tx.send((Staged::Skipped, None, Some(doc.id))).is_err() {
                     break;
@@ -352,6 +361,7 @@ pub async fn upsert_documents(
                     Some(FileProblem {
                         path: doc.id,
                         message: e,
+                        kind: ProblemKind::Error,
                     }),
                     None,
                 ),
@@ -394,9 +404,12 @@ pub async fn upsert_documents(
 
 fn chunk_size(model: &Embedder, options: &FolderOptions) -> Result<ChunkSize> {
     let default = ChunkSize::for_model(model);
+    let tokens = options.chunk_tokens.unwrap_or(default.tokens);
     let size = ChunkSize {
-        tokens: options.chunk_tokens.unwrap_or(default.tokens),
-        overlap: options.overlap,
+        tokens,
+        overlap: options
+            .overlap
+            .unwrap_or_else(|| ChunkSize::default_overlap(tokens)),
     };
     if size.tokens == 0 || size.overlap >= size.tokens {
         return Err(IngestError::Chunking(format!(
@@ -423,32 +436,38 @@ fn prepare_file(
     json_field: Option<&str>,
     size: ChunkSize,
 ) -> (Staged, Option<FileProblem>, Option<String>) {
-    let problem = |message: String| FileProblem {
+    let problem = |kind: ProblemKind, message: String| FileProblem {
         path: file.source_id.clone(),
         message,
+        kind,
     };
     let format = Format::of(&file.path);
     match read(&file.path, bytes, json_field) {
         ReadOutcome::Binary => (
             Staged::Skipped,
-            Some(problem("binary file: skipped".into())),
+            Some(problem(ProblemKind::Binary, "binary file: skipped".into())),
             None,
         ),
         ReadOutcome::NoTextField => (
             Staged::Skipped,
             Some(problem(
+                ProblemKind::NoText,
                 "JSON without the --json-field text field: skipped".into(),
             )),
             None,
         ),
         ReadOutcome::Failed(message) => (
             Staged::Skipped,
-            Some(problem(message)),
+            Some(problem(ProblemKind::Error, message)),
             Some(file.source_id.clone()),
         ),
         ReadOutcome::Text { text, lossy } => {
-            let warning =
-                lossy.then(|| problem("invalid UTF-8, decoded with replacement characters".into()));
+            let warning = lossy.then(|| {
+                problem(
+                    ProblemKind::LossyUtf8,
+                    "invalid UTF-8, decoded with replacement characters".into(),
+                )
+            });
             match chunk(model, &text, format, size) {
                 Ok(chunks) => (
                     Staged::Source(Prepared {
@@ -594,7 +613,7 @@ async fn run_embed_and_write(
         };
         for note in notes {
             match note {
-                Note::Problem(problem, _) if problem.message.starts_with("invalid UTF-8") => {
+                Note::Problem(problem, _) if problem.kind == ProblemKind::LossyUtf8 => {
                     on_event(Event::Warning {
                         source_id: problem.path.clone(),
                         message: problem.message.clone(),
@@ -605,9 +624,9 @@ async fn run_embed_and_write(
                     on_event(Event::Read {
                         source_id: problem.path.clone(),
                     });
-                    if problem.message == "binary file: skipped" {
+                    if problem.kind == ProblemKind::Binary {
                         summary.skipped_binary += 1;
-                    } else if problem.message.starts_with("JSON without") {
+                    } else if problem.kind == ProblemKind::NoText {
                         summary.skipped_no_text += 1;
                     } else {
                         if keep {

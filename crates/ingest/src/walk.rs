@@ -59,6 +59,21 @@ pub struct FileEntry {
 pub struct FileProblem {
     pub path: String,
     pub message: String,
+    pub kind: ProblemKind,
+}
+
+/// What kind of trouble a [`FileProblem`] is: how the summary counts it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ProblemKind {
+    /// Could not be read or walked: an error, and its stored chunks are kept.
+    #[default]
+    Error,
+    /// A binary file, skipped.
+    Binary,
+    /// JSON without the text field, skipped.
+    NoText,
+    /// Invalid UTF-8, decoded with replacement characters: a warning, the file is ingested.
+    LossyUtf8,
 }
 
 #[derive(Debug, Default)]
@@ -124,6 +139,7 @@ pub fn walk(root: &Path, options: &WalkOptions) -> Result<Walked, String> {
                 walked.problems.push(FileProblem {
                     path: error_path(&err).unwrap_or_else(|| root.display().to_string()),
                     message: err.to_string(),
+                    kind: ProblemKind::Error,
                 });
                 continue;
             }
@@ -148,6 +164,7 @@ pub fn walk(root: &Path, options: &WalkOptions) -> Result<Walked, String> {
             Err(err) => walked.problems.push(FileProblem {
                 path: path.display().to_string(),
                 message: err.to_string(),
+                kind: ProblemKind::Error,
             }),
         }
     }

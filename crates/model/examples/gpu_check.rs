@@ -98,7 +98,15 @@ fn fidelity(args: &Args) -> bool {
         args.model.clone(),
         args.fixtures.join("reference/all-MiniLM-L6-v2.jsonl"),
     )];
-    for name in ["bert", "bert-cls", "distilbert", "xlm-roberta", "mpnet", "modernbert", "qwen3"] {
+    for name in [
+        "bert",
+        "bert-cls",
+        "distilbert",
+        "xlm-roberta",
+        "mpnet",
+        "modernbert",
+        "qwen3",
+    ] {
         let dir = args.fixtures.join("tiny").join(name);
         cases.push((
             name.to_string(),
@@ -110,11 +118,18 @@ fn fidelity(args: &Args) -> bool {
     for (name, model_dir, reference) in cases {
         let (texts, want) = read_reference(&reference);
         let model = load(&model_dir, args);
-        let got = model.embed(&texts, &EmbedOptions::default()).expect("embed");
+        let got = model
+            .embed(&texts, &EmbedOptions::default())
+            .expect("embed");
         // One at a time must give the same vectors as the batch.
         let single: Vec<Vec<f32>> = texts
             .iter()
-            .map(|t| model.embed(&[t], &EmbedOptions::default()).expect("embed").remove(0))
+            .map(|t| {
+                model
+                    .embed(&[t], &EmbedOptions::default())
+                    .expect("embed")
+                    .remove(0)
+            })
             .collect();
         let worst = got
             .iter()
@@ -158,7 +173,9 @@ fn bench(args: &Args) {
         .collect();
     let model = load(&args.model, args);
     let options = EmbedOptions::default();
-    model.embed(&docs[..args.batch.min(docs.len())], &options).expect("warm-up");
+    model
+        .embed(&docs[..args.batch.min(docs.len())], &options)
+        .expect("warm-up");
     let started = Instant::now();
     let mut tokens = 0;
     for batch in docs.chunks(args.batch.max(1)) {

@@ -58,15 +58,7 @@ fn every_variant_matches_its_reference() {
 #[test]
 fn every_tiny_architecture_matches_its_reference() {
     // One tiny model per architecture, each with sentence-transformers' own output.
-    for name in [
-        "bert",
-        "bert-cls",
-        "distilbert",
-        "xlm-roberta",
-        "mpnet",
-        "modernbert",
-        "qwen3",
-    ] {
+    for name in TINY_MODELS {
         let dir = fixtures().join("tiny").join(name);
         let model = load(&dir);
         let reference = read_reference(&dir.join("reference.jsonl"));

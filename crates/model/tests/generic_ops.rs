@@ -23,15 +23,7 @@ fn generic_candle_ops_match_references() {
         true,
         0.9999,
     );
-    for name in [
-        "bert",
-        "bert-cls",
-        "distilbert",
-        "xlm-roberta",
-        "mpnet",
-        "modernbert",
-        "qwen3",
-    ] {
+    for name in TINY_MODELS {
         let dir = fixtures().join("tiny").join(name);
         let model = load(&dir);
         let reference = read_reference(&dir.join("reference.jsonl"));

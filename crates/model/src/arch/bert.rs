@@ -202,10 +202,10 @@ fn activation(name: &str) -> Result<HiddenAct> {
     })
 }
 
-impl Bert {
-    /// BERT, and with `roberta` set, RoBERTa / XLM-RoBERTa (positions after `pad_token_id`).
-    pub fn load(config: &serde_json::Value, vb: VarBuilder, roberta: bool) -> Result<Self> {
-        let sizes = Sizes {
+impl Sizes {
+    /// The key names of BERT, RoBERTa and MPNet configs.
+    fn bert_style(config: &serde_json::Value) -> Result<Self> {
+        Ok(Self {
             hidden: config_usize(config, "hidden_size")?,
             heads: config_usize(config, "num_attention_heads")?,
             intermediate: config_usize(config, "intermediate_size")?,
@@ -214,7 +214,14 @@ impl Bert {
             max_positions: config_usize(config, "max_position_embeddings")?,
             eps: config_f64(config, "layer_norm_eps", 1e-12),
             act: activation(config_str(config, "hidden_act").unwrap_or("gelu"))?,
-        };
+        })
+    }
+}
+
+impl Bert {
+    /// BERT, and with `roberta` set, RoBERTa / XLM-RoBERTa (positions after `pad_token_id`).
+    pub fn load(config: &serde_json::Value, vb: VarBuilder, roberta: bool) -> Result<Self> {
+        let sizes = Sizes::bert_style(config)?;
         if let Some(kind) = config_str(config, "position_embedding_type") {
             if kind != "absolute" {
                 return Err(ModelError::Unsupported(format!(
@@ -254,16 +261,7 @@ impl Bert {
 
     /// MPNet: positions after padding index 1 and a relative attention bias.
     pub fn load_mpnet(config: &serde_json::Value, vb: VarBuilder) -> Result<Self> {
-        let sizes = Sizes {
-            hidden: config_usize(config, "hidden_size")?,
-            heads: config_usize(config, "num_attention_heads")?,
-            intermediate: config_usize(config, "intermediate_size")?,
-            layers: config_usize(config, "num_hidden_layers")?,
-            vocab: config_usize(config, "vocab_size")?,
-            max_positions: config_usize(config, "max_position_embeddings")?,
-            eps: config_f64(config, "layer_norm_eps", 1e-12),
-            act: activation(config_str(config, "hidden_act").unwrap_or("gelu"))?,
-        };
+        let sizes = Sizes::bert_style(config)?;
         // transformers' MPNetEmbeddings hard-codes padding_idx = 1, whatever pad_token_id says.
         Self::build(
             config,

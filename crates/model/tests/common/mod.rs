@@ -6,6 +6,17 @@ use std::path::{Path, PathBuf};
 
 use fathom_model::{EmbedOptions, Embedder, LoadOptions};
 
+/// Every tiny model of `../shared/fixtures/tiny`, one per architecture (BERT twice).
+pub const TINY_MODELS: [&str; 7] = [
+    "bert",
+    "bert-cls",
+    "distilbert",
+    "xlm-roberta",
+    "mpnet",
+    "modernbert",
+    "qwen3",
+];
+
 pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
