@@ -482,7 +482,7 @@ fn prepare_file(
                 ),
                 Err(e) => (
                     Staged::Skipped,
-                    Some(problem(e)),
+                    Some(problem(ProblemKind::Error, e)),
                     Some(file.source_id.clone()),
                 ),
             }
