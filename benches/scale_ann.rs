@@ -126,6 +126,12 @@ fn main() {
             .await
             .unwrap()
             .with_index_policy(policy);
+        // With --store pointing at a folder of an earlier run, reuse its collection and index
+        // (to compare search settings without rebuilding).
+        let existing = collection.stats().await.map(|s| s.chunks).unwrap_or(0);
+        if existing == n {
+            eprintln!("reusing the {n} vectors and index in the store");
+        } else {
         let started = Instant::now();
         let sources: Vec<SourceChunks> = data
             .chunks(CHUNKS_PER_SOURCE)
@@ -163,6 +169,7 @@ fn main() {
             serde_json::json!({"vectors": n, "write_s": write_s, "index_build_s": index_s,
                 "vector_index": stats.vector_index, "nprobes": policy.nprobes, "refine_factor": policy.refine_factor})
         );
+        }
 
         let mut latencies = Vec::with_capacity(queries);
         let mut found = 0usize;

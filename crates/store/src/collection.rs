@@ -39,8 +39,10 @@ impl Default for IndexPolicy {
     fn default() -> Self {
         Self {
             ann_threshold: 100_000,
-            nprobes: 20,
-            refine_factor: 4,
+            // Measured with `cargo bench --bench scale_ann` (1M clustered random 384-d vectors,
+            // ~1,000 partitions): 20/4 gave recall@10 0.58, 100/20 0.93, 150/30 0.97 at 23 ms p50.
+            nprobes: 150,
+            refine_factor: 30,
         }
     }
 }
