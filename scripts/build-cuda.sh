@@ -64,8 +64,8 @@ if [ ! -e "$stub" ]; then
   mkdir -p "$cuda/lib/stubs"
   cargo fetch -q
   cudarc="$(find "$HOME/.cargo/registry/src" -maxdepth 1 -type d -name 'index.crates.io-*' -exec find {} -maxdepth 1 -type d -name 'cudarc-*' \; | sort -V | tail -1)"
-  grep -rhoE 'pub fn (cu[A-Za-z0-9_]+)\(' "$cudarc/src/driver/sys" \
-    | sed -E 's/pub fn (cu[A-Za-z0-9_]+)\(/\1/' | sort -u \
+  grep -rhoE 'pub unsafe fn cu[A-Za-z0-9_]+\(' "$cudarc/src/driver/sys" \
+    | sed -E 's/pub unsafe fn (cu[A-Za-z0-9_]+)\(/\1/' | sort -u \
     | awk '{print "void " $1 "(void) {}"}' > "$cuda/lib/stubs/libcuda_stub.c"
   cc -shared -fPIC -Wl,-soname,libcuda.so.1 -o "$stub" "$cuda/lib/stubs/libcuda_stub.c"
   echo "build-cuda: stub libcuda.so with $(wc -l < "$cuda/lib/stubs/libcuda_stub.c") driver symbols" >&2
