@@ -126,18 +126,14 @@ impl Collection {
         // With an ANN index: probe enough partitions and re-rank on exact distances.
         scanner.minimum_nprobes(self.index_policy().nprobes);
         scanner.refine(self.index_policy().refine_factor);
-        if let Some(sql) = combined_sql(&query.filters) {
-            scanner.prefilter(true);
-            scanner.filter(&sql)?;
-        }
-        let batches: Vec<RecordBatch> = scanner.try_into_stream().await?.try_collect().await?;
-        let mut hits = Vec::new();
-        for batch in &batches {
-            let distance = float_column(batch, lance_index::vector::DIST_COL);
-            hits.extend(read_hits(batch, |i| 1.0 - distance.value(i)));
-        }
-        hits.sort_by(|a, b| b.score.total_cmp(&a.score));
-        Ok(hits)
+        // Cosine distance to similarity: higher is better, like the other modes.
+        scan_hits(
+            scanner,
+            &query.filters,
+            lance_index::vector::DIST_COL,
+            |d| 1.0 - d,
+        )
+        .await
     }
 
     async fn text_search(&self, query: &SearchQuery, k: usize) -> Result<Vec<Hit>> {
@@ -163,20 +159,32 @@ impl Collection {
             .with_column(TEXT.to_string())?
             .limit(Some(k as i64));
         scanner.full_text_search(fts)?;
-        if let Some(sql) = combined_sql(&query.filters) {
-            scanner.prefilter(true);
-            scanner.filter(&sql)?;
-        }
-        let batches: Vec<RecordBatch> = scanner.try_into_stream().await?.try_collect().await?;
-        let mut hits = Vec::new();
-        for batch in &batches {
-            let score = float_column(batch, SCORE_COL);
-            hits.extend(read_hits(batch, |i| score.value(i)));
-        }
-        hits.sort_by(|a, b| b.score.total_cmp(&a.score));
+        let mut hits = scan_hits(scanner, &query.filters, SCORE_COL, |s| s).await?;
         hits.truncate(k);
         Ok(hits)
     }
+}
+
+/// Applies the filters (before the top-k, so k results come back when k match), runs the scan and
+/// reads its rows as hits scored by `score(column value)`, best first.
+async fn scan_hits(
+    mut scanner: lance::dataset::scanner::Scanner,
+    filters: &[Filter],
+    score_column: &str,
+    score: impl Fn(f32) -> f32,
+) -> Result<Vec<Hit>> {
+    if let Some(sql) = combined_sql(filters) {
+        scanner.prefilter(true);
+        scanner.filter(&sql)?;
+    }
+    let batches: Vec<RecordBatch> = scanner.try_into_stream().await?.try_collect().await?;
+    let mut hits = Vec::new();
+    for batch in &batches {
+        let values = float_column(batch, score_column);
+        hits.extend(read_hits(batch, |i| score(values.value(i))));
+    }
+    hits.sort_by(|a, b| b.score.total_cmp(&a.score));
+    Ok(hits)
 }
 
 /// lance's BM25 score column.
