@@ -2,18 +2,11 @@
 //! scripts/fetch-model.sh) and the fixtures in ../shared.
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
 mod common;
-use common::{minilm, repo_root};
-
-fn fixtures() -> PathBuf {
-    let shared = std::env::var_os("FATHOM_SHARED")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo_root().join("../shared"));
-    shared.join("fixtures")
-}
+use common::{fixtures, minilm, repo_root};
 
 /// The binary, run from the repository root (where the default model folder is).
 fn fathom() -> Command {

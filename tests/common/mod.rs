@@ -16,3 +16,17 @@ pub fn minilm() -> PathBuf {
     );
     dir
 }
+
+/// `../shared/fixtures` beside the repository (`FATHOM_SHARED` overrides `../shared`).
+pub fn fixtures() -> PathBuf {
+    let shared = std::env::var_os("FATHOM_SHARED")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo_root().join("../shared"));
+    let dir = shared.join("fixtures");
+    assert!(
+        dir.is_dir(),
+        "fixtures not found at {} (set FATHOM_SHARED to the shared folder)",
+        dir.display()
+    );
+    dir
+}
