@@ -29,6 +29,9 @@ pub enum Command {
     Collections(StoreArgs),
     /// Delete sources (by id, or every source under a prefix) from a collection.
     Delete(DeleteArgs),
+    /// Compact a collection's small fragments, refresh its indexes and remove versions older
+    /// than a minute (the server and `ingest` also do this on their own as writes pile up).
+    Optimize(CollectionArgs),
     /// Retrieval quality on a BEIR-format folder: nDCG@10, recall@100, MRR@10.
     Eval(EvalArgs),
     /// Serve embeddings, search and ingestion over HTTP (TEI- and OpenAI-compatible embed routes).
@@ -108,6 +111,54 @@ pub struct IngestArgs {
     /// For .json/.jsonl files: the field that holds the text.
     #[arg(long)]
     pub json_field: Option<String>,
+
+    /// Chunks one file may have; the rest of a longer file is left out and reported.
+    #[arg(long, default_value_t = 10_000)]
+    pub max_chunks_per_file: usize,
+
+    /// Commit what is embedded at least this often (seconds), so that a crash loses little.
+    #[arg(long, default_value_t = 10.0)]
+    pub commit_every: f64,
+
+    #[command(flatten)]
+    pub parse: ParseArgs,
+}
+
+/// The budget of a document parser (PDF), which runs in a child process.
+#[derive(Debug, Clone, Args)]
+pub struct ParseArgs {
+    /// Seconds one PDF may take to parse; a slower one is skipped and reported.
+    #[arg(long, env = "FATHOM_PARSE_TIMEOUT", default_value_t = 60.0)]
+    pub parse_timeout: f64,
+
+    /// MiB of memory one PDF's parser may use; a hungrier one is skipped and reported.
+    #[arg(long, env = "FATHOM_PARSE_MAX_MEMORY_MB", default_value_t = 1024)]
+    pub parse_max_memory_mb: u64,
+}
+
+impl ParseArgs {
+    /// The limits, with PDFs parsed by this same binary in a child process.
+    pub fn limits(&self) -> anyhow::Result<fathom_ingest::ParseLimits> {
+        if !(self.parse_timeout > 0.0 && self.parse_timeout.is_finite()) {
+            anyhow::bail!("--parse-timeout must be a positive number of seconds");
+        }
+        let isolation = match std::env::current_exe() {
+            Ok(program) => fathom_ingest::ParserIsolation::Subprocess {
+                program,
+                args: vec![crate::PDF_HELPER_ARG.to_string()],
+            },
+            Err(e) => {
+                tracing::warn!("cannot find this program ({e}): PDFs are parsed in process, without time or memory limits");
+                fathom_ingest::ParserIsolation::InProcess
+            }
+        };
+        Ok(fathom_ingest::ParseLimits {
+            isolation,
+            timeout: std::time::Duration::from_secs_f64(self.parse_timeout),
+            max_memory: self.parse_max_memory_mb << 20,
+            ..fathom_ingest::ParseLimits::default()
+        })
+    }
 }
 
 #[derive(Debug, Args)]
@@ -206,10 +257,27 @@ pub struct ServeArgs {
     #[arg(long, env = "FATHOM_API_KEY", hide_env_values = true)]
     pub api_key: Option<String>,
 
-    /// Folders POST /ingest may read (repeat, or comma-separate in FATHOM_INGEST_ROOT).
-    /// Without one, POST /ingest is refused.
-    #[arg(long, env = "FATHOM_INGEST_ROOT", value_delimiter = ',')]
-    pub ingest_root: Vec<PathBuf>,
+    /// Folders POST /ingest may read, as DIR or NAME=DIR (repeat, or comma-separate in
+    /// FATHOM_INGEST_ROOT). Source ids start with the root's name (`NAME/…`, by default the
+    /// folder's own name). Without one, POST /ingest is refused.
+    #[arg(long, env = "FATHOM_INGEST_ROOT", value_delimiter = ',', value_parser = parse_ingest_root)]
+    pub ingest_root: Vec<fathom_server::IngestRoot>,
+
+    /// Let ingest jobs read hidden and git-ignored files (by default they stay out, whatever a
+    /// request's globs say).
+    #[arg(long, env = "FATHOM_INGEST_HIDDEN")]
+    pub ingest_hidden: bool,
+
+    #[command(flatten)]
+    pub parse: ParseArgs,
+
+    /// Ingest jobs that run at once (more wait in a queue).
+    #[arg(long, env = "FATHOM_MAX_INGEST_JOBS", default_value_t = 2)]
+    pub max_ingest_jobs: usize,
+
+    /// Ingest jobs that may wait for a slot (POST /ingest is 429 beyond it).
+    #[arg(long, env = "FATHOM_MAX_QUEUED_JOBS", default_value_t = 16)]
+    pub max_queued_jobs: usize,
 
     /// Largest request body in bytes (413 beyond it).
     #[arg(long, env = "FATHOM_MAX_BODY_BYTES", default_value_t = 2 * 1024 * 1024)]
@@ -335,4 +403,8 @@ pub struct InfoArgs {
     /// Print JSON instead of text.
     #[arg(long)]
     pub json: bool,
+}
+
+fn parse_ingest_root(spec: &str) -> Result<fathom_server::IngestRoot, String> {
+    fathom_server::IngestRoot::parse(spec)
 }

@@ -7,6 +7,9 @@ mod commands;
 
 use cli::{Cli, Command, ModelCommand};
 
+/// The hidden first argument that makes `fathom` the PDF parser's child process.
+pub const PDF_HELPER_ARG: &str = "__pdf-extract";
+
 /// Runs one parsed command line.
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
@@ -16,6 +19,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Sources(args) => commands::store::sources(args),
         Command::Collections(args) => commands::store::collections(args),
         Command::Delete(args) => commands::store::delete(args),
+        Command::Optimize(args) => commands::store::optimize(args),
         Command::Eval(args) => commands::eval::run(args),
         Command::Serve(args) => commands::serve::run(args),
         Command::Model(ModelCommand::Pull(args)) => commands::model::pull(args),

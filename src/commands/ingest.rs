@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::Context;
-use fathom_ingest::{Event, FolderOptions, WalkOptions};
+use fathom_ingest::{Event, FolderOptions, IngestError, Summary, WalkOptions};
 use fathom_store::Store;
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -13,6 +13,9 @@ use crate::cli::IngestArgs;
 pub fn run(args: IngestArgs) -> anyhow::Result<()> {
     if !args.dir.is_dir() {
         anyhow::bail!("`{}` is not a folder", args.dir.display());
+    }
+    if !(args.commit_every >= 0.0 && args.commit_every.is_finite()) {
+        anyhow::bail!("--commit-every must be a number of seconds");
     }
     let model = Arc::new(super::load_model(&args.model)?);
     let rt = super::runtime()?;
@@ -25,11 +28,15 @@ pub fn run(args: IngestArgs) -> anyhow::Result<()> {
             max_file_size: args.max_file_size,
             hidden: args.hidden,
             no_ignore: args.no_ignore,
+            confine: false,
             source_prefix: None,
         },
         chunk_tokens: args.chunk_tokens,
         overlap: args.overlap,
+        max_chunks_per_file: args.max_chunks_per_file,
         json_field: args.json_field.clone(),
+        parse: args.parse.limits()?,
+        commit_every: std::time::Duration::from_secs_f64(args.commit_every),
         ..FolderOptions::default()
     };
     let bar = ProgressBar::new(0);
@@ -73,40 +80,63 @@ pub fn run(args: IngestArgs) -> anyhow::Result<()> {
         .map_err(anyhow::Error::from)
     });
     bar.finish_and_clear();
-    let summary = summary.with_context(|| format!("ingesting {}", args.dir.display()))?;
-    if args.target.store.json {
+    let summary = match summary {
+        Ok(summary) => summary,
+        Err(e) => match e.downcast::<IngestError>() {
+            // Stopped early: what was done is committed; show it, then fail.
+            Ok(IngestError::Incomplete { reason, summary }) => {
+                print_summary(&summary, args.target.store.json);
+                anyhow::bail!(
+                    "ingesting {} stopped early ({reason}); the sources done were committed and nothing was deleted: run it again to finish",
+                    args.dir.display()
+                );
+            }
+            Ok(other) => {
+                return Err(anyhow::Error::from(other))
+                    .with_context(|| format!("ingesting {}", args.dir.display()))
+            }
+            Err(other) => return Err(other).with_context(|| format!("ingesting {}", args.dir.display())),
+        },
+    };
+    print_summary(&summary, args.target.store.json);
+    Ok(())
+}
+
+fn print_summary(summary: &Summary, json: bool) {
+    if json {
         println!(
             "{}",
-            serde_json::json!({
-                "added": summary.added, "updated": summary.updated, "deleted": summary.deleted,
-                "unchanged": summary.unchanged, "skipped_binary": summary.skipped_binary,
-                "skipped_too_large": summary.skipped_too_large, "skipped_no_text": summary.skipped_no_text,
-                "errors": summary.errors.iter().map(|e| serde_json::json!({"source": e.path, "error": e.message})).collect::<Vec<_>>(),
-                "chunks": summary.chunks, "tokens": summary.tokens, "seconds": summary.seconds,
-                "interrupted": summary.interrupted,
-            })
+            serde_json::to_string(summary).expect("a summary is JSON")
         );
-    } else {
-        for e in &summary.errors {
-            eprintln!("error: {}: {}", e.path, e.message);
-        }
-        println!(
-            "{} added, {} updated, {} deleted, {} unchanged, {} skipped ({} binary, {} too large, {} without text), {} errors; {} chunks, {} tokens in {:.1} s ({:.0} tokens/s){}",
-            summary.added,
-            summary.updated,
-            summary.deleted,
-            summary.unchanged,
-            summary.skipped_binary + summary.skipped_too_large + summary.skipped_no_text,
-            summary.skipped_binary,
-            summary.skipped_too_large,
-            summary.skipped_no_text,
-            summary.errors.len(),
-            summary.chunks,
-            summary.tokens,
-            summary.seconds,
-            summary.tokens as f64 / summary.seconds.max(1e-3),
-            if summary.interrupted { " — interrupted: run again to finish" } else { "" }
-        );
+        return;
     }
-    Ok(())
+    for e in &summary.errors {
+        let level = if e.kind.is_warning() { "warning" } else { "error" };
+        eprintln!("{level}: {}: {}", e.path, e.message);
+    }
+    let kept = if summary.kept > 0 {
+        format!(
+            " ({} kept although not seen: their folder could not be listed)",
+            summary.kept
+        )
+    } else {
+        String::new()
+    };
+    println!(
+        "{} added, {} updated, {} deleted{kept}, {} unchanged, {} skipped ({} binary, {} too large, {} without text), {} errors; {} chunks, {} tokens in {:.1} s ({:.0} tokens/s){}",
+        summary.added,
+        summary.updated,
+        summary.deleted,
+        summary.unchanged,
+        summary.skipped(),
+        summary.skipped_binary,
+        summary.skipped_too_large,
+        summary.skipped_no_text,
+        summary.failed(),
+        summary.chunks,
+        summary.tokens,
+        summary.seconds,
+        summary.tokens as f64 / summary.seconds.max(1e-3),
+        if summary.interrupted { " — interrupted: run again to finish" } else { "" }
+    );
 }

@@ -13,16 +13,16 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     if !(args.request_timeout > 0.0 && args.request_timeout.is_finite()) {
         anyhow::bail!("--request-timeout must be a positive number of seconds");
     }
-    for root in &args.ingest_root {
-        if !root.is_dir() {
-            anyhow::bail!("--ingest-root `{}` is not a folder", root.display());
-        }
-    }
+    fathom_server::IngestRoot::check_all(&args.ingest_root).map_err(anyhow::Error::msg)?;
     let config = ServerConfig {
         store: args.store.clone(),
         default_collection: args.collection.clone(),
         api_key: args.api_key.clone().filter(|k| !k.is_empty()),
         ingest_roots: args.ingest_root.clone(),
+        ingest_hidden: args.ingest_hidden,
+        max_ingest_jobs: args.max_ingest_jobs.max(1),
+        max_queued_jobs: args.max_queued_jobs,
+        parse: args.parse.limits()?,
         max_body_bytes: args.max_body_bytes,
         max_inputs: args.max_inputs.max(1),
         queue_capacity: args.queue_capacity.max(1),

@@ -1,4 +1,4 @@
-//! `fathom sources`, `fathom collections`, `fathom delete`.
+//! `fathom sources`, `fathom collections`, `fathom delete`, `fathom optimize`.
 
 use fathom_store::Store;
 
@@ -43,7 +43,9 @@ pub fn collections(args: StoreArgs) -> anyhow::Result<()> {
                 serde_json::json!({
                     "name": c.name, "model": c.model.model, "dimension": c.model.dimension,
                     "normalized": c.model.normalized, "chunks": c.stats.chunks, "sources": c.stats.sources,
-                    "version": c.stats.version, "text_index": c.stats.text_index, "vector_index": c.stats.vector_index,
+                    "version": c.stats.version, "versions": c.stats.versions, "fragments": c.stats.fragments,
+                    "unindexed_rows": c.stats.unindexed_rows,
+                    "text_index": c.stats.text_index, "vector_index": c.stats.vector_index,
                 })
             })
             .collect();
@@ -53,7 +55,7 @@ pub fn collections(args: StoreArgs) -> anyhow::Result<()> {
     } else {
         for c in &infos {
             println!(
-                "{}  {} sources, {} chunks  ({}, {} dimensions{})",
+                "{}  {} sources, {} chunks  ({}, {} dimensions{})  {} versions, {} fragments{}",
                 c.name,
                 c.stats.sources,
                 c.stats.chunks,
@@ -63,6 +65,13 @@ pub fn collections(args: StoreArgs) -> anyhow::Result<()> {
                     ", ANN index"
                 } else {
                     ""
+                },
+                c.stats.versions,
+                c.stats.fragments,
+                if c.stats.unindexed_rows > 0 {
+                    format!(", {} rows not in the ANN index yet", c.stats.unindexed_rows)
+                } else {
+                    String::new()
                 }
             );
         }
@@ -92,5 +101,36 @@ pub fn delete(args: DeleteArgs) -> anyhow::Result<()> {
         collection.delete_sources(&ids).await
     })?;
     println!("deleted {deleted} chunks");
+    Ok(())
+}
+
+/// Compacts a collection's fragments, refreshes its indexes and removes old versions.
+pub fn optimize(args: CollectionArgs) -> anyhow::Result<()> {
+    let rt = super::runtime()?;
+    let (upkeep, stats) = rt.block_on(async {
+        let store = Store::new(&args.store.store);
+        let collection = store.existing_collection(&args.collection).await?;
+        let upkeep = collection.optimize().await?;
+        Ok::<_, anyhow::Error>((upkeep, collection.stats().await?))
+    })?;
+    if args.store.json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "fragments_before": upkeep.fragments_before, "fragments_after": upkeep.fragments_after,
+                "versions_removed": upkeep.versions_removed, "bytes_removed": upkeep.bytes_removed,
+                "versions": stats.versions,
+            })
+        );
+    } else {
+        println!(
+            "{} fragments -> {}; {} old versions removed ({} bytes); {} versions kept (younger than a minute, or current)",
+            upkeep.fragments_before,
+            upkeep.fragments_after,
+            upkeep.versions_removed,
+            upkeep.bytes_removed,
+            stats.versions
+        );
+    }
     Ok(())
 }

@@ -1,9 +1,22 @@
-//! Chunking with `text-splitter`, sized in the model's own tokens, Markdown-aware for Markdown.
+//! Chunking in the model's own tokens, in time linear in the text.
+//!
+//! `text-splitter` (Markdown-aware for Markdown) cuts prose at the best semantic boundary, but
+//! it sizes candidate pieces by tokenizing them, so one long run with no sentence or line break
+//! costs it quadratic time (a 2.4 MB single-line file took over 10 minutes). So the text is first
+//! cut into blocks at line breaks (at most [`BLOCK_BYTES`], at a blank line where there is one),
+//! each block goes to `text-splitter` on its own, and a single line too long for that is
+//! tokenized once and cut into windows of tokens by their offsets, at word boundaries where it
+//! can. Every chunk keeps its byte and character offsets into the whole text.
 
-use fathom_model::Embedder;
+use std::ops::Range;
+
 use text_splitter::{ChunkConfig, ChunkSizer, MarkdownSplitter, TextSplitter};
+use tokenizers::Tokenizer;
 
 use crate::read::Format;
+
+/// Prose is handed to `text-splitter` in blocks of at most this many bytes.
+pub const BLOCK_BYTES: usize = 64 * 1024;
 
 /// A piece of a source's text with its offsets into that text.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -15,8 +28,15 @@ pub struct TextChunk {
     pub char_end: usize,
 }
 
+/// Chunks of one text, and whether the per-file cap cut them short.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Chunked {
+    pub chunks: Vec<TextChunk>,
+    pub truncated: bool,
+}
+
 /// Counts tokens as the model will see them (without its special tokens).
-struct ModelTokens<'a>(&'a tokenizers::Tokenizer);
+struct ModelTokens<'a>(&'a Tokenizer);
 
 impl ChunkSizer for ModelTokens<'_> {
     fn size(&self, chunk: &str) -> usize {
@@ -38,8 +58,8 @@ impl ChunkSize {
     /// The model's max_seq_length less its special tokens, so a chunk is embedded whole, and a
     /// quarter of that shared with the next chunk (a passage cut at a boundary is still whole in
     /// one of the two: on SciFact it lifts nDCG@10 from 0.644 to 0.654, see `fathom eval`).
-    pub fn for_model(model: &Embedder) -> Self {
-        let tokens = model.max_seq_length().saturating_sub(2).max(8);
+    pub fn for_max_seq_length(max_seq_length: usize) -> Self {
+        let tokens = max_seq_length.saturating_sub(2).max(8);
         Self {
             tokens,
             overlap: Self::default_overlap(tokens),
@@ -50,41 +70,226 @@ impl ChunkSize {
     pub fn default_overlap(tokens: usize) -> usize {
         tokens / 4
     }
+
+    /// Lines longer than this (bytes) are cut by token windows rather than by `text-splitter`.
+    fn long_line_bytes(self) -> usize {
+        (self.tokens * 32).clamp(1024, BLOCK_BYTES)
+    }
 }
 
-/// Splits `text` into chunks of at most `size.tokens` tokens, trimmed, with their offsets.
+#[derive(Debug, PartialEq, Eq)]
+enum Block {
+    Prose(Range<usize>),
+    LongLine(Range<usize>),
+}
+
+/// Cuts `text` at line breaks into prose blocks of at most [`BLOCK_BYTES`] (at the last blank
+/// line in the second half of a block where there is one) and single lines over `long_line`.
+fn blocks(text: &str, long_line: usize) -> Vec<Block> {
+    let mut out = Vec::new();
+    let (mut start, mut pos) = (0, 0);
+    let mut last_blank_end: Option<usize> = None;
+    for line in text.split_inclusive('\n') {
+        let end = pos + line.len();
+        if line.len() > long_line {
+            if pos > start {
+                out.push(Block::Prose(start..pos));
+            }
+            out.push(Block::LongLine(pos..end));
+            start = end;
+        } else if end - start > BLOCK_BYTES {
+            let cut = last_blank_end
+                .filter(|&b| b > start + BLOCK_BYTES / 2 && b <= pos)
+                .unwrap_or(pos);
+            if cut > start {
+                out.push(Block::Prose(start..cut));
+                start = cut;
+            }
+        }
+        if line.trim().is_empty() {
+            last_blank_end = Some(end);
+        }
+        pos = end;
+    }
+    if pos > start {
+        out.push(Block::Prose(start..pos));
+    }
+    out
+}
+
+/// Splits `text` into chunks of at most `size.tokens` tokens, trimmed, with their offsets; at
+/// most `max_chunks` of them (the rest is left out and `truncated` set). CPU work linear in the
+/// text (it tokenizes it).
 pub fn chunk(
-    model: &Embedder,
+    tokenizer: &Tokenizer,
     text: &str,
     format: Format,
     size: ChunkSize,
-) -> Result<Vec<TextChunk>, String> {
-    if size.overlap >= size.tokens {
+    max_chunks: usize,
+) -> Result<Chunked, String> {
+    if size.tokens == 0 || size.overlap >= size.tokens {
         return Err(format!(
             "overlap ({}) must be smaller than the chunk size ({})",
             size.overlap, size.tokens
         ));
     }
-    let sizer = ModelTokens(model.tokenizer());
+    let mut out = Chunked::default();
+    let mut chars_before = 0; // characters of `text` before `counted`
+    let mut counted = 0;
+    for block in blocks(text, size.long_line_bytes()) {
+        let range = match &block {
+            Block::Prose(r) | Block::LongLine(r) => r.clone(),
+        };
+        chars_before += text[counted..range.start].chars().count();
+        counted = range.start;
+        let base = (range.start, chars_before);
+        let piece = &text[range];
+        let room = max_chunks - out.chunks.len();
+        let (chunks, cut) = match block {
+            Block::Prose(_) => split_prose(tokenizer, piece, format, size, base, room)?,
+            Block::LongLine(_) => split_by_tokens(tokenizer, piece, size, base, room)?,
+        };
+        out.chunks.extend(chunks);
+        if cut {
+            out.truncated = true;
+            break;
+        }
+    }
+    Ok(out)
+}
+
+/// `text-splitter` over one block; offsets shifted by `base` (bytes, chars).
+fn split_prose(
+    tokenizer: &Tokenizer,
+    block: &str,
+    format: Format,
+    size: ChunkSize,
+    base: (usize, usize),
+    room: usize,
+) -> Result<(Vec<TextChunk>, bool), String> {
     let config = ChunkConfig::new(size.tokens)
         .with_overlap(size.overlap)
         .map_err(|e| e.to_string())?
-        .with_sizer(sizer);
+        .with_sizer(ModelTokens(tokenizer));
     let to_chunk = |c: text_splitter::ChunkCharIndex<'_>| TextChunk {
         text: c.chunk.to_string(),
-        byte_start: c.byte_offset,
-        byte_end: c.byte_offset + c.chunk.len(),
-        char_start: c.char_offset,
-        char_end: c.char_offset + c.chunk.chars().count(),
+        byte_start: base.0 + c.byte_offset,
+        byte_end: base.0 + c.byte_offset + c.chunk.len(),
+        char_start: base.1 + c.char_offset,
+        char_end: base.1 + c.char_offset + c.chunk.chars().count(),
     };
-    Ok(match format {
+    // One more than there is room for tells whether the cap cut the text short.
+    let chunks: Vec<TextChunk> = match format {
         Format::Markdown => MarkdownSplitter::new(config)
-            .chunk_char_indices(text)
+            .chunk_char_indices(block)
+            .take(room + 1)
             .map(to_chunk)
             .collect(),
         _ => TextSplitter::new(config)
-            .chunk_char_indices(text)
+            .chunk_char_indices(block)
+            .take(room + 1)
             .map(to_chunk)
             .collect(),
-    })
+    };
+    Ok(cap(chunks, room))
+}
+
+fn cap(mut chunks: Vec<TextChunk>, room: usize) -> (Vec<TextChunk>, bool) {
+    let cut = chunks.len() > room;
+    chunks.truncate(room);
+    (chunks, cut)
+}
+
+/// One long line, tokenized once, cut into windows of `size.tokens` tokens sharing
+/// `size.overlap`, each ending at a word boundary where one is near.
+fn split_by_tokens(
+    tokenizer: &Tokenizer,
+    line: &str,
+    size: ChunkSize,
+    base: (usize, usize),
+    room: usize,
+) -> Result<(Vec<TextChunk>, bool), String> {
+    let encoding = tokenizer
+        .encode(line, false)
+        .map_err(|e| format!("tokenizing: {e}"))?;
+    let offsets = encoding.get_offsets();
+    let n = offsets.len();
+    // Two tokens touching (no space between) may be pieces of one word.
+    let joined = |j: usize| j > 0 && j < n && offsets[j].0 == offsets[j - 1].1;
+    let slack = size.tokens / 4;
+    let mut chunks = Vec::new();
+    let mut chars_done = (0usize, base.1); // (byte in line, chars before it)
+    let mut start = 0;
+    while start < n && chunks.len() <= room {
+        let mut end = (start + size.tokens).min(n);
+        let mut back = end;
+        while back > start + 1 && end - back < slack && joined(back) {
+            back -= 1;
+        }
+        if !joined(back) {
+            end = back;
+        }
+        let (b0, b1) = (offsets[start].0, offsets[end - 1].1);
+        let char_start = chars_done.1 + line[chars_done.0..b0].chars().count();
+        let text = &line[b0..b1];
+        let char_end = char_start + text.chars().count();
+        chars_done = (b0, char_start);
+        chunks.push(TextChunk {
+            text: text.to_string(),
+            byte_start: base.0 + b0,
+            byte_end: base.0 + b1,
+            char_start,
+            char_end,
+        });
+        if end == n {
+            break;
+        }
+        let mut next = end.saturating_sub(size.overlap).max(start + 1);
+        while next < end && joined(next) {
+            next += 1;
+        }
+        start = next;
+    }
+    Ok(cap(chunks, room))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn blocks_cut_at_line_breaks_and_isolate_long_lines() {
+        let long = "x".repeat(5000);
+        let text = format!("a\nb\n{long}\nc\n");
+        let b = blocks(&text, 1024);
+        assert_eq!(
+            b,
+            [
+                Block::Prose(0..4),
+                Block::LongLine(4..5005),
+                Block::Prose(5005..5007)
+            ]
+        );
+        // Prose longer than a block is cut, preferably at a blank line in its second half.
+        let para = format!("{}\n", "word ".repeat(100));
+        let mut text = String::new();
+        while text.len() < BLOCK_BYTES * 3 {
+            text.push_str(&para);
+            if text.len() % 7 == 0 {
+                text.push('\n');
+            }
+        }
+        let b = blocks(&text, 4096);
+        let mut covered = 0;
+        for block in &b {
+            let Block::Prose(r) = block else {
+                panic!("no long lines here")
+            };
+            assert_eq!(r.start, covered);
+            assert!(r.len() <= BLOCK_BYTES, "{}", r.len());
+            assert!(text[..r.end].ends_with('\n'));
+            covered = r.end;
+        }
+        assert_eq!(covered, text.len());
+    }
 }

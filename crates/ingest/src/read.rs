@@ -1,8 +1,11 @@
 //! Turning a file's bytes into text: plain text, Markdown and source code as they are, HTML to
 //! text, PDF through its text layer, JSON/JSONL through a named text field. Binary files are
-//! recognized and skipped; invalid UTF-8 is decoded lossily and reported.
+//! recognized and skipped; invalid UTF-8 is decoded lossily and reported. PDF goes through
+//! [`crate::extract`], within a [`ParseLimits`] budget.
 
 use std::path::Path;
+
+use crate::extract::{pdf_text, ParseLimits};
 
 /// What a file is read as, by extension.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,12 +54,19 @@ pub fn looks_binary(bytes: &[u8]) -> bool {
     bytes.iter().take(8192).any(|&b| b == 0)
 }
 
-pub fn read(path: &Path, bytes: &[u8], json_field: Option<&str>) -> ReadOutcome {
+/// Reads a file's bytes as its format (by `path`'s extension). Blocking; a PDF runs its parser
+/// within `limits`.
+pub fn read(
+    path: &Path,
+    bytes: &[u8],
+    json_field: Option<&str>,
+    limits: &ParseLimits,
+) -> ReadOutcome {
     let format = Format::of(path);
     if format == Format::Pdf {
-        return match pdf_extract::extract_text_from_mem(bytes) {
+        return match pdf_text(bytes, limits) {
             Ok(text) => ReadOutcome::Text { text, lossy: false },
-            Err(e) => ReadOutcome::Failed(format!("not a readable PDF: {e}")),
+            Err(e) => ReadOutcome::Failed(e),
         };
     }
     if looks_binary(bytes) {
@@ -116,6 +126,10 @@ pub fn read(path: &Path, bytes: &[u8], json_field: Option<&str>) -> ReadOutcome 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn read(path: &Path, bytes: &[u8], json_field: Option<&str>) -> ReadOutcome {
+        super::read(path, bytes, json_field, &ParseLimits::default())
+    }
 
     #[test]
     fn formats_by_extension() {

@@ -1,15 +1,25 @@
 //! Walking a folder with the `ignore` crate: .gitignore and hidden files respected by default,
-//! include/exclude globs, a size limit; problems are collected, never fatal.
+//! include/exclude globs, a size limit. Problems are collected, never fatal, and the walk says
+//! which folders it could not list, so that nothing stored under them is taken for deleted.
+//!
+//! A confined walk (the server's) never leaves the root: a link whose target resolves outside it
+//! is reported and not followed, and files are later read through a handle on the root that
+//! refuses to resolve outside it ([`crate::files`]).
 
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
-use ignore::overrides::OverrideBuilder;
+use ignore::overrides::{Override, OverrideBuilder};
 use ignore::WalkBuilder;
+
+use crate::error::{IngestError, Result};
+use crate::report::{FileProblem, ProblemKind};
 
 /// What to walk and what to leave out.
 #[derive(Debug, Clone)]
 pub struct WalkOptions {
-    /// Globs a file must match (any of them), relative to the root; empty: every file.
+    /// Globs a file must match (any of them), relative to the root; empty: every file. They
+    /// select among the files the walk sees; they never bring back hidden or ignored files.
     pub include: Vec<String>,
     /// Globs that leave files out.
     pub exclude: Vec<String>,
@@ -19,8 +29,11 @@ pub struct WalkOptions {
     pub hidden: bool,
     /// Ignore .gitignore / .ignore files.
     pub no_ignore: bool,
+    /// Never read anything whose resolved location is outside the root: links out of it are
+    /// reported and skipped. The server sets it; the CLI follows links wherever they lead.
+    pub confine: bool,
     /// What source ids start with; `None`: the root as named ([`source_prefix`]). The server
-    /// sets it to the folder's path under its ingest root.
+    /// sets it to the ingest root's name and the folder's path under it.
     pub source_prefix: Option<String>,
 }
 
@@ -41,6 +54,7 @@ impl Default for WalkOptions {
             max_file_size: 20 * 1024 * 1024,
             hidden: false,
             no_ignore: false,
+            confine: false,
             source_prefix: None,
         }
     }
@@ -49,39 +63,28 @@ impl Default for WalkOptions {
 /// A file to consider.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FileEntry {
+    /// Where it is (the root as given, joined with `rel`).
     pub path: PathBuf,
+    /// Its path relative to the root.
+    pub rel: PathBuf,
     pub source_id: String,
     pub size: u64,
 }
 
-/// A file the walk could not use, and why.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FileProblem {
-    pub path: String,
-    pub message: String,
-    pub kind: ProblemKind,
-}
-
-/// What kind of trouble a [`FileProblem`] is: how the summary counts it.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub enum ProblemKind {
-    /// Could not be read or walked: an error, and its stored chunks are kept.
-    #[default]
-    Error,
-    /// A binary file, skipped.
-    Binary,
-    /// JSON without the text field, skipped.
-    NoText,
-    /// Invalid UTF-8, decoded with replacement characters: a warning, the file is ingested.
-    LossyUtf8,
-}
-
+/// What a walk saw.
 #[derive(Debug, Default)]
 pub struct Walked {
     pub files: Vec<FileEntry>,
-    /// Files over the size limit (their source ids): skipped.
+    /// Files over the size limit (their source ids): skipped, not part of the collection.
     pub too_large: Vec<String>,
-    /// Unreadable entries, symlink loops, bad globs...
+    /// Links out of a confined root (their source ids): never read, not part of the collection.
+    pub outside: Vec<String>,
+    /// Source ids of entries that could not be listed or read: a file, or a folder (everything
+    /// stored under `id/` is kept).
+    pub unreadable: Vec<String>,
+    /// False when an error could not be tied to a place under the root: then nothing is deleted.
+    pub complete: bool,
+    /// Every problem, for the summary.
     pub problems: Vec<FileProblem>,
 }
 
@@ -101,26 +104,53 @@ pub fn source_prefix(root: &Path) -> String {
     }
 }
 
+fn source_id(prefix: &str, root: &Path, path: &Path) -> Option<String> {
+    let rel = path.strip_prefix(root).ok()?;
+    let rel = rel.to_string_lossy().replace('\\', "/");
+    Some(format!("{prefix}{}", rel.trim_start_matches('/')))
+}
+
+fn globs(root: &Path, option: &'static str, globs: &[String], negate: bool) -> Result<Override> {
+    let mut builder = OverrideBuilder::new(root);
+    for glob in globs {
+        let pattern = if negate {
+            format!("!{glob}")
+        } else {
+            glob.clone()
+        };
+        builder
+            .add(&pattern)
+            .map_err(|e| IngestError::BadGlob {
+                option,
+                glob: glob.clone(),
+                message: e.to_string(),
+            })?;
+    }
+    builder.build().map_err(|e| IngestError::BadGlob {
+        option,
+        glob: globs.join(" "),
+        message: e.to_string(),
+    })
+}
+
 /// Walks `root`. Blocking (file system I/O).
-pub fn walk(root: &Path, options: &WalkOptions) -> Result<Walked, String> {
+pub fn walk(root: &Path, options: &WalkOptions) -> Result<Walked> {
     if !root.is_dir() {
-        return Err(format!("`{}` is not a folder", root.display()));
+        return Err(IngestError::NotAFolder {
+            path: root.to_path_buf(),
+        });
     }
-    let mut overrides = OverrideBuilder::new(root);
-    for glob in &options.include {
-        overrides
-            .add(glob)
-            .map_err(|e| format!("bad --include glob `{glob}`: {e}"))?;
-    }
-    for glob in &options.exclude {
-        overrides
-            .add(&format!("!{glob}"))
-            .map_err(|e| format!("bad --exclude glob `{glob}`: {e}"))?;
-    }
-    let overrides = overrides.build().map_err(|e| e.to_string())?;
+    // Excludes go into the walker (they prune folders); includes are checked on each file after
+    // the walker's own rules, because an override that matches wins over .gitignore and hidden
+    // rules in `ignore` — `**/.env` would otherwise bring back a hidden, ignored file.
+    let exclude = globs(root, "--exclude", &options.exclude, true)?;
+    let include = (!options.include.is_empty())
+        .then(|| globs(root, "--include", &options.include, false))
+        .transpose()?;
     let prefix = options.prefix_for(root);
-    let mut walked = Walked::default();
-    let walker = WalkBuilder::new(root)
+    let outside: Arc<Mutex<Vec<String>>> = Arc::default();
+    let mut builder = WalkBuilder::new(root);
+    builder
         .hidden(!options.hidden)
         .git_ignore(!options.no_ignore)
         .git_exclude(!options.no_ignore)
@@ -129,15 +159,44 @@ pub fn walk(root: &Path, options: &WalkOptions) -> Result<Walked, String> {
         .git_global(false)
         .require_git(false)
         .follow_links(true)
-        .overrides(overrides)
-        .sort_by_file_path(|a, b| a.cmp(b))
-        .build();
-    for entry in walker {
+        .overrides(exclude)
+        .sort_by_file_path(|a, b| a.cmp(b));
+    if options.confine {
+        let canonical_root = root.canonicalize().map_err(|_| IngestError::NotAFolder {
+            path: root.to_path_buf(),
+        })?;
+        let (root, prefix, outside) = (root.to_path_buf(), prefix.clone(), outside.clone());
+        builder.filter_entry(move |entry| {
+            if !entry.path_is_symlink() {
+                return true;
+            }
+            let inside = entry
+                .path()
+                .canonicalize()
+                .is_ok_and(|target| target.starts_with(&canonical_root));
+            if !inside {
+                if let Some(id) = source_id(&prefix, &root, entry.path()) {
+                    outside.lock().expect("walk lock").push(id);
+                }
+            }
+            inside
+        });
+    }
+    let mut walked = Walked {
+        complete: true,
+        ..Walked::default()
+    };
+    for entry in builder.build() {
         let entry = match entry {
             Ok(entry) => entry,
             Err(err) => {
+                let place = error_path(&err).and_then(|p| source_id(&prefix, root, &p));
+                match &place {
+                    Some(id) => walked.unreadable.push(id.clone()),
+                    None => walked.complete = false,
+                }
                 walked.problems.push(FileProblem {
-                    path: error_path(&err).unwrap_or_else(|| root.display().to_string()),
+                    path: place.unwrap_or_else(|| root.display().to_string()),
                     message: err.to_string(),
                     kind: ProblemKind::Error,
                 });
@@ -148,36 +207,51 @@ pub fn walk(root: &Path, options: &WalkOptions) -> Result<Walked, String> {
             continue;
         }
         let path = entry.path().to_path_buf();
-        let rel = path
-            .strip_prefix(root)
-            .unwrap_or(&path)
-            .to_string_lossy()
-            .replace('\\', "/");
-        let source_id = format!("{prefix}{rel}");
+        if let Some(include) = &include {
+            if !include.matched(&path, false).is_whitelist() {
+                continue;
+            }
+        }
+        let Some(source_id) = source_id(&prefix, root, &path) else {
+            continue;
+        };
+        let rel = path.strip_prefix(root).unwrap_or(&path).to_path_buf();
         match entry.metadata() {
             Ok(meta) if meta.len() > options.max_file_size => walked.too_large.push(source_id),
             Ok(meta) => walked.files.push(FileEntry {
                 path,
+                rel,
                 source_id,
                 size: meta.len(),
             }),
-            Err(err) => walked.problems.push(FileProblem {
-                path: path.display().to_string(),
-                message: err.to_string(),
-                kind: ProblemKind::Error,
-            }),
+            Err(err) => {
+                walked.unreadable.push(source_id.clone());
+                walked.problems.push(FileProblem {
+                    path: source_id,
+                    message: err.to_string(),
+                    kind: ProblemKind::Error,
+                });
+            }
         }
+    }
+    walked.outside = std::mem::take(&mut *outside.lock().expect("walk lock"));
+    for id in &walked.outside {
+        walked.problems.push(FileProblem {
+            path: id.clone(),
+            message: "a link that leads outside the ingest root: not read".into(),
+            kind: ProblemKind::OutsideRoot,
+        });
     }
     Ok(walked)
 }
 
-fn error_path(err: &ignore::Error) -> Option<String> {
+fn error_path(err: &ignore::Error) -> Option<PathBuf> {
     match err {
-        ignore::Error::WithPath { path, .. } => Some(path.display().to_string()),
+        ignore::Error::WithPath { path, .. } => Some(path.clone()),
         ignore::Error::WithDepth { err, .. } | ignore::Error::WithLineNumber { err, .. } => {
             error_path(err)
         }
-        ignore::Error::Loop { child, .. } => Some(child.display().to_string()),
+        ignore::Error::Loop { child, .. } => Some(child.clone()),
         _ => None,
     }
 }
@@ -185,6 +259,13 @@ fn error_path(err: &ignore::Error) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn ids(w: &Walked, prefix: &str) -> Vec<String> {
+        w.files
+            .iter()
+            .map(|f| f.source_id.strip_prefix(prefix).unwrap().to_string())
+            .collect()
+    }
 
     #[test]
     fn prefixes_follow_the_root_as_named() {
@@ -212,13 +293,9 @@ mod tests {
         };
         let w = walk(root, &opts).unwrap();
         let prefix = source_prefix(root);
-        let ids: Vec<String> = w
-            .files
-            .iter()
-            .map(|f| f.source_id.strip_prefix(&prefix).unwrap().to_string())
-            .collect();
-        assert_eq!(ids, ["a.md", "sub/b.txt"]);
+        assert_eq!(ids(&w, &prefix), ["a.md", "sub/b.txt"]);
         assert_eq!(w.too_large.len(), 1);
+        assert!(w.complete);
         let opts = WalkOptions {
             include: vec!["*.md".into()],
             ..Default::default()
@@ -229,19 +306,33 @@ mod tests {
             hidden: true,
             ..Default::default()
         };
-        let ids: Vec<String> = walk(root, &opts)
-            .unwrap()
-            .files
-            .iter()
-            .map(|f| f.source_id.strip_prefix(&prefix).unwrap().to_string())
-            .collect();
-        assert_eq!(ids, [".gitignore", ".hidden/c.txt", "a.md"]);
-        assert!(walk(&root.join("nope"), &WalkOptions::default()).is_err());
+        let w = walk(root, &opts).unwrap();
+        assert_eq!(ids(&w, &prefix), [".gitignore", ".hidden/c.txt", "a.md"]);
+        assert!(matches!(
+            walk(&root.join("nope"), &WalkOptions::default()),
+            Err(IngestError::NotAFolder { .. })
+        ));
+    }
+
+    #[test]
+    fn include_globs_never_bring_back_hidden_or_ignored_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        std::fs::write(root.join(".env"), "SECRET=1").unwrap();
+        std::fs::write(root.join(".gitignore"), "private.txt\n").unwrap();
+        std::fs::write(root.join("private.txt"), "private").unwrap();
+        std::fs::write(root.join("a.txt"), "a").unwrap();
+        let opts = WalkOptions {
+            include: vec!["**/.env".into(), "**/*.txt".into(), "*".into()],
+            ..Default::default()
+        };
+        let w = walk(root, &opts).unwrap();
+        assert_eq!(ids(&w, &source_prefix(root)), ["a.txt"]);
     }
 
     #[cfg(unix)]
     #[test]
-    fn symlink_loops_are_reported_not_fatal() {
+    fn symlink_loops_are_reported_not_fatal_and_keep_what_is_under_them() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(dir.path().join("d")).unwrap();
         std::fs::write(dir.path().join("d/f.txt"), "f").unwrap();
@@ -253,5 +344,41 @@ mod tests {
             "{:?}",
             w.problems
         );
+        let prefix = source_prefix(dir.path());
+        assert_eq!(w.unreadable, [format!("{prefix}d/loop")]);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_confined_walk_never_follows_links_out_of_the_root() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("root");
+        let outside = dir.path().join("outside");
+        std::fs::create_dir_all(root.join("docs/inner")).unwrap();
+        std::fs::create_dir_all(&outside).unwrap();
+        std::fs::write(outside.join("secret.txt"), "secret").unwrap();
+        std::fs::write(root.join("docs/inner/ok.txt"), "ok").unwrap();
+        std::os::unix::fs::symlink(outside.join("secret.txt"), root.join("docs/passwd.txt"))
+            .unwrap();
+        std::os::unix::fs::symlink(&outside, root.join("docs/mnt")).unwrap();
+        std::os::unix::fs::symlink("inner", root.join("docs/alias")).unwrap();
+        std::os::unix::fs::symlink("../../outside", root.join("docs/rel")).unwrap();
+        std::os::unix::fs::symlink("/nonexistent", root.join("docs/dangling")).unwrap();
+        let opts = WalkOptions {
+            confine: true,
+            source_prefix: Some("r/".into()),
+            ..Default::default()
+        };
+        let w = walk(&root, &opts).unwrap();
+        assert_eq!(ids(&w, "r/"), ["docs/alias/ok.txt", "docs/inner/ok.txt"]);
+        let mut outside_ids = w.outside.clone();
+        outside_ids.sort();
+        assert_eq!(
+            outside_ids,
+            ["r/docs/dangling", "r/docs/mnt", "r/docs/passwd.txt", "r/docs/rel"]
+        );
+        // Unconfined (the CLI), links are followed.
+        let w = walk(&root, &WalkOptions::default()).unwrap();
+        assert!(w.files.iter().any(|f| f.path.ends_with("docs/passwd.txt")));
     }
 }

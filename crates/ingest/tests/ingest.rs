@@ -10,11 +10,7 @@ use fathom_model::{EmbedOptions, Embedder, LoadOptions};
 use fathom_store::{Collection, ModelSpec, SearchMode, SearchQuery, Store};
 
 fn model() -> Arc<Embedder> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models/all-MiniLM-L6-v2");
-    assert!(
-        dir.join("model.safetensors").is_file(),
-        "run scripts/fetch-model.sh first"
-    );
+    let dir = fathom_testkit::minilm();
     Arc::new(Embedder::load(dir.to_str().unwrap(), &LoadOptions::default()).unwrap())
 }
 
@@ -39,11 +35,7 @@ async fn sync(model: &Arc<Embedder>, c: &Collection, root: &Path) -> Summary {
     .unwrap()
 }
 
-fn write(root: &Path, rel: &str, content: impl AsRef<[u8]>) {
-    let path = root.join(rel);
-    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    std::fs::write(path, content).unwrap();
-}
+use fathom_testkit::write;
 
 async fn search(model: &Embedder, c: &Collection, text: &str, k: usize) -> Vec<fathom_store::Hit> {
     let vector = model

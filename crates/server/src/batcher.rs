@@ -1,17 +1,27 @@
-//! The queue in front of the model. Requests wait in a bounded channel; one thread takes as many
-//! as fit a token budget, runs them through the model together (the embedder sorts all their
-//! inputs by length and packs them without padding) and answers each on its oneshot channel. The
-//! async runtime never runs the model; a full queue is answered at once with 429.
+//! The one owner of the model: a queue in front of it, with two lanes. Interactive requests
+//! (`/embed`, `/v1/embeddings`, `/documents`) wait in a bounded lane — full is answered at once
+//! (429) — and are merged into batches up to a token budget; bulk work (ingest jobs, through
+//! [`BulkEmbed`], the ingest crate's `Embed`) waits in a small lane that blocks its sender when
+//! full, so an ingest runs exactly as fast as the model has room for. One thread takes work,
+//! interactive first, but never more than [`BULK_EVERY`] interactive batches in a row while
+//! bulk work waits, so bulk is never starved. It runs the model (the async runtime never does)
+//! and answers each job on its oneshot channel. Errors are [`QueueError`]s; what HTTP status
+//! each one is decided at the edge (`error.rs`).
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
 use fathom_model::{EmbedOptions, Embedder, ModelError};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::error::ApiError;
 use crate::metrics::Metrics;
+
+/// Interactive batches the worker may run in a row while bulk work waits.
+pub const BULK_EVERY: usize = 4;
+
+/// Bulk jobs that may wait at once (each is one ingest's batch of ~32 chunks).
+const BULK_SLOTS: usize = 2;
 
 /// Vectors of one request, with the tokens the model ran for each input.
 #[derive(Debug)]
@@ -20,17 +30,32 @@ pub struct Embedded {
     pub tokens: Vec<usize>,
 }
 
+/// Why the queue gave no vectors.
+#[derive(Debug, thiserror::Error)]
+pub enum QueueError {
+    #[error("the embedding queue is full ({0} requests waiting); retry shortly")]
+    Full(usize),
+    #[error("the embedding queue is closed (the server is shutting down)")]
+    Closed,
+    #[error("the model failed on this request and was restarted: {0}")]
+    Panicked(String),
+    #[error(transparent)]
+    Model(#[from] ModelError),
+}
+
 struct Job {
     texts: Vec<String>,
     options: EmbedOptions,
-    reply: oneshot::Sender<Result<Embedded, ModelError>>,
+    reply: oneshot::Sender<Result<Embedded, QueueError>>,
 }
 
 /// A handle to the model thread; cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Batcher {
     tx: mpsc::Sender<Job>,
+    bulk_tx: mpsc::Sender<Job>,
     depth: Arc<AtomicUsize>,
+    alive: Arc<AtomicBool>,
     capacity: usize,
     metrics: Arc<Metrics>,
 }
@@ -43,9 +68,19 @@ impl std::fmt::Debug for Job {
     }
 }
 
+/// Marks the queue dead when the worker thread ends for any reason.
+struct AliveGuard(Arc<AtomicBool>);
+
+impl Drop for AliveGuard {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::Relaxed);
+    }
+}
+
 impl Batcher {
-    /// Starts the model thread. `capacity` requests may wait; a batch holds about `batch_tokens`
-    /// tokens (estimated from text length before tokenizing).
+    /// Starts the model thread. `capacity` interactive requests may wait; a batch holds about
+    /// `batch_tokens` tokens (estimated from text length before tokenizing). Call it within a
+    /// tokio runtime (the worker waits on both lanes through the runtime's handle).
     pub fn start(
         model: Arc<Embedder>,
         capacity: usize,
@@ -53,33 +88,53 @@ impl Batcher {
         metrics: Arc<Metrics>,
     ) -> Self {
         let (tx, rx) = mpsc::channel(capacity.max(1));
+        let (bulk_tx, bulk_rx) = mpsc::channel(BULK_SLOTS);
         let depth = Arc::new(AtomicUsize::new(0));
-        let worker_depth = depth.clone();
-        let worker_metrics = metrics.clone();
+        let alive = Arc::new(AtomicBool::new(true));
+        let worker = Worker {
+            model,
+            rx,
+            bulk_rx,
+            batch_tokens,
+            depth: depth.clone(),
+            metrics: metrics.clone(),
+            handle: tokio::runtime::Handle::current(),
+        };
+        let guard = AliveGuard(alive.clone());
         std::thread::Builder::new()
             .name("fathom-embed".into())
-            .spawn(move || run_worker(model, rx, batch_tokens, worker_depth, worker_metrics))
+            .spawn(move || {
+                let _guard = guard;
+                worker.run()
+            })
             .expect("spawning the embedding thread");
         Self {
             tx,
+            bulk_tx,
             depth,
+            alive,
             capacity,
             metrics,
         }
     }
 
-    /// Requests waiting for the model now.
+    /// Interactive requests waiting for the model now.
     pub fn depth(&self) -> usize {
         self.depth.load(Ordering::Relaxed)
     }
 
-    /// Queues `texts` and waits for their vectors. Never blocks the runtime: a full queue is
-    /// [`ApiError::Overloaded`] at once.
+    /// Whether the model thread is running (`/health` is 503 once it is not).
+    pub fn is_alive(&self) -> bool {
+        self.alive.load(Ordering::Relaxed)
+    }
+
+    /// Queues `texts` in the interactive lane and waits for their vectors. Never blocks the
+    /// runtime: a full lane is [`QueueError::Full`] at once.
     pub async fn embed(
         &self,
         texts: Vec<String>,
         options: EmbedOptions,
-    ) -> Result<Embedded, ApiError> {
+    ) -> Result<Embedded, QueueError> {
         let (reply, answer) = oneshot::channel();
         let job = Job {
             texts,
@@ -92,17 +147,71 @@ impl Batcher {
             return Err(match e {
                 mpsc::error::TrySendError::Full(_) => {
                     self.metrics.rejected_overloaded.inc();
-                    ApiError::Overloaded(self.capacity)
+                    QueueError::Full(self.capacity)
                 }
-                mpsc::error::TrySendError::Closed(_) => ApiError::ShuttingDown,
+                mpsc::error::TrySendError::Closed(_) => QueueError::Closed,
             });
         }
         self.metrics.queue_depth.set(self.depth() as i64);
-        match answer.await {
-            Ok(result) => result.map_err(ApiError::from),
-            Err(_) => Err(ApiError::Internal(
-                "the embedding thread dropped a request".into(),
+        answer.await.unwrap_or(Err(QueueError::Closed))
+    }
+
+    /// Queues `texts` in the bulk lane and waits for their vectors. Blocking: call it from a
+    /// thread outside the runtime (an ingest's embedding stage); it waits while the lane is full.
+    pub fn embed_bulk_blocking(
+        &self,
+        texts: Vec<String>,
+        options: EmbedOptions,
+    ) -> Result<Embedded, QueueError> {
+        let (reply, answer) = oneshot::channel();
+        let job = Job {
+            texts,
+            options,
+            reply,
+        };
+        self.bulk_tx
+            .blocking_send(job)
+            .map_err(|_| QueueError::Closed)?;
+        answer.blocking_recv().unwrap_or(Err(QueueError::Closed))
+    }
+}
+
+/// The model as an ingest sees it inside the server: its tokenizer and window from the model,
+/// its embeddings from the queue's bulk lane.
+#[derive(Debug, Clone)]
+pub struct BulkEmbed {
+    pub model: Arc<Embedder>,
+    pub batcher: Batcher,
+}
+
+impl fathom_ingest::Embed for BulkEmbed {
+    fn tokenizer(&self) -> &tokenizers::Tokenizer {
+        self.model.tokenizer()
+    }
+
+    fn max_seq_length(&self) -> usize {
+        self.model.max_seq_length()
+    }
+
+    fn embed_documents(
+        &self,
+        texts: &[&str],
+    ) -> Result<fathom_ingest::Embedded, fathom_ingest::EmbedError> {
+        let options = EmbedOptions {
+            prompt_name: self.model.document_prompt().map(str::to_string),
+            ..EmbedOptions::default()
+        };
+        let texts = texts.iter().map(|t| t.to_string()).collect();
+        match self.batcher.embed_bulk_blocking(texts, options) {
+            Ok(e) => Ok(fathom_ingest::Embedded {
+                vectors: e.vectors,
+                tokens: e.tokens.iter().sum(),
+            }),
+            Err(QueueError::Model(e)) => Err(e.into()),
+            Err(e @ QueueError::Panicked(_)) => Err(fathom_ingest::EmbedError::Model(
+                ModelError::Unsupported(e.to_string()),
             )),
+            Err(e) => Err(fathom_ingest::EmbedError::Unavailable(e.to_string())),
         }
     }
 }
@@ -115,38 +224,145 @@ fn estimated_tokens(texts: &[String], max_seq_length: usize) -> usize {
         .sum()
 }
 
-fn run_worker(
+struct Worker {
     model: Arc<Embedder>,
-    mut rx: mpsc::Receiver<Job>,
+    rx: mpsc::Receiver<Job>,
+    bulk_rx: mpsc::Receiver<Job>,
     batch_tokens: usize,
     depth: Arc<AtomicUsize>,
     metrics: Arc<Metrics>,
-) {
-    let max_seq = model.max_seq_length();
-    let take = |job: &Job| {
-        depth.fetch_sub(1, Ordering::Relaxed);
-        estimated_tokens(&job.texts, max_seq)
-    };
-    while let Some(first) = rx.blocking_recv() {
-        let mut budget = take(&first);
-        let mut jobs = vec![first];
-        while budget < batch_tokens {
-            match rx.try_recv() {
-                Ok(job) => {
-                    budget += take(&job);
-                    jobs.push(job);
+    handle: tokio::runtime::Handle,
+}
+
+enum Next {
+    Interactive(Job),
+    Bulk(Job),
+}
+
+impl Worker {
+    fn run(mut self) {
+        let max_seq = self.model.max_seq_length();
+        let mut streak = 0;
+        loop {
+            // A bulk job after BULK_EVERY interactive batches in a row, if one waits.
+            let overdue = if streak >= BULK_EVERY {
+                self.bulk_rx.try_recv().ok()
+            } else {
+                None
+            };
+            let next = match overdue {
+                Some(job) => Next::Bulk(job),
+                None => {
+                    let (rx, bulk_rx) = (&mut self.rx, &mut self.bulk_rx);
+                    let next = self.handle.block_on(async {
+                        tokio::select! {
+                            biased;
+                            job = rx.recv() => job.map(Next::Interactive),
+                            job = bulk_rx.recv() => job.map(Next::Bulk),
+                        }
+                    });
+                    match next {
+                        Some(next) => next,
+                        None => return,
+                    }
                 }
-                Err(_) => break,
+            };
+            let first = match next {
+                Next::Bulk(job) => {
+                    streak = 0;
+                    if !job.reply.is_closed() {
+                        self.run_group(vec![job]);
+                    }
+                    continue;
+                }
+                Next::Interactive(job) => job,
+            };
+            streak += 1;
+            let take = |job: &Job| {
+                self.depth.fetch_sub(1, Ordering::Relaxed);
+                estimated_tokens(&job.texts, max_seq)
+            };
+            let mut budget = take(&first);
+            let mut jobs = vec![first];
+            while budget < self.batch_tokens {
+                match self.rx.try_recv() {
+                    Ok(job) => {
+                        budget += take(&job);
+                        jobs.push(job);
+                    }
+                    Err(_) => break,
+                }
+            }
+            self.metrics
+                .queue_depth
+                .set(self.depth.load(Ordering::Relaxed) as i64);
+            // A request whose client is gone (timeout, disconnect) is not worth running.
+            jobs.retain(|j| !j.reply.is_closed());
+            for group in group_by_options(jobs) {
+                self.run_group(group);
             }
         }
-        metrics
-            .queue_depth
-            .set(depth.load(Ordering::Relaxed) as i64);
-        // A request whose client is gone (timeout, disconnect) is not worth running.
-        jobs.retain(|j| !j.reply.is_closed());
-        for group in group_by_options(jobs) {
-            run_group(&model, group, &metrics);
+    }
+
+    /// Runs one group; a panic in the model fails this group's requests, not the thread.
+    fn run_group(&self, group: Vec<Job>) {
+        let replies: Vec<oneshot::Sender<Result<Embedded, QueueError>>>;
+        let texts: Vec<Vec<String>>;
+        let options = group[0].options.clone();
+        (texts, replies) = group.into_iter().map(|j| (j.texts, j.reply)).unzip();
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            run_texts(&self.model, &texts, &options, &self.metrics)
+        }));
+        match outcome {
+            Ok(answers) => {
+                for (reply, answer) in replies.into_iter().zip(answers) {
+                    let _ = reply.send(answer);
+                }
+            }
+            Err(_) => {
+                tracing::error!("the model panicked on a batch; its requests fail, the queue goes on");
+                for reply in replies {
+                    let _ = reply.send(Err(QueueError::Panicked("a panic in the model".into())));
+                }
+            }
         }
+    }
+}
+
+/// One model call for all `texts` (one entry per request); when it fails, each request alone.
+fn run_texts(
+    model: &Embedder,
+    requests: &[Vec<String>],
+    options: &EmbedOptions,
+    metrics: &Metrics,
+) -> Vec<Result<Embedded, QueueError>> {
+    let texts: Vec<&str> = requests
+        .iter()
+        .flat_map(|r| r.iter().map(String::as_str))
+        .collect();
+    let started = Instant::now();
+    match model.embed_counting(&texts, options) {
+        Ok((vectors, tokens)) => {
+            metrics.record_batch(texts.len(), tokens.iter().sum(), started.elapsed());
+            let mut vectors = vectors.into_iter();
+            let mut tokens = tokens.into_iter();
+            requests
+                .iter()
+                .map(|r| {
+                    Ok(Embedded {
+                        vectors: vectors.by_ref().take(r.len()).collect(),
+                        tokens: tokens.by_ref().take(r.len()).collect(),
+                    })
+                })
+                .collect()
+        }
+        // One bad request (an over-long input with truncation off, an unknown prompt) must not
+        // fail the others it was batched with: run each alone so each gets its own answer.
+        Err(_) if requests.len() > 1 => requests
+            .iter()
+            .flat_map(|r| run_texts(model, std::slice::from_ref(r), options, metrics))
+            .collect(),
+        Err(e) => vec![Err(e.into())],
     }
 }
 
@@ -160,40 +376,6 @@ fn group_by_options(jobs: Vec<Job>) -> Vec<Vec<Job>> {
         }
     }
     groups
-}
-
-fn run_group(model: &Embedder, group: Vec<Job>, metrics: &Metrics) {
-    let texts: Vec<&str> = group
-        .iter()
-        .flat_map(|j| j.texts.iter().map(String::as_str))
-        .collect();
-    let started = Instant::now();
-    match model.embed_counting(&texts, &group[0].options) {
-        Ok((vectors, tokens)) => {
-            metrics.record_batch(texts.len(), tokens.iter().sum(), started.elapsed());
-            let mut vectors = vectors.into_iter();
-            let mut tokens = tokens.into_iter();
-            for job in group {
-                let n = job.texts.len();
-                let answer = Embedded {
-                    vectors: vectors.by_ref().take(n).collect(),
-                    tokens: tokens.by_ref().take(n).collect(),
-                };
-                let _ = job.reply.send(Ok(answer));
-            }
-        }
-        // One bad request (an over-long input with truncation off, an unknown prompt) must not
-        // fail the others it was batched with: run each alone so each gets its own answer.
-        Err(_) if group.len() > 1 => {
-            for job in group {
-                run_group(model, vec![job], metrics);
-            }
-        }
-        Err(e) => {
-            let job = group.into_iter().next().expect("a group is never empty");
-            let _ = job.reply.send(Err(e));
-        }
-    }
 }
 
 #[cfg(test)]

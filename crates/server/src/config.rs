@@ -15,7 +15,16 @@ pub struct ServerConfig {
     pub api_key: Option<String>,
     /// Folders that `POST /ingest` may read (a requested path must lie inside one of them).
     /// Empty: `POST /ingest` is refused.
-    pub ingest_roots: Vec<PathBuf>,
+    pub ingest_roots: Vec<IngestRoot>,
+    /// Let ingest jobs read hidden and git-ignored files (off: a request's globs cannot reach
+    /// `.env` or what `.gitignore` keeps out).
+    pub ingest_hidden: bool,
+    /// Ingest jobs that run at once; more wait in a queue of `max_queued_jobs`, and beyond that
+    /// `POST /ingest` is 429.
+    pub max_ingest_jobs: usize,
+    pub max_queued_jobs: usize,
+    /// Where and within what budget ingest jobs parse PDFs.
+    pub parse: fathom_ingest::ParseLimits,
     /// Largest request body accepted (413 beyond it).
     pub max_body_bytes: usize,
     /// Most inputs in one embed request (422 beyond it).
@@ -37,6 +46,10 @@ impl Default for ServerConfig {
             default_collection: fathom_store::DEFAULT_COLLECTION.to_string(),
             api_key: None,
             ingest_roots: Vec::new(),
+            ingest_hidden: false,
+            max_ingest_jobs: 2,
+            max_queued_jobs: 16,
+            parse: fathom_ingest::ParseLimits::default(),
             max_body_bytes: 2 * 1024 * 1024,
             max_inputs: 512,
             queue_capacity: 1024,
@@ -44,5 +57,50 @@ impl Default for ServerConfig {
             request_timeout: Duration::from_secs(60),
             cors_origins: Vec::new(),
         }
+    }
+}
+
+/// A folder `POST /ingest` may read, and the name its files' source ids start with (`name/…`),
+/// so that two roots never share an id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IngestRoot {
+    pub name: String,
+    pub path: PathBuf,
+}
+
+impl IngestRoot {
+    /// `NAME=DIR`, or `DIR` (named by its last component).
+    pub fn parse(spec: &str) -> Result<Self, String> {
+        let (name, path) = match spec.split_once('=') {
+            Some((name, path)) if !name.is_empty() && !name.contains('/') => {
+                (name.to_string(), PathBuf::from(path))
+            }
+            _ => {
+                let path = PathBuf::from(spec);
+                let name = std::path::absolute(&path)
+                    .ok()
+                    .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+                    .ok_or_else(|| format!("--ingest-root `{spec}` has no name: give one as NAME=DIR"))?;
+                (name, path)
+            }
+        };
+        Ok(Self { name, path })
+    }
+
+    /// Checks that the roots are folders with distinct names.
+    pub fn check_all(roots: &[IngestRoot]) -> Result<(), String> {
+        let mut names = std::collections::HashSet::new();
+        for root in roots {
+            if !root.path.is_dir() {
+                return Err(format!("--ingest-root `{}` is not a folder", root.path.display()));
+            }
+            if !names.insert(root.name.as_str()) {
+                return Err(format!(
+                    "two --ingest-roots are named `{}`: name them apart with NAME=DIR",
+                    root.name
+                ));
+            }
+        }
+        Ok(())
     }
 }

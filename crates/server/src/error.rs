@@ -31,12 +31,17 @@ pub enum ApiError {
     NotFound(String),
     #[error("the embedding queue is full ({0} requests waiting); retry shortly")]
     Overloaded(usize),
+    #[error("{0} ingest jobs are queued or running already (the limit, --max-ingest-jobs plus --max-queued-jobs); retry when one has finished")]
+    TooManyJobs(usize),
     #[error("the request took longer than {0:?}; retry, or send fewer or shorter inputs")]
     Timeout(std::time::Duration),
     #[error("the model is still loading; retry when GET /health answers 200")]
     NotReady,
     #[error("the server is shutting down")]
     ShuttingDown,
+    /// The model thread failed; the server answers 503 until it is healthy again.
+    #[error("{0}")]
+    Unavailable(String),
     #[error("{0}")]
     Conflict(String),
     #[error("this route does not take that method (see GET /openapi.json)")]
@@ -53,8 +58,8 @@ impl ApiError {
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
-            Self::Overloaded(_) => StatusCode::TOO_MANY_REQUESTS,
-            Self::Timeout(_) | Self::NotReady | Self::ShuttingDown => {
+            Self::Overloaded(_) | Self::TooManyJobs(_) => StatusCode::TOO_MANY_REQUESTS,
+            Self::Timeout(_) | Self::NotReady | Self::ShuttingDown | Self::Unavailable(_) => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
             Self::Conflict(_) => StatusCode::CONFLICT,
@@ -69,9 +74,10 @@ impl ApiError {
             Self::PayloadTooLarge(_) => "payload_too_large",
             Self::Unauthorized => "unauthorized",
             Self::NotFound(_) => "not_found",
-            Self::Overloaded(_) => "overloaded",
+            Self::Overloaded(_) | Self::TooManyJobs(_) => "overloaded",
             Self::Timeout(_) => "timeout",
             Self::NotReady | Self::ShuttingDown => "not_ready",
+            Self::Unavailable(_) => "unavailable",
             Self::Conflict(_) => "conflict",
             Self::MethodNotAllowed => "method_not_allowed",
             Self::Internal(_) => "internal",
@@ -105,6 +111,18 @@ impl IntoResponse for ApiError {
     }
 }
 
+impl From<crate::batcher::QueueError> for ApiError {
+    fn from(e: crate::batcher::QueueError) -> Self {
+        use crate::batcher::QueueError as Q;
+        match e {
+            Q::Full(capacity) => Self::Overloaded(capacity),
+            Q::Closed => Self::ShuttingDown,
+            Q::Panicked(_) => Self::Unavailable(e.to_string()),
+            Q::Model(m) => m.into(),
+        }
+    }
+}
+
 impl From<fathom_model::ModelError> for ApiError {
     fn from(e: fathom_model::ModelError) -> Self {
         use fathom_model::ModelError as M;
@@ -135,9 +153,13 @@ impl From<fathom_store::StoreError> for ApiError {
 
 impl From<fathom_ingest::IngestError> for ApiError {
     fn from(e: fathom_ingest::IngestError) -> Self {
+        use fathom_ingest::{EmbedError, IngestError as I};
         match e {
-            fathom_ingest::IngestError::Model(m) => m.into(),
-            fathom_ingest::IngestError::Store(s) => s.into(),
+            I::Embed(EmbedError::Model(m)) => m.into(),
+            I::Store(s) => s.into(),
+            I::BadGlob { .. } | I::BadChunkSize { .. } | I::NotAFolder { .. } => {
+                Self::Validation(e.to_string())
+            }
             other => Self::Internal(other.to_string()),
         }
     }

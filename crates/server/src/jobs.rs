@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use fathom_ingest::{CancelFlag, Event, Summary};
+use fathom_ingest::{CancelFlag, Event, IngestError, Summary};
 use serde::Serialize;
 use tokio::task::JoinHandle;
 use utoipa::ToSchema;
@@ -14,6 +14,8 @@ use utoipa::ToSchema;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum JobState {
+    /// Waiting for one of the `--max-ingest-jobs` slots.
+    Queued,
     Running,
     Done,
     Cancelled,
@@ -32,7 +34,8 @@ pub struct JobStatus {
     pub files_read: usize,
     pub chunks_embedded: usize,
     pub tokens_embedded: usize,
-    /// Set when the job has finished (done or cancelled).
+    /// Set when the job has finished (done or cancelled, or failed after committing part of
+    /// the work).
     pub summary: Option<JobSummary>,
     /// Set when the job failed.
     pub error: Option<String>,
@@ -45,6 +48,8 @@ pub struct JobSummary {
     pub deleted: usize,
     pub unchanged: usize,
     pub skipped: usize,
+    /// Sources kept although not seen, because their folder could not be listed.
+    pub kept: usize,
     pub errors: Vec<String>,
     pub chunks: usize,
     pub tokens: usize,
@@ -58,7 +63,8 @@ impl From<&Summary> for JobSummary {
             updated: s.updated,
             deleted: s.deleted,
             unchanged: s.unchanged,
-            skipped: s.skipped_binary + s.skipped_too_large + s.skipped_no_text,
+            skipped: s.skipped(),
+            kept: s.kept,
             errors: s
                 .errors
                 .iter()
@@ -77,12 +83,30 @@ struct Job {
     cancel: CancelFlag,
 }
 
-/// All jobs of this server (finished ones stay listed).
-#[derive(Debug, Clone, Default)]
+/// All jobs of this server (finished ones stay listed). At most `max_running` run at once;
+/// up to `max_queued` more wait for a slot; beyond that, starting one is refused.
+#[derive(Debug, Clone)]
 pub struct Jobs {
     next: Arc<AtomicU64>,
     jobs: Arc<Mutex<HashMap<String, Arc<Job>>>>,
     running: Arc<Mutex<Vec<JoinHandle<()>>>>,
+    slots: Arc<tokio::sync::Semaphore>,
+    /// Jobs queued or running now.
+    open: Arc<std::sync::atomic::AtomicUsize>,
+    max_open: usize,
+}
+
+/// Starting a job was refused: this many are queued or running already.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TooManyJobs(pub usize);
+
+/// Decrements the open-jobs count however the job's task ends.
+struct OpenGuard(Arc<std::sync::atomic::AtomicUsize>);
+
+impl Drop for OpenGuard {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 /// What a running job reports through.
@@ -109,9 +133,16 @@ impl JobHandle {
         }
     }
 
-    pub fn finish(&self, outcome: Result<Summary, String>) {
+    pub fn finish(&self, outcome: Result<Summary, IngestError>) {
         let mut s = self.job.status.lock().expect("job lock");
         match outcome {
+            Err(IngestError::Incomplete { reason, summary }) => {
+                s.state = JobState::Failed;
+                s.error = Some(format!(
+                    "stopped early ({reason}): the sources done were committed, nothing was deleted; run it again to finish"
+                ));
+                s.summary = Some(JobSummary::from(summary.as_ref()));
+            }
             Ok(summary) => {
                 s.state = if summary.interrupted {
                     JobState::Cancelled
@@ -122,23 +153,44 @@ impl JobHandle {
             }
             Err(e) => {
                 s.state = JobState::Failed;
-                s.error = Some(e);
+                s.error = Some(e.to_string());
             }
         }
     }
 }
 
 impl Jobs {
-    /// Registers a job and runs `work` for it on the runtime.
-    pub fn start<F, Fut>(&self, path: String, collection: String, work: F) -> JobStatus
+    pub fn new(max_running: usize, max_queued: usize) -> Self {
+        Self {
+            next: Arc::default(),
+            jobs: Arc::default(),
+            running: Arc::default(),
+            slots: Arc::new(tokio::sync::Semaphore::new(max_running.max(1))),
+            open: Arc::default(),
+            max_open: max_running.max(1) + max_queued,
+        }
+    }
+
+    /// Registers a job and runs `work` for it on the runtime once a slot is free.
+    pub fn start<F, Fut>(
+        &self,
+        path: String,
+        collection: String,
+        work: F,
+    ) -> Result<JobStatus, TooManyJobs>
     where
         F: FnOnce(JobHandle) -> Fut,
         Fut: std::future::Future<Output = ()> + Send + 'static,
     {
+        let open = self.open.fetch_add(1, Ordering::Relaxed);
+        let guard = OpenGuard(self.open.clone());
+        if open >= self.max_open {
+            return Err(TooManyJobs(self.max_open));
+        }
         let id = format!("job-{}", self.next.fetch_add(1, Ordering::Relaxed) + 1);
         let status = JobStatus {
             id: id.clone(),
-            state: JobState::Running,
+            state: JobState::Queued,
             path,
             collection,
             files_to_read: 0,
@@ -153,11 +205,38 @@ impl Jobs {
             cancel: CancelFlag::default(),
         });
         self.jobs.lock().expect("jobs lock").insert(id, job.clone());
-        let task = tokio::spawn(work(JobHandle { job }));
+        // A job that panics ends `failed`, never stays `running`.
+        let work = work(JobHandle { job: job.clone() });
+        let slots = self.slots.clone();
+        let task = tokio::spawn(async move {
+            let _guard = guard;
+            let Ok(_slot) = slots.acquire_owned().await else {
+                return;
+            };
+            {
+                let mut s = job.status.lock().expect("job lock");
+                if job.cancel.load(Ordering::Relaxed) {
+                    s.state = JobState::Cancelled;
+                    return;
+                }
+                s.state = JobState::Running;
+            }
+            if let Err(e) = tokio::spawn(work).await {
+                let mut s = job.status.lock().expect("job lock");
+                if s.state == JobState::Running {
+                    s.state = JobState::Failed;
+                    s.error = Some(if e.is_panic() {
+                        "the job failed unexpectedly (a panic; see the server log); nothing was deleted".into()
+                    } else {
+                        "the job was aborted".into()
+                    });
+                }
+            }
+        });
         let mut running = self.running.lock().expect("jobs lock");
         running.retain(|h| !h.is_finished());
         running.push(task);
-        status
+        Ok(status)
     }
 
     pub fn status(&self, id: &str) -> Option<JobStatus> {

@@ -43,8 +43,8 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::trace::TraceLayer;
 use utoipa::OpenApi;
 
-pub use batcher::{Batcher, Embedded};
-pub use config::ServerConfig;
+pub use batcher::{Batcher, BulkEmbed, Embedded, QueueError};
+pub use config::{IngestRoot, ServerConfig};
 pub use error::{ApiError, ErrorBody};
 pub use jobs::{JobState, JobStatus};
 pub use metrics::Metrics;
@@ -106,7 +106,7 @@ pub fn app(state: AppState) -> Router {
         .fallback(|| async { ApiError::NotFound("no such route (see GET /openapi.json)".into()) })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(middleware::from_fn_with_state(
-            state.clone(),
+            state.metrics.clone(),
             metrics::track,
         ))
         .layer(DefaultBodyLimit::max(state.config.max_body_bytes))
@@ -171,16 +171,30 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let jobs = state.jobs.clone();
     let stop_jobs = jobs.clone();
-    axum::serve(listener, app(state))
+    let upkeep_state = state.clone();
+    let upkeep = tokio::spawn(async move {
+        let mut every = tokio::time::interval(UPKEEP_EVERY);
+        every.tick().await;
+        loop {
+            every.tick().await;
+            upkeep_state.upkeep_all().await;
+        }
+    });
+    let served = axum::serve(listener, app(state))
         .with_graceful_shutdown(async move {
             shutdown.await;
             tracing::info!("shutting down: finishing requests in flight, stopping ingest jobs");
             stop_jobs.cancel_all();
         })
-        .await?;
+        .await;
+    upkeep.abort();
+    served?;
     jobs.wait_all().await;
     Ok(())
 }
+
+/// How often a server compacts and cleans up the collections written since the last round.
+const UPKEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// Completes on Ctrl-C or SIGTERM.
 pub async fn shutdown_signal() {

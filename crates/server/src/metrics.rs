@@ -1,6 +1,7 @@
 //! Prometheus metrics (`GET /metrics`): requests, latencies, queue depth, batch sizes, tokens.
 //! Each server owns its registry (no process-wide recorder), so tests can run several servers.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::extract::{MatchedPath, Request, State};
@@ -13,7 +14,6 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 
-use crate::state::AppState;
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RequestLabels {
@@ -132,16 +132,20 @@ impl Metrics {
 }
 
 /// Middleware: counts every request and observes its latency under its route pattern.
-pub async fn track(State(state): State<AppState>, request: Request, next: Next) -> Response {
+pub async fn track(State(metrics): State<Arc<Metrics>>, request: Request, next: Next) -> Response {
     let route = request
         .extensions()
         .get::<MatchedPath>()
         .map(|p| p.as_str().to_string())
         .unwrap_or_else(|| "unmatched".to_string());
-    let method = request.method().to_string();
+    // Any string is a valid HTTP method: only the standard ones become labels, so a client
+    // cannot grow the registry without bound.
+    let method = match request.method().as_str() {
+        m @ ("GET" | "POST" | "PUT" | "DELETE" | "PATCH" | "HEAD" | "OPTIONS") => m.to_string(),
+        _ => "other".to_string(),
+    };
     let started = Instant::now();
     let response = next.run(request).await;
-    let metrics = &state.metrics;
     metrics
         .latency
         .get_or_create(&RouteLabels {

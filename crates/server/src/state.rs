@@ -39,9 +39,9 @@ impl AppState {
     pub fn new(config: ServerConfig) -> Self {
         Self {
             store: Store::new(config.store.clone()),
+            jobs: Jobs::new(config.max_ingest_jobs, config.max_queued_jobs),
             config: Arc::new(config),
             metrics: Arc::new(Metrics::default()),
-            jobs: Jobs::default(),
             engine: Arc::new(OnceLock::new()),
             collections: Arc::default(),
         }
@@ -104,6 +104,29 @@ impl AppState {
         let c = Arc::new(self.store.collection(name, &engine.spec).await?);
         open.insert(name.to_string(), c.clone());
         Ok(c)
+    }
+
+    /// Store upkeep in the background once a collection's commits have piled up (see
+    /// `Collection::maybe_optimize`); never delays the request that wrote.
+    pub fn after_write(&self, collection: Arc<Collection>) {
+        tokio::spawn(async move {
+            if let Err(e) = collection.maybe_optimize().await {
+                tracing::warn!(collection = collection.name(), error = %e, "store upkeep failed; retried later");
+            }
+        });
+    }
+
+    /// Upkeep of every open collection written since its last one: what a quiet server does
+    /// now and then, so that versions of a burst of writes do not stay around.
+    pub async fn upkeep_all(&self) {
+        let open: Vec<Arc<Collection>> = self.collections.lock().await.values().cloned().collect();
+        for c in open {
+            if c.pending_commits() > 0 {
+                if let Err(e) = c.optimize().await {
+                    tracing::warn!(collection = c.name(), error = %e, "store upkeep failed; retried later");
+                }
+            }
+        }
     }
 
     /// Like [`AppState::collection`], but a collection that was never written is a 404.

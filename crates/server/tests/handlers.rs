@@ -18,12 +18,7 @@ fn model() -> Arc<Embedder> {
     static MODEL: OnceLock<Arc<Embedder>> = OnceLock::new();
     MODEL
         .get_or_init(|| {
-            let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models/all-MiniLM-L6-v2");
-            assert!(
-                dir.join("model.safetensors").is_file(),
-                "{} is missing: run scripts/fetch-model.sh first",
-                dir.display()
-            );
+            let dir = fathom_testkit::minilm();
             Arc::new(Embedder::load(dir.to_str().unwrap(), &LoadOptions::default()).unwrap())
         })
         .clone()
@@ -32,7 +27,7 @@ fn model() -> Arc<Embedder> {
 struct TestServer {
     router: Router,
     state: AppState,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
 }
 
 fn server_with(configure: impl FnOnce(&mut ServerConfig, &Path)) -> TestServer {
@@ -47,7 +42,7 @@ fn server_with(configure: impl FnOnce(&mut ServerConfig, &Path)) -> TestServer {
     TestServer {
         router: app(state.clone()),
         state,
-        _dir: dir,
+        dir,
     }
 }
 
@@ -670,7 +665,10 @@ async fn ingest_jobs_run_inside_the_roots_only() {
         .unwrap();
         std::fs::write(root.join("docs/sub/b.txt"), "Coffee beans are roasted.").unwrap();
         std::fs::create_dir_all(dir.join("outside")).unwrap();
-        c.ingest_roots = vec![root];
+        c.ingest_roots = vec![fathom_server::IngestRoot {
+            name: "kb".into(),
+            path: root,
+        }];
     });
     let r = &s.router;
     let started = call(
@@ -703,7 +701,7 @@ async fn ingest_jobs_run_inside_the_roots_only() {
     )
     .await
     .json();
-    assert_eq!(hits["hits"][0]["source"], "docs/a.md", "{hits}");
+    assert_eq!(hits["hits"][0]["source"], "kb/docs/a.md", "{hits}");
 
     for bad in ["../outside", "docs/../../outside", "/etc", "missing"] {
         call(r, Method::POST, "/ingest", Some(json!({"path": bad})))
@@ -723,6 +721,77 @@ async fn ingest_jobs_run_inside_the_roots_only() {
     .await
     .error(StatusCode::UNPROCESSABLE_ENTITY, "validation");
     assert!(msg.contains("--ingest-root"), "{msg}");
+}
+
+/// Starts an ingest job and waits for it to end; its last status.
+async fn run_job(r: &Router, request: Value) -> Value {
+    let started = call(r, Method::POST, "/ingest", Some(request)).await;
+    assert_eq!(started.status, StatusCode::ACCEPTED, "{}", started.json());
+    let id = started.json()["id"].as_str().unwrap().to_string();
+    for _ in 0..1200 {
+        let status = call(r, Method::GET, &format!("/jobs/{id}"), None)
+            .await
+            .json();
+        if status["state"] != "running" {
+            return status;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("job {id} still running after a minute");
+}
+
+/// Links out of the root (a file and a folder), a hidden `.env` asked for by glob, and a second
+/// root ingested into the same collection: nothing outside is read, nothing hidden is taken,
+/// and neither root deletes the other's files.
+#[cfg(unix)]
+#[tokio::test]
+async fn ingest_jobs_never_leave_their_root_and_roots_never_share_ids() {
+    use fathom_testkit::write;
+    let s = server_with(|c, dir| {
+        let (a, b) = (dir.join("a"), dir.join("b"));
+        write(&a, "docs/ok.txt", "Lighthouses guide ships at night.");
+        write(&a, "docs/.env", "API_KEY=hunter2 and the vault code");
+        write(&dir.join("outside"), "secret.txt", "The vault code is 4417.");
+        std::os::unix::fs::symlink(dir.join("outside/secret.txt"), a.join("docs/passwd.txt"))
+            .unwrap();
+        std::os::unix::fs::symlink("../../outside", a.join("docs/mnt")).unwrap();
+        write(&b, "other.txt", "Bees make honey in hives.");
+        c.ingest_roots = vec![
+            fathom_server::IngestRoot { name: "a".into(), path: a },
+            fathom_server::IngestRoot { name: "b".into(), path: b },
+        ];
+    });
+    let r = &s.router;
+    let first = run_job(
+        r,
+        json!({"path": "docs", "collection": "kb", "include": ["**/.env", "**/*.txt", "**"]}),
+    )
+    .await;
+    assert_eq!(first["state"], "done", "{first}");
+    assert_eq!(first["summary"]["added"], 1, "{first}");
+    let errors = first["summary"]["errors"].to_string();
+    assert!(errors.contains("a/docs/passwd.txt") && errors.contains("a/docs/mnt"), "{errors}");
+    let b = s.dir.path().join("b");
+    let second = run_job(r, json!({"path": b.to_str().unwrap(), "collection": "kb"})).await;
+    assert_eq!(second["summary"]["added"], 1, "{second}");
+    assert_eq!(second["summary"]["deleted"], 0, "{second}");
+    let sources = call(r, Method::GET, "/collections/kb/sources", None).await.json();
+    let ids: Vec<&str> = sources["sources"]
+        .as_array()
+        .unwrap_or_else(|| sources.as_array().unwrap())
+        .iter()
+        .map(|s| s["source"].as_str().or(s["source_id"].as_str()).unwrap())
+        .collect();
+    assert_eq!(ids, ["a/docs/ok.txt", "b/other.txt"], "{sources}");
+    let hits = call(
+        r,
+        Method::POST,
+        "/search",
+        Some(json!({"query": "what is the vault code", "collection": "kb", "k": 10})),
+    )
+    .await
+    .json();
+    assert!(!hits.to_string().contains("4417") && !hits.to_string().contains("hunter2"), "{hits}");
 }
 
 #[tokio::test]

@@ -1,10 +1,13 @@
 //! One collection: a lance dataset, its writes and its indexes.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use arrow_array::{Array, RecordBatchIterator, StringArray};
 use futures::TryStreamExt;
+use lance::dataset::optimize::{compact_files, CompactionOptions};
 use lance::dataset::{
     MergeInsertBuilder, WhenMatched, WhenNotMatched, WhenNotMatchedBySource, WriteMode, WriteParams,
 };
@@ -62,13 +65,48 @@ pub struct SourceInfo {
     pub chunks: usize,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Stats {
     pub chunks: usize,
     pub sources: usize,
     pub version: u64,
+    /// Versions still on disk (every commit makes one; upkeep removes old ones).
+    pub versions: usize,
+    /// Data fragments (every commit adds at least one; compaction merges them).
+    pub fragments: usize,
+    /// Rows not yet in the vector index (searched exactly until upkeep folds them in); 0 when
+    /// there is no vector index.
+    pub unindexed_rows: usize,
     pub text_index: bool,
     pub vector_index: bool,
+}
+
+/// When a collection looks after itself, and what one round of upkeep did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UpkeepPolicy {
+    /// Commits since the last upkeep that make [`Collection::maybe_optimize`] run one.
+    pub after_commits: usize,
+    /// Versions younger than this are kept, so that a reader on a recent snapshot (here or in
+    /// another process) never loses its files.
+    pub keep_versions_for: Duration,
+}
+
+impl Default for UpkeepPolicy {
+    fn default() -> Self {
+        Self {
+            after_commits: 50,
+            keep_versions_for: Duration::from_secs(60),
+        }
+    }
+}
+
+/// What one round of upkeep did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Upkeep {
+    pub fragments_before: usize,
+    pub fragments_after: usize,
+    pub versions_removed: u64,
+    pub bytes_removed: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -84,8 +122,14 @@ pub struct Collection {
     name: String,
     uri: String,
     spec: ModelSpec,
+    /// The latest snapshot this handle knows. The lock is held only to read or swap the
+    /// `Arc`, never across I/O, so searches never wait for a commit.
     dataset: RwLock<Option<Arc<Dataset>>>,
     policy: IndexPolicy,
+    upkeep: UpkeepPolicy,
+    commits_since_upkeep: AtomicUsize,
+    /// One upkeep at a time per handle.
+    upkeep_running: tokio::sync::Mutex<()>,
 }
 
 fn is_not_found(err: &lance::Error) -> bool {
@@ -147,6 +191,9 @@ impl Collection {
             spec,
             dataset: RwLock::new(dataset),
             policy: IndexPolicy::default(),
+            upkeep: UpkeepPolicy::default(),
+            commits_since_upkeep: AtomicUsize::new(0),
+            upkeep_running: tokio::sync::Mutex::new(()),
         })
     }
 
@@ -157,6 +204,11 @@ impl Collection {
 
     pub fn index_policy(&self) -> &IndexPolicy {
         &self.policy
+    }
+
+    pub fn with_upkeep_policy(mut self, policy: UpkeepPolicy) -> Self {
+        self.upkeep = policy;
+        self
     }
 
     pub fn name(&self) -> &str {
@@ -172,19 +224,46 @@ impl Collection {
     }
 
     /// The current snapshot, reloaded from storage so that other writers' commits are seen.
+    /// Never waits for a write in progress: writers build new versions without the lock.
     pub(crate) async fn snapshot(&self) -> Result<Option<Arc<Dataset>>> {
-        let mut guard = self.dataset.write().await;
-        if let Some(ds) = guard.as_ref() {
-            let latest = ds.latest_version_id().await?;
-            if latest != ds.version().version {
-                let mut fresh = (**ds).clone();
+        let known = self.dataset.read().await.clone();
+        match known {
+            Some(ds) => {
+                if ds.latest_version_id().await? == ds.version().version {
+                    return Ok(Some(ds));
+                }
+                let mut fresh = (*ds).clone();
                 fresh.checkout_latest().await?;
-                *guard = Some(Arc::new(fresh));
+                Ok(Some(self.install(fresh).await))
             }
-        } else if let Ok(ds) = Dataset::open(&self.uri).await {
-            *guard = Some(Arc::new(ds));
+            None => match Dataset::open(&self.uri).await {
+                Ok(ds) => Ok(Some(self.install(ds).await)),
+                Err(e) if is_not_found(&e) => Ok(None),
+                Err(e) => Err(e.into()),
+            },
         }
-        Ok(guard.clone())
+    }
+
+    /// Makes `ds` the known snapshot unless a newer one is known already; returns the newer.
+    async fn install(&self, ds: impl Into<Arc<Dataset>>) -> Arc<Dataset> {
+        let ds = ds.into();
+        let mut guard = self.dataset.write().await;
+        match guard.as_ref() {
+            Some(known) if known.version().version >= ds.version().version => known.clone(),
+            _ => {
+                *guard = Some(ds.clone());
+                ds
+            }
+        }
+    }
+
+    /// Commits made through this handle since its last upkeep.
+    pub fn pending_commits(&self) -> usize {
+        self.commits_since_upkeep.load(Ordering::Relaxed)
+    }
+
+    fn committed(&self) {
+        self.commits_since_upkeep.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Replaces every chunk of each given source by its new chunks, in one atomic commit: a reader
@@ -197,13 +276,7 @@ impl Collection {
         let batch = schema::to_batch(&self.spec, sources)?;
         let ids: Vec<String> = sources.iter().map(|s| sql_str(&s.source_id)).collect();
         let predicate = format!("{SOURCE_ID} IN ({})", ids.join(", "));
-        let mut guard = self.dataset.write().await;
-        if guard.is_none() {
-            if let Ok(ds) = Dataset::open(&self.uri).await {
-                *guard = Some(Arc::new(ds));
-            }
-        }
-        let Some(current) = guard.clone() else {
+        let Some(current) = self.snapshot().await? else {
             // The first write creates the dataset with the model recorded in its schema.
             let rows = batch.num_rows() as u64;
             let schema = batch.schema();
@@ -214,7 +287,8 @@ impl Collection {
             };
             match Dataset::write(reader, self.uri.as_str(), Some(params)).await {
                 Ok(ds) => {
-                    *guard = Some(Arc::new(ds));
+                    self.install(ds).await;
+                    self.committed();
                     return Ok(WriteStats {
                         inserted: rows,
                         deleted: 0,
@@ -222,7 +296,6 @@ impl Collection {
                 }
                 // Another writer created it first: fall through to a merge against theirs.
                 Err(lance::Error::DatasetAlreadyExists { .. }) => {
-                    drop(guard);
                     return Box::pin(self.replace_sources(sources)).await;
                 }
                 Err(e) => return Err(e.into()),
@@ -231,7 +304,8 @@ impl Collection {
         if batch.num_rows() == 0 {
             let mut ds = (*current).clone();
             let result = ds.delete(&predicate).await?;
-            *guard = Some(result.new_dataset);
+            self.install(result.new_dataset).await;
+            self.committed();
             return Ok(WriteStats {
                 inserted: 0,
                 deleted: result.num_deleted_rows,
@@ -246,7 +320,8 @@ impl Collection {
             .conflict_retries(20);
         let job = builder.try_build()?;
         let (ds, stats) = job.execute_batches(vec![batch]).await?;
-        *guard = Some(ds);
+        self.install(ds).await;
+        self.committed();
         Ok(WriteStats {
             inserted: stats.num_inserted_rows + stats.num_updated_rows,
             deleted: stats.num_deleted_rows,
@@ -266,7 +341,8 @@ impl Collection {
         let result = ds
             .delete(&format!("{SOURCE_ID} IN ({})", ids.join(", ")))
             .await?;
-        *self.dataset.write().await = Some(result.new_dataset);
+        self.install(result.new_dataset).await;
+        self.committed();
         Ok(result.num_deleted_rows)
     }
 
@@ -301,21 +377,28 @@ impl Collection {
 
     pub async fn stats(&self) -> Result<Stats> {
         let Some(ds) = self.snapshot().await? else {
-            return Ok(Stats {
-                chunks: 0,
-                sources: 0,
-                version: 0,
-                text_index: false,
-                vector_index: false,
-            });
+            return Ok(Stats::default());
         };
         let indexes = ds.load_indices().await?;
+        let vector_index = indexes.iter().any(|i| i.name == VECTOR_INDEX);
+        let unindexed_rows = if vector_index {
+            let mut rows = 0;
+            for fragment in ds.unindexed_fragments(VECTOR_INDEX).await? {
+                rows += fragment.num_rows().unwrap_or(0);
+            }
+            rows
+        } else {
+            0
+        };
         Ok(Stats {
             chunks: ds.count_rows(None).await?,
             sources: self.sources().await?.len(),
             version: ds.version().version,
+            versions: ds.versions().await?.len(),
+            fragments: ds.count_fragments(),
+            unindexed_rows,
             text_index: indexes.iter().any(|i| i.name == TEXT_INDEX),
-            vector_index: indexes.iter().any(|i| i.name == VECTOR_INDEX),
+            vector_index,
         })
     }
 
@@ -366,8 +449,49 @@ impl Collection {
         if has_text || has_vector {
             ds.optimize_indices(&OptimizeOptions::default()).await?;
         }
-        *self.dataset.write().await = Some(Arc::new(ds));
+        self.install(ds).await;
         Ok(())
+    }
+
+    /// Upkeep: merges small fragments into large ones (lance's `compact_files`, which also
+    /// drops deleted rows and remaps the indexes), folds new rows into the indexes, and removes
+    /// versions older than the policy's grace period (`cleanup_old_versions`). Readers go on
+    /// reading their snapshots throughout; a writer that commits meanwhile wins and this round's
+    /// compaction is retried by lance or left for the next round.
+    pub async fn optimize(&self) -> Result<Upkeep> {
+        let _one_at_a_time = self.upkeep_running.lock().await;
+        self.commits_since_upkeep.store(0, Ordering::Relaxed);
+        let Some(current) = self.snapshot().await? else {
+            return Ok(Upkeep::default());
+        };
+        let mut ds = (*current).clone();
+        let fragments_before = ds.count_fragments();
+        compact_files(&mut ds, CompactionOptions::default(), None).await?;
+        self.install(ds).await;
+        self.update_indexes().await?;
+        let Some(current) = self.snapshot().await? else {
+            return Ok(Upkeep::default());
+        };
+        let removed = current
+            .cleanup_old_versions(self.upkeep.keep_versions_for, Some(false), Some(false))
+            .await?;
+        Ok(Upkeep {
+            fragments_before,
+            fragments_after: current.count_fragments(),
+            versions_removed: removed.old_versions,
+            bytes_removed: removed.bytes_removed,
+        })
+    }
+
+    /// Runs [`Collection::optimize`] when enough commits have piled up since the last one (and
+    /// no upkeep is running); `None` when it did not run.
+    pub async fn maybe_optimize(&self) -> Result<Option<Upkeep>> {
+        if self.commits_since_upkeep.load(Ordering::Relaxed) < self.upkeep.after_commits
+            || self.upkeep_running.try_lock().is_err()
+        {
+            return Ok(None);
+        }
+        self.optimize().await.map(Some)
     }
 }
 

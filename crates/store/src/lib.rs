@@ -26,7 +26,9 @@ mod filter;
 mod schema;
 mod search;
 
-pub use collection::{Collection, CollectionInfo, IndexPolicy, SourceInfo, Stats, WriteStats};
+pub use collection::{
+    Collection, CollectionInfo, IndexPolicy, SourceInfo, Stats, Upkeep, UpkeepPolicy, WriteStats,
+};
 pub use error::{Result, StoreError};
 pub use filter::Filter;
 pub use schema::{ChunkRecord, ModelSpec, SourceChunks};

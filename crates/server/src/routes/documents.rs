@@ -84,7 +84,11 @@ pub async fn upsert(
             )));
         }
     }
-    let model = state.engine()?.model.clone();
+    let engine = state.engine()?;
+    let model = std::sync::Arc::new(crate::batcher::BulkEmbed {
+        model: engine.model.clone(),
+        batcher: engine.batcher.clone(),
+    });
     let collection = state.collection(req.collection.as_deref()).await?;
     let documents: Vec<Document> = req
         .documents
@@ -105,6 +109,7 @@ pub async fn upsert(
         &CancelFlag::default(),
     )
     .await?;
+    state.after_write(collection.clone());
     if let Some(problem) = summary.errors.first() {
         return Err(ApiError::Validation(format!(
             "document `{}`: {}",
@@ -145,6 +150,7 @@ pub async fn delete(
         .existing_collection(param.collection.as_deref())
         .await?;
     let deleted_chunks = collection.delete_sources(std::slice::from_ref(&id)).await?;
+    state.after_write(collection.clone());
     if deleted_chunks == 0 {
         return Err(ApiError::NotFound(format!(
             "no document `{id}` in collection `{}`",

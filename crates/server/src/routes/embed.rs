@@ -81,6 +81,7 @@ pub(crate) async fn embed_queued(
     tokio::time::timeout(timeout, engine.batcher.embed(texts, options))
         .await
         .map_err(|_| ApiError::Timeout(timeout))?
+        .map_err(ApiError::from)
 }
 
 /// Embed texts (text-embeddings-inference compatible).

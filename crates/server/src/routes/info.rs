@@ -20,7 +20,11 @@ pub struct Health {
 #[utoipa::path(get, path = "/health", tag = "service",
     responses((status = 200, body = Health), (status = 503, body = ErrorBody)))]
 pub async fn health(State(state): State<AppState>) -> Result<Json<Health>, ApiError> {
-    state.engine()?;
+    if !state.engine()?.batcher.is_alive() {
+        return Err(ApiError::Unavailable(
+            "the model thread has stopped; restart the server".into(),
+        ));
+    }
     Ok(Json(Health { status: "ok" }))
 }
 

@@ -1,6 +1,9 @@
 //! `POST /ingest` starts syncing a server-side folder into a collection; `GET /jobs/{id}` follows
 //! it; `DELETE /jobs/{id}` stops it at a consistent point. Only folders inside the configured
-//! `--ingest-root`s are accepted.
+//! `--ingest-root`s are accepted, and a job never reads outside its root: links that lead out
+//! are reported and skipped, files are opened through a handle that cannot leave the root, and
+//! hidden or git-ignored files stay out unless the operator allows them (`--ingest-hidden`).
+//! Source ids start with the root's name, so two roots never delete each other's files.
 
 use std::path::{Path as FsPath, PathBuf};
 
@@ -11,6 +14,7 @@ use fathom_ingest::{FolderOptions, WalkOptions};
 use serde::Deserialize;
 use utoipa::ToSchema;
 
+use crate::config::IngestRoot;
 use crate::error::{ApiError, ApiJson, ErrorBody};
 use crate::jobs::JobStatus;
 use crate::state::AppState;
@@ -20,15 +24,17 @@ pub struct IngestRequest {
     /// A folder on the server, inside one of its ingest roots.
     pub path: String,
     pub collection: Option<String>,
-    /// Globs of files to take (default: all) and to leave out.
+    /// Globs of files to take (default: all) and to leave out. They choose among the files the
+    /// job may read; they never bring in hidden or git-ignored ones.
     #[serde(default)]
     pub include: Vec<String>,
     #[serde(default)]
     pub exclude: Vec<String>,
 }
 
-/// A folder accepted for ingest: where it is, and the source-id prefix of its files (its path
-/// relative to the ingest root, so ids never reveal where the root is on the server).
+/// A folder accepted for ingest: where it is, and the source-id prefix of its files (the root's
+/// name and the folder's path under it, so ids never reveal where the root is on the server and
+/// never collide between roots).
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) struct IngestFolder {
     pub dir: PathBuf,
@@ -36,7 +42,10 @@ pub(crate) struct IngestFolder {
 }
 
 /// `path` resolved (symlinks and `..` included) if it is a folder inside one of `roots`.
-pub(crate) fn resolve_under_roots(path: &str, roots: &[PathBuf]) -> Result<IngestFolder, ApiError> {
+pub(crate) fn resolve_under_roots(
+    path: &str,
+    roots: &[IngestRoot],
+) -> Result<IngestFolder, ApiError> {
     if roots.is_empty() {
         return Err(ApiError::Validation(
             "this server ingests no folders (start it with --ingest-root DIR)".into(),
@@ -47,7 +56,7 @@ pub(crate) fn resolve_under_roots(path: &str, roots: &[PathBuf]) -> Result<Inges
             "`{path}` is not a folder inside the ingest roots ({})",
             roots
                 .iter()
-                .map(|r| r.display().to_string())
+                .map(|r| r.path.display().to_string())
                 .collect::<Vec<_>>()
                 .join(", ")
         ))
@@ -57,18 +66,18 @@ pub(crate) fn resolve_under_roots(path: &str, roots: &[PathBuf]) -> Result<Inges
     let joined = if requested.is_absolute() {
         requested.to_path_buf()
     } else {
-        roots[0].join(requested)
+        roots[0].path.join(requested)
     };
     let resolved = joined.canonicalize().map_err(|_| outside())?;
     if !resolved.is_dir() {
         return Err(outside());
     }
     for root in roots {
-        let Ok(root) = root.canonicalize() else {
+        let Ok(canonical) = root.path.canonicalize() else {
             continue;
         };
-        if let Ok(relative) = resolved.strip_prefix(&root) {
-            let prefix = fathom_ingest::source_prefix(relative);
+        if let Ok(relative) = resolved.strip_prefix(&canonical) {
+            let prefix = format!("{}/{}", root.name, fathom_ingest::source_prefix(relative));
             return Ok(IngestFolder {
                 dir: resolved,
                 prefix,
@@ -83,6 +92,7 @@ pub(crate) fn resolve_under_roots(path: &str, roots: &[PathBuf]) -> Result<Inges
     responses(
         (status = 202, body = JobStatus),
         (status = 409, description = "The collection was written by another model", body = ErrorBody),
+        (status = 429, description = "Too many ingest jobs queued or running", body = ErrorBody),
         (status = 422, description = "Not a folder inside the ingest roots", body = ErrorBody),
     ))]
 pub async fn start(
@@ -90,15 +100,23 @@ pub async fn start(
     ApiJson(req): ApiJson<IngestRequest>,
 ) -> Result<(StatusCode, Json<JobStatus>), ApiError> {
     let folder = resolve_under_roots(&req.path, &state.config.ingest_roots)?;
-    let model = state.engine()?.model.clone();
+    let engine = state.engine()?;
+    let model = std::sync::Arc::new(crate::batcher::BulkEmbed {
+        model: engine.model.clone(),
+        batcher: engine.batcher.clone(),
+    });
     let collection = state.collection(req.collection.as_deref()).await?;
     let options = FolderOptions {
         walk: WalkOptions {
             include: req.include,
             exclude: req.exclude,
             source_prefix: Some(folder.prefix.clone()),
+            confine: true,
+            hidden: state.config.ingest_hidden,
+            no_ignore: state.config.ingest_hidden,
             ..WalkOptions::default()
         },
+        parse: state.config.parse.clone(),
         ..FolderOptions::default()
     };
     let root = folder.dir;
@@ -114,9 +132,9 @@ pub async fn start(
             if let Err(e) = &outcome {
                 tracing::warn!(error = %e, "ingest job failed");
             }
-            job.finish(outcome.map_err(|e| e.to_string()));
+            job.finish(outcome);
         },
-    );
+    ).map_err(|full| ApiError::TooManyJobs(full.0))?;
     Ok((StatusCode::ACCEPTED, Json(status)))
 }
 
@@ -162,17 +180,20 @@ mod tests {
         std::fs::create_dir_all(root.join("docs")).unwrap();
         std::fs::create_dir_all(dir.path().join("secret")).unwrap();
         std::fs::write(root.join("file.txt"), "x").unwrap();
-        let roots = vec![root.clone()];
+        let roots = vec![IngestRoot {
+            name: "kb".into(),
+            path: root.clone(),
+        }];
         let docs = IngestFolder {
             dir: root.join("docs").canonicalize().unwrap(),
-            prefix: "docs/".into(),
+            prefix: "kb/docs/".into(),
         };
         assert_eq!(resolve_under_roots("docs", &roots).unwrap(), docs);
         assert_eq!(
             resolve_under_roots(docs.dir.to_str().unwrap(), &roots).unwrap(),
             docs
         );
-        assert_eq!(resolve_under_roots(".", &roots).unwrap().prefix, "");
+        assert_eq!(resolve_under_roots(".", &roots).unwrap().prefix, "kb/");
         for bad in [
             "../secret",
             "docs/../../secret",

@@ -1,0 +1,43 @@
+//! The ingest's errors. Problems with one file are not errors: they are reported in the
+//! [`Summary`](crate::Summary) and the ingest goes on.
+
+use std::path::PathBuf;
+
+use crate::report::Summary;
+
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    #[error("`{}` is not a folder", path.display())]
+    NotAFolder { path: PathBuf },
+    #[error("bad {option} glob `{glob}`: {message}")]
+    BadGlob {
+        option: &'static str,
+        glob: String,
+        message: String,
+    },
+    #[error("chunk size {tokens} with overlap {overlap}: the overlap must be smaller than the chunk size")]
+    BadChunkSize { tokens: usize, overlap: usize },
+    #[error(transparent)]
+    Embed(#[from] EmbedError),
+    #[error(transparent)]
+    Store(#[from] fathom_store::StoreError),
+    /// The reader, the embedder or a write stopped before the plan was carried out. Whole sources
+    /// done before that are committed; nothing was deleted; a re-run finishes the work.
+    #[error("the ingest stopped early ({reason}): {} sources committed, nothing deleted; run it again to finish", summary.added + summary.updated)]
+    Incomplete {
+        reason: String,
+        summary: Box<Summary>,
+    },
+}
+
+/// Why an embedding call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum EmbedError {
+    #[error(transparent)]
+    Model(#[from] fathom_model::ModelError),
+    /// The service in front of the model (a queue) could not take or finish the call.
+    #[error("the embedding service is unavailable: {0}")]
+    Unavailable(String),
+}
+
+pub type Result<T, E = IngestError> = std::result::Result<T, E>;

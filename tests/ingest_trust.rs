@@ -1,0 +1,231 @@
+//! The `fathom` binary against hostile folders and crashes: PDFs that crash, hang or inflate
+//! without end (parsed in a bounded child process), `kill -9` in the middle of an ingest, and
+//! three processes writing one collection at once. Real model, real lance store.
+
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use fathom_testkit::{pdf, write};
+
+mod common;
+use common::repo_root;
+
+fn fathom() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_fathom"));
+    cmd.current_dir(repo_root())
+        .env_remove("FATHOM_MODEL")
+        .env_remove("FATHOM_STORE")
+        .env("HF_HUB_OFFLINE", "1");
+    cmd
+}
+
+fn json(out: &Output) -> serde_json::Value {
+    assert!(
+        out.status.success(),
+        "fathom failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)))
+}
+
+fn ingest(store: &Path, dir: &Path, extra: &[&str]) -> Output {
+    fathom()
+        .args(["ingest", "--json", "--store"])
+        .arg(store)
+        .args(extra)
+        .arg(dir)
+        .output()
+        .unwrap()
+}
+
+fn sources(store: &Path) -> serde_json::Value {
+    json(
+        &fathom()
+            .args(["sources", "--json", "--store"])
+            .arg(store)
+            .output()
+            .unwrap(),
+    )
+}
+
+#[test]
+fn hostile_pdfs_are_reported_within_their_budget_and_never_stop_the_ingest() {
+    let dir = tempfile::tempdir().unwrap();
+    let docs = dir.path().join("docs");
+    write(&docs, "notes.txt", "The harbour master keeps the tide tables.");
+    write(&docs, "tea.pdf", pdf::with_text("Green tea is steeped at 80 degrees."));
+    write(&docs, "no-media-box.pdf", pdf::without_media_box("panics the parser"));
+    write(&docs, "cyclic.pdf", pdf::cyclic_page_tree());
+    // 3 MB on disk, 3 GiB once inflated.
+    write(&docs, "bomb.pdf", pdf::deflate_bomb(3 << 30));
+    let store = dir.path().join("store");
+    let started = Instant::now();
+    let out = ingest(
+        &store,
+        &docs,
+        &["--parse-timeout", "5", "--parse-max-memory-mb", "256"],
+    );
+    let summary = json(&out);
+    assert!(started.elapsed() < Duration::from_secs(60), "{:?}", started.elapsed());
+    assert_eq!(summary["added"], 2, "{summary}");
+    let errors: Vec<(String, String)> = summary["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["source"].as_str().unwrap().rsplit('/').next().unwrap().to_string(),
+                e["error"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    let reason = |name: &str| {
+        errors
+            .iter()
+            .find(|(n, _)| n == name)
+            .unwrap_or_else(|| panic!("{name} not reported: {errors:?}"))
+            .1
+            .clone()
+    };
+    assert_eq!(errors.len(), 3, "{errors:?}");
+    assert!(reason("no-media-box.pdf").contains("panicked"), "{errors:?}");
+    assert!(reason("bomb.pdf").contains("256 MiB of memory"), "{errors:?}");
+    let cyclic = reason("cyclic.pdf");
+    assert!(
+        cyclic.contains("still running after 5 s") || cyclic.contains("crashed") || cyclic.contains("not a readable PDF"),
+        "{cyclic}"
+    );
+    let ids: Vec<&str> = sources(&store)
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["source"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids.len(), 2, "{ids:?}");
+}
+
+fn corpus(docs: &Path, files: usize) {
+    for i in 0..files {
+        let text: String = (0..12)
+            .map(|s| format!("File {i}, line {s}: the tide tables list high and low water for harbour {i}. "))
+            .collect();
+        write(docs, &format!("f{i:03}.txt"), text);
+    }
+}
+
+/// `kill -9` at several points of a real ingest: the store always opens, every stored source is
+/// whole, and the next run ends with exactly what one clean run writes.
+#[test]
+fn kill_9_mid_ingest_keeps_whole_sources_and_a_rerun_equals_a_clean_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let docs = dir.path().join("docs");
+    corpus(&docs, 240);
+    let clean = dir.path().join("clean");
+    json(&ingest(&clean, &docs, &[]));
+    let want = sources(&clean);
+    let want_chunks: std::collections::HashMap<String, u64> = want
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| (s["source"].as_str().unwrap().to_string(), s["chunks"].as_u64().unwrap()))
+        .collect();
+    for (n, after_ms) in [800u64, 2000, 3500].into_iter().enumerate() {
+        let store = dir.path().join(format!("store-{n}"));
+        let mut child = fathom()
+            .args(["ingest", "--json", "--commit-every", "0.2", "--store"])
+            .arg(&store)
+            .arg(&docs)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(after_ms));
+        child.kill().unwrap(); // SIGKILL
+        child.wait().unwrap();
+        if !store.exists() {
+            continue; // killed before the first commit: nothing to check but the re-run
+        }
+        let partial = sources(&store);
+        for s in partial.as_array().unwrap() {
+            let id = s["source"].as_str().unwrap();
+            assert_eq!(
+                Some(&s["chunks"].as_u64().unwrap()),
+                want_chunks.get(id),
+                "source {id} is not whole after kill -9 at {after_ms} ms"
+            );
+        }
+        eprintln!(
+            "kill -9 at {after_ms} ms: {} of {} sources committed",
+            partial.as_array().unwrap().len(),
+            want_chunks.len()
+        );
+        let rest = json(&ingest(&store, &docs, &[]));
+        assert_eq!(rest["deleted"], 0, "{rest}");
+        assert_eq!(sources(&store), want, "after kill -9 at {after_ms} ms and a re-run");
+    }
+}
+
+/// Three processes ingest three folders into one collection at the same moment: every chunk is
+/// there once.
+#[test]
+fn three_concurrent_writers_on_one_collection_lose_and_duplicate_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let names = ["a", "b", "c"];
+    for name in names {
+        corpus(&dir.path().join(name), 30);
+    }
+    let children: Vec<_> = names
+        .iter()
+        .map(|name| {
+            fathom()
+                .current_dir(dir.path())
+                .args(["ingest", "--json", "--commit-every", "0", "--store"])
+                .arg(&store)
+                .arg(name)
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for child in children {
+        let summary = json(&child.wait_with_output().unwrap());
+        assert_eq!(summary["added"], 30, "{summary}");
+    }
+    let clean = dir.path().join("clean");
+    for name in names {
+        json(
+            &fathom()
+                .current_dir(dir.path())
+                .args(["ingest", "--json", "--store"])
+                .arg(&clean)
+                .arg(name)
+                .output()
+                .unwrap(),
+        );
+    }
+    let got = sources(&store);
+    assert_eq!(got.as_array().unwrap().len(), 90);
+    assert_eq!(got, sources(&clean));
+    // Search sees each chunk once: the hits for a query are distinct chunks.
+    let out = fathom()
+        .args(["search", "--json", "-k", "50", "--store"])
+        .arg(&store)
+        .arg("high water at harbour 7")
+        .output()
+        .unwrap();
+    let hits = json(&out);
+    let mut keys: Vec<(String, u64)> = hits
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| (h["source_id"].as_str().or(h["source"].as_str()).unwrap().to_string(), h["byte_start"].as_u64().unwrap()))
+        .collect();
+    let n = keys.len();
+    keys.sort();
+    keys.dedup();
+    assert_eq!(keys.len(), n, "duplicate chunks in {hits}");
+}
