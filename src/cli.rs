@@ -287,6 +287,31 @@ pub struct ServeArgs {
     #[arg(long, env = "FATHOM_MAX_INPUTS", default_value_t = 512)]
     pub max_inputs: usize,
 
+    /// Bytes of text in one document of POST /documents (413 beyond it).
+    #[arg(long, env = "FATHOM_MAX_DOCUMENT_BYTES", default_value_t = 1024 * 1024)]
+    pub max_document_bytes: usize,
+
+    /// Bytes of one document's JSON metadata (413 beyond it; it is stored with every chunk).
+    #[arg(long, env = "FATHOM_MAX_METADATA_BYTES", default_value_t = 8 * 1024)]
+    pub max_metadata_bytes: usize,
+
+    /// Filters in one search (422 beyond it).
+    #[arg(long, env = "FATHOM_MAX_FILTERS", default_value_t = 16)]
+    pub max_filters: usize,
+
+    /// Bytes in one search filter (422 beyond it).
+    #[arg(long, env = "FATHOM_MAX_FILTER_BYTES", default_value_t = 1024)]
+    pub max_filter_bytes: usize,
+
+    /// Seconds a client may take to send a request body (408 beyond it).
+    #[arg(long, env = "FATHOM_READ_TIMEOUT", default_value_t = 30.0)]
+    pub read_timeout: f64,
+
+    /// Seconds shutdown waits for requests in flight (a slow client included) before it drops
+    /// their connections.
+    #[arg(long, env = "FATHOM_SHUTDOWN_DEADLINE", default_value_t = 30.0)]
+    pub shutdown_deadline: f64,
+
     /// Requests that may wait for the model (429 with Retry-After beyond it).
     #[arg(long, env = "FATHOM_QUEUE_CAPACITY", default_value_t = 1024)]
     pub queue_capacity: usize,

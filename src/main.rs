@@ -4,7 +4,10 @@ use clap::Parser;
 
 fn main() -> std::process::ExitCode {
     // The PDF parser's child process (see fathom_ingest::ParserIsolation): no CLI, no logging.
-    if std::env::args_os().nth(1).is_some_and(|a| a == fathom::PDF_HELPER_ARG) {
+    if std::env::args_os()
+        .nth(1)
+        .is_some_and(|a| a == fathom::PDF_HELPER_ARG)
+    {
         return fathom_ingest::pdf_helper_main();
     }
     fathom::allocator::keep_freed_memory();

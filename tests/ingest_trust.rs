@@ -54,9 +54,21 @@ fn sources(store: &Path) -> serde_json::Value {
 fn hostile_pdfs_are_reported_within_their_budget_and_never_stop_the_ingest() {
     let dir = tempfile::tempdir().unwrap();
     let docs = dir.path().join("docs");
-    write(&docs, "notes.txt", "The harbour master keeps the tide tables.");
-    write(&docs, "tea.pdf", pdf::with_text("Green tea is steeped at 80 degrees."));
-    write(&docs, "no-media-box.pdf", pdf::without_media_box("panics the parser"));
+    write(
+        &docs,
+        "notes.txt",
+        "The harbour master keeps the tide tables.",
+    );
+    write(
+        &docs,
+        "tea.pdf",
+        pdf::with_text("Green tea is steeped at 80 degrees."),
+    );
+    write(
+        &docs,
+        "no-media-box.pdf",
+        pdf::without_media_box("panics the parser"),
+    );
     write(&docs, "cyclic.pdf", pdf::cyclic_page_tree());
     // 3 MB on disk, 3 GiB once inflated.
     write(&docs, "bomb.pdf", pdf::deflate_bomb(3 << 30));
@@ -68,7 +80,11 @@ fn hostile_pdfs_are_reported_within_their_budget_and_never_stop_the_ingest() {
         &["--parse-timeout", "5", "--parse-max-memory-mb", "256"],
     );
     let summary = json(&out);
-    assert!(started.elapsed() < Duration::from_secs(60), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(60),
+        "{:?}",
+        started.elapsed()
+    );
     assert_eq!(summary["added"], 2, "{summary}");
     let errors: Vec<(String, String)> = summary["errors"]
         .as_array()
@@ -76,7 +92,13 @@ fn hostile_pdfs_are_reported_within_their_budget_and_never_stop_the_ingest() {
         .iter()
         .map(|e| {
             (
-                e["source"].as_str().unwrap().rsplit('/').next().unwrap().to_string(),
+                e["source"]
+                    .as_str()
+                    .unwrap()
+                    .rsplit('/')
+                    .next()
+                    .unwrap()
+                    .to_string(),
                 e["error"].as_str().unwrap().to_string(),
             )
         })
@@ -90,14 +112,23 @@ fn hostile_pdfs_are_reported_within_their_budget_and_never_stop_the_ingest() {
             .clone()
     };
     assert_eq!(errors.len(), 3, "{errors:?}");
-    assert!(reason("no-media-box.pdf").contains("panicked"), "{errors:?}");
-    assert!(reason("bomb.pdf").contains("256 MiB of memory"), "{errors:?}");
+    assert!(
+        reason("no-media-box.pdf").contains("panicked"),
+        "{errors:?}"
+    );
+    assert!(
+        reason("bomb.pdf").contains("256 MiB of memory"),
+        "{errors:?}"
+    );
     let cyclic = reason("cyclic.pdf");
     assert!(
-        cyclic.contains("still running after 5 s") || cyclic.contains("crashed") || cyclic.contains("not a readable PDF"),
+        cyclic.contains("still running after 5 s")
+            || cyclic.contains("crashed")
+            || cyclic.contains("not a readable PDF"),
         "{cyclic}"
     );
-    let ids: Vec<&str> = sources(&store)
+    let stored = sources(&store);
+    let ids: Vec<&str> = stored
         .as_array()
         .unwrap()
         .iter()
@@ -109,7 +140,11 @@ fn hostile_pdfs_are_reported_within_their_budget_and_never_stop_the_ingest() {
 fn corpus(docs: &Path, files: usize) {
     for i in 0..files {
         let text: String = (0..12)
-            .map(|s| format!("File {i}, line {s}: the tide tables list high and low water for harbour {i}. "))
+            .map(|s| {
+                format!(
+                    "File {i}, line {s}: the tide tables list high and low water for harbour {i}. "
+                )
+            })
             .collect();
         write(docs, &format!("f{i:03}.txt"), text);
     }
@@ -129,7 +164,12 @@ fn kill_9_mid_ingest_keeps_whole_sources_and_a_rerun_equals_a_clean_run() {
         .as_array()
         .unwrap()
         .iter()
-        .map(|s| (s["source"].as_str().unwrap().to_string(), s["chunks"].as_u64().unwrap()))
+        .map(|s| {
+            (
+                s["source"].as_str().unwrap().to_string(),
+                s["chunks"].as_u64().unwrap(),
+            )
+        })
         .collect();
     for (n, after_ms) in [800u64, 2000, 3500].into_iter().enumerate() {
         let store = dir.path().join(format!("store-{n}"));
@@ -163,7 +203,11 @@ fn kill_9_mid_ingest_keeps_whole_sources_and_a_rerun_equals_a_clean_run() {
         );
         let rest = json(&ingest(&store, &docs, &[]));
         assert_eq!(rest["deleted"], 0, "{rest}");
-        assert_eq!(sources(&store), want, "after kill -9 at {after_ms} ms and a re-run");
+        assert_eq!(
+            sources(&store),
+            want,
+            "after kill -9 at {after_ms} ms and a re-run"
+        );
     }
 }
 
@@ -222,7 +266,16 @@ fn three_concurrent_writers_on_one_collection_lose_and_duplicate_nothing() {
         .as_array()
         .unwrap()
         .iter()
-        .map(|h| (h["source_id"].as_str().or(h["source"].as_str()).unwrap().to_string(), h["byte_start"].as_u64().unwrap()))
+        .map(|h| {
+            (
+                h["source_id"]
+                    .as_str()
+                    .or(h["source"].as_str())
+                    .unwrap()
+                    .to_string(),
+                h["byte_start"].as_u64().unwrap(),
+            )
+        })
         .collect();
     let n = keys.len();
     keys.sort();

@@ -95,7 +95,9 @@ pub fn run(args: IngestArgs) -> anyhow::Result<()> {
                 return Err(anyhow::Error::from(other))
                     .with_context(|| format!("ingesting {}", args.dir.display()))
             }
-            Err(other) => return Err(other).with_context(|| format!("ingesting {}", args.dir.display())),
+            Err(other) => {
+                return Err(other).with_context(|| format!("ingesting {}", args.dir.display()))
+            }
         },
     };
     print_summary(&summary, args.target.store.json);
@@ -111,7 +113,11 @@ fn print_summary(summary: &Summary, json: bool) {
         return;
     }
     for e in &summary.errors {
-        let level = if e.kind.is_warning() { "warning" } else { "error" };
+        let level = if e.kind.is_warning() {
+            "warning"
+        } else {
+            "error"
+        };
         eprintln!("{level}: {}: {}", e.path, e.message);
     }
     let kept = if summary.kept > 0 {

@@ -59,8 +59,12 @@ fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
 
 /// Runs `f`, turning a panic into an error that carries the panic's message.
 pub(crate) fn catch_panic<T>(what: &str, f: impl FnOnce() -> T) -> Result<T, String> {
-    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f))
-        .map_err(|p| format!("the {what} failed (panicked: {})", panic_message(p.as_ref())))
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).map_err(|p| {
+        format!(
+            "the {what} failed (panicked: {})",
+            panic_message(p.as_ref())
+        )
+    })
 }
 
 fn pdf_text_in_process(bytes: &[u8]) -> Result<String, String> {
@@ -129,7 +133,12 @@ fn run_child(
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .map_err(|e| format!("could not start the PDF reader `{}`: {e}", program.display()))?;
+        .map_err(|e| {
+            format!(
+                "could not start the PDF reader `{}`: {e}",
+                program.display()
+            )
+        })?;
     let pid = child.id();
     let mut stdin = child.stdin.take().expect("piped stdin");
     let input = bytes.to_vec();

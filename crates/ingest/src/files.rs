@@ -41,7 +41,9 @@ impl Files {
                     format!("unreadable: {e}")
                 }
             })?),
-            None => Box::new(std::fs::File::open(&file.path).map_err(|e| format!("unreadable: {e}"))?),
+            None => {
+                Box::new(std::fs::File::open(&file.path).map_err(|e| format!("unreadable: {e}"))?)
+            }
         };
         let mut bytes = Vec::with_capacity(file.size.min(self.max_bytes) as usize);
         reader

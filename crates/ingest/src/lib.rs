@@ -150,10 +150,14 @@ pub async fn sync_folder(
     let (walk_options, root_owned) = (options.walk.clone(), root.to_path_buf());
     let (walked, seen, files) = tokio::task::spawn_blocking(move || {
         let walked = walk(&root_owned, &walk_options)?;
-        let files = Files::new(&root_owned, walk_options.confine, walk_options.max_file_size)
-            .map_err(|_| IngestError::NotAFolder {
-                path: root_owned.clone(),
-            })?;
+        let files = Files::new(
+            &root_owned,
+            walk_options.confine,
+            walk_options.max_file_size,
+        )
+        .map_err(|_| IngestError::NotAFolder {
+            path: root_owned.clone(),
+        })?;
         let seen = hash_walked(&walked, &files, size);
         Ok::<_, IngestError>((walked, seen, files))
     })
@@ -198,7 +202,16 @@ pub async fn sync_folder(
         size,
         max_chunks: options.max_chunks_per_file.max(1),
     };
-    let outcome = pipeline::run(reader, work, collection, options, on_event, cancel, &mut summary).await;
+    let outcome = pipeline::run(
+        reader,
+        work,
+        collection,
+        options,
+        on_event,
+        cancel,
+        &mut summary,
+    )
+    .await;
     finish(outcome, collection, &plan.delete, summary, start).await
 }
 
@@ -297,7 +310,16 @@ pub async fn upsert_documents(
         size,
         max_chunks: options.max_chunks_per_file.max(1),
     };
-    let outcome = pipeline::run(reader, work, collection, options, on_event, cancel, &mut summary).await;
+    let outcome = pipeline::run(
+        reader,
+        work,
+        collection,
+        options,
+        on_event,
+        cancel,
+        &mut summary,
+    )
+    .await;
     finish(outcome, collection, &[], summary, start).await
 }
 

@@ -113,7 +113,9 @@ impl Reader {
             Input::File(file) => {
                 let bytes = match self.files.as_ref().map(|f| f.read(&file)) {
                     Some(Ok(bytes)) => bytes,
-                    Some(Err(message)) => return vec![Staged::Failed(problem(ProblemKind::Error, message))],
+                    Some(Err(message)) => {
+                        return vec![Staged::Failed(problem(ProblemKind::Error, message))]
+                    }
                     None => unreachable!("a folder's reader has its files"),
                 };
                 let hash = source_hash(&bytes, self.size);
@@ -151,7 +153,13 @@ impl Reader {
                 }
             }
         };
-        match chunk(self.model.tokenizer(), &text, format, self.size, self.max_chunks) {
+        match chunk(
+            self.model.tokenizer(),
+            &text,
+            format,
+            self.size,
+            self.max_chunks,
+        ) {
             Ok(chunked) => {
                 if chunked.truncated {
                     out.push(Staged::Warning(problem(
@@ -214,7 +222,13 @@ pub(crate) async fn run(
     let embed_batch = options.embed_batch.max(1);
     let embed_cancel = cancel.clone();
     let embedding = std::thread::spawn(move || {
-        embed_stage(model.as_ref(), staged_rx, &embedded_tx, embed_batch, &embed_cancel)
+        embed_stage(
+            model.as_ref(),
+            staged_rx,
+            &embedded_tx,
+            embed_batch,
+            &embed_cancel,
+        )
     });
     let outcome = write_stage(collection, embedded_rx, options, on_event, cancel, summary).await;
     // Both threads end once the channels they write to are closed.
@@ -504,7 +518,8 @@ async fn commit(
     if buffer.is_empty() {
         return Ok(());
     }
-    let (sources, new_flags): (Vec<SourceChunks>, Vec<bool>) = std::mem::take(buffer).into_iter().unzip();
+    let (sources, new_flags): (Vec<SourceChunks>, Vec<bool>) =
+        std::mem::take(buffer).into_iter().unzip();
     collection.replace_sources(&sources).await?;
     let chunks: usize = sources.iter().map(|s| s.chunks.len()).sum();
     summary.chunks += chunks;

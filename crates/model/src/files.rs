@@ -136,17 +136,27 @@ impl ModelFiles {
                             what: "the file list".into(),
                             reason: e.to_string(),
                         })?;
-                    let repo = api.repo(repo);
-                    let info = repo.info().map_err(|e| ModelError::Hub {
-                        repo: repo_name.clone(),
-                        what: "the file list".into(),
-                        reason: e.to_string(),
-                    })?;
-                    let listing = info.siblings.into_iter().map(|s| s.rfilename).collect();
-                    Backend::Online {
-                        repo,
-                        repo_name,
-                        listing,
+                    let cache = Cache::from_env().repo(repo.clone());
+                    let api_repo = api.repo(repo);
+                    match api_repo.info() {
+                        Ok(info) => Backend::Online {
+                            repo: api_repo,
+                            repo_name,
+                            listing: info.siblings.into_iter().map(|s| s.rfilename).collect(),
+                        },
+                        // No hub (offline machine, firewall): a model already in the cache
+                        // still loads, as with huggingface_hub.
+                        Err(e) if cache.get("config.json").is_some() => {
+                            tracing::warn!(repo = %repo_name, error = %e, "the hub is not reachable; using the cached copy");
+                            Backend::Offline { cache, repo_name }
+                        }
+                        Err(e) => {
+                            return Err(ModelError::Hub {
+                                repo: repo_name,
+                                what: "the file list".into(),
+                                reason: e.to_string(),
+                            })
+                        }
                     }
                 }
             }

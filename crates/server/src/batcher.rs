@@ -320,7 +320,9 @@ impl Worker {
                 }
             }
             Err(_) => {
-                tracing::error!("the model panicked on a batch; its requests fail, the queue goes on");
+                tracing::error!(
+                    "the model panicked on a batch; its requests fail, the queue goes on"
+                );
                 for reply in replies {
                     let _ = reply.send(Err(QueueError::Panicked("a panic in the model".into())));
                 }

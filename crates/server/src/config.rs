@@ -27,8 +27,19 @@ pub struct ServerConfig {
     pub parse: fathom_ingest::ParseLimits,
     /// Largest request body accepted (413 beyond it).
     pub max_body_bytes: usize,
-    /// Most inputs in one embed request (422 beyond it).
+    /// Most inputs in one embed request, or documents in one upsert (422 beyond it).
     pub max_inputs: usize,
+    /// Bytes of text in one document of `POST /documents` (413 beyond it).
+    pub max_document_bytes: usize,
+    /// Bytes of one document's metadata as JSON (413 beyond it): it is stored with every chunk.
+    pub max_metadata_bytes: usize,
+    /// Filters in one search, and bytes in one filter (422 beyond them).
+    pub max_filters: usize,
+    pub max_filter_bytes: usize,
+    /// How long a client may take to send a request body.
+    pub read_timeout: Duration,
+    /// How long shutdown waits for requests in flight before it drops their connections.
+    pub shutdown_deadline: Duration,
     /// Requests that may wait for the model at once (429 with `Retry-After` beyond it).
     pub queue_capacity: usize,
     /// Token budget of the batches the queue hands to the model.
@@ -52,6 +63,12 @@ impl Default for ServerConfig {
             parse: fathom_ingest::ParseLimits::default(),
             max_body_bytes: 2 * 1024 * 1024,
             max_inputs: 512,
+            max_document_bytes: 1024 * 1024,
+            max_metadata_bytes: 8 * 1024,
+            max_filters: 16,
+            max_filter_bytes: 1024,
+            shutdown_deadline: Duration::from_secs(30),
+            read_timeout: Duration::from_secs(30),
             queue_capacity: 1024,
             batch_tokens: 16_384,
             request_timeout: Duration::from_secs(60),
@@ -80,7 +97,9 @@ impl IngestRoot {
                 let name = std::path::absolute(&path)
                     .ok()
                     .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
-                    .ok_or_else(|| format!("--ingest-root `{spec}` has no name: give one as NAME=DIR"))?;
+                    .ok_or_else(|| {
+                        format!("--ingest-root `{spec}` has no name: give one as NAME=DIR")
+                    })?;
                 (name, path)
             }
         };
@@ -92,7 +111,10 @@ impl IngestRoot {
         let mut names = std::collections::HashSet::new();
         for root in roots {
             if !root.path.is_dir() {
-                return Err(format!("--ingest-root `{}` is not a folder", root.path.display()));
+                return Err(format!(
+                    "--ingest-root `{}` is not a folder",
+                    root.path.display()
+                ));
             }
             if !names.insert(root.name.as_str()) {
                 return Err(format!(

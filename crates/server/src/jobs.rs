@@ -273,3 +273,55 @@ impl Jobs {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn jobs_beyond_the_running_limit_queue_and_beyond_the_queue_are_refused() {
+        let jobs = Jobs::new(1, 1);
+        let (release, released) = tokio::sync::watch::channel(false);
+        let blocker = |mut released: tokio::sync::watch::Receiver<bool>| {
+            move |job: JobHandle| async move {
+                let _ = released.wait_for(|r| *r).await;
+                job.finish(Ok(Summary::default()));
+            }
+        };
+        let first = jobs
+            .start("a".into(), "c".into(), blocker(released.clone()))
+            .unwrap();
+        let second = jobs
+            .start("b".into(), "c".into(), blocker(released.clone()))
+            .unwrap();
+        assert_eq!(
+            jobs.start("c".into(), "c".into(), blocker(released.clone()))
+                .unwrap_err(),
+            TooManyJobs(2)
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        assert_eq!(jobs.status(&first.id).unwrap().state, JobState::Running);
+        assert_eq!(jobs.status(&second.id).unwrap().state, JobState::Queued);
+        release.send(true).unwrap();
+        jobs.wait_all().await;
+        assert_eq!(jobs.status(&second.id).unwrap().state, JobState::Done);
+        // Slots are free again.
+        assert!(jobs
+            .start("d".into(), "c".into(), blocker(released))
+            .is_ok());
+    }
+
+    #[tokio::test]
+    async fn a_job_that_panics_ends_failed() {
+        let jobs = Jobs::new(1, 0);
+        let status = jobs
+            .start("a".into(), "c".into(), |_job: JobHandle| async move {
+                panic!("injected");
+            })
+            .unwrap();
+        jobs.wait_all().await;
+        let status = jobs.status(&status.id).unwrap();
+        assert_eq!(status.state, JobState::Failed);
+        assert!(status.error.unwrap().contains("panic"));
+    }
+}

@@ -30,7 +30,7 @@ mod metrics;
 mod routes;
 mod state;
 
-use std::future::Future;
+use std::future::{Future, IntoFuture};
 
 use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{header, HeaderValue};
@@ -40,6 +40,7 @@ use axum::routing::{delete, get, post};
 use axum::Router;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::cors::{AllowOrigin, CorsLayer};
+use tower_http::timeout::RequestBodyTimeoutLayer;
 use tower_http::trace::TraceLayer;
 use utoipa::OpenApi;
 
@@ -110,6 +111,8 @@ pub fn app(state: AppState) -> Router {
             metrics::track,
         ))
         .layer(DefaultBodyLimit::max(state.config.max_body_bytes))
+        // A client that sends its body slower than this is cut off (408), not waited for.
+        .layer(RequestBodyTimeoutLayer::new(state.config.read_timeout))
         .layer(CatchPanicLayer::custom(
             |_: Box<dyn std::any::Any + Send>| {
                 ApiError::Internal("a handler panicked".into()).into_response()
@@ -180,13 +183,31 @@ pub async fn serve(
             upkeep_state.upkeep_all().await;
         }
     });
+    let deadline = state.config.shutdown_deadline;
+    let (stopping, stopped) = tokio::sync::oneshot::channel::<()>();
     let served = axum::serve(listener, app(state))
         .with_graceful_shutdown(async move {
             shutdown.await;
             tracing::info!("shutting down: finishing requests in flight, stopping ingest jobs");
             stop_jobs.cancel_all();
+            let _ = stopping.send(());
         })
-        .await;
+        .into_future();
+    // A slow client must not hold shutdown forever: after the deadline its connection is dropped.
+    let overdue = async move {
+        if stopped.await.is_ok() {
+            tokio::time::sleep(deadline).await;
+        } else {
+            std::future::pending::<()>().await;
+        }
+    };
+    let served = tokio::select! {
+        served = served => served,
+        () = overdue => {
+            tracing::warn!(?deadline, "shutdown deadline passed: dropping the connections still open");
+            Ok(())
+        }
+    };
     upkeep.abort();
     served?;
     jobs.wait_all().await;

@@ -685,7 +685,7 @@ async fn ingest_jobs_run_inside_the_roots_only() {
         status = call(r, Method::GET, &format!("/jobs/{id}"), None)
             .await
             .json();
-        if status["state"] != "running" {
+        if status["state"] != "running" && status["state"] != "queued" {
             break;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -732,7 +732,7 @@ async fn run_job(r: &Router, request: Value) -> Value {
         let status = call(r, Method::GET, &format!("/jobs/{id}"), None)
             .await
             .json();
-        if status["state"] != "running" {
+        if status["state"] != "running" && status["state"] != "queued" {
             return status;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -751,14 +751,24 @@ async fn ingest_jobs_never_leave_their_root_and_roots_never_share_ids() {
         let (a, b) = (dir.join("a"), dir.join("b"));
         write(&a, "docs/ok.txt", "Lighthouses guide ships at night.");
         write(&a, "docs/.env", "API_KEY=hunter2 and the vault code");
-        write(&dir.join("outside"), "secret.txt", "The vault code is 4417.");
+        write(
+            &dir.join("outside"),
+            "secret.txt",
+            "The vault code is 4417.",
+        );
         std::os::unix::fs::symlink(dir.join("outside/secret.txt"), a.join("docs/passwd.txt"))
             .unwrap();
         std::os::unix::fs::symlink("../../outside", a.join("docs/mnt")).unwrap();
         write(&b, "other.txt", "Bees make honey in hives.");
         c.ingest_roots = vec![
-            fathom_server::IngestRoot { name: "a".into(), path: a },
-            fathom_server::IngestRoot { name: "b".into(), path: b },
+            fathom_server::IngestRoot {
+                name: "a".into(),
+                path: a,
+            },
+            fathom_server::IngestRoot {
+                name: "b".into(),
+                path: b,
+            },
         ];
     });
     let r = &s.router;
@@ -770,12 +780,17 @@ async fn ingest_jobs_never_leave_their_root_and_roots_never_share_ids() {
     assert_eq!(first["state"], "done", "{first}");
     assert_eq!(first["summary"]["added"], 1, "{first}");
     let errors = first["summary"]["errors"].to_string();
-    assert!(errors.contains("a/docs/passwd.txt") && errors.contains("a/docs/mnt"), "{errors}");
+    assert!(
+        errors.contains("a/docs/passwd.txt") && errors.contains("a/docs/mnt"),
+        "{errors}"
+    );
     let b = s.dir.path().join("b");
     let second = run_job(r, json!({"path": b.to_str().unwrap(), "collection": "kb"})).await;
     assert_eq!(second["summary"]["added"], 1, "{second}");
     assert_eq!(second["summary"]["deleted"], 0, "{second}");
-    let sources = call(r, Method::GET, "/collections/kb/sources", None).await.json();
+    let sources = call(r, Method::GET, "/collections/kb/sources", None)
+        .await
+        .json();
     let ids: Vec<&str> = sources["sources"]
         .as_array()
         .unwrap_or_else(|| sources.as_array().unwrap())
@@ -791,7 +806,10 @@ async fn ingest_jobs_never_leave_their_root_and_roots_never_share_ids() {
     )
     .await
     .json();
-    assert!(!hits.to_string().contains("4417") && !hits.to_string().contains("hunter2"), "{hits}");
+    assert!(
+        !hits.to_string().contains("4417") && !hits.to_string().contains("hunter2"),
+        "{hits}"
+    );
 }
 
 #[tokio::test]

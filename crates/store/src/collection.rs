@@ -12,7 +12,7 @@ use lance::dataset::{
     MergeInsertBuilder, WhenMatched, WhenNotMatched, WhenNotMatchedBySource, WriteMode, WriteParams,
 };
 use lance::index::vector::VectorIndexParams;
-use lance::index::DatasetIndexExt;
+use lance::index::{DatasetIndexExt, DatasetIndexInternalExt};
 use lance::Dataset;
 use lance_index::optimize::OptimizeOptions;
 use lance_index::scalar::InvertedIndexParams;
@@ -473,7 +473,12 @@ impl Collection {
             return Ok(Upkeep::default());
         };
         let removed = current
-            .cleanup_old_versions(self.upkeep.keep_versions_for, Some(false), Some(false))
+            .cleanup_old_versions(
+                chrono::TimeDelta::from_std(self.upkeep.keep_versions_for)
+                    .unwrap_or(chrono::TimeDelta::MAX),
+                Some(false),
+                Some(false),
+            )
             .await?;
         Ok(Upkeep {
             fragments_before,

@@ -63,7 +63,9 @@ pub mod pdf {
             out.extend_from_slice(b"\nendobj\n");
         }
         let xref = out.len();
-        out.extend_from_slice(format!("xref\n0 {}\n0000000000 65535 f \n", objects.len() + 1).as_bytes());
+        out.extend_from_slice(
+            format!("xref\n0 {}\n0000000000 65535 f \n", objects.len() + 1).as_bytes(),
+        );
         for o in offsets {
             out.extend_from_slice(format!("{o:010} 00000 n \n").as_bytes());
         }
@@ -98,8 +100,14 @@ pub mod pdf {
     const PAGE: &str = "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R /Resources << /Font << /F1 5 0 R >> >> >>";
 
     fn text_content(text: &str) -> Vec<u8> {
-        let escaped = text.replace('\\', "\\\\").replace('(', "\\(").replace(')', "\\)");
-        stream("", format!("BT /F1 12 Tf 72 720 Td ({escaped}) Tj ET").as_bytes())
+        let escaped = text
+            .replace('\\', "\\\\")
+            .replace('(', "\\(")
+            .replace(')', "\\)");
+        stream(
+            "",
+            format!("BT /F1 12 Tf 72 720 Td ({escaped}) Tj ET").as_bytes(),
+        )
     }
 
     /// One page showing `text` (ASCII).
@@ -125,8 +133,7 @@ pub mod pdf {
 
     /// A page whose content stream is small compressed and `inflated_bytes` once inflated.
     pub fn deflate_bomb(inflated_bytes: usize) -> Vec<u8> {
-        let mut encoder =
-            flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::best());
+        let mut encoder = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::best());
         let block = vec![b' '; 1 << 20];
         let mut left = inflated_bytes;
         while left > 0 {
@@ -135,7 +142,10 @@ pub mod pdf {
             left -= n;
         }
         let compressed = encoder.finish().expect("deflate");
-        build(&page_objects(PAGE, stream("/Filter /FlateDecode", &compressed)))
+        build(&page_objects(
+            PAGE,
+            stream("/Filter /FlateDecode", &compressed),
+        ))
     }
 }
 

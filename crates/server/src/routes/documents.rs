@@ -77,6 +77,22 @@ pub async fn upsert(
                 d.id
             )));
         }
+        let limits = &state.config;
+        if d.text.len() > limits.max_document_bytes {
+            return Err(ApiError::PayloadTooLarge(format!(
+                "document `{}` has {} bytes of text; at most {} are accepted (--max-document-bytes)",
+                d.id,
+                d.text.len(),
+                limits.max_document_bytes
+            )));
+        }
+        let metadata_bytes = d.metadata.as_ref().map_or(0, |m| m.to_string().len());
+        if metadata_bytes > limits.max_metadata_bytes {
+            return Err(ApiError::PayloadTooLarge(format!(
+                "document `{}` has {metadata_bytes} bytes of metadata; at most {} are accepted (--max-metadata-bytes; the metadata is stored with every chunk)",
+                d.id, limits.max_metadata_bytes
+            )));
+        }
         if d.metadata.as_ref().is_some_and(|m| !m.is_object()) {
             return Err(ApiError::Validation(format!(
                 "`metadata` of document `{}` must be a JSON object",

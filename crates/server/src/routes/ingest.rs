@@ -120,21 +120,30 @@ pub async fn start(
         ..FolderOptions::default()
     };
     let root = folder.dir;
-    let status = state.jobs.start(
-        req.path.clone(),
-        collection.name().to_string(),
-        move |job| async move {
-            let cancel = job.cancel_flag();
-            let on_event = |e| job.on_event(e);
-            let outcome =
-                fathom_ingest::sync_folder(model, &collection, &root, &options, &on_event, &cancel)
-                    .await;
-            if let Err(e) = &outcome {
-                tracing::warn!(error = %e, "ingest job failed");
-            }
-            job.finish(outcome);
-        },
-    ).map_err(|full| ApiError::TooManyJobs(full.0))?;
+    let status = state
+        .jobs
+        .start(
+            req.path.clone(),
+            collection.name().to_string(),
+            move |job| async move {
+                let cancel = job.cancel_flag();
+                let on_event = |e| job.on_event(e);
+                let outcome = fathom_ingest::sync_folder(
+                    model,
+                    &collection,
+                    &root,
+                    &options,
+                    &on_event,
+                    &cancel,
+                )
+                .await;
+                if let Err(e) = &outcome {
+                    tracing::warn!(error = %e, "ingest job failed");
+                }
+                job.finish(outcome);
+            },
+        )
+        .map_err(|full| ApiError::TooManyJobs(full.0))?;
     Ok((StatusCode::ACCEPTED, Json(status)))
 }
 

@@ -87,10 +87,26 @@ pub async fn search(
         None => Vec::new(),
         Some(Filters::One(f)) => vec![f],
         Some(Filters::Many(v)) => v,
+    };
+    let limits = &state.config;
+    if filters.len() > limits.max_filters {
+        return Err(ApiError::Validation(format!(
+            "{} filters in one search; at most {} are accepted (--max-filters)",
+            filters.len(),
+            limits.max_filters
+        )));
     }
-    .iter()
-    .map(|f| Filter::parse(f))
-    .collect::<Result<Vec<_>, _>>()?;
+    if let Some(long) = filters.iter().find(|f| f.len() > limits.max_filter_bytes) {
+        return Err(ApiError::Validation(format!(
+            "a filter of {} bytes; at most {} are accepted (--max-filter-bytes)",
+            long.len(),
+            limits.max_filter_bytes
+        )));
+    }
+    let filters = filters
+        .iter()
+        .map(|f| Filter::parse(f))
+        .collect::<Result<Vec<_>, _>>()?;
     let collection = state.existing_collection(req.collection.as_deref()).await?;
     let vector = if mode == SearchMode::Text {
         None
