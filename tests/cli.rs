@@ -493,3 +493,16 @@ fn sigint_mid_ingest_keeps_whole_files_and_the_next_run_finishes() {
     assert_eq!(resumed.as_array().unwrap().len() as u64, files);
     assert_eq!(resumed, sources(&clean));
 }
+
+/// `scripts/fetch-model.sh` (run by setup) also puts the model in the Hugging Face cache under
+/// its hub id, so the default model resolves from any folder, with no network.
+#[test]
+fn the_default_model_is_found_from_any_folder_offline() {
+    let elsewhere = tempfile::tempdir().unwrap();
+    let from_repo = stdout(&run(fathom().args(["embed", "lighthouse"])));
+    let from_elsewhere = stdout(&run(fathom()
+        .current_dir(elsewhere.path())
+        .env("HF_HUB_OFFLINE", "1")
+        .args(["embed", "lighthouse"])));
+    assert_eq!(from_repo, from_elsewhere);
+}

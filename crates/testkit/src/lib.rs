@@ -121,12 +121,13 @@ pub mod pdf {
         build(&page_objects(&page, text_content(text)))
     }
 
-    /// A page tree whose root is its own kid and its own parent.
+    /// A page tree whose root is its own parent, and a page that inherits its `MediaBox`: the
+    /// lookup up the parents never ends (pdf-extract spins on it).
     pub fn cyclic_page_tree() -> Vec<u8> {
         build(&[
             b"<< /Type /Catalog /Pages 2 0 R >>".to_vec(),
-            b"<< /Type /Pages /Kids [2 0 R 3 0 R] /Count 2 /Parent 2 0 R >>".to_vec(),
-            b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R >>".to_vec(),
+            b"<< /Type /Pages /Kids [3 0 R] /Count 1 /Parent 2 0 R >>".to_vec(),
+            b"<< /Type /Page /Parent 2 0 R /Contents 4 0 R >>".to_vec(),
             stream("", b"BT ET"),
         ])
     }
