@@ -275,7 +275,7 @@ mod tests {
         let mut text = String::new();
         while text.len() < BLOCK_BYTES * 3 {
             text.push_str(&para);
-            if text.len() % 7 == 0 {
+            if text.len().is_multiple_of(7) {
                 text.push('\n');
             }
         }
@@ -291,5 +291,64 @@ mod tests {
             covered = r.end;
         }
         assert_eq!(covered, text.len());
+    }
+}
+
+#[cfg(test)]
+mod fuzz {
+    //! Chunking of arbitrary text with a real (tiny) tokenizer: never a panic, every chunk is the
+    //! slice of the text its offsets name, within the size, and in order.
+    use super::*;
+
+    fn tokenizer() -> Tokenizer {
+        let path = fathom_testkit::fixtures().join("tiny/bert/tokenizer.json");
+        Tokenizer::from_file(&path).expect("the tiny BERT tokenizer")
+    }
+
+    fn check(tokenizer: &Tokenizer, text: &str, size: ChunkSize) -> Result<(), String> {
+        let chunked = chunk(tokenizer, text, Format::Text, size, 10_000)?;
+        let mut last_start = 0;
+        for c in &chunked.chunks {
+            if text[c.byte_start..c.byte_end] != c.text {
+                return Err(format!(
+                    "offsets {}..{} do not name {:?}",
+                    c.byte_start, c.byte_end, c.text
+                ));
+            }
+            if text[..c.byte_start].chars().count() != c.char_start
+                || c.char_end - c.char_start != c.text.chars().count()
+            {
+                return Err(format!("char offsets of {:?} are wrong", c.text));
+            }
+            if c.byte_start < last_start {
+                return Err("chunks out of order".into());
+            }
+            last_start = c.byte_start;
+            let tokens = tokenizer.encode(c.text.as_str(), false).unwrap().len();
+            if tokens > size.tokens {
+                return Err(format!(
+                    "{tokens} tokens in a chunk of at most {}",
+                    size.tokens
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+        #[test]
+        fn any_text_chunks_into_valid_slices(
+            text in "(\\PC{0,40}|[a-z]{1,12} |\n|\n\n|é|日本|🙂){0,400}",
+            long_run in 0usize..3000,
+        ) {
+            let tokenizer = tokenizer();
+            let size = ChunkSize { tokens: 16, overlap: 4 };
+            // Sometimes one long line with no break, the input that was quadratic.
+            let text = format!("{text}{}", "word".repeat(long_run));
+            if let Err(e) = check(&tokenizer, &text, size) {
+                return Err(proptest::test_runner::TestCaseError::fail(e));
+            }
+        }
     }
 }

@@ -139,14 +139,7 @@ pub async fn sync_folder(
 ) -> Result<Summary> {
     let start = Instant::now();
     let size = chunk_size(model.as_ref(), options)?;
-    let prefix = options.walk.prefix_for(root);
-    let stored: HashMap<String, String> = collection
-        .sources()
-        .await?
-        .into_iter()
-        .filter(|s| s.source_id.starts_with(&prefix))
-        .map(|s| (s.source_id, s.source_hash))
-        .collect();
+    let stored = stored_hashes(collection, &options.walk.prefix_for(root)).await?;
     let (walk_options, root_owned) = (options.walk.clone(), root.to_path_buf());
     let (walked, seen, files) = tokio::task::spawn_blocking(move || {
         let walked = walk(&root_owned, &walk_options)?;
@@ -215,6 +208,17 @@ pub async fn sync_folder(
     finish(outcome, collection, &plan.delete, summary, start).await
 }
 
+/// The hashes of the collection's sources whose ids start with `prefix`.
+async fn stored_hashes(collection: &Collection, prefix: &str) -> Result<HashMap<String, String>> {
+    Ok(collection
+        .sources()
+        .await?
+        .into_iter()
+        .filter(|s| s.source_id.starts_with(prefix))
+        .map(|s| (s.source_id, s.source_hash))
+        .collect())
+}
+
 /// Reads and hashes each walked file for the plan. Blocking (reads every file).
 fn hash_walked(
     walked: &Walked,
@@ -274,12 +278,7 @@ pub async fn upsert_documents(
 ) -> Result<Summary> {
     let start = Instant::now();
     let size = chunk_size(model.as_ref(), options)?;
-    let stored: HashMap<String, String> = collection
-        .sources()
-        .await?
-        .into_iter()
-        .map(|s| (s.source_id, s.source_hash))
-        .collect();
+    let stored = stored_hashes(collection, "").await?;
     let mut summary = Summary::default();
     let mut work = Vec::with_capacity(documents.len());
     for doc in documents {

@@ -189,3 +189,27 @@ mod tests {
         ));
     }
 }
+
+#[cfg(test)]
+mod fuzz {
+    //! Reading arbitrary bytes as each format: an outcome, never a panic (a PDF parser's panic
+    //! is caught and reported as a failed file).
+    use super::*;
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+        #[test]
+        fn any_bytes_in_any_format_give_an_outcome(
+            bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..2048),
+            ext in proptest::sample::select(vec!["txt", "md", "html", "json", "jsonl", "pdf"]),
+            pdf_header in proptest::bool::ANY,
+        ) {
+            let mut bytes = bytes;
+            if pdf_header {
+                bytes.splice(0..0, b"%PDF-1.4\n".iter().copied());
+            }
+            let path = format!("f.{ext}");
+            let _ = read(Path::new(&path), &bytes, Some("text"), &ParseLimits::default());
+        }
+    }
+}

@@ -120,11 +120,14 @@ async fn a_pdf_that_panics_its_parser_loses_nothing() {
     assert_eq!(contents(&c).await, before);
 }
 
+/// Picks the fault (if any) of the n-th call with these texts.
+type FaultPlan = Box<dyn Fn(usize, &[&str]) -> Option<Fault> + Send + Sync>;
+
 /// Wraps the real model; fails (or panics) on the calls a test picks.
 struct Faulty {
     inner: Arc<Embedder>,
     calls: AtomicUsize,
-    fail: Box<dyn Fn(usize, &[&str]) -> Option<Fault> + Send + Sync>,
+    fail: FaultPlan,
 }
 
 enum Fault {

@@ -671,25 +671,7 @@ async fn ingest_jobs_run_inside_the_roots_only() {
         }];
     });
     let r = &s.router;
-    let started = call(
-        r,
-        Method::POST,
-        "/ingest",
-        Some(json!({"path": "docs", "collection": "kb"})),
-    )
-    .await;
-    assert_eq!(started.status, StatusCode::ACCEPTED, "{}", started.json());
-    let id = started.json()["id"].as_str().unwrap().to_string();
-    let mut status = Value::Null;
-    for _ in 0..600 {
-        status = call(r, Method::GET, &format!("/jobs/{id}"), None)
-            .await
-            .json();
-        if status["state"] != "running" && status["state"] != "queued" {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let status = run_job(r, json!({"path": "docs", "collection": "kb"})).await;
     assert_eq!(status["state"], "done", "{status}");
     assert_eq!(status["summary"]["added"], 2, "{status}");
     assert_eq!(status["files_read"], 2, "{status}");
