@@ -413,7 +413,27 @@ impl Collection {
     /// Builds or refreshes the indexes after writes: the full-text index always, the vector
     /// index once the collection reaches the policy's threshold. Rows written after an index was
     /// last updated stay searchable (lance searches them without the index) until this runs.
+    ///
+    /// Another process may build or refresh an index at the same moment (three ingests into one
+    /// collection): lance then refuses one commit as a retryable conflict, and this tries again
+    /// on the newer snapshot, where the other's index is already there.
     pub async fn update_indexes(&self) -> Result<()> {
+        let mut attempt = 0;
+        loop {
+            match self.update_indexes_once().await {
+                Err(StoreError::Lance(
+                    lance::Error::RetryableCommitConflict { .. }
+                    | lance::Error::CommitConflict { .. },
+                )) if attempt < 8 => {
+                    attempt += 1;
+                    tokio::time::sleep(std::time::Duration::from_millis(50 * attempt)).await;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn update_indexes_once(&self) -> Result<()> {
         let Some(current) = self.snapshot().await? else {
             return Ok(());
         };
