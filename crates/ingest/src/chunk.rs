@@ -182,12 +182,12 @@ fn split_prose(
     let chunks: Vec<TextChunk> = match format {
         Format::Markdown => MarkdownSplitter::new(config)
             .chunk_char_indices(block)
-            .take(room + 1)
+            .take(room.saturating_add(1))
             .map(to_chunk)
             .collect(),
         _ => TextSplitter::new(config)
             .chunk_char_indices(block)
-            .take(room + 1)
+            .take(room.saturating_add(1))
             .map(to_chunk)
             .collect(),
     };
