@@ -187,14 +187,7 @@ pub async fn sync_folder(
             input: Input::File(e.entry.clone()),
         })
         .collect();
-    let reader = Reader {
-        model,
-        files: Some(files),
-        json_field: options.json_field.clone(),
-        parse: options.parse.clone(),
-        size,
-        max_chunks: options.max_chunks_per_file.max(1),
-    };
+    let reader = Reader::new(model, Some(files), options, size);
     let outcome = pipeline::run(
         reader,
         work,
@@ -301,14 +294,7 @@ pub async fn upsert_documents(
         to_read: work.len(),
         files: work.len() + summary.unchanged,
     });
-    let reader = Reader {
-        model,
-        files: None,
-        json_field: None,
-        parse: options.parse.clone(),
-        size,
-        max_chunks: options.max_chunks_per_file.max(1),
-    };
+    let reader = Reader::new(model, None, options, size);
     let outcome = pipeline::run(
         reader,
         work,

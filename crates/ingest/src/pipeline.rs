@@ -96,6 +96,23 @@ pub(crate) struct Reader {
 }
 
 impl Reader {
+    /// A reader for `options`; `files` is the folder's, `None` for documents given as text.
+    pub fn new(
+        model: Arc<dyn Embed>,
+        files: Option<Files>,
+        options: &FolderOptions,
+        size: ChunkSize,
+    ) -> Self {
+        Self {
+            model,
+            files,
+            json_field: options.json_field.clone(),
+            parse: options.parse.clone(),
+            size,
+            max_chunks: options.max_chunks_per_file.max(1),
+        }
+    }
+
     /// Reads, parses and chunks one source. Blocking (file I/O, parsing, tokenizing).
     fn prepare(&self, work: Work) -> Vec<Staged> {
         let id = work.source_id.clone();
