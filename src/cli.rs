@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use fathom_store::SearchMode;
 
 #[derive(Debug, Parser)]
 #[command(name = "fathom", version, about = "Local embeddings and semantic search", long_about = None)]
@@ -44,13 +45,55 @@ pub enum Command {
 /// Where the store is.
 #[derive(Debug, Clone, Args)]
 pub struct StoreArgs {
-    /// The store: a folder (created when needed) holding one lance dataset per collection.
+    /// The store: a folder (created when needed), or object storage (`s3://bucket/prefix`,
+    /// `gs://bucket/prefix`, `az://container/prefix`), holding one lance dataset per collection.
     #[arg(long, env = "FATHOM_STORE", default_value = "fathom-data")]
     pub store: String,
+
+    #[command(flatten)]
+    pub access: StoreAccessArgs,
 
     /// Print JSON instead of text.
     #[arg(long)]
     pub json: bool,
+}
+
+/// How to reach an object store; credentials come from the cloud's own variables and profiles.
+#[derive(Debug, Clone, Args)]
+pub struct StoreAccessArgs {
+    /// A lance storage option as KEY=VALUE (repeat, or comma-separate in FATHOM_STORE_OPTIONS):
+    /// endpoint=http://127.0.0.1:9000, region=eu-west-1, allow_http=true, timeout=30s...
+    #[arg(long = "store-option", env = "FATHOM_STORE_OPTIONS", value_delimiter = ',', value_parser = fathom_store::StoreOptions::parse_option)]
+    pub store_options: Vec<(String, String)>,
+
+    /// Seconds a reader may answer from its snapshot before looking for other processes'
+    /// commits (default: 0 for a folder, 2 for object storage).
+    #[arg(long, env = "FATHOM_READ_CONSISTENCY")]
+    pub read_consistency: Option<f64>,
+}
+
+impl StoreAccessArgs {
+    pub fn options(&self) -> anyhow::Result<fathom_store::StoreOptions> {
+        let read_consistency = match self.read_consistency {
+            None => None,
+            Some(s) if s >= 0.0 && s.is_finite() => Some(std::time::Duration::from_secs_f64(s)),
+            Some(s) => anyhow::bail!("--read-consistency must be 0 or more seconds, got {s}"),
+        };
+        Ok(fathom_store::StoreOptions {
+            storage: self.store_options.iter().cloned().collect(),
+            read_consistency,
+        })
+    }
+}
+
+impl StoreArgs {
+    /// The store these arguments name.
+    pub fn open(&self) -> anyhow::Result<fathom_store::Store> {
+        Ok(fathom_store::Store::with_options(
+            &self.store,
+            self.access.options()?,
+        ))
+    }
 }
 
 /// Which collection of which store.
@@ -107,6 +150,12 @@ pub struct IngestArgs {
     /// Do not read .gitignore / .ignore files.
     #[arg(long)]
     pub no_ignore: bool,
+
+    /// Take only share I of N of the files (by a hash of their source ids), and delete only
+    /// within it: N processes or machines, each with its own I, ingest one folder into one
+    /// collection. Without it, a run owns the whole folder.
+    #[arg(long, value_name = "I/N")]
+    pub shard: Option<fathom_ingest::Shard>,
 
     /// For .json/.jsonl files: the field that holds the text.
     #[arg(long)]
@@ -176,9 +225,9 @@ pub struct SearchArgs {
     #[arg(short, long, default_value_t = 10)]
     pub k: usize,
 
-    /// vector (embedding cosine), text (BM25) or hybrid (reciprocal rank fusion of both).
-    #[arg(long, default_value = "vector")]
-    pub mode: String,
+    /// hybrid (reciprocal rank fusion of both), vector (embedding cosine) or text (BM25).
+    #[arg(long, default_value_t = SearchMode::default(), value_parser = search_mode())]
+    pub mode: SearchMode,
 
     /// Restrict results: `source:PREFIX`, `source:GLOB` (with * or ?), `source=ID`, or
     /// `meta.KEY=VALUE` on the documents' JSON metadata. Repeatable (all must match).
@@ -207,13 +256,16 @@ pub struct EvalArgs {
     #[command(flatten)]
     pub model: ModelArgs,
 
-    /// vector, text or hybrid.
-    #[arg(long, default_value = "vector")]
-    pub mode: String,
+    /// hybrid, vector or text.
+    #[arg(long, default_value_t = SearchMode::default(), value_parser = search_mode())]
+    pub mode: SearchMode,
 
     /// The store to ingest the corpus into (reused on later runs: unchanged documents are skipped).
     #[arg(long, env = "FATHOM_STORE", default_value = "fathom-data")]
     pub store: String,
+
+    #[command(flatten)]
+    pub access: StoreAccessArgs,
 
     /// Collection name (default: eval-<folder name>, plus the chunking when not the default).
     #[arg(long)]
@@ -248,6 +300,9 @@ pub struct ServeArgs {
     /// The store: a folder (created when needed) holding one lance dataset per collection.
     #[arg(long, env = "FATHOM_STORE", default_value = "fathom-data")]
     pub store: String,
+
+    #[command(flatten)]
+    pub access: StoreAccessArgs,
 
     /// The collection used when a request names none.
     #[arg(long, env = "FATHOM_COLLECTION", default_value = "default")]
@@ -286,6 +341,12 @@ pub struct ServeArgs {
     /// Most inputs (or documents) in one request (422 beyond it).
     #[arg(long, env = "FATHOM_MAX_INPUTS", default_value_t = 512)]
     pub max_inputs: usize,
+
+    /// Tokens of one input the model runs (longer inputs are cut, or refused with
+    /// `truncate: false`): caps a long-context model's window, whose memory grows with its
+    /// square. Models with a shorter max_seq_length keep theirs.
+    #[arg(long, env = "FATHOM_MAX_INPUT_TOKENS", default_value_t = 2048)]
+    pub max_input_tokens: usize,
 
     /// Bytes of text in one document of POST /documents (413 beyond it).
     #[arg(long, env = "FATHOM_MAX_DOCUMENT_BYTES", default_value_t = 1024 * 1024)]
@@ -432,4 +493,11 @@ pub struct InfoArgs {
 
 fn parse_ingest_root(spec: &str) -> Result<fathom_server::IngestRoot, String> {
     fathom_server::IngestRoot::parse(spec)
+}
+
+/// `--mode`: the store's search modes, listed in `--help` and checked by clap.
+fn search_mode() -> impl clap::builder::TypedValueParser<Value = SearchMode> {
+    use clap::builder::TypedValueParser;
+    clap::builder::PossibleValuesParser::new(SearchMode::ALL.map(SearchMode::as_str))
+        .map(|s| s.parse().expect("clap admitted only the listed modes"))
 }

@@ -173,7 +173,7 @@ fn bad_inputs_get_clear_errors() {
         &long,
     ])));
     assert!(
-        err.contains("input 1 has 402 tokens, more than this model's max_seq_length of 256"),
+        err.contains("input 1 has 402 tokens, more than the 256 this model takes"),
         "{err}"
     );
     // Truncation is the default: the same input embeds.

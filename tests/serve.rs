@@ -1,136 +1,14 @@
 //! End-to-end tests of `fathom serve`: the real binary on a real socket, the real model, a real
 //! lance store in a temp folder, and the official OpenAI Python client.
 
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
 mod common;
-use common::{minilm, repo_root};
-
-const KEY: &str = "test-key";
-
-/// The Python of the test venv that scripts/setup.sh makes (with the `openai` package).
-fn test_python() -> PathBuf {
-    let python = std::env::var_os("FATHOM_TEST_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(std::env::var_os("HOME").expect("HOME"))
-                .join(".cache/fathom/test-venv/bin/python")
-        });
-    assert!(
-        python.is_file(),
-        "{} is missing: run scripts/setup.sh (it installs the OpenAI client the tests use)",
-        python.display()
-    );
-    python
-}
-
-struct Server {
-    child: Child,
-    base: String,
-}
-
-impl Server {
-    /// Starts `fathom serve --port 0 ARGS`, reads the address it prints, waits for /health.
-    async fn start(args: &[&str], envs: &[(&str, &str)]) -> Self {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_fathom"));
-        cmd.current_dir(repo_root())
-            .args(["serve", "--port", "0", "--model"])
-            .arg(minilm())
-            .args(args)
-            .env_remove("FATHOM_API_KEY")
-            .env("HF_HUB_OFFLINE", "1")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit());
-        for (k, v) in envs {
-            cmd.env(k, v);
-        }
-        let mut child = cmd.spawn().expect("spawn fathom serve");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let base = line
-            .trim()
-            .strip_prefix("fathom listening on ")
-            .unwrap_or_else(|| panic!("unexpected first line: {line:?}"))
-            .to_string();
-        let server = Self { child, base };
-        let started = Instant::now();
-        loop {
-            match reqwest::get(format!("{}/health", server.base)).await {
-                Ok(r) if r.status() == 200 => break,
-                Ok(r) => assert_eq!(r.status(), 503, "health before ready"),
-                Err(e) => panic!("connecting to {}: {e}", server.base),
-            }
-            assert!(started.elapsed() < Duration::from_secs(120), "never ready");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        server
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.base)
-    }
-
-    /// Sends SIGTERM (what `docker stop` and systemd send).
-    fn terminate(&self) {
-        let status = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success());
-    }
-
-    fn wait_exit(mut self) -> std::process::ExitStatus {
-        let started = Instant::now();
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status;
-            }
-            assert!(started.elapsed() < Duration::from_secs(60), "did not exit");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn client() -> reqwest::Client {
-    reqwest::Client::new()
-}
-
-async fn post(server: &Server, path: &str, body: Value) -> (u16, Value) {
-    let r = client()
-        .post(server.url(path))
-        .bearer_auth(KEY)
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    let status = r.status().as_u16();
-    (status, r.json().await.unwrap())
-}
-
-async fn get(server: &Server, path: &str) -> (u16, Value) {
-    let r = client()
-        .get(server.url(path))
-        .bearer_auth(KEY)
-        .send()
-        .await
-        .unwrap();
-    let status = r.status().as_u16();
-    (status, r.json().await.unwrap())
-}
+use common::{client, get, post, repo_root, test_python, Server, KEY};
 
 fn floats(v: &Value) -> Vec<f32> {
     v.as_array()
@@ -357,7 +235,28 @@ async fn serve_every_route_over_a_socket() {
         let body = json!({"inputs": vec![long; 256]});
         tokio::spawn(async move { client().post(url).bearer_auth(KEY).json(&body).send().await })
     };
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // SIGTERM once the model has finished a first batch of it (a fixed sleep is too short on a
+    // loaded machine: a request not yet accepted at SIGTERM is rightly refused).
+    let batches = || async {
+        let text = client()
+            .get(server.url("/metrics"))
+            .bearer_auth(KEY)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        text.lines()
+            .find_map(|l| l.strip_prefix("fathom_embed_batch_inputs_count "))
+            .map_or(0, |n| n.trim().parse::<u64>().unwrap())
+    };
+    let before = batches().await;
+    let waiting = Instant::now();
+    while batches().await == before {
+        assert!(waiting.elapsed() < Duration::from_secs(60), "the request never reached the model");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     server.terminate();
     let answer = inflight
         .await

@@ -9,12 +9,12 @@ use std::sync::Arc;
 use anyhow::Context;
 use fathom_ingest::{Document, FolderOptions, Format};
 use fathom_model::EmbedOptions;
-use fathom_store::{SearchMode, SearchQuery, Store};
+use fathom_store::{SearchMode, SearchQuery};
 
 use crate::cli::EvalArgs;
 
 pub fn run(args: EvalArgs) -> anyhow::Result<()> {
-    let mode: SearchMode = args.mode.parse().map_err(anyhow::Error::msg)?;
+    let mode = args.mode;
     let corpus = read_jsonl(&args.dir.join("corpus.jsonl"))?;
     let queries = read_jsonl(&args.dir.join("queries.jsonl"))?;
     let qrels = read_qrels(&args.dir.join("qrels/test.tsv"))?;
@@ -67,7 +67,7 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
     let rt = super::runtime()?;
     let cancel = super::cancel_on_ctrl_c(&rt);
     let (metrics, ingest_summary) = rt.block_on(async {
-        let store = Store::new(&args.store);
+        let store = fathom_store::Store::with_options(&args.store, args.access.options()?);
         let collection = store.collection(&name, &super::model_spec(&model)).await?;
         let summary = fathom_ingest::upsert_documents(
             model.clone(),

@@ -30,6 +30,7 @@ pub fn run(args: IngestArgs) -> anyhow::Result<()> {
             no_ignore: args.no_ignore,
             confine: false,
             source_prefix: None,
+            shard: args.shard,
         },
         chunk_tokens: args.chunk_tokens,
         overlap: args.overlap,
@@ -64,7 +65,7 @@ pub fn run(args: IngestArgs) -> anyhow::Result<()> {
         }
     };
     let summary = rt.block_on(async {
-        let store = Store::new(&args.target.store.store);
+        let store = args.target.store.open()?;
         let collection = store
             .collection(&args.target.collection, &super::model_spec(&model))
             .await?;

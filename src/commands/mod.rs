@@ -13,6 +13,14 @@ use crate::cli::ModelArgs;
 
 /// Loads the model the arguments name (the default model when none).
 pub fn load_model(args: &ModelArgs) -> anyhow::Result<Embedder> {
+    load_model_capped(args, None)
+}
+
+/// [`load_model`] with the model's window capped at `max_input_tokens` (the server's limit).
+pub fn load_model_capped(
+    args: &ModelArgs,
+    max_input_tokens: Option<usize>,
+) -> anyhow::Result<Embedder> {
     let model = args
         .model
         .clone()
@@ -22,6 +30,7 @@ pub fn load_model(args: &ModelArgs) -> anyhow::Result<Embedder> {
         device,
         precision: args.dtype.into(),
         max_batch_tokens: args.max_batch_tokens,
+        max_input_tokens,
     };
     tracing::info!(%model, %device, "loading model");
     Embedder::load(&model, &options).with_context(|| format!("loading model `{model}`"))

@@ -1,12 +1,12 @@
 //! `fathom search QUERY`.
 
 use fathom_model::EmbedOptions;
-use fathom_store::{Filter, SearchMode, SearchQuery, Store};
+use fathom_store::{Filter, SearchMode, SearchQuery};
 
 use crate::cli::SearchArgs;
 
 pub fn run(args: SearchArgs) -> anyhow::Result<()> {
-    let mode: SearchMode = args.mode.parse().map_err(anyhow::Error::msg)?;
+    let mode = args.mode;
     let filters = args
         .filter
         .iter()
@@ -24,7 +24,7 @@ pub fn run(args: SearchArgs) -> anyhow::Result<()> {
     };
     let rt = super::runtime()?;
     let hits = rt.block_on(async {
-        let store = Store::new(&args.target.store.store);
+        let store = args.target.store.open()?;
         let collection = store.existing_collection(&args.target.collection).await?;
         let spec = super::model_spec(&model);
         if mode != SearchMode::Text && !collection.spec().compatible(&spec) {

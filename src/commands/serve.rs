@@ -16,6 +16,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     fathom_server::IngestRoot::check_all(&args.ingest_root).map_err(anyhow::Error::msg)?;
     let config = ServerConfig {
         store: args.store.clone(),
+        store_options: args.access.options()?,
         default_collection: args.collection.clone(),
         api_key: args.api_key.clone().filter(|k| !k.is_empty()),
         ingest_roots: args.ingest_root.clone(),
@@ -49,8 +50,9 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         let state = AppState::new(config);
         let loading = state.clone();
         let model_args = args.model.clone();
+        let max_input_tokens = args.max_input_tokens;
         let loader = tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
-            let model = super::load_model(&model_args)?;
+            let model = super::load_model_capped(&model_args, Some(max_input_tokens))?;
             loading
                 .install_model(Arc::new(model))
                 .map_err(|e| anyhow::anyhow!("warming the model up: {e}"))?;

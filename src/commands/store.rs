@@ -1,13 +1,11 @@
 //! `fathom sources`, `fathom collections`, `fathom delete`, `fathom optimize`.
 
-use fathom_store::Store;
-
 use crate::cli::{CollectionArgs, DeleteArgs, StoreArgs};
 
 pub fn sources(args: CollectionArgs) -> anyhow::Result<()> {
     let rt = super::runtime()?;
     let sources = rt.block_on(async {
-        let store = Store::new(&args.store.store);
+        let store = args.store.open()?;
         store
             .existing_collection(&args.collection)
             .await?
@@ -15,11 +13,7 @@ pub fn sources(args: CollectionArgs) -> anyhow::Result<()> {
             .await
     })?;
     if args.store.json {
-        let rows: Vec<_> = sources
-            .iter()
-            .map(|s| serde_json::json!({"source": s.source_id, "hash": s.source_hash, "chunks": s.chunks}))
-            .collect();
-        println!("{}", serde_json::to_string_pretty(&rows)?);
+        println!("{}", serde_json::to_string_pretty(&sources)?);
     } else {
         for s in &sources {
             println!("{:>6}  {}", s.chunks, s.source_id);
@@ -35,21 +29,9 @@ pub fn sources(args: CollectionArgs) -> anyhow::Result<()> {
 
 pub fn collections(args: StoreArgs) -> anyhow::Result<()> {
     let rt = super::runtime()?;
-    let infos = rt.block_on(Store::new(&args.store).collections())?;
+    let infos = rt.block_on(args.open()?.collections())?;
     if args.json {
-        let rows: Vec<_> = infos
-            .iter()
-            .map(|c| {
-                serde_json::json!({
-                    "name": c.name, "model": c.model.model, "dimension": c.model.dimension,
-                    "normalized": c.model.normalized, "chunks": c.stats.chunks, "sources": c.stats.sources,
-                    "version": c.stats.version, "versions": c.stats.versions, "fragments": c.stats.fragments,
-                    "unindexed_rows": c.stats.unindexed_rows,
-                    "text_index": c.stats.text_index, "vector_index": c.stats.vector_index,
-                })
-            })
-            .collect();
-        println!("{}", serde_json::to_string_pretty(&rows)?);
+        println!("{}", serde_json::to_string_pretty(&infos)?);
     } else if infos.is_empty() {
         println!("no collections in {}", args.store);
     } else {
@@ -85,7 +67,7 @@ pub fn delete(args: DeleteArgs) -> anyhow::Result<()> {
     }
     let rt = super::runtime()?;
     let deleted = rt.block_on(async {
-        let store = Store::new(&args.target.store.store);
+        let store = args.target.store.open()?;
         let collection = store.existing_collection(&args.target.collection).await?;
         let mut ids = args.sources.clone();
         if let Some(prefix) = &args.prefix {
@@ -108,20 +90,13 @@ pub fn delete(args: DeleteArgs) -> anyhow::Result<()> {
 pub fn optimize(args: CollectionArgs) -> anyhow::Result<()> {
     let rt = super::runtime()?;
     let (upkeep, stats) = rt.block_on(async {
-        let store = Store::new(&args.store.store);
+        let store = args.store.open()?;
         let collection = store.existing_collection(&args.collection).await?;
         let upkeep = collection.optimize().await?;
         Ok::<_, anyhow::Error>((upkeep, collection.stats().await?))
     })?;
     if args.store.json {
-        println!(
-            "{}",
-            serde_json::json!({
-                "fragments_before": upkeep.fragments_before, "fragments_after": upkeep.fragments_after,
-                "versions_removed": upkeep.versions_removed, "bytes_removed": upkeep.bytes_removed,
-                "versions": stats.versions,
-            })
-        );
+        println!("{}", serde_json::json!({"upkeep": upkeep, "stats": stats}));
     } else {
         println!(
             "{} fragments -> {}; {} old versions removed ({} bytes); {} versions kept (younger than a minute, or current)",

@@ -51,7 +51,7 @@ pub use extract::{pdf_helper_main, pdf_text, ParseLimits, ParserIsolation};
 pub use plan::{Seen, SyncPlan, ToEmbed};
 pub use read::{looks_binary, read, Format, ReadOutcome};
 pub use report::{Event, FileProblem, ProblemKind, Summary};
-pub use walk::{source_prefix, walk, FileEntry, WalkOptions, Walked};
+pub use walk::{source_prefix, walk, FileEntry, Shard, WalkOptions, Walked};
 
 use files::Files;
 use pipeline::{Input, Outcome, Reader, Work};
@@ -139,7 +139,11 @@ pub async fn sync_folder(
 ) -> Result<Summary> {
     let start = Instant::now();
     let size = chunk_size(model.as_ref(), options)?;
-    let stored = stored_hashes(collection, &options.walk.prefix_for(root)).await?;
+    let mut stored = stored_hashes(collection, &options.walk.prefix_for(root)).await?;
+    if let Some(shard) = options.walk.shard {
+        // Another shard's sources are neither this run's to update nor to delete.
+        stored.retain(|id, _| shard.owns(id));
+    }
     let (walk_options, root_owned) = (options.walk.clone(), root.to_path_buf());
     let (walked, seen, files) = tokio::task::spawn_blocking(move || {
         let walked = walk(&root_owned, &walk_options)?;

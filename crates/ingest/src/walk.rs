@@ -35,6 +35,9 @@ pub struct WalkOptions {
     /// What source ids start with; `None`: the root as named ([`source_prefix`]). The server
     /// sets it to the ingest root's name and the folder's path under it.
     pub source_prefix: Option<String>,
+    /// Take only this share of the files (and delete only within it): `--shard I/N`, so that
+    /// N processes or machines can ingest one folder into one collection.
+    pub shard: Option<Shard>,
 }
 
 impl WalkOptions {
@@ -56,6 +59,7 @@ impl Default for WalkOptions {
             no_ignore: false,
             confine: false,
             source_prefix: None,
+            shard: None,
         }
     }
 }
@@ -69,6 +73,45 @@ pub struct FileEntry {
     pub rel: PathBuf,
     pub source_id: String,
     pub size: u64,
+}
+
+/// A deterministic share of the sources: source `id` belongs to shard `I` of `N` when a hash of
+/// its id is `I` modulo `N`. The hash (blake3) is the same on every machine and release.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shard {
+    pub index: u64,
+    pub count: u64,
+}
+
+impl Shard {
+    pub fn owns(&self, source_id: &str) -> bool {
+        let hash = blake3::hash(source_id.as_bytes());
+        let mut first = [0u8; 8];
+        first.copy_from_slice(&hash.as_bytes()[..8]);
+        u64::from_le_bytes(first) % self.count == self.index
+    }
+}
+
+impl std::str::FromStr for Shard {
+    type Err = String;
+
+    /// `I/N` with `0 <= I < N`.
+    fn from_str(s: &str) -> Result<Self, String> {
+        let bad = || format!("`{s}` is not a shard I/N with 0 <= I < N (for example 0/4)");
+        let (i, n) = s.split_once('/').ok_or_else(bad)?;
+        let index: u64 = i.trim().parse().map_err(|_| bad())?;
+        let count: u64 = n.trim().parse().map_err(|_| bad())?;
+        if count == 0 || index >= count {
+            return Err(bad());
+        }
+        Ok(Self { index, count })
+    }
+}
+
+impl std::fmt::Display for Shard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.index, self.count)
+    }
 }
 
 /// What a walk saw.
@@ -213,6 +256,9 @@ pub fn walk(root: &Path, options: &WalkOptions) -> Result<Walked> {
         let Some(source_id) = source_id(&prefix, root, &path) else {
             continue;
         };
+        if options.shard.is_some_and(|s| !s.owns(&source_id)) {
+            continue;
+        }
         let rel = path.strip_prefix(root).unwrap_or(&path).to_path_buf();
         match entry.metadata() {
             Ok(meta) if meta.len() > options.max_file_size => walked.too_large.push(source_id),
@@ -233,6 +279,9 @@ pub fn walk(root: &Path, options: &WalkOptions) -> Result<Walked> {
         }
     }
     walked.outside = std::mem::take(&mut *outside.lock().expect("walk lock"));
+    if let Some(shard) = options.shard {
+        walked.outside.retain(|id| shard.owns(id));
+    }
     for id in &walked.outside {
         walked.problems.push(FileProblem {
             path: id.clone(),
@@ -257,6 +306,32 @@ fn error_path(err: &ignore::Error) -> Option<PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn shards_split_every_source_exactly_once() {
+        let ids: Vec<String> = (0..1000).map(|i| format!("docs/file{i}.md")).collect();
+        for n in [1u64, 2, 3, 7] {
+            let shards: Vec<Shard> = (0..n)
+                .map(|i| format!("{i}/{n}").parse().unwrap())
+                .collect();
+            let mut sizes = vec![0usize; n as usize];
+            for id in &ids {
+                let owners: Vec<usize> =
+                    (0..shards.len()).filter(|&k| shards[k].owns(id)).collect();
+                assert_eq!(owners.len(), 1, "{id} in shards {owners:?} of {n}");
+                sizes[owners[0]] += 1;
+            }
+            // Roughly even: no shard under half its fair share.
+            assert!(
+                sizes.iter().all(|&s| s * 2 * n as usize >= ids.len()),
+                "{n}: {sizes:?}"
+            );
+        }
+        for bad in ["", "1", "2/2", "-1/2", "0/0", "a/b", "1/2/3"] {
+            assert!(bad.parse::<Shard>().is_err(), "{bad}");
+        }
+        assert_eq!("1/4".parse::<Shard>().unwrap().to_string(), "1/4");
+    }
 
     fn ids(w: &Walked, prefix: &str) -> Vec<String> {
         w.files

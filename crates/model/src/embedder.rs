@@ -61,6 +61,9 @@ pub struct LoadOptions {
     /// Upper bound on the tokens of one forward pass; a call's inputs are split into passes of at
     /// most this many tokens (a single longer input still runs alone).
     pub max_batch_tokens: usize,
+    /// A cap on the model's max_seq_length (`None`: the model's own). A long-context model's
+    /// window costs memory quadratic in it; a server caps it (`--max-input-tokens`).
+    pub max_input_tokens: Option<usize>,
 }
 
 impl Default for LoadOptions {
@@ -69,6 +72,7 @@ impl Default for LoadOptions {
             device: DeviceSpec::Cpu,
             precision: Precision::F32,
             max_batch_tokens: 8192,
+            max_input_tokens: None,
         }
     }
 }
@@ -210,6 +214,13 @@ impl Embedder {
             .with_truncation(None)
             .map_err(|e| ModelError::Tokenizer(e.to_string()))?;
         tokenizer.with_padding(None);
+        let mut layout = layout;
+        if let Some(cap) = options.max_input_tokens {
+            if cap < 2 {
+                return Err(ModelError::BadMaxSeqLength(cap));
+            }
+            layout.max_seq_length = layout.max_seq_length.min(cap);
+        }
         Ok(Self {
             layout,
             tokenizer,
@@ -251,6 +262,18 @@ impl Embedder {
 
     pub fn max_seq_length(&self) -> usize {
         self.layout.max_seq_length
+    }
+
+    /// Cuts (or, with truncation off, refuses) inputs beyond `tokens`, special tokens included,
+    /// from now on: sentence-transformers' settable `max_seq_length`, and the server's per-input
+    /// token cap for long-context models. Values past the model's position limit fail at run
+    /// time the way they do in sentence-transformers.
+    pub fn set_max_seq_length(&mut self, tokens: usize) -> Result<()> {
+        if tokens < 2 {
+            return Err(ModelError::BadMaxSeqLength(tokens));
+        }
+        self.layout.max_seq_length = tokens;
+        Ok(())
     }
 
     /// The model's tokenizer, without truncation or padding (for chunking by tokens).

@@ -55,12 +55,15 @@ pub enum ModelError {
     #[error("tokenizer: {0}")]
     Tokenizer(String),
 
-    #[error("input {index} has {tokens} tokens, more than this model's max_seq_length of {max} (shorten it, or allow truncation)")]
+    #[error("input {index} has {tokens} tokens, more than the {max} this model takes (its max_seq_length, capped by a server's --max-input-tokens); shorten it, or allow truncation")]
     InputTooLong {
         index: usize,
         tokens: usize,
         max: usize,
     },
+
+    #[error("max_seq_length must be at least 2 tokens (room for the special tokens), got {0}")]
+    BadMaxSeqLength(usize),
 
     #[error("unknown prompt name `{name}` (this model has: {available})")]
     UnknownPrompt { name: String, available: String },

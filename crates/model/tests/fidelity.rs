@@ -144,3 +144,57 @@ fn assert_batched_equals_single_within(
         );
     }
 }
+
+/// A window capped at load (the server's `--max-input-tokens`) or set later (Python's settable
+/// `max_seq_length`) cuts inputs exactly as sentence-transformers does with `max_seq_length: 16`.
+#[test]
+fn a_capped_window_equals_sentence_transformers_max_seq_length() {
+    let reference = read_reference(&fixtures().join("variants/max-seq-16/reference.jsonl"));
+    let capped = Embedder::load(
+        minilm_dir().to_str().unwrap(),
+        &LoadOptions {
+            max_input_tokens: Some(16),
+            ..LoadOptions::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(capped.max_seq_length(), 16);
+    let got = capped
+        .embed(&reference.texts, &EmbedOptions::default())
+        .unwrap();
+    assert_close(
+        "capped at load",
+        &reference.texts,
+        &got,
+        &reference.embeddings,
+        true,
+        0.9999,
+    );
+
+    let mut set = load(&minilm_dir());
+    assert_eq!(set.max_seq_length(), 256);
+    set.set_max_seq_length(16).unwrap();
+    let got = set
+        .embed(&reference.texts, &EmbedOptions::default())
+        .unwrap();
+    assert_close(
+        "set later",
+        &reference.texts,
+        &got,
+        &reference.embeddings,
+        true,
+        0.9999,
+    );
+    assert!(set.set_max_seq_length(1).is_err());
+
+    // A cap above the model's own window leaves it alone.
+    let roomy = Embedder::load(
+        minilm_dir().to_str().unwrap(),
+        &LoadOptions {
+            max_input_tokens: Some(100_000),
+            ..LoadOptions::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(roomy.max_seq_length(), 256);
+}

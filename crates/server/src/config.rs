@@ -9,6 +9,8 @@ use std::time::Duration;
 pub struct ServerConfig {
     /// The store folder (or object-store URI) holding the collections.
     pub store: String,
+    /// Storage options and read consistency for the store.
+    pub store_options: fathom_store::StoreOptions,
     /// The collection used when a request names none.
     pub default_collection: String,
     /// `Some`: every route but `/health` needs `Authorization: Bearer <key>`.
@@ -54,6 +56,7 @@ impl Default for ServerConfig {
     fn default() -> Self {
         Self {
             store: fathom_store::DEFAULT_STORE.to_string(),
+            store_options: fathom_store::StoreOptions::default(),
             default_collection: fathom_store::DEFAULT_COLLECTION.to_string(),
             api_key: None,
             ingest_roots: Vec::new(),

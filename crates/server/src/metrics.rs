@@ -22,6 +22,20 @@ struct RequestLabels {
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct CollectionLabels {
+    pub(crate) collection: String,
+}
+
+/// The store's shape per open collection, refreshed when `/metrics` is read.
+#[derive(Debug, Default)]
+pub(crate) struct StoreGauges {
+    pub(crate) chunks: Family<CollectionLabels, Gauge>,
+    pub(crate) versions: Family<CollectionLabels, Gauge>,
+    pub(crate) fragments: Family<CollectionLabels, Gauge>,
+    pub(crate) unindexed_rows: Family<CollectionLabels, Gauge>,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RouteLabels {
     route: String,
 }
@@ -44,6 +58,7 @@ pub struct Metrics {
     batch_seconds: Histogram,
     tokens: Counter,
     tokens_per_second: Gauge<f64, std::sync::atomic::AtomicU64>,
+    pub(crate) store: StoreGauges,
 }
 
 impl Default for Metrics {
@@ -98,8 +113,30 @@ impl Default for Metrics {
             "Throughput of the last model call",
             tokens_per_second.clone(),
         );
+        let store = StoreGauges::default();
+        registry.register(
+            "store_chunks",
+            "Chunks in each open collection",
+            store.chunks.clone(),
+        );
+        registry.register(
+            "store_versions",
+            "Lance versions kept on disk per collection (upkeep removes old ones)",
+            store.versions.clone(),
+        );
+        registry.register(
+            "store_fragments",
+            "Data fragments per collection (upkeep compacts small ones)",
+            store.fragments.clone(),
+        );
+        registry.register(
+            "store_unindexed_rows",
+            "Rows not yet in the vector index (searched exactly until upkeep indexes them)",
+            store.unindexed_rows.clone(),
+        );
         Self {
             registry,
+            store,
             requests,
             latency,
             queue_depth,
@@ -119,6 +156,21 @@ impl Metrics {
         self.tokens.inc_by(tokens as u64);
         self.tokens_per_second
             .set(tokens as f64 / took.as_secs_f64().max(1e-9));
+    }
+
+    pub(crate) fn record_store(&self, collection: &str, stats: &fathom_store::Stats) {
+        let labels = CollectionLabels {
+            collection: collection.to_string(),
+        };
+        let set = |family: &Family<CollectionLabels, Gauge>, v: usize| {
+            family
+                .get_or_create(&labels)
+                .set(i64::try_from(v).unwrap_or(i64::MAX));
+        };
+        set(&self.store.chunks, stats.chunks);
+        set(&self.store.versions, stats.versions);
+        set(&self.store.fragments, stats.fragments);
+        set(&self.store.unindexed_rows, stats.unindexed_rows);
     }
 
     /// The Prometheus text exposition of every metric.

@@ -38,7 +38,7 @@ impl AppState {
     /// A server that answers 503 on model routes until [`AppState::install_model`] is called.
     pub fn new(config: ServerConfig) -> Self {
         Self {
-            store: Store::new(config.store.clone()),
+            store: Store::with_options(config.store.clone(), config.store_options.clone()),
             jobs: Jobs::new(config.max_ingest_jobs, config.max_queued_jobs),
             config: Arc::new(config),
             metrics: Arc::new(Metrics::default()),
@@ -116,6 +116,11 @@ impl AppState {
         });
     }
 
+    /// The collections this server has open (those it has read or written).
+    pub async fn open_collections(&self) -> Vec<Arc<Collection>> {
+        self.collections.lock().await.values().cloned().collect()
+    }
+
     /// Upkeep of every open collection written since its last one: what a quiet server does
     /// now and then, so that versions of a burst of writes do not stay around.
     pub async fn upkeep_all(&self) {
@@ -135,12 +140,15 @@ impl AppState {
         name: Option<&str>,
     ) -> Result<Arc<Collection>, ApiError> {
         let name = name.unwrap_or(&self.config.default_collection);
-        let cached = self.collection(Some(name)).await?;
-        if cached.exists() {
-            return Ok(cached);
+        let spec = &self.engine()?.spec;
+        let cached = self.collections.lock().await.get(name).cloned();
+        if let Some(c) = cached.filter(|c| c.exists()) {
+            return Ok(c);
         }
-        // Another process (a CLI ingest) may have created it since it was opened here.
-        let fresh = Arc::new(self.store.collection(name, &self.engine()?.spec).await?);
+        // Not open, or opened before anything was written: another process (a CLI ingest) may
+        // have created it since. A name that does not exist is not kept, so requests naming
+        // random collections cannot grow the server's memory.
+        let fresh = Arc::new(self.store.collection(name, spec).await?);
         if !fresh.exists() {
             return Err(fathom_store::StoreError::NoSuchCollection {
                 name: name.to_string(),

@@ -255,7 +255,7 @@ async fn embed_refuses_bad_input_with_json_errors() {
     )
     .await
     .error(StatusCode::UNPROCESSABLE_ENTITY, "validation");
-    assert!(msg.contains("max_seq_length of 256"), "{msg}");
+    assert!(msg.contains("more than the 256 this model takes"), "{msg}");
     let msg = call(
         r,
         Method::POST,

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use arrow_array::{Array, RecordBatchIterator, StringArray};
 use futures::TryStreamExt;
@@ -18,9 +18,12 @@ use lance_index::optimize::OptimizeOptions;
 use lance_index::scalar::InvertedIndexParams;
 use lance_index::IndexType;
 use lance_linalg::distance::DistanceType;
+use serde::Serialize;
 use tokio::sync::RwLock;
+use utoipa::ToSchema;
 
 use crate::error::{Result, StoreError};
+use crate::options::{storage_error, StoreOptions};
 use crate::schema::{self, sql_str, ModelSpec, SourceChunks, SOURCE_HASH, SOURCE_ID, TEXT, VECTOR};
 
 pub(crate) const TEXT_INDEX: &str = "text_fts";
@@ -57,15 +60,20 @@ pub struct WriteStats {
     pub deleted: u64,
 }
 
-/// A source held by a collection.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A source held by a collection: one shape for the CLI's `--json` and the HTTP API.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 pub struct SourceInfo {
+    /// The document id, or the file's path under the ingested folder.
+    #[serde(rename = "source")]
     pub source_id: String,
+    /// blake3 of the source's content.
+    #[serde(rename = "hash")]
     pub source_hash: String,
     pub chunks: usize,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// What a collection holds and the shape it is in on disk.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, ToSchema)]
 pub struct Stats {
     pub chunks: usize,
     pub sources: usize,
@@ -101,7 +109,7 @@ impl Default for UpkeepPolicy {
 }
 
 /// What one round of upkeep did.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, ToSchema)]
 pub struct Upkeep {
     pub fragments_before: usize,
     pub fragments_after: usize,
@@ -109,10 +117,13 @@ pub struct Upkeep {
     pub bytes_removed: u64,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A collection, its model and its [`Stats`], as one flat JSON object.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 pub struct CollectionInfo {
     pub name: String,
+    #[serde(flatten)]
     pub model: ModelSpec,
+    #[serde(flatten)]
     pub stats: Stats,
 }
 
@@ -130,6 +141,9 @@ pub struct Collection {
     commits_since_upkeep: AtomicUsize,
     /// One upkeep at a time per handle.
     upkeep_running: tokio::sync::Mutex<()>,
+    options: Arc<StoreOptions>,
+    /// When storage was last asked for a newer version (see `StoreOptions::read_consistency`).
+    last_check: std::sync::Mutex<Option<Instant>>,
 }
 
 fn is_not_found(err: &lance::Error) -> bool {
@@ -152,8 +166,9 @@ impl Collection {
         name: &str,
         uri: &str,
         spec: Option<&ModelSpec>,
+        options: &Arc<StoreOptions>,
     ) -> Result<Self> {
-        let (dataset, stored) = match Dataset::open(uri).await {
+        let (dataset, stored) = match options.open(uri).await {
             Ok(ds) => {
                 let stored = ModelSpec::from_metadata(&ds.schema().metadata).ok_or_else(|| {
                     StoreError::NotFathom {
@@ -163,7 +178,7 @@ impl Collection {
                 (Some(Arc::new(ds)), Some(stored))
             }
             Err(e) if is_not_found(&e) => (None, None),
-            Err(e) => return Err(e.into()),
+            Err(e) => return Err(storage_error(uri, e)),
         };
         let spec = match (stored, spec) {
             (Some(stored), Some(wanted)) if !stored.compatible(wanted) => {
@@ -194,6 +209,8 @@ impl Collection {
             upkeep: UpkeepPolicy::default(),
             commits_since_upkeep: AtomicUsize::new(0),
             upkeep_running: tokio::sync::Mutex::new(()),
+            options: options.clone(),
+            last_check: std::sync::Mutex::new(Some(Instant::now())),
         })
     }
 
@@ -223,24 +240,52 @@ impl Collection {
         self.dataset.try_read().map(|d| d.is_some()).unwrap_or(true)
     }
 
-    /// The current snapshot, reloaded from storage so that other writers' commits are seen.
-    /// Never waits for a write in progress: writers build new versions without the lock.
+    /// The current snapshot: this handle's own commits at once, other writers' commits once
+    /// the read-consistency interval has passed since storage was last asked. Never waits for
+    /// a write in progress: writers build new versions without the lock.
     pub(crate) async fn snapshot(&self) -> Result<Option<Arc<Dataset>>> {
         let known = self.dataset.read().await.clone();
+        if known.is_some() && !self.due_for_check() {
+            return Ok(known);
+        }
         match known {
             Some(ds) => {
-                if ds.latest_version_id().await? == ds.version().version {
+                let latest = ds
+                    .latest_version_id()
+                    .await
+                    .map_err(|e| storage_error(&self.uri, e))?;
+                if latest == ds.version().version {
                     return Ok(Some(ds));
                 }
                 let mut fresh = (*ds).clone();
-                fresh.checkout_latest().await?;
+                fresh
+                    .checkout_latest()
+                    .await
+                    .map_err(|e| storage_error(&self.uri, e))?;
                 Ok(Some(self.install(fresh).await))
             }
-            None => match Dataset::open(&self.uri).await {
+            None => match self.options.open(&self.uri).await {
                 Ok(ds) => Ok(Some(self.install(ds).await)),
                 Err(e) if is_not_found(&e) => Ok(None),
-                Err(e) => Err(e.into()),
+                Err(e) => Err(storage_error(&self.uri, e)),
             },
+        }
+    }
+
+    /// Whether the read-consistency interval has passed since storage was last asked (and if
+    /// so, starts the next one).
+    fn due_for_check(&self) -> bool {
+        let interval = self.options.read_consistency();
+        if interval.is_zero() {
+            return true;
+        }
+        let mut last = self.last_check.lock().unwrap_or_else(|p| p.into_inner());
+        match *last {
+            Some(at) if at.elapsed() < interval => false,
+            _ => {
+                *last = Some(Instant::now());
+                true
+            }
         }
     }
 
@@ -283,6 +328,7 @@ impl Collection {
             let reader = RecordBatchIterator::new(vec![Ok(batch)], schema);
             let params = WriteParams {
                 mode: WriteMode::Create,
+                store_params: self.options.store_params(),
                 ..Default::default()
             };
             match Dataset::write(reader, self.uri.as_str(), Some(params)).await {
@@ -296,9 +342,11 @@ impl Collection {
                 }
                 // Another writer created it first: fall through to a merge against theirs.
                 Err(lance::Error::DatasetAlreadyExists { .. }) => {
+                    // Make the next snapshot() look at storage, where theirs now is.
+                    *self.last_check.lock().unwrap_or_else(|p| p.into_inner()) = None;
                     return Box::pin(self.replace_sources(sources)).await;
                 }
-                Err(e) => return Err(e.into()),
+                Err(e) => return Err(storage_error(&self.uri, e)),
             }
         };
         if batch.num_rows() == 0 {
@@ -376,6 +424,15 @@ impl Collection {
     }
 
     pub async fn stats(&self) -> Result<Stats> {
+        let stats = self.storage_stats().await?;
+        Ok(Stats {
+            sources: self.sources().await?.len(),
+            ..stats
+        })
+    }
+
+    /// [`Stats`] without `sources` (which scans the source column): what metrics read often.
+    pub async fn storage_stats(&self) -> Result<Stats> {
         let Some(ds) = self.snapshot().await? else {
             return Ok(Stats::default());
         };
@@ -392,7 +449,7 @@ impl Collection {
         };
         Ok(Stats {
             chunks: ds.count_rows(None).await?,
-            sources: self.sources().await?.len(),
+            sources: 0,
             version: ds.version().version,
             versions: ds.versions().await?.len(),
             fragments: ds.count_fragments(),

@@ -39,6 +39,14 @@ pub enum StoreError {
         source: std::io::Error,
     },
 
+    #[error("store `{uri}`: {hint}: {source}")]
+    Storage {
+        uri: String,
+        hint: &'static str,
+        #[source]
+        source: lance::Error,
+    },
+
     #[error("lance: {0}")]
     Lance(#[from] lance::Error),
 

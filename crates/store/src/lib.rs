@@ -23,6 +23,7 @@
 mod collection;
 mod error;
 mod filter;
+mod options;
 mod schema;
 mod search;
 
@@ -31,25 +32,40 @@ pub use collection::{
 };
 pub use error::{Result, StoreError};
 pub use filter::Filter;
+pub use options::StoreOptions;
 pub use schema::{ChunkRecord, ModelSpec, SourceChunks};
 pub use search::{Hit, SearchMode, SearchQuery};
 
 use std::path::Path;
+use std::sync::Arc;
 
 /// The default store location, relative to the working directory.
 pub const DEFAULT_STORE: &str = "fathom-data";
 /// The default collection name.
 pub const DEFAULT_COLLECTION: &str = "default";
 
-/// A folder (or object-store URI) holding collections.
+/// A folder or an object-store URI (`s3://bucket/prefix`, `gs://…`, `az://…`) holding collections.
 #[derive(Debug, Clone)]
 pub struct Store {
     root: String,
+    options: Arc<StoreOptions>,
 }
 
 impl Store {
     pub fn new(root: impl Into<String>) -> Self {
-        Self { root: root.into() }
+        Self::with_options(root, StoreOptions::default())
+    }
+
+    /// A store with lance storage options (endpoint, region, credentials…) and a read-consistency
+    /// interval.
+    pub fn with_options(root: impl Into<String>, options: StoreOptions) -> Self {
+        let root = root.into();
+        let options = Arc::new(options.resolved_for(&root));
+        Self { root, options }
+    }
+
+    pub fn options(&self) -> &StoreOptions {
+        &self.options
     }
 
     pub fn root(&self) -> &str {
@@ -64,13 +80,14 @@ impl Store {
     /// collection written by another model, or with another dimension, is an error.
     pub async fn collection(&self, name: &str, spec: &ModelSpec) -> Result<Collection> {
         validate_name(name)?;
-        Collection::open_or_prepare(name, &self.dataset_uri(name), Some(spec)).await
+        Collection::open_or_prepare(name, &self.dataset_uri(name), Some(spec), &self.options).await
     }
 
     /// Opens an existing collection whatever model wrote it (for listing and deleting).
     pub async fn existing_collection(&self, name: &str) -> Result<Collection> {
         validate_name(name)?;
-        let c = Collection::open_or_prepare(name, &self.dataset_uri(name), None).await?;
+        let c =
+            Collection::open_or_prepare(name, &self.dataset_uri(name), None, &self.options).await?;
         if !c.exists() {
             return Err(StoreError::NoSuchCollection {
                 name: name.to_string(),
@@ -80,25 +97,30 @@ impl Store {
         Ok(c)
     }
 
-    /// Every collection in the store, with its model and size. Local folders only.
+    /// Every collection in the store, with its model and size.
     pub async fn collections(&self) -> Result<Vec<CollectionInfo>> {
-        let dir = Path::new(&self.root);
-        if !dir.exists() {
-            return Ok(Vec::new());
-        }
-        let entries = std::fs::read_dir(dir).map_err(|source| StoreError::Io {
-            path: dir.to_path_buf(),
-            source,
-        })?;
-        let mut names: Vec<String> = entries
-            .filter_map(|e| e.ok())
-            .filter_map(|e| e.file_name().into_string().ok())
-            .filter_map(|n| n.strip_suffix(".lance").map(str::to_string))
-            .collect();
+        let mut names = if options::is_object_store(&self.root) {
+            self.options.list(&self.root).await?
+        } else {
+            let dir = Path::new(&self.root);
+            if !dir.exists() {
+                return Ok(Vec::new());
+            }
+            let entries = std::fs::read_dir(dir).map_err(|source| StoreError::Io {
+                path: dir.to_path_buf(),
+                source,
+            })?;
+            entries
+                .filter_map(|e| e.ok())
+                .filter_map(|e| e.file_name().into_string().ok())
+                .collect()
+        };
+        names.retain(|n| n.ends_with(".lance"));
         names.sort();
         let mut out = Vec::with_capacity(names.len());
         for name in names {
-            let c = self.existing_collection(&name).await?;
+            let name = name.trim_end_matches(".lance");
+            let c = self.existing_collection(name).await?;
             out.push(c.info().await?);
         }
         Ok(out)

@@ -27,7 +27,7 @@ pub(crate) const META_DIMENSION: &str = "fathom.dimension";
 pub(crate) const META_NORMALIZED: &str = "fathom.normalized";
 
 /// The model a collection's vectors come from: recorded on creation, checked on every open.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 pub struct ModelSpec {
     pub model: String,
     pub dimension: usize,

@@ -7,7 +7,8 @@ use futures::TryStreamExt;
 use lance::index::DatasetIndexExt;
 use lance_index::scalar::FullTextSearchQuery;
 use lance_linalg::distance::DistanceType;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use crate::collection::{string_column, Collection};
 use crate::error::{Result, StoreError};
@@ -15,16 +16,35 @@ use crate::filter::{combined_sql, Filter};
 use crate::schema::*;
 
 /// How to rank.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum SearchMode {
     /// Cosine similarity of the query's embedding.
-    #[default]
     Vector,
     /// BM25 over the chunk texts (lance's inverted index).
     Text,
-    /// Reciprocal rank fusion of the two.
+    /// Reciprocal rank fusion of the two: the default (SciFact nDCG@10 0.715, against 0.653 for
+    /// vector alone and 0.665 for BM25).
+    #[default]
     Hybrid,
+}
+
+impl SearchMode {
+    pub const ALL: [SearchMode; 3] = [SearchMode::Vector, SearchMode::Text, SearchMode::Hybrid];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Vector => "vector",
+            Self::Text => "text",
+            Self::Hybrid => "hybrid",
+        }
+    }
+}
+
+impl std::fmt::Display for SearchMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 impl std::str::FromStr for SearchMode {
@@ -54,10 +74,13 @@ pub struct SearchQuery {
 
 /// One result: a chunk, where it is in its source, and its score (cosine similarity for vector
 /// search, BM25 for text, the fused RRF score for hybrid; higher is better).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 pub struct Hit {
+    /// The document id, or the file's path under the ingested folder.
+    #[serde(rename = "source")]
     pub source_id: String,
     pub chunk_index: u32,
+    /// Byte and character offsets of the chunk in its source text.
     pub byte_start: u64,
     pub byte_end: u64,
     pub char_start: u64,

@@ -6,6 +6,7 @@ use std::collections::HashSet;
 use axum::extract::{Path, Query, State};
 use axum::Json;
 use fathom_ingest::{CancelFlag, Document, FolderOptions, Format};
+use fathom_store::{CollectionInfo, SourceInfo};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
@@ -176,71 +177,23 @@ pub async fn delete(
     Ok(Json(DeleteResponse { id, deleted_chunks }))
 }
 
-#[derive(Debug, Serialize, ToSchema)]
-pub struct CollectionOut {
-    pub name: String,
-    pub model: String,
-    pub dimension: usize,
-    pub normalized: bool,
-    pub chunks: usize,
-    pub sources: usize,
-    pub version: u64,
-    pub text_index: bool,
-    pub vector_index: bool,
-}
-
 /// Every collection in the store.
 #[utoipa::path(get, path = "/collections", tag = "documents",
-    responses((status = 200, body = Vec<CollectionOut>)))]
+    responses((status = 200, body = Vec<CollectionInfo>)))]
 pub async fn collections(
     State(state): State<AppState>,
-) -> Result<Json<Vec<CollectionOut>>, ApiError> {
-    let infos = state.store.collections().await?;
-    Ok(Json(
-        infos
-            .into_iter()
-            .map(|c| CollectionOut {
-                name: c.name,
-                model: c.model.model,
-                dimension: c.model.dimension,
-                normalized: c.model.normalized,
-                chunks: c.stats.chunks,
-                sources: c.stats.sources,
-                version: c.stats.version,
-                text_index: c.stats.text_index,
-                vector_index: c.stats.vector_index,
-            })
-            .collect(),
-    ))
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct SourceOut {
-    pub source: String,
-    /// blake3 of the source's content.
-    pub hash: String,
-    pub chunks: usize,
+) -> Result<Json<Vec<CollectionInfo>>, ApiError> {
+    Ok(Json(state.store.collections().await?))
 }
 
 /// The sources (documents, files) of a collection with their chunk counts.
 #[utoipa::path(get, path = "/collections/{name}/sources", tag = "documents",
     params(("name" = String, Path, description = "Collection name")),
-    responses((status = 200, body = Vec<SourceOut>), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = Vec<SourceInfo>), (status = 404, body = ErrorBody)))]
 pub async fn sources(
     State(state): State<AppState>,
     Path(name): Path<String>,
-) -> Result<Json<Vec<SourceOut>>, ApiError> {
+) -> Result<Json<Vec<SourceInfo>>, ApiError> {
     let collection = state.store.existing_collection(&name).await?;
-    Ok(Json(
-        collection
-            .sources()
-            .await?
-            .into_iter()
-            .map(|s| SourceOut {
-                source: s.source_id,
-                hash: s.source_hash,
-                chunks: s.chunks,
-            })
-            .collect(),
-    ))
+    Ok(Json(collection.sources().await?))
 }

@@ -91,6 +91,22 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     if let Ok(engine) = state.engine() {
         state.metrics.queue_depth.set(engine.batcher.depth() as i64);
     }
+    for collection in state.open_collections().await {
+        // A collection this server opened but nothing wrote yet has no dataset to describe.
+        if !collection.exists() {
+            continue;
+        }
+        match tokio::time::timeout(state.config.request_timeout, collection.storage_stats()).await {
+            Ok(Ok(stats)) => state.metrics.record_store(collection.name(), &stats),
+            Ok(Err(e)) => {
+                tracing::warn!(collection = collection.name(), error = %e, "reading store stats for /metrics")
+            }
+            Err(_) => tracing::warn!(
+                collection = collection.name(),
+                "reading store stats for /metrics timed out"
+            ),
+        }
+    }
     (
         [(
             header::CONTENT_TYPE,

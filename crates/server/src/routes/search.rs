@@ -3,7 +3,7 @@
 use axum::extract::State;
 use axum::Json;
 use fathom_model::EmbedOptions;
-use fathom_store::{Filter, SearchMode, SearchQuery};
+use fathom_store::{Filter, Hit, SearchMode, SearchQuery};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -27,7 +27,7 @@ pub struct SearchRequest {
     pub query: String,
     /// Results to return (1..=1000, default 10).
     pub k: Option<usize>,
-    /// `vector` (default), `text` (BM25) or `hybrid` (reciprocal rank fusion of both).
+    /// `hybrid` (default: reciprocal rank fusion of both), `vector` or `text` (BM25).
     pub mode: Option<String>,
     /// `source:PREFIX`, `source:GLOB` (with `*`, `?`), `source=ID` or `meta.KEY=VALUE`.
     pub filter: Option<Filters>,
@@ -36,24 +36,8 @@ pub struct SearchRequest {
 }
 
 #[derive(Debug, Serialize, ToSchema)]
-pub struct SearchHit {
-    /// The document id or the file path relative to the ingested folder.
-    pub source: String,
-    pub chunk_index: u32,
-    pub text: String,
-    /// Byte and character offsets of the chunk in its source text.
-    pub byte_start: u64,
-    pub byte_end: u64,
-    pub char_start: u64,
-    pub char_end: u64,
-    /// Higher is better: cosine similarity (vector), BM25 (text) or the fused RRF score (hybrid).
-    pub score: f32,
-    pub metadata: Option<serde_json::Value>,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
 pub struct SearchResponse {
-    pub hits: Vec<SearchHit>,
+    pub hits: Vec<Hit>,
 }
 
 /// Search a collection.
@@ -80,7 +64,7 @@ pub async fn search(
         )));
     }
     let mode: SearchMode = match req.mode.as_deref() {
-        None => SearchMode::Vector,
+        None => SearchMode::default(),
         Some(m) => m.parse().map_err(ApiError::Validation)?,
     };
     let filters = match req.filter {
@@ -129,20 +113,5 @@ pub async fn search(
     let hits = tokio::time::timeout(timeout, collection.search(&query))
         .await
         .map_err(|_| ApiError::Timeout(timeout))??;
-    Ok(Json(SearchResponse {
-        hits: hits
-            .into_iter()
-            .map(|h| SearchHit {
-                source: h.source_id,
-                chunk_index: h.chunk_index,
-                text: h.text,
-                byte_start: h.byte_start,
-                byte_end: h.byte_end,
-                char_start: h.char_start,
-                char_end: h.char_end,
-                score: h.score,
-                metadata: h.metadata,
-            })
-            .collect(),
-    }))
+    Ok(Json(SearchResponse { hits }))
 }
