@@ -31,6 +31,7 @@ pub fn load_model_capped(
         precision: args.dtype.into(),
         max_batch_tokens: args.max_batch_tokens,
         max_input_tokens,
+        ..LoadOptions::default()
     };
     tracing::info!(%model, %device, "loading model");
     Embedder::load(&model, &options).with_context(|| format!("loading model `{model}`"))

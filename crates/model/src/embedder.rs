@@ -64,6 +64,10 @@ pub struct LoadOptions {
     /// A cap on the model's max_seq_length (`None`: the model's own). A long-context model's
     /// window costs memory quadratic in it; a server caps it (`--max-input-tokens`).
     pub max_input_tokens: Option<usize>,
+    /// `true`: run this model on plain candle ops even on CPU, with fathom's CPU kernels off: the
+    /// path CUDA and f16 take, slower on CPU. For checking one path against the other; other
+    /// models in the process keep their own setting.
+    pub generic_ops: bool,
 }
 
 impl Default for LoadOptions {
@@ -73,6 +77,7 @@ impl Default for LoadOptions {
             precision: Precision::F32,
             max_batch_tokens: 8192,
             max_input_tokens: None,
+            generic_ops: false,
         }
     }
 }
@@ -112,6 +117,8 @@ pub struct Embedder {
     device: Device,
     max_batch_tokens: usize,
     precision: Precision,
+    /// [`LoadOptions::generic_ops`], applied to every forward pass.
+    generic_ops: bool,
 }
 
 /// One tokenized input, ready to pack.
@@ -171,14 +178,20 @@ impl Embedder {
                 ))
             }
         };
-        if options.precision == Precision::Bf16
-            && device.is_cpu()
-            && !crate::kernels_bf16::supported()
-        {
-            return Err(ModelError::Unsupported(
-                "bf16 on CPU needs the AVX512-BF16 instructions, which this CPU lacks; use f32"
-                    .into(),
-            ));
+        if options.precision == Precision::Bf16 && device.is_cpu() {
+            if options.generic_ops {
+                return Err(ModelError::Unsupported(
+                    "bf16 on CPU runs on fathom's CPU kernels, which `generic_ops` turns off; \
+                     use f32, or leave generic_ops off"
+                        .into(),
+                ));
+            }
+            if !crate::kernels::bf16::supported() {
+                return Err(ModelError::Unsupported(
+                    "bf16 on CPU needs the AVX512-BF16 instructions, which this CPU lacks; use f32"
+                        .into(),
+                ));
+            }
         }
         // Architecture first: an unsupported model_type is reported before reading weights.
         if !arch::SUPPORTED.contains(&layout.model_type.as_str()) {
@@ -229,6 +242,7 @@ impl Embedder {
             device,
             max_batch_tokens: options.max_batch_tokens.max(1),
             precision: options.precision,
+            generic_ops: options.generic_ops,
         })
     }
 
@@ -493,12 +507,14 @@ impl Embedder {
 
     /// One forward pass: transformer, pooling, dense layers.
     fn forward_pooled(&self, batch: &PackedBatch, skip: usize) -> Result<Vec<Vec<f32>>> {
-        let hidden = self.encoder.forward(batch)?;
-        let _span = crate::profile::span("pooling+dense");
-        let mut x: Tensor = pool(&hidden, &batch.seq_lens, &self.layout.pooling, skip)?;
-        for dense in &self.dense {
-            x = dense.forward(&x)?;
-        }
-        Ok(x.to_dtype(DType::F32)?.to_vec2()?)
+        crate::ops::with_generic_ops(self.generic_ops, || {
+            let hidden = self.encoder.forward(batch)?;
+            let _span = crate::profile::span("pooling+dense");
+            let mut x: Tensor = pool(&hidden, &batch.seq_lens, &self.layout.pooling, skip)?;
+            for dense in &self.dense {
+                x = dense.forward(&x)?;
+            }
+            Ok(x.to_dtype(DType::F32)?.to_vec2()?)
+        })
     }
 }

@@ -25,7 +25,6 @@ mod embedder;
 mod error;
 mod files;
 mod kernels;
-mod kernels_bf16;
 mod layout;
 mod ops;
 mod pooling;

@@ -1,21 +1,44 @@
 //! The building blocks every architecture shares, each with two implementations: the CPU `f32`
 //! fast path in [`crate::kernels`] and plain candle ops for every other device and dtype (CUDA,
 //! f16). Architectures call these and never branch on the device themselves, so a speed change
-//! here serves them all.
+//! here serves them all. A model loaded with [`crate::LoadOptions::generic_ops`] takes the plain
+//! candle path on CPU too (tests compare the two).
+
+use std::cell::Cell;
 
 use candle_core::{DType, Device, Storage, Tensor};
 use candle_nn::VarBuilder;
 
 use crate::error::Result;
-use crate::kernels::{self, Epilogue};
-use crate::kernels_bf16::PackedWeight;
+use crate::kernels::{self, bf16::PackedWeight, Epilogue};
 use crate::profile;
 
-/// Whether the CPU kernels may be used. `FATHOM_GENERIC_OPS=1` forces the plain candle path
-/// everywhere (tests compare the two).
+thread_local! {
+    /// `true` while a forward pass of a model loaded with `generic_ops` runs on this thread.
+    static GENERIC_OPS: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Runs `forward` (one forward pass of a model) with the CPU kernels off (`generic`: plain candle
+/// ops everywhere) or on, and restores the previous setting afterwards, also on panic.
+///
+/// The choice belongs to the model ([`crate::LoadOptions::generic_ops`]); it reaches the ops
+/// through this thread for the span of the pass because they are called from the architectures,
+/// which carry no load options. Only the thread running the pass reads it (the kernels' rayon
+/// tasks never do), so models with different settings can run side by side on other threads.
+pub(crate) fn with_generic_ops<R>(generic: bool, forward: impl FnOnce() -> R) -> R {
+    struct Restore(bool);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            GENERIC_OPS.set(self.0);
+        }
+    }
+    let _restore = Restore(GENERIC_OPS.replace(generic));
+    forward()
+}
+
+/// Whether the CPU kernels may be used: not inside [`with_generic_ops`]`(true, ..)`.
 fn fast_path_enabled() -> bool {
-    static ENABLED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *ENABLED.get_or_init(|| std::env::var("FATHOM_GENERIC_OPS").map_or(true, |v| v != "1"))
+    !GENERIC_OPS.get()
 }
 
 /// Runs `f` on the contiguous `f32` data of a CPU tensor; `None` when the tensor is not one.

@@ -5,7 +5,9 @@
 //! as one 32-bit lane; activations are rounded to bf16 (nearest even) per call. Everything around
 //! the products (attention, softmax, layer norm, GELU, pooling) stays f32. Used only where the
 //! CPU has AVX512-BF16 (`supported()`); the caller falls back to f32 elsewhere.
-#![allow(unsafe_code)]
+//!
+//! The micro-kernel reads and writes through raw pointers for speed; it asserts the bounds that
+//! make that sound once per call, outside its loops.
 
 use rayon::prelude::*;
 
@@ -98,8 +100,9 @@ pub fn matmul_bt(x: &[f32], rows: usize, w: &PackedWeight, out: &mut [f32]) {
         .zip(a.par_chunks(block * k_pairs))
         .for_each(|(dst, src)| {
             let m = src.len() / k_pairs;
-            // SAFETY: `supported()` was checked above; `src` holds m rows of k_pairs lanes,
-            // `dst` m rows of n floats, and `w.data` every panel (sizes asserted / constructed).
+            // SAFETY: `matmul_block` needs AVX512F and AVX512-BF16, which `supported()` confirmed
+            // at the top of this function; memory safety it ensures itself (its slices are
+            // bounds-checked and its micro-kernel asserts its bounds).
             #[cfg(target_arch = "x86_64")]
             unsafe {
                 x86::matmul_block(src, m, k_pairs, &w.data, n, dst)
@@ -126,18 +129,11 @@ mod x86 {
     /// All panels for `m` rows. Rows are walked in groups small enough that their activations stay
     /// in L2 while each weight panel is reused across the group.
     ///
-    /// # Safety
-    /// AVX512F and AVX512-BF16 must be available; `a` is m × k_pairs, `out` m × n, `w` packed
-    /// for n columns and k_pairs pairs.
+    /// `a` is m × k_pairs, `out` m × n, `w` packed for n columns and k_pairs pairs; a wrong size
+    /// panics (slices here are bounds-checked, [`kernel`] asserts its own bounds). Calling it is
+    /// `unsafe` from code not compiled for AVX512F and AVX512-BF16: check [`super::supported`].
     #[target_feature(enable = "avx512f,avx512bf16")]
-    pub unsafe fn matmul_block(
-        a: &[u32],
-        m: usize,
-        k_pairs: usize,
-        w: &[u32],
-        n: usize,
-        out: &mut [f32],
-    ) {
+    pub fn matmul_block(a: &[u32], m: usize, k_pairs: usize, w: &[u32], n: usize, out: &mut [f32]) {
         let panels = n.div_ceil(PANEL);
         let group = (96 * 1024 / (4 * k_pairs)).max(MR) / MR * MR;
         let mut r0 = 0;
@@ -166,9 +162,18 @@ mod x86 {
         }
     }
 
-    /// R rows × one 64-column panel: `c[r][j] += Σ_p a[r][p] · b[p][j]` over bf16 pairs.
+    /// Reinterprets 16 lanes of two packed bf16 values each as the bf16-pair vector type.
+    #[inline(always)]
+    fn as_bf16_pairs(v: __m512i) -> __m512bh {
+        // SAFETY: both are plain 512-bit SIMD vectors of the same size, and every bit pattern is
+        // a valid value of either; each 32-bit lane already holds (lo, hi) bf16 as `pair` packs it.
+        unsafe { std::mem::transmute::<__m512i, __m512bh>(v) }
+    }
+
+    /// R rows × one 64-column panel: `c[r][j] += Σ_p a[r][p] · b[p][j]` over bf16 pairs, for
+    /// columns j < `cols` of rows r < R at row stride `ldc`.
     #[target_feature(enable = "avx512f,avx512bf16")]
-    unsafe fn kernel<const R: usize>(
+    fn kernel<const R: usize>(
         a: &[u32],
         k_pairs: usize,
         b: &[u32],
@@ -176,32 +181,36 @@ mod x86 {
         ldc: usize,
         cols: usize,
     ) {
-        debug_assert!(a.len() >= R * k_pairs && b.len() >= k_pairs * PANEL);
-        debug_assert!(c.len() >= (R - 1) * ldc + cols);
+        // Checked once per call (R rows by one panel, over all of k), outside the loops: these
+        // bounds are what keep the raw loads and stores below inside `a`, `b` and `c`.
+        assert!(
+            a.len() >= R * k_pairs && b.len() >= k_pairs * PANEL,
+            "bf16 kernel: operands shorter than {R} rows × {k_pairs} pairs"
+        );
+        assert!(
+            c.len() >= (R - 1) * ldc + cols,
+            "bf16 kernel: output shorter than {R} rows × {cols} columns at stride {ldc}"
+        );
         let mut acc = [[_mm512_setzero_ps(); 4]; R];
         let bp = b.as_ptr();
         let ap = a.as_ptr();
         for p in 0..k_pairs {
-            // SAFETY: p < k_pairs and the panel holds k_pairs × 64 lanes.
+            // SAFETY: p < k_pairs, so lanes p·64..p·64+64 lie inside `b` (asserted to hold
+            // k_pairs × 64 lanes); `loadu` needs no alignment.
             let bv: [__m512bh; 4] = unsafe {
                 let base = bp.add(p * PANEL);
                 [
-                    std::mem::transmute::<__m512i, __m512bh>(_mm512_loadu_si512(base.cast())),
-                    std::mem::transmute::<__m512i, __m512bh>(_mm512_loadu_si512(
-                        base.add(16).cast(),
-                    )),
-                    std::mem::transmute::<__m512i, __m512bh>(_mm512_loadu_si512(
-                        base.add(32).cast(),
-                    )),
-                    std::mem::transmute::<__m512i, __m512bh>(_mm512_loadu_si512(
-                        base.add(48).cast(),
-                    )),
+                    as_bf16_pairs(_mm512_loadu_si512(base.cast())),
+                    as_bf16_pairs(_mm512_loadu_si512(base.add(16).cast())),
+                    as_bf16_pairs(_mm512_loadu_si512(base.add(32).cast())),
+                    as_bf16_pairs(_mm512_loadu_si512(base.add(48).cast())),
                 ]
             };
             for (r, acc_r) in acc.iter_mut().enumerate() {
-                // SAFETY: r < R rows of k_pairs lanes each.
+                // SAFETY: r < R and p < k_pairs, so the index is below R × k_pairs <= a.len()
+                // (asserted above).
                 let lane = unsafe { *ap.add(r * k_pairs + p) } as i32;
-                let av = std::mem::transmute::<__m512i, __m512bh>(_mm512_set1_epi32(lane));
+                let av = as_bf16_pairs(_mm512_set1_epi32(lane));
                 for v in 0..4 {
                     acc_r[v] = _mm512_dpbf16_ps(acc_r[v], av, bv[v]);
                 }
@@ -219,7 +228,10 @@ mod x86 {
                 } else {
                     (1u16 << valid) - 1
                 };
-                // SAFETY: columns c0..c0+valid of row r lie within `c` (debug-asserted above).
+                // SAFETY: the mask enables lanes 0..valid only, so this touches elements
+                // r·ldc + c0 .. r·ldc + c0 + valid of `c`; with r <= R - 1 and c0 + valid <= cols
+                // that ends at or before (R - 1)·ldc + cols <= c.len() (asserted above).
+                // Masked-off lanes are neither read nor written.
                 unsafe {
                     let dst = c.as_mut_ptr().add(r * ldc + c0);
                     let old = _mm512_maskz_loadu_ps(mask, dst);

@@ -1,0 +1,113 @@
+//! Scalar math written to vectorize: erf and GELU, exp, and lane-wise sum and max.
+
+use multiversion::multiversion;
+
+/// erf(x) for f32 as a rational function of x (odd numerator, even denominator); inputs are
+/// clamped to ±4, past which erf is ±1 in single precision.
+#[inline(always)]
+fn erf_rational(x: f32) -> f32 {
+    let x = x.clamp(-4.0, 4.0);
+    let x2 = x * x;
+    let mut p = x2 * -2.726_142_3e-10 + 2.770_681_4e-8;
+    p = x2 * p + -2.101_024e-6;
+    p = x2 * p + -5.692_506_4e-5;
+    p = x2 * p + -7.349_906_3e-4;
+    p = x2 * p + -2.954_6e-3;
+    p = x2 * p + -1.609_603_3e-2;
+    p *= x;
+    let mut q = x2 * -1.456_607_2e-5 + -2.133_740_6e-4;
+    q = x2 * q + -1.682_827e-3;
+    q = x2 * q + -7.373_329_3e-3;
+    q = x2 * q + -1.426_474e-2;
+    p / q
+}
+
+/// Exact (erf) GELU in place: x · ½ · (1 + erf(x / √2)).
+#[multiversion(targets(
+    "x86_64+avx512f+avx512bw+avx512cd+avx512dq+avx512vl+avx2+fma",
+    "x86_64+avx2+fma",
+    "aarch64+neon"
+))]
+pub fn gelu_erf(xs: &mut [f32]) {
+    for v in xs.iter_mut() {
+        let x = *v;
+        *v = 0.5 * x * (1.0 + erf_rational(x * std::f32::consts::FRAC_1_SQRT_2));
+    }
+}
+
+/// e^x for f32 (Cephes' polynomial after range reduction), ~1 ulp, written so that it vectorizes:
+/// round-to-nearest by the 1.5·2²³ trick and 2ⁿ by building the exponent bits.
+#[inline(always)]
+pub(super) fn exp_approx(x: f32) -> f32 {
+    let x = x.clamp(-87.0, 88.0);
+    const MAGIC: f32 = 12_582_912.0; // 1.5 * 2^23
+    let n = (x * std::f32::consts::LOG2_E + MAGIC) - MAGIC;
+    let r = x - n * 0.693_359_4 - n * -2.121_944_4e-4;
+    let mut p = 1.987_569_1e-4f32;
+    p = p * r + 1.398_2e-3;
+    p = p * r + 8.333_452e-3;
+    p = p * r + 4.166_579_6e-2;
+    p = p * r + 1.666_666_5e-1;
+    p = p * r + 0.5;
+    let e = p * r * r + r + 1.0;
+    let bits = ((n as i32 + 127) as u32) << 23;
+    e * f32::from_bits(bits)
+}
+
+/// Sum of a slice with 16 independent accumulators: float addition is not reassociated by the
+/// compiler, so a plain `.sum()` stays scalar; 16 lanes vectorize.
+#[inline(always)]
+pub(super) fn sum_lanes(xs: &[f32]) -> f32 {
+    let mut acc = [0f32; 16];
+    let chunks = xs.chunks_exact(16);
+    let rest: f32 = chunks.remainder().iter().sum();
+    for c in chunks {
+        for i in 0..16 {
+            acc[i] += c[i];
+        }
+    }
+    acc.iter().sum::<f32>() + rest
+}
+
+#[inline(always)]
+pub(super) fn max_lanes(xs: &[f32]) -> f32 {
+    let mut acc = [f32::NEG_INFINITY; 16];
+    let chunks = xs.chunks_exact(16);
+    let rest = chunks
+        .remainder()
+        .iter()
+        .fold(f32::NEG_INFINITY, |m, &v| if v > m { v } else { m });
+    for c in chunks {
+        for i in 0..16 {
+            acc[i] = if c[i] > acc[i] { c[i] } else { acc[i] };
+        }
+    }
+    acc.iter().fold(rest, |m, &v| if v > m { v } else { m })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn erf_matches_reference_everywhere() {
+        let mut worst = 0f64;
+        for i in -60_000..=60_000 {
+            let x = i as f32 * 1e-4;
+            let want = candle_core::cpu::erf::erf_f64(x as f64);
+            worst = worst.max((erf_rational(x) as f64 - want).abs());
+        }
+        assert!(worst < 5e-7, "max erf error {worst}");
+    }
+
+    #[test]
+    fn exp_matches_std() {
+        let mut worst = 0f32;
+        for i in -8_000..=800 {
+            let x = i as f32 * 0.01;
+            let want = x.exp();
+            worst = worst.max(((exp_approx(x) - want) / want).abs());
+        }
+        assert!(worst < 3e-7, "max relative exp error {worst}");
+    }
+}
