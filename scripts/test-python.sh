@@ -18,7 +18,7 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/fathom/py-target}"
 [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
 stamp="$venv/.fathom-python-requirements"
 if ! cmp -s "$crate/requirements-dev.txt" "$stamp" 2>/dev/null; then
-  echo "test-python: installing $(grep -v '^#' "$crate/requirements-dev.txt" | xargs) into $venv" >&2
+  echo "test-python: installing crates/python/requirements-dev.txt into $venv" >&2
   "$venv/bin/pip" install -q --disable-pip-version-check -r "$crate/requirements-dev.txt"
   cp "$crate/requirements-dev.txt" "$stamp"
 fi

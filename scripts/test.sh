@@ -13,6 +13,9 @@ cd "$root"
 
 scripts/setup.sh
 cargo fmt --all -- --check
+# Unused dependencies stay out: cargo-machete reads each crate's sources for its dependencies.
+command -v cargo-machete >/dev/null 2>&1 || cargo install --locked --quiet cargo-machete@0.9.2
+cargo machete
 
 clippy_driver="$(rustup which clippy-driver 2>/dev/null || command -v clippy-driver || true)"
 if [ -n "$clippy_driver" ]; then
@@ -25,3 +28,7 @@ cargo test --release --workspace --all-targets --no-run
 cargo test --release --workspace
 # The pure-Rust matrix-product path (fathom-model without the default `openblas` feature).
 cargo test --release -p fathom-model --lib
+# The Python package (crates/python: PyO3 + maturin, model only) in its own target directory, so
+# it neither waits for nor rebuilds lance: wheel, install into the test venv, pytest.
+unset RUSTC_WORKSPACE_WRAPPER CLIPPY_ARGS
+CARGO_TARGET_DIR="${FATHOM_PY_TARGET_DIR:-$HOME/.cache/fathom/py-target}" scripts/test-python.sh
