@@ -142,7 +142,7 @@ fn run(cmd: &mut Command) -> Output {
     cmd.output().unwrap()
 }
 
-fn ingest<'a>(s3: &'a S3, store: &'a str, dir: &'a Path, collection: &'a str) -> Command {
+fn ingest(s3: &S3, store: &str, dir: &Path, collection: &str) -> Command {
     let mut cmd = fathom(
         s3,
         &[

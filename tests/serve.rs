@@ -254,7 +254,10 @@ async fn serve_every_route_over_a_socket() {
     let before = batches().await;
     let waiting = Instant::now();
     while batches().await == before {
-        assert!(waiting.elapsed() < Duration::from_secs(60), "the request never reached the model");
+        assert!(
+            waiting.elapsed() < Duration::from_secs(60),
+            "the request never reached the model"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     server.terminate();

@@ -5,7 +5,6 @@ use std::time::Instant;
 
 use anyhow::Context;
 use fathom_ingest::{Event, FolderOptions, IngestError, Summary, WalkOptions};
-use fathom_store::Store;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::cli::IngestArgs;

@@ -4,8 +4,8 @@ use crate::cli::{CollectionArgs, DeleteArgs, StoreArgs};
 
 pub fn sources(args: CollectionArgs) -> anyhow::Result<()> {
     let rt = super::runtime()?;
+    let store = args.store.open()?;
     let sources = rt.block_on(async {
-        let store = args.store.open()?;
         store
             .existing_collection(&args.collection)
             .await?
@@ -66,8 +66,8 @@ pub fn delete(args: DeleteArgs) -> anyhow::Result<()> {
         anyhow::bail!("name the sources to delete, or --prefix");
     }
     let rt = super::runtime()?;
+    let store = args.target.store.open()?;
     let deleted = rt.block_on(async {
-        let store = args.target.store.open()?;
         let collection = store.existing_collection(&args.target.collection).await?;
         let mut ids = args.sources.clone();
         if let Some(prefix) = &args.prefix {

@@ -11,7 +11,6 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-
 pub const KEY: &str = "test-key";
 
 /// The Python of the test venv that scripts/setup.sh makes (with the `openai` package).
@@ -144,4 +143,3 @@ pub async fn get(server: &Server, path: &str) -> (u16, Value) {
     let status = r.status().as_u16();
     (status, r.json().await.unwrap())
 }
-

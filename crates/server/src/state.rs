@@ -126,8 +126,8 @@ impl AppState {
     pub async fn upkeep_all(&self) {
         let open: Vec<Arc<Collection>> = self.collections.lock().await.values().cloned().collect();
         for c in open {
-            if c.pending_commits() > 0 {
-                if let Err(e) = c.optimize().await {
+            if c.needs_upkeep() {
+                if let Err(e) = c.idle_upkeep().await {
                     tracing::warn!(collection = c.name(), error = %e, "store upkeep failed; retried later");
                 }
             }

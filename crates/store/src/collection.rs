@@ -1,7 +1,7 @@
 //! One collection: a lance dataset, its writes and its indexes.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -23,7 +23,7 @@ use tokio::sync::RwLock;
 use utoipa::ToSchema;
 
 use crate::error::{Result, StoreError};
-use crate::options::{storage_error, StoreOptions};
+use crate::options::{storage_error, Access};
 use crate::schema::{self, sql_str, ModelSpec, SourceChunks, SOURCE_HASH, SOURCE_ID, TEXT, VECTOR};
 
 pub(crate) const TEXT_INDEX: &str = "text_fts";
@@ -139,9 +139,11 @@ pub struct Collection {
     policy: IndexPolicy,
     upkeep: UpkeepPolicy,
     commits_since_upkeep: AtomicUsize,
+    /// The last upkeep kept versions because they were young: the next idle round removes them.
+    versions_kept: AtomicBool,
     /// One upkeep at a time per handle.
     upkeep_running: tokio::sync::Mutex<()>,
-    options: Arc<StoreOptions>,
+    access: Arc<Access>,
     /// When storage was last asked for a newer version (see `StoreOptions::read_consistency`).
     last_check: std::sync::Mutex<Option<Instant>>,
 }
@@ -166,9 +168,9 @@ impl Collection {
         name: &str,
         uri: &str,
         spec: Option<&ModelSpec>,
-        options: &Arc<StoreOptions>,
+        access: &Arc<Access>,
     ) -> Result<Self> {
-        let (dataset, stored) = match options.open(uri).await {
+        let (dataset, stored) = match access.open(uri).await {
             Ok(ds) => {
                 let stored = ModelSpec::from_metadata(&ds.schema().metadata).ok_or_else(|| {
                     StoreError::NotFathom {
@@ -208,8 +210,9 @@ impl Collection {
             policy: IndexPolicy::default(),
             upkeep: UpkeepPolicy::default(),
             commits_since_upkeep: AtomicUsize::new(0),
+            versions_kept: AtomicBool::new(false),
             upkeep_running: tokio::sync::Mutex::new(()),
-            options: options.clone(),
+            access: access.clone(),
             last_check: std::sync::Mutex::new(Some(Instant::now())),
         })
     }
@@ -264,7 +267,7 @@ impl Collection {
                     .map_err(|e| storage_error(&self.uri, e))?;
                 Ok(Some(self.install(fresh).await))
             }
-            None => match self.options.open(&self.uri).await {
+            None => match self.access.open(&self.uri).await {
                 Ok(ds) => Ok(Some(self.install(ds).await)),
                 Err(e) if is_not_found(&e) => Ok(None),
                 Err(e) => Err(storage_error(&self.uri, e)),
@@ -275,7 +278,7 @@ impl Collection {
     /// Whether the read-consistency interval has passed since storage was last asked (and if
     /// so, starts the next one).
     fn due_for_check(&self) -> bool {
-        let interval = self.options.read_consistency();
+        let interval = self.access.read_consistency();
         if interval.is_zero() {
             return true;
         }
@@ -307,6 +310,12 @@ impl Collection {
         self.commits_since_upkeep.load(Ordering::Relaxed)
     }
 
+    /// Whether an idle round of upkeep has work: commits since the last one, or versions the
+    /// last one kept because they were younger than `UpkeepPolicy::keep_versions_for`.
+    pub fn needs_upkeep(&self) -> bool {
+        self.pending_commits() > 0 || self.versions_kept.load(Ordering::Relaxed)
+    }
+
     fn committed(&self) {
         self.commits_since_upkeep.fetch_add(1, Ordering::Relaxed);
     }
@@ -328,7 +337,8 @@ impl Collection {
             let reader = RecordBatchIterator::new(vec![Ok(batch)], schema);
             let params = WriteParams {
                 mode: WriteMode::Create,
-                store_params: self.options.store_params(),
+                store_params: self.access.store_params(),
+                session: Some(self.access.session.clone()),
                 ..Default::default()
             };
             match Dataset::write(reader, self.uri.as_str(), Some(params)).await {
@@ -546,6 +556,16 @@ impl Collection {
         compact_files(&mut ds, CompactionOptions::default(), None).await?;
         self.install(ds).await;
         self.update_indexes().await?;
+        let cleaned = self.remove_old_versions().await?;
+        Ok(Upkeep {
+            fragments_before,
+            ..cleaned
+        })
+    }
+
+    /// Removes versions older than `UpkeepPolicy::keep_versions_for` (never the current one),
+    /// without compacting or touching indexes: commits nothing.
+    async fn remove_old_versions(&self) -> Result<Upkeep> {
         let Some(current) = self.snapshot().await? else {
             return Ok(Upkeep::default());
         };
@@ -557,12 +577,31 @@ impl Collection {
                 Some(false),
             )
             .await?;
+        let versions_left = current.versions().await?.len();
+        self.versions_kept
+            .store(versions_left > 1, Ordering::Relaxed);
         Ok(Upkeep {
-            fragments_before,
+            fragments_before: current.count_fragments(),
             fragments_after: current.count_fragments(),
             versions_removed: removed.old_versions,
             bytes_removed: removed.bytes_removed,
         })
+    }
+
+    /// What a quiet server does now and then: a full [`Collection::optimize`] after commits
+    /// through this handle, else only the removal of versions the last round kept because they
+    /// were young. `None` when there was nothing to do.
+    pub async fn idle_upkeep(&self) -> Result<Option<Upkeep>> {
+        if self.pending_commits() > 0 {
+            return self.optimize().await.map(Some);
+        }
+        if !self.versions_kept.load(Ordering::Relaxed) {
+            return Ok(None);
+        }
+        let Ok(_one_at_a_time) = self.upkeep_running.try_lock() else {
+            return Ok(None);
+        };
+        self.remove_old_versions().await.map(Some)
     }
 
     /// Runs [`Collection::optimize`] when enough commits have piled up since the last one (and

@@ -48,7 +48,7 @@ pub const DEFAULT_COLLECTION: &str = "default";
 #[derive(Debug, Clone)]
 pub struct Store {
     root: String,
-    options: Arc<StoreOptions>,
+    access: Arc<options::Access>,
 }
 
 impl Store {
@@ -60,12 +60,12 @@ impl Store {
     /// interval.
     pub fn with_options(root: impl Into<String>, options: StoreOptions) -> Self {
         let root = root.into();
-        let options = Arc::new(options.resolved_for(&root));
-        Self { root, options }
+        let access = Arc::new(options::Access::new(&root, options));
+        Self { root, access }
     }
 
     pub fn options(&self) -> &StoreOptions {
-        &self.options
+        &self.access.options
     }
 
     pub fn root(&self) -> &str {
@@ -80,14 +80,14 @@ impl Store {
     /// collection written by another model, or with another dimension, is an error.
     pub async fn collection(&self, name: &str, spec: &ModelSpec) -> Result<Collection> {
         validate_name(name)?;
-        Collection::open_or_prepare(name, &self.dataset_uri(name), Some(spec), &self.options).await
+        Collection::open_or_prepare(name, &self.dataset_uri(name), Some(spec), &self.access).await
     }
 
     /// Opens an existing collection whatever model wrote it (for listing and deleting).
     pub async fn existing_collection(&self, name: &str) -> Result<Collection> {
         validate_name(name)?;
         let c =
-            Collection::open_or_prepare(name, &self.dataset_uri(name), None, &self.options).await?;
+            Collection::open_or_prepare(name, &self.dataset_uri(name), None, &self.access).await?;
         if !c.exists() {
             return Err(StoreError::NoSuchCollection {
                 name: name.to_string(),
@@ -100,7 +100,7 @@ impl Store {
     /// Every collection in the store, with its model and size.
     pub async fn collections(&self) -> Result<Vec<CollectionInfo>> {
         let mut names = if options::is_object_store(&self.root) {
-            self.options.list(&self.root).await?
+            self.access.list(&self.root).await?
         } else {
             let dir = Path::new(&self.root);
             if !dir.exists() {

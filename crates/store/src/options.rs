@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use lance::dataset::builder::DatasetBuilder;
 use lance::io::{ObjectStore, ObjectStoreParams, ObjectStoreRegistry, StorageOptionsAccessor};
+use lance::session::Session;
 use lance::Dataset;
 
 use crate::error::{Result, StoreError};
@@ -24,6 +25,12 @@ pub struct StoreOptions {
     pub read_consistency: Option<Duration>,
 }
 
+/// lance's caches of index pages and metadata, shared by every dataset a store opens. lance's
+/// own defaults (6 GiB + 1 GiB, and a new pair for every dataset opened without a session) let a
+/// long-running server grow with every version it reads.
+pub const INDEX_CACHE_BYTES: usize = 256 * 1024 * 1024;
+pub const METADATA_CACHE_BYTES: usize = 64 * 1024 * 1024;
+
 /// The interval used on object storage unless one is given.
 pub const OBJECT_STORE_READ_CONSISTENCY: Duration = Duration::from_secs(2);
 
@@ -32,6 +39,55 @@ pub fn is_object_store(root: &str) -> bool {
     match root.split_once("://") {
         Some((scheme, _)) => scheme != "file" && scheme != "file+uring",
         None => false,
+    }
+}
+
+/// What every collection of a store shares: its options and one lance session (caches and the
+/// object-store registry).
+#[derive(Debug)]
+pub(crate) struct Access {
+    pub(crate) options: StoreOptions,
+    pub(crate) session: Arc<Session>,
+}
+
+impl Access {
+    pub(crate) fn new(root: &str, options: StoreOptions) -> Self {
+        Self {
+            options: options.resolved_for(root),
+            session: Arc::new(Session::new(
+                INDEX_CACHE_BYTES,
+                METADATA_CACHE_BYTES,
+                Arc::new(ObjectStoreRegistry::default()),
+            )),
+        }
+    }
+
+    pub(crate) fn read_consistency(&self) -> Duration {
+        self.options.read_consistency.unwrap_or(Duration::ZERO)
+    }
+
+    pub(crate) fn store_params(&self) -> Option<ObjectStoreParams> {
+        self.options.store_params()
+    }
+
+    pub(crate) async fn open(&self, uri: &str) -> lance::Result<Dataset> {
+        let mut builder = DatasetBuilder::from_uri(uri).with_session(self.session.clone());
+        if !self.options.storage.is_empty() {
+            builder = builder.with_storage_options(self.options.storage.clone());
+        }
+        builder.load().await
+    }
+
+    /// The names directly under `root` on object storage.
+    pub(crate) async fn list(&self, root: &str) -> Result<Vec<String>> {
+        let params = self.store_params().unwrap_or_default();
+        let listed = async {
+            let (store, path) =
+                ObjectStore::from_uri_and_params(self.session.store_registry(), root, &params)
+                    .await?;
+            store.read_dir(path).await
+        };
+        listed.await.map_err(|e| storage_error(root, e))
     }
 }
 
@@ -45,10 +101,6 @@ impl StoreOptions {
             });
         }
         self
-    }
-
-    pub(crate) fn read_consistency(&self) -> Duration {
-        self.read_consistency.unwrap_or(Duration::ZERO)
     }
 
     /// Parses `key=value` (the CLI's `--store-option`).
@@ -71,29 +123,6 @@ impl StoreOptions {
             ))),
             ..Default::default()
         })
-    }
-
-    pub(crate) async fn open(&self, uri: &str) -> lance::Result<Dataset> {
-        let mut builder = DatasetBuilder::from_uri(uri);
-        if !self.storage.is_empty() {
-            builder = builder.with_storage_options(self.storage.clone());
-        }
-        builder.load().await
-    }
-
-    /// The names directly under `root` on object storage.
-    pub(crate) async fn list(&self, root: &str) -> Result<Vec<String>> {
-        let params = self.store_params().unwrap_or_default();
-        let listed = async {
-            let (store, path) = ObjectStore::from_uri_and_params(
-                Arc::new(ObjectStoreRegistry::default()),
-                root,
-                &params,
-            )
-            .await?;
-            store.read_dir(path).await
-        };
-        listed.await.map_err(|e| storage_error(root, e))
     }
 }
 
@@ -152,15 +181,15 @@ mod tests {
 
     #[test]
     fn read_consistency_defaults_by_kind_of_store() {
-        let local = StoreOptions::default().resolved_for("fathom-data");
+        let local = Access::new("fathom-data", StoreOptions::default());
         assert_eq!(local.read_consistency(), Duration::ZERO);
-        let s3 = StoreOptions::default().resolved_for("s3://bucket/x");
+        let s3 = Access::new("s3://bucket/x", StoreOptions::default());
         assert_eq!(s3.read_consistency(), OBJECT_STORE_READ_CONSISTENCY);
         let given = StoreOptions {
             read_consistency: Some(Duration::from_millis(250)),
             ..StoreOptions::default()
-        }
-        .resolved_for("s3://bucket/x");
+        };
+        let given = Access::new("s3://bucket/x", given);
         assert_eq!(given.read_consistency(), Duration::from_millis(250));
     }
 

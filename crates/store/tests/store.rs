@@ -2,10 +2,11 @@
 //! exercised by the ingest and end-to-end tests).
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use fathom_store::{
     ChunkRecord, Filter, IndexPolicy, ModelSpec, SearchMode, SearchQuery, SourceChunks, Store,
-    StoreError,
+    StoreError, UpkeepPolicy,
 };
 
 const DIM: usize = 16;
@@ -315,4 +316,56 @@ async fn ann_index_past_the_threshold_keeps_new_rows_searchable() {
     assert_eq!(c.search(&q).await.unwrap()[0].source_id, "fresh");
     c.update_indexes().await.unwrap();
     assert_eq!(c.search(&q).await.unwrap()[0].source_id, "fresh");
+}
+
+#[tokio::test]
+async fn upkeep_compacts_and_removes_versions_once_they_age() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = Store::new(dir.path().to_str().unwrap())
+        .collection("c", &spec())
+        .await
+        .unwrap()
+        .with_upkeep_policy(UpkeepPolicy {
+            after_commits: 1000,
+            keep_versions_for: Duration::from_millis(1500),
+        });
+    for i in 0..20 {
+        let id = format!("s{i}");
+        c.replace_sources(&[source(&id, "h", &[("some text", i % DIM)])])
+            .await
+            .unwrap();
+    }
+    let before = c.storage_stats().await.unwrap();
+    assert!(
+        before.fragments >= 20 && before.versions >= 20,
+        "{before:?}"
+    );
+    assert!(c.needs_upkeep());
+    assert_eq!(
+        c.idle_upkeep().await.unwrap().map(|u| u.fragments_before),
+        Some(before.fragments)
+    );
+    let young = c.storage_stats().await.unwrap();
+    assert_eq!(young.fragments, 1, "compacted: {young:?}");
+    assert!(
+        young.versions > 1,
+        "versions younger than the policy are kept: {young:?}"
+    );
+    assert!(
+        c.needs_upkeep(),
+        "the kept versions leave work for an idle round"
+    );
+
+    tokio::time::sleep(Duration::from_millis(1600)).await;
+    let cleaned = c.idle_upkeep().await.unwrap().expect("an idle round ran");
+    assert!(cleaned.versions_removed > 0, "{cleaned:?}");
+    let after = c.storage_stats().await.unwrap();
+    assert_eq!(after.versions, 1, "{after:?}");
+    assert_eq!(
+        after.version, young.version,
+        "removing versions commits nothing"
+    );
+    assert!(!c.needs_upkeep());
+    assert_eq!(c.idle_upkeep().await.unwrap(), None, "nothing left to do");
+    assert_eq!(c.sources().await.unwrap().len(), 20);
 }
