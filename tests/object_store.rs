@@ -59,7 +59,9 @@ impl S3 {
 
     /// Creates a bucket (moto takes the unsigned S3 CreateBucket request).
     fn bucket(&self, name: &str) {
-        let status = http_put(&format!("{}/{name}", self.endpoint));
+        // Its own thread: the async tests call this from inside their runtime.
+        let url = format!("{}/{name}", self.endpoint);
+        let status = std::thread::spawn(move || http_put(&url)).join().unwrap();
         assert!(status < 300, "creating bucket {name}: HTTP {status}");
     }
 
@@ -98,20 +100,25 @@ fn signal(child: &Child, sig: &str) {
         .unwrap();
 }
 
-/// A bare HTTP PUT with no body; returns the status.
+/// A bare HTTP PUT with no body; returns the status. Retried while the server starts (it
+/// accepts connections a moment before it answers them).
 fn http_put(url: &str) -> u16 {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
     rt.block_on(async {
-        reqwest::Client::new()
-            .put(url)
-            .send()
-            .await
-            .unwrap()
-            .status()
-            .as_u16()
+        let started = Instant::now();
+        loop {
+            match reqwest::Client::new().put(url).send().await {
+                Ok(r) => return r.status().as_u16(),
+                Err(e) if started.elapsed() < Duration::from_secs(30) => {
+                    eprintln!("PUT {url}: {e}; retrying");
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                Err(e) => panic!("PUT {url}: {e}"),
+            }
+        }
     })
 }
 
@@ -142,12 +149,13 @@ fn run(cmd: &mut Command) -> Output {
     cmd.output().unwrap()
 }
 
+/// `fathom ingest` of `dir` named from its parent folder, so source ids are `<dir name>/<file>`.
 fn ingest(s3: &S3, store: &str, dir: &Path, collection: &str) -> Command {
     let mut cmd = fathom(
         s3,
         &[
             "ingest",
-            dir.to_str().unwrap(),
+            dir.file_name().unwrap().to_str().unwrap(),
             "--store",
             store,
             "--collection",
@@ -156,7 +164,7 @@ fn ingest(s3: &S3, store: &str, dir: &Path, collection: &str) -> Command {
             "--model",
         ],
     );
-    cmd.arg(minilm());
+    cmd.arg(minilm()).current_dir(dir.parent().unwrap());
     cmd
 }
 
@@ -250,7 +258,7 @@ fn ingest_search_delete_and_sync_on_s3() {
     assert_eq!(summary["added"], 3, "{summary}");
     for mode in ["vector", "text", "hybrid"] {
         let hits = search(&s3, store, "notes", "what makes bread rise", mode);
-        assert_eq!(hits[0]["source"], "bread.txt", "{mode}: {hits:?}");
+        assert_eq!(hits[0]["source"], "notes/bread.txt", "{mode}: {hits:?}");
     }
     let listed = run_ok(&mut fathom(
         &s3,
@@ -266,14 +274,14 @@ fn ingest_search_delete_and_sync_on_s3() {
         &s3,
         &[
             "delete",
-            "tea.md",
+            "notes/tea.md",
             "--store",
             store,
             "--collection",
             "notes",
         ],
     ));
-    assert!(!sources(&s3, store, "notes").contains_key("tea.md"));
+    assert!(!sources(&s3, store, "notes").contains_key("notes/tea.md"));
     write(
         &root,
         "rust.txt",
@@ -294,10 +302,10 @@ fn ingest_search_delete_and_sync_on_s3() {
     let now = sources(&s3, store, "notes");
     assert_eq!(
         now.keys().map(String::as_str).collect::<Vec<_>>(),
-        ["rust.txt", "tea.md"]
+        ["notes/rust.txt", "notes/tea.md"]
     );
     let hits = search(&s3, store, "notes", "garbage collector", "text");
-    assert_eq!(hits[0]["source"], "rust.txt");
+    assert_eq!(hits[0]["source"], "notes/rust.txt");
 
     // Upkeep works on object storage too.
     let out = run_ok(&mut fathom(

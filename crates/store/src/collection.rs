@@ -361,7 +361,10 @@ impl Collection {
         };
         if batch.num_rows() == 0 {
             let mut ds = (*current).clone();
-            let result = ds.delete(&predicate).await?;
+            let result = ds
+                .delete(&predicate)
+                .await
+                .map_err(|e| storage_error(&self.uri, e))?;
             self.install(result.new_dataset).await;
             self.committed();
             return Ok(WriteStats {
@@ -377,7 +380,10 @@ impl Collection {
             .when_not_matched_by_source(delete_if)
             .conflict_retries(20);
         let job = builder.try_build()?;
-        let (ds, stats) = job.execute_batches(vec![batch]).await?;
+        let (ds, stats) = job
+            .execute_batches(vec![batch])
+            .await
+            .map_err(|e| storage_error(&self.uri, e))?;
         self.install(ds).await;
         self.committed();
         Ok(WriteStats {

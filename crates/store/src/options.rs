@@ -129,6 +129,14 @@ impl StoreOptions {
 /// A lance error from reaching `uri`, with what it most likely means. Errors that are about
 /// the data rather than the storage pass through unchanged.
 pub(crate) fn storage_error(uri: &str, err: lance::Error) -> StoreError {
+    if matches!(
+        err,
+        lance::Error::CommitConflict { .. }
+            | lance::Error::RetryableCommitConflict { .. }
+            | lance::Error::DatasetAlreadyExists { .. }
+    ) {
+        return StoreError::Lance(err);
+    }
     let text = format!("{err:?} {err}");
     let hint = if text.contains("NoSuchBucket") || text.contains("bucket does not exist") {
         "the bucket does not exist (create it, or check the URI)"
