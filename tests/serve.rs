@@ -185,15 +185,7 @@ async fn serve_every_route_over_a_socket() {
     // Info, metrics, OpenAPI.
     let (_, info) = get(&server, "/info").await;
     assert_eq!(info["dimension"], 384);
-    let metrics = client()
-        .get(server.url("/metrics"))
-        .bearer_auth(KEY)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = server.metrics().await;
     assert!(metrics.contains("fathom_embed_batch_inputs_count"));
     let (_, doc) = get(&server, "/openapi.json").await;
     assert!(doc["paths"].get("/v1/embeddings").is_some());
@@ -238,15 +230,7 @@ async fn serve_every_route_over_a_socket() {
     // SIGTERM once the model has finished a first batch of it (a fixed sleep is too short on a
     // loaded machine: a request not yet accepted at SIGTERM is rightly refused).
     let batches = || async {
-        let text = client()
-            .get(server.url("/metrics"))
-            .bearer_auth(KEY)
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let text = server.metrics().await;
         text.lines()
             .find_map(|l| l.strip_prefix("fathom_embed_batch_inputs_count "))
             .map_or(0, |n| n.trim().parse::<u64>().unwrap())

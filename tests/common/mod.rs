@@ -104,6 +104,19 @@ impl Server {
         post(self, path, body).await
     }
 
+    /// The Prometheus text of `/metrics`.
+    pub async fn metrics(&self) -> String {
+        client()
+            .get(self.url("/metrics"))
+            .bearer_auth(KEY)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
     /// GET with the tests' API key.
     pub async fn get(&self, path: &str) -> (u16, Value) {
         get(self, path).await
