@@ -5,11 +5,11 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use arrow_array::{Array, RecordBatchIterator, StringArray};
+use arrow_array::{Array, RecordBatch, StringArray};
 use futures::TryStreamExt;
 use lance::dataset::optimize::{compact_files, CompactionOptions};
 use lance::dataset::{
-    MergeInsertBuilder, WhenMatched, WhenNotMatched, WhenNotMatchedBySource, WriteMode, WriteParams,
+    CommitBuilder, InsertBuilder, MergeInsertBuilder, WhenMatched, WhenNotMatched, WhenNotMatchedBySource, WriteMode, WriteParams,
 };
 use lance::index::vector::VectorIndexParams;
 use lance::index::{DatasetIndexExt, DatasetIndexInternalExt};
@@ -333,31 +333,18 @@ impl Collection {
         let Some(current) = self.snapshot().await? else {
             // The first write creates the dataset with the model recorded in its schema.
             let rows = batch.num_rows() as u64;
-            let schema = batch.schema();
-            let reader = RecordBatchIterator::new(vec![Ok(batch)], schema);
-            let params = WriteParams {
-                mode: WriteMode::Create,
-                store_params: self.access.store_params(),
-                session: Some(self.access.session.clone()),
-                ..Default::default()
-            };
-            match Dataset::write(reader, self.uri.as_str(), Some(params)).await {
-                Ok(ds) => {
-                    self.install(ds).await;
-                    self.committed();
-                    return Ok(WriteStats {
-                        inserted: rows,
-                        deleted: 0,
-                    });
-                }
-                // Another writer created it first: fall through to a merge against theirs.
-                Err(lance::Error::DatasetAlreadyExists { .. }) => {
-                    // Make the next snapshot() look at storage, where theirs now is.
-                    *self.last_check.lock().unwrap_or_else(|p| p.into_inner()) = None;
-                    return Box::pin(self.replace_sources(sources)).await;
-                }
-                Err(e) => return Err(storage_error(&self.uri, e)),
+            if let Some(ds) = self.create(batch).await? {
+                self.install(ds).await;
+                self.committed();
+                return Ok(WriteStats {
+                    inserted: rows,
+                    deleted: 0,
+                });
             }
+            // Another writer created it first: merge against theirs, which the next
+            // snapshot() reads from storage.
+            *self.last_check.lock().unwrap_or_else(|p| p.into_inner()) = None;
+            return Box::pin(self.replace_sources(sources)).await;
         };
         if batch.num_rows() == 0 {
             let mut ds = (*current).clone();
@@ -390,6 +377,51 @@ impl Collection {
             inserted: stats.num_inserted_rows + stats.num_updated_rows,
             deleted: stats.num_deleted_rows,
         })
+    }
+
+    /// Creates the dataset holding `batch`; `None` when another writer created it first.
+    ///
+    /// Not `Dataset::write(WriteMode::Create)`: lance 14 looks for an existing dataset once
+    /// before writing the data files and again before committing, and when another writer
+    /// created it in between, commits the creation as an Overwrite of theirs (their sources
+    /// gone, their index builds refused). Committing with no retries makes lance refuse that
+    /// case instead (a strict overwrite of version 0, which never exists); the data files
+    /// written for the refused commit are left unreferenced.
+    async fn create(&self, batch: RecordBatch) -> Result<Option<Dataset>> {
+        let params = WriteParams {
+            mode: WriteMode::Create,
+            store_params: self.access.store_params(),
+            session: Some(self.access.session.clone()),
+            ..Default::default()
+        };
+        let transaction = match InsertBuilder::new(self.uri.as_str())
+            .with_params(&params)
+            .execute_uncommitted(vec![batch])
+            .await
+        {
+            Ok(transaction) => transaction,
+            Err(lance::Error::DatasetAlreadyExists { .. }) => return Ok(None),
+            Err(e) => return Err(storage_error(&self.uri, e)),
+        };
+        let mut commit = CommitBuilder::new(self.uri.as_str())
+            .with_session(self.access.session.clone())
+            .with_max_retries(0);
+        if let Some(store_params) = self.access.store_params() {
+            commit = commit.with_store_params(store_params);
+        }
+        match commit.execute(transaction).await {
+            Ok(ds) if ds.version().version == 1 => Ok(Some(ds)),
+            Ok(ds) => Err(StoreError::CreatedOver {
+                name: self.name.clone(),
+                version: ds.version().version,
+            }),
+            Err(lance::Error::DatasetAlreadyExists { .. }) => Ok(None),
+            // Refused because the dataset now exists: someone else's creation won.
+            Err(e) => match self.access.open(&self.uri).await {
+                Ok(_) => Ok(None),
+                Err(_) => Err(storage_error(&self.uri, e)),
+            },
+        }
     }
 
     /// Deletes every chunk of these sources in one commit; returns the chunks deleted.

@@ -47,6 +47,9 @@ pub enum StoreError {
         source: lance::Error,
     },
 
+    #[error("creating collection `{name}` committed version {version} instead of 1, over another writer's; their data is in the earlier versions (kept for a week), tell the fathom developers")]
+    CreatedOver { name: String, version: u64 },
+
     #[error("lance: {0}")]
     Lance(#[from] lance::Error),
 

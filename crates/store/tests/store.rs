@@ -369,3 +369,42 @@ async fn upkeep_compacts_and_removes_versions_once_they_age() {
     assert_eq!(c.idle_upkeep().await.unwrap(), None, "nothing left to do");
     assert_eq!(c.sources().await.unwrap().len(), 20);
 }
+
+/// The first write creates the dataset. When several writers make that first write at once (shard
+/// processes starting together), lance's `WriteMode::Create` commits an Overwrite over a dataset
+/// another writer created while it was writing files; every writer's sources must survive.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn writers_racing_to_create_a_collection_lose_nothing() {
+    for round in 0..6 {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().to_str().unwrap().to_string();
+        let writers: Vec<_> = (0..4)
+            .map(|w| {
+                let root = root.clone();
+                tokio::spawn(async move {
+                    let c = Store::new(&root).collection("c", &spec()).await.unwrap();
+                    let id = format!("w{w}");
+                    let texts: Vec<(String, usize)> =
+                        (0..50).map(|j| (format!("w{w} c{j}"), j)).collect();
+                    let texts: Vec<(&str, usize)> =
+                        texts.iter().map(|(t, a)| (t.as_str(), *a)).collect();
+                    c.replace_sources(&[source(&id, "v1", &texts)]).await.unwrap();
+                    c.update_indexes().await.unwrap();
+                })
+            })
+            .collect();
+        for w in writers {
+            w.await.unwrap();
+        }
+        let c = Store::new(&root).existing_collection("c").await.unwrap();
+        let ids: Vec<String> = c
+            .sources()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|s| s.source_id)
+            .collect();
+        assert_eq!(ids, ["w0", "w1", "w2", "w3"], "round {round}");
+        assert_eq!(c.stats().await.unwrap().chunks, 200, "round {round}");
+    }
+}
