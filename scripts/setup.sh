@@ -5,6 +5,7 @@
 #   - OpenBLAS (libopenblas-dev): the CPU matrix products (default `openblas` feature)
 #   - protoc (protobuf-compiler, libprotobuf-dev): needed by lance, the embedded store
 #   - python3-venv: the tests' Python venv (~/.cache/fathom/test-venv, scripts/requirements-test.txt)
+#   - chromium, chromium-driver: the real browser the search page is tested in
 #   - models/all-MiniLM-L6-v2 (scripts/fetch-model.sh)
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -21,6 +22,9 @@ command -v protoc >/dev/null 2>&1 || missing+=(protobuf-compiler libprotobuf-dev
 command -v cc >/dev/null 2>&1 || missing+=(build-essential)
 command -v pkg-config >/dev/null 2>&1 || missing+=(pkg-config)
 python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || missing+=(python3-venv)
+# The search page's browser test drives Debian's Chromium through its WebDriver.
+command -v chromium >/dev/null 2>&1 || missing+=(chromium fonts-dejavu-core)
+[ -x /usr/bin/chromedriver ] || missing+=(chromium-driver)
 
 if [ ${#missing[@]} -gt 0 ]; then
   echo "setup: installing ${missing[*]}" >&2

@@ -37,6 +37,8 @@ pub enum Command {
     Eval(EvalArgs),
     /// Serve embeddings, search and ingestion over HTTP (TEI- and OpenAI-compatible embed routes).
     Serve(ServeArgs),
+    /// Serve search tools to an AI agent over the Model Context Protocol on stdin/stdout.
+    Mcp(McpArgs),
     /// Fetch or describe models.
     #[command(subcommand)]
     Model(ModelCommand),
@@ -169,6 +171,16 @@ pub struct IngestArgs {
     #[arg(long, default_value_t = 10.0)]
     pub commit_every: f64,
 
+    /// After the ingest, keep watching the folder and sync every change (new, changed, renamed
+    /// and deleted files) until Ctrl-C.
+    #[arg(long)]
+    pub watch: bool,
+
+    /// With --watch: seconds the folder must be quiet after a change before it is synced (a
+    /// burst of saves makes one sync).
+    #[arg(long, default_value_t = 0.75, requires = "watch")]
+    pub watch_quiet: f64,
+
     #[command(flatten)]
     pub parse: ParseArgs,
 }
@@ -285,6 +297,33 @@ pub struct EvalArgs {
 }
 
 #[derive(Debug, Clone, Args)]
+pub struct McpArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+
+    /// The store: a folder, or object storage (`s3://bucket/prefix`, ...).
+    #[arg(long, env = "FATHOM_STORE", default_value = "fathom-data")]
+    pub store: String,
+
+    #[command(flatten)]
+    pub access: StoreAccessArgs,
+
+    /// The collection used when a tool call names none.
+    #[arg(long, env = "FATHOM_COLLECTION", default_value = "default")]
+    pub collection: String,
+
+    /// Folders the `ingest` tool may index, as DIR or NAME=DIR (repeat, or comma-separate in
+    /// FATHOM_INGEST_ROOT). Without one, the agent gets no `ingest` tool.
+    #[arg(long, env = "FATHOM_INGEST_ROOT", value_delimiter = ',', value_parser = parse_ingest_root)]
+    pub ingest_root: Vec<fathom_server::IngestRoot>,
+
+    /// Tokens of one input the model runs (see `fathom serve --help`).
+    #[arg(long, env = "FATHOM_MAX_INPUT_TOKENS", default_value_t = 2048)]
+    pub max_input_tokens: usize,
+}
+
+/// `fathom serve`.
+#[derive(Debug, Clone, Args)]
 pub struct ServeArgs {
     /// Address to listen on.
     #[arg(long, env = "FATHOM_HOST", default_value = "127.0.0.1")]
@@ -388,6 +427,16 @@ pub struct ServeArgs {
     /// Origins allowed by CORS (repeat or comma-separate; `*` for any). Default: CORS off.
     #[arg(long, env = "FATHOM_CORS_ORIGIN", value_delimiter = ',')]
     pub cors_origin: Vec<String>,
+
+    /// Keep a collection in step with a folder, as [NAME=]DIR[:COLLECTION] (repeat, or
+    /// comma-separate in FATHOM_WATCH): every change is synced as an ingest job. Source ids start
+    /// with NAME/ (the folder's name by default); deletes stay among them.
+    #[arg(long, env = "FATHOM_WATCH", value_delimiter = ',', value_parser = parse_watch)]
+    pub watch: Vec<fathom_server::WatchedFolder>,
+
+    /// Seconds a watched folder must be quiet after a change before it is synced.
+    #[arg(long, env = "FATHOM_WATCH_QUIET", default_value_t = 0.75)]
+    pub watch_quiet: f64,
 }
 
 /// Which model and where to run it; shared by every command that embeds.
@@ -489,6 +538,10 @@ pub struct InfoArgs {
     /// Print JSON instead of text.
     #[arg(long)]
     pub json: bool,
+}
+
+fn parse_watch(spec: &str) -> Result<fathom_server::WatchedFolder, String> {
+    fathom_server::WatchedFolder::parse(spec)
 }
 
 fn parse_ingest_root(spec: &str) -> Result<fathom_server::IngestRoot, String> {

@@ -22,6 +22,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Optimize(args) => commands::store::optimize(args),
         Command::Eval(args) => commands::eval::run(args),
         Command::Serve(args) => commands::serve::run(args),
+        Command::Mcp(args) => commands::serve::mcp(args),
         Command::Model(ModelCommand::Pull(args)) => commands::model::pull(args),
         Command::Model(ModelCommand::Info(args)) => commands::model::info(args),
     }

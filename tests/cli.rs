@@ -506,3 +506,46 @@ fn the_default_model_is_found_from_any_folder_offline() {
         .args(["embed", "lighthouse"])));
     assert_eq!(from_repo, from_elsewhere);
 }
+
+/// What scripts parse, snapshotted: `fathom model info --json`, `fathom sources --json` and
+/// `fathom search --json` (scores rounded to 3 places, the rest exact), so that a change to any
+/// field name or shape is a reviewed change.
+#[test]
+fn json_outputs_for_scripts_are_snapshotted() {
+    let info = stdout(&run(fathom().args(["model", "info", "--json"])));
+    let info: serde_json::Value = serde_json::from_str(&info).unwrap();
+    insta::assert_json_snapshot!("model_info", info);
+
+    let dir = tempfile::tempdir().unwrap();
+    let docs = dir.path().join("docs");
+    common::write(
+        &docs,
+        "bread.md",
+        "# Bread\n\nBake the loaf in a hot oven for forty minutes.\n",
+    );
+    common::write(
+        &docs,
+        "orbits/leo.txt",
+        "A satellite in low Earth orbit circles the planet every ninety minutes.\n",
+    );
+    let store = dir.path().join("store");
+    let store = store.to_str().unwrap();
+    stdout(&run(fathom()
+        .args(["ingest", docs.to_str().unwrap(), "--store", store])
+        .arg("--model")
+        .arg(minilm())));
+    let sources = stdout(&run(fathom().args(["sources", "--store", store, "--json"])));
+    let sources: serde_json::Value = serde_json::from_str(&sources).unwrap();
+    insta::assert_json_snapshot!("sources", sources);
+
+    let found = stdout(&run(fathom()
+        .args(["search", "how long to bake bread", "-k", "2", "--json"])
+        .args(["--store", store, "--model"])
+        .arg(minilm())));
+    let mut found: serde_json::Value = serde_json::from_str(&found).unwrap();
+    for hit in found.as_array_mut().expect("an array of hits") {
+        let score = hit["score"].as_f64().unwrap();
+        hit["score"] = serde_json::json!((score * 1000.0).round() / 1000.0);
+    }
+    insta::assert_json_snapshot!("search", found);
+}

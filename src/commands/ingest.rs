@@ -16,6 +16,9 @@ pub fn run(args: IngestArgs) -> anyhow::Result<()> {
     if !(args.commit_every >= 0.0 && args.commit_every.is_finite()) {
         anyhow::bail!("--commit-every must be a number of seconds");
     }
+    if !(args.watch_quiet > 0.0 && args.watch_quiet <= 3600.0) {
+        anyhow::bail!("--watch-quiet must be a number of seconds between 0 and 3600");
+    }
     let model = Arc::new(super::load_model(&args.model)?);
     let rt = super::runtime()?;
     let cancel = super::cancel_on_ctrl_c(&rt);
@@ -39,6 +42,47 @@ pub fn run(args: IngestArgs) -> anyhow::Result<()> {
         commit_every: std::time::Duration::from_secs_f64(args.commit_every),
         ..FolderOptions::default()
     };
+    rt.block_on(async {
+        let store = args.target.store.open()?;
+        let collection = store
+            .collection(&args.target.collection, &super::model_spec(&model))
+            .await?;
+        if !args.watch {
+            let summary = sync_once(&args, model, &collection, &options, &cancel).await?;
+            print_summary(&summary, args.target.store.json);
+            return Ok(());
+        }
+        let quiet = std::time::Duration::from_secs_f64(args.watch_quiet);
+        let mut first = true;
+        tracing::info!(dir = %args.dir.display(), "watching for changes (Ctrl-C stops)");
+        fathom_ingest::watch_folder(&args.dir, quiet, args.hidden, &cancel, || {
+            let show_all = std::mem::take(&mut first);
+            let model = model.clone();
+            let (args, collection, options, cancel) = (&args, &collection, &options, &cancel);
+            async move {
+                // A failed sync is reported and the watch goes on: the next change retries it.
+                match sync_once(args, model, collection, options, cancel).await {
+                    Ok(summary) if show_all || changed_anything(&summary) => {
+                        print_summary(&summary, args.target.store.json)
+                    }
+                    Ok(_) => {}
+                    Err(e) => eprintln!("error: {e:#}"),
+                }
+            }
+        })
+        .await?;
+        Ok(())
+    })
+}
+
+/// One sync of the folder, with a progress bar; an early stop prints what was done and fails.
+async fn sync_once(
+    args: &IngestArgs,
+    model: Arc<fathom_model::Embedder>,
+    collection: &fathom_store::Collection,
+    options: &FolderOptions,
+    cancel: &fathom_ingest::CancelFlag,
+) -> anyhow::Result<Summary> {
     let bar = ProgressBar::new(0);
     bar.set_style(
         ProgressStyle::with_template(
@@ -63,45 +107,26 @@ pub fn run(args: IngestArgs) -> anyhow::Result<()> {
             bar.println(format!("warning: {source_id}: {message}"))
         }
     };
-    let summary = rt.block_on(async {
-        let store = args.target.store.open()?;
-        let collection = store
-            .collection(&args.target.collection, &super::model_spec(&model))
-            .await?;
-        fathom_ingest::sync_folder(
-            model.clone(),
-            &collection,
-            &args.dir,
-            &options,
-            &on_event,
-            &cancel,
-        )
-        .await
-        .map_err(anyhow::Error::from)
-    });
+    let outcome =
+        fathom_ingest::sync_folder(model, collection, &args.dir, options, &on_event, cancel).await;
     bar.finish_and_clear();
-    let summary = match summary {
-        Ok(summary) => summary,
-        Err(e) => match e.downcast::<IngestError>() {
-            // Stopped early: what was done is committed; show it, then fail.
-            Ok(IngestError::Incomplete { reason, summary }) => {
-                print_summary(&summary, args.target.store.json);
-                anyhow::bail!(
-                    "ingesting {} stopped early ({reason}); the sources done were committed and nothing was deleted: run it again to finish",
-                    args.dir.display()
-                );
-            }
-            Ok(other) => {
-                return Err(anyhow::Error::from(other))
-                    .with_context(|| format!("ingesting {}", args.dir.display()))
-            }
-            Err(other) => {
-                return Err(other).with_context(|| format!("ingesting {}", args.dir.display()))
-            }
-        },
-    };
-    print_summary(&summary, args.target.store.json);
-    Ok(())
+    match outcome {
+        Ok(summary) => Ok(summary),
+        // Stopped early: what was done is committed; show it, then fail.
+        Err(IngestError::Incomplete { reason, summary }) => {
+            print_summary(&summary, args.target.store.json);
+            anyhow::bail!(
+                "ingesting {} stopped early ({reason}); the sources done were committed and nothing was deleted: run it again to finish",
+                args.dir.display()
+            );
+        }
+        Err(other) => Err(anyhow::Error::from(other))
+            .with_context(|| format!("ingesting {}", args.dir.display())),
+    }
+}
+
+fn changed_anything(s: &Summary) -> bool {
+    s.added + s.updated + s.deleted + s.failed() > 0 || s.interrupted
 }
 
 fn print_summary(summary: &Summary, json: bool) {

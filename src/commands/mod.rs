@@ -59,13 +59,29 @@ pub fn cancel_on_ctrl_c(rt: &tokio::runtime::Runtime) -> fathom_ingest::CancelFl
     let flag = fathom_ingest::CancelFlag::default();
     let set = flag.clone();
     rt.spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
+        if stop_signal().await {
             eprintln!("\nstopping after the sources in flight (Ctrl-C again to abort)...");
             set.store(true, std::sync::atomic::Ordering::Relaxed);
-            if tokio::signal::ctrl_c().await.is_ok() {
+            if stop_signal().await {
                 std::process::exit(130);
             }
         }
     });
     flag
+}
+
+/// Ctrl-C, or (on Unix) SIGTERM, as a service manager stops a `--watch`; `false` if neither
+/// can be listened for.
+async fn stop_signal() -> bool {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            return tokio::select! {
+                c = tokio::signal::ctrl_c() => c.is_ok(),
+                t = term.recv() => t.is_some(),
+            };
+        }
+    }
+    tokio::signal::ctrl_c().await.is_ok()
 }

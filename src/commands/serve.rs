@@ -7,13 +7,19 @@ use std::time::Duration;
 use anyhow::Context;
 use fathom_server::{AppState, ServerConfig};
 
-use crate::cli::ServeArgs;
+use crate::cli::{McpArgs, ServeArgs};
 
 pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     if !(args.request_timeout > 0.0 && args.request_timeout.is_finite()) {
         anyhow::bail!("--request-timeout must be a positive number of seconds");
     }
     fathom_server::IngestRoot::check_all(&args.ingest_root).map_err(anyhow::Error::msg)?;
+    let watched: Vec<_> = args.watch.iter().map(|w| w.root.clone()).collect();
+    fathom_server::IngestRoot::check_all(&watched)
+        .map_err(|e| anyhow::anyhow!(e.replace("--ingest-root", "--watch")))?;
+    if !(args.watch_quiet > 0.0 && args.watch_quiet <= 3600.0) {
+        anyhow::bail!("--watch-quiet must be a number of seconds between 0 and 3600");
+    }
     let config = ServerConfig {
         store: args.store.clone(),
         store_options: args.access.options()?,
@@ -36,6 +42,9 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         batch_tokens: args.batch_tokens.max(1),
         request_timeout: Duration::from_secs_f64(args.request_timeout),
         cors_origins: args.cors_origin.clone(),
+        watches: args.watch.clone(),
+        watch_quiet: Duration::from_secs_f64(args.watch_quiet),
+        mcp_any_host: !is_loopback(&args.host),
     };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -69,6 +78,47 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
                 server.await.context("serving HTTP")?;
             }
         }
+        Ok(())
+    })
+}
+
+/// Whether `host` (the --host to listen on) is reachable only from this machine.
+fn is_loopback(host: &str) -> bool {
+    host == "localhost"
+        || host
+            .trim_matches(|c| c == '[' || c == ']')
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+/// `fathom mcp`: the server's state without HTTP, its MCP tools on stdin/stdout. Logs go to
+/// stderr; stdout carries only the protocol.
+pub fn mcp(args: McpArgs) -> anyhow::Result<()> {
+    fathom_server::IngestRoot::check_all(&args.ingest_root).map_err(anyhow::Error::msg)?;
+    let config = ServerConfig {
+        store: args.store.clone(),
+        store_options: args.access.options()?,
+        default_collection: args.collection.clone(),
+        ingest_roots: args.ingest_root.clone(),
+        ..ServerConfig::default()
+    };
+    let model = super::load_model_capped(&args.model, Some(args.max_input_tokens))?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async move {
+        let state = AppState::new(config);
+        let installing = state.clone();
+        tokio::task::spawn_blocking(move || installing.install_model(Arc::new(model)))
+            .await
+            .context("loading the model")?
+            .map_err(|e| anyhow::anyhow!("warming the model up: {e}"))?;
+        tracing::info!("MCP server ready on stdio");
+        fathom_server::serve_mcp_stdio(state.clone())
+            .await
+            .context("serving MCP on stdio")?;
+        state.jobs.cancel_all();
+        state.jobs.wait_all().await;
         Ok(())
     })
 }

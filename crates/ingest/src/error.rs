@@ -17,6 +17,8 @@ pub enum IngestError {
     },
     #[error("chunk size {tokens} with overlap {overlap}: the overlap must be smaller than the chunk size")]
     BadChunkSize { tokens: usize, overlap: usize },
+    #[error("cannot watch `{}`: {message}", path.display())]
+    Watch { path: PathBuf, message: String },
     #[error(transparent)]
     Embed(#[from] EmbedError),
     #[error(transparent)]

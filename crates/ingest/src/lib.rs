@@ -35,6 +35,7 @@ mod plan;
 mod read;
 mod report;
 mod walk;
+mod watch;
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -52,6 +53,7 @@ pub use plan::{Seen, SyncPlan, ToEmbed};
 pub use read::{looks_binary, read, Format, ReadOutcome};
 pub use report::{Event, FileProblem, ProblemKind, Summary};
 pub use walk::{source_prefix, walk, FileEntry, Shard, WalkOptions, Walked};
+pub use watch::{is_scratch, watch_folder, FolderWatch, DEFAULT_QUIET};
 
 use files::Files;
 use pipeline::{Input, Outcome, Reader, Work};

@@ -50,6 +50,13 @@ pub struct ServerConfig {
     pub request_timeout: Duration,
     /// Origins allowed by CORS; empty: no CORS headers; `*`: any origin.
     pub cors_origins: Vec<String>,
+    /// Folders kept in step with a collection (`--watch`).
+    pub watches: Vec<crate::watch::WatchedFolder>,
+    /// How long a watched folder must be quiet after a change before it is synced.
+    pub watch_quiet: Duration,
+    /// `/mcp` answers requests whatever their `Host` header (the server listens beyond
+    /// loopback); otherwise only to localhost names, against DNS rebinding.
+    pub mcp_any_host: bool,
 }
 
 impl Default for ServerConfig {
@@ -76,6 +83,9 @@ impl Default for ServerConfig {
             batch_tokens: 16_384,
             request_timeout: Duration::from_secs(60),
             cors_origins: Vec::new(),
+            watches: Vec::new(),
+            watch_quiet: fathom_ingest::DEFAULT_QUIET,
+            mcp_any_host: false,
         }
     }
 }

@@ -81,9 +81,15 @@ impl From<&Summary> for JobSummary {
 struct Job {
     status: Mutex<JobStatus>,
     cancel: CancelFlag,
+    /// Becomes `true` once the job's task has ended, however it ended.
+    ended: tokio::sync::watch::Sender<bool>,
 }
 
-/// All jobs of this server (finished ones stay listed). At most `max_running` run at once;
+/// Finished jobs kept for `GET /jobs` and `GET /jobs/{id}`; older finished ones are forgotten.
+const FINISHED_KEPT: usize = 100;
+
+/// All jobs of this server (the last [`FINISHED_KEPT`] finished ones stay listed). At most
+/// `max_running` run at once;
 /// up to `max_queued` more wait for a slot; beyond that, starting one is refused.
 #[derive(Debug, Clone)]
 pub struct Jobs {
@@ -94,6 +100,8 @@ pub struct Jobs {
     /// Jobs queued or running now.
     open: Arc<std::sync::atomic::AtomicUsize>,
     max_open: usize,
+    /// Set by [`Jobs::cancel_all`] (server shutdown): folder watches stop too.
+    stopping: CancelFlag,
 }
 
 /// Starting a job was refused: this many are queued or running already.
@@ -106,6 +114,15 @@ struct OpenGuard(Arc<std::sync::atomic::AtomicUsize>);
 impl Drop for OpenGuard {
     fn drop(&mut self) {
         self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Marks a job ended however its task ends.
+struct EndGuard(Arc<Job>);
+
+impl Drop for EndGuard {
+    fn drop(&mut self) {
+        self.0.ended.send_replace(true);
     }
 }
 
@@ -168,6 +185,7 @@ impl Jobs {
             slots: Arc::new(tokio::sync::Semaphore::new(max_running.max(1))),
             open: Arc::default(),
             max_open: max_running.max(1) + max_queued,
+            stopping: CancelFlag::default(),
         }
     }
 
@@ -203,13 +221,19 @@ impl Jobs {
         let job = Arc::new(Job {
             status: Mutex::new(status.clone()),
             cancel: CancelFlag::default(),
+            ended: tokio::sync::watch::Sender::new(false),
         });
-        self.jobs.lock().expect("jobs lock").insert(id, job.clone());
+        {
+            let mut jobs = self.jobs.lock().expect("jobs lock");
+            forget_old_finished(&mut jobs);
+            jobs.insert(id, job.clone());
+        }
         // A job that panics ends `failed`, never stays `running`.
         let work = work(JobHandle { job: job.clone() });
         let slots = self.slots.clone();
         let task = tokio::spawn(async move {
             let _guard = guard;
+            let _ended = EndGuard(job.clone());
             let Ok(_slot) = slots.acquire_owned().await else {
                 return;
             };
@@ -245,6 +269,17 @@ impl Jobs {
             .map(|j| j.status.lock().expect("job lock").clone())
     }
 
+    /// Every job kept, newest first.
+    pub fn list(&self) -> Vec<JobStatus> {
+        let jobs = self.jobs.lock().expect("jobs lock");
+        let mut all: Vec<(u64, JobStatus)> = jobs
+            .iter()
+            .map(|(id, j)| (job_number(id), j.status.lock().expect("job lock").clone()))
+            .collect();
+        all.sort_by_key(|(n, _)| std::cmp::Reverse(*n));
+        all.into_iter().map(|(_, s)| s).collect()
+    }
+
     /// Asks one job to stop at the next source boundary; `false` when there is no such job.
     pub fn cancel(&self, id: &str) -> bool {
         let jobs = self.jobs.lock().expect("jobs lock");
@@ -257,8 +292,23 @@ impl Jobs {
         }
     }
 
+    /// Waits until job `id` has ended; its final status (`None` for no such job).
+    pub async fn wait(&self, id: &str) -> Option<JobStatus> {
+        let job = self.jobs.lock().expect("jobs lock").get(id).cloned()?;
+        let mut ended = job.ended.subscribe();
+        let _ = ended.wait_for(|e| *e).await;
+        let status = job.status.lock().expect("job lock").clone();
+        Some(status)
+    }
+
+    /// Set once the server is shutting down.
+    pub fn stopping(&self) -> &CancelFlag {
+        &self.stopping
+    }
+
     /// Asks every job to stop at the next source boundary.
     pub fn cancel_all(&self) {
+        self.stopping.store(true, Ordering::Relaxed);
         for j in self.jobs.lock().expect("jobs lock").values() {
             j.cancel.store(true, Ordering::Relaxed);
         }
@@ -271,6 +321,36 @@ impl Jobs {
         for h in handles {
             let _ = h.await;
         }
+    }
+}
+
+fn job_number(id: &str) -> u64 {
+    id.strip_prefix("job-")
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
+}
+
+fn finished(state: JobState) -> bool {
+    matches!(
+        state,
+        JobState::Done | JobState::Cancelled | JobState::Failed
+    )
+}
+
+/// Keeps the job table bounded: beyond [`FINISHED_KEPT`] finished jobs, the oldest go.
+fn forget_old_finished(jobs: &mut HashMap<String, Arc<Job>>) {
+    let mut done: Vec<u64> = jobs
+        .iter()
+        .filter(|(_, j)| finished(j.status.lock().expect("job lock").state))
+        .map(|(id, _)| job_number(id))
+        .collect();
+    if done.len() < FINISHED_KEPT {
+        return;
+    }
+    done.sort_unstable();
+    let forget = done.len() + 1 - FINISHED_KEPT;
+    for n in &done[..forget] {
+        jobs.remove(&format!("job-{n}"));
     }
 }
 
@@ -309,6 +389,24 @@ mod tests {
         assert!(jobs
             .start("d".into(), "c".into(), blocker(released))
             .is_ok());
+    }
+
+    #[tokio::test]
+    async fn jobs_are_listed_newest_first_and_old_finished_ones_are_forgotten() {
+        let jobs = Jobs::new(4, 0);
+        for i in 0..FINISHED_KEPT + 5 {
+            jobs.start(format!("p{i}"), "c".into(), |job: JobHandle| async move {
+                job.finish(Ok(Summary::default()));
+            })
+            .unwrap();
+            jobs.wait_all().await;
+        }
+        let listed = jobs.list();
+        assert_eq!(listed.len(), FINISHED_KEPT);
+        assert_eq!(listed[0].id, format!("job-{}", FINISHED_KEPT + 5));
+        assert_eq!(listed.last().unwrap().id, "job-6");
+        assert!(listed.iter().all(|s| s.state == JobState::Done));
+        assert!(jobs.status("job-1").is_none());
     }
 
     #[tokio::test]

@@ -26,9 +26,11 @@ mod batcher;
 mod config;
 mod error;
 mod jobs;
+mod mcp;
 mod metrics;
 mod routes;
 mod state;
+mod watch;
 
 use std::future::{Future, IntoFuture};
 
@@ -48,8 +50,10 @@ pub use batcher::{Batcher, BulkEmbed, Embedded, QueueError};
 pub use config::{IngestRoot, ServerConfig};
 pub use error::{ApiError, ErrorBody};
 pub use jobs::{JobState, JobStatus};
+pub use mcp::{serve_stdio as serve_mcp_stdio, FathomMcp};
 pub use metrics::Metrics;
 pub use state::{AppState, Engine};
+pub use watch::WatchedFolder;
 
 /// The OpenAPI description of every route (served at `/openapi.json`).
 #[derive(Debug, OpenApi)]
@@ -67,6 +71,7 @@ pub use state::{AppState, Engine};
         routes::documents::collections,
         routes::documents::sources,
         routes::ingest::start,
+        routes::ingest::list,
         routes::ingest::status,
         routes::ingest::cancel,
         routes::info::health,
@@ -90,6 +95,7 @@ pub fn app(state: AppState) -> Router {
             get(routes::documents::sources),
         )
         .route("/ingest", post(routes::ingest::start))
+        .route("/jobs", get(routes::ingest::list))
         .route(
             "/jobs/{id}",
             get(routes::ingest::status).delete(routes::ingest::cancel),
@@ -97,12 +103,26 @@ pub fn app(state: AppState) -> Router {
         .route("/info", get(routes::info::info))
         .route("/metrics", get(routes::info::metrics))
         .route("/openapi.json", get(routes::info::openapi))
+        .merge(
+            Router::new()
+                .nest_service(
+                    "/mcp",
+                    mcp::http_service(state.clone(), state.config.mcp_any_host),
+                )
+                .layer(middleware::from_fn_with_state(
+                    state.clone(),
+                    limit_raw_body,
+                )),
+        )
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             require_api_key,
         ));
     let mut router = Router::new()
         .route("/health", get(routes::info::health))
+        .route("/", get(routes::page::index))
+        .route("/app.js", get(routes::page::script))
+        .route("/style.css", get(routes::page::style))
         .merge(protected)
         .fallback(|| async { ApiError::NotFound("no such route (see GET /openapi.json)".into()) })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
@@ -144,6 +164,31 @@ fn cors_layer(origins: &[String]) -> Option<CorsLayer> {
     )
 }
 
+/// `--max-body-bytes` for a route served by a tower service rather than axum extractors (which
+/// check it through `DefaultBodyLimit`): the body is read up to the limit, and a larger one is
+/// refused with 413 before the service sees it.
+async fn limit_raw_body(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Result<Response, ApiError> {
+    let limit = state.config.max_body_bytes;
+    let (parts, body) = request.into_parts();
+    let bytes = axum::body::to_bytes(body, limit).await.map_err(|e| {
+        let e = e.into_inner();
+        if e.is::<http_body_util::LengthLimitError>() {
+            ApiError::PayloadTooLarge(format!(
+                "the request body is larger than {limit} bytes (--max-body-bytes)"
+            ))
+        } else {
+            ApiError::BadRequest(format!("reading the request body: {e}"))
+        }
+    })?;
+    Ok(next
+        .run(Request::from_parts(parts, axum::body::Body::from(bytes)))
+        .await)
+}
+
 /// With an API key configured, every route behind this needs `Authorization: Bearer <key>`.
 async fn require_api_key(
     State(state): State<AppState>,
@@ -183,6 +228,7 @@ pub async fn serve(
             upkeep_state.upkeep_all().await;
         }
     });
+    watch::spawn_watches(&state);
     let deadline = state.config.shutdown_deadline;
     let (stopping, stopped) = tokio::sync::oneshot::channel::<()>();
     let served = axum::serve(listener, app(state))

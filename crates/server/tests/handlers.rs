@@ -856,3 +856,94 @@ async fn info_metrics_and_openapi() {
     }
     assert!(doc["components"]["schemas"].get("EmbedRequest").is_some());
 }
+
+/// The error body of every status the API answers with, as clients see it: one snapshot, so a
+/// change to any message or `type` is a reviewed change.
+#[tokio::test]
+async fn error_bodies_of_every_status_are_snapshotted() {
+    let s = server_with(|c, _| {
+        c.api_key = Some("k".into());
+        c.max_body_bytes = 64 * 1024;
+    });
+    let auth = [("authorization", "Bearer k")];
+    let r = &s.router;
+    let mut bodies = serde_json::Map::new();
+    let mut record = |name: &str, a: Answer| {
+        bodies.insert(
+            format!("{} {name}", a.status.as_u16()),
+            serde_json::from_slice(&a.body).unwrap(),
+        );
+    };
+    let post = |uri: &'static str, body: Vec<u8>| call_raw(r, Method::POST, uri, Some(body), &auth);
+    record("malformed JSON", post("/search", b"{\"query\": ".to_vec()).await);
+    record(
+        "unknown field",
+        post("/search", br#"{"query": "x", "top_k": 3}"#.to_vec()).await,
+    );
+    record(
+        "missing key",
+        call_raw(r, Method::GET, "/collections", None, &[]).await,
+    );
+    record(
+        "no such route",
+        call_raw(r, Method::GET, "/nope", None, &auth).await,
+    );
+    record(
+        "no such collection",
+        post("/search", br#"{"query": "x", "collection": "missing"}"#.to_vec()).await,
+    );
+    record(
+        "wrong method",
+        call_raw(r, Method::DELETE, "/search", None, &auth).await,
+    );
+    record(
+        "body too large",
+        post("/embed", vec![b' '; 65 * 1024]).await,
+    );
+    record("bad k", post("/search", br#"{"query": "x", "k": 0}"#.to_vec()).await);
+    record(
+        "bad filter",
+        post("/search", br#"{"query": "x", "filter": "colour=red"}"#.to_vec()).await,
+    );
+    let other = fathom_store::ModelSpec {
+        model: "other/model".into(),
+        dimension: 8,
+        normalized: true,
+    };
+    let theirs = s.state.store.collection("theirs", &other).await.unwrap();
+    theirs
+        .replace_sources(&[fathom_store::SourceChunks {
+            source_id: "a".into(),
+            source_hash: "h".into(),
+            metadata: None,
+            chunks: vec![fathom_store::ChunkRecord {
+                chunk_index: 0,
+                byte_start: 0,
+                byte_end: 1,
+                char_start: 0,
+                char_end: 1,
+                text: "a".into(),
+                vector: vec![0.5; 8],
+            }],
+        }])
+        .await
+        .unwrap();
+    record(
+        "another model's collection",
+        post(
+            "/documents",
+            br#"{"collection": "theirs", "documents": [{"id": "x", "text": "hello"}]}"#.to_vec(),
+        )
+        .await,
+    );
+    let loading = app(AppState::new(ServerConfig::default()));
+    record(
+        "model loading",
+        call(&loading, Method::POST, "/embed", Some(json!({"inputs": "x"}))).await,
+    );
+    let store = s.dir.path().join("store").display().to_string();
+    let text = serde_json::to_string_pretty(&bodies)
+        .unwrap()
+        .replace(&store, "[store]");
+    insta::assert_snapshot!(text);
+}

@@ -9,7 +9,8 @@ use arrow_array::{Array, RecordBatch, StringArray};
 use futures::TryStreamExt;
 use lance::dataset::optimize::{compact_files, CompactionOptions};
 use lance::dataset::{
-    CommitBuilder, InsertBuilder, MergeInsertBuilder, WhenMatched, WhenNotMatched, WhenNotMatchedBySource, WriteMode, WriteParams,
+    CommitBuilder, InsertBuilder, MergeInsertBuilder, WhenMatched, WhenNotMatched,
+    WhenNotMatchedBySource, WriteMode, WriteParams,
 };
 use lance::index::vector::VectorIndexParams;
 use lance::index::{DatasetIndexExt, DatasetIndexInternalExt};
@@ -87,6 +88,8 @@ pub struct Stats {
     pub unindexed_rows: usize,
     pub text_index: bool,
     pub vector_index: bool,
+    /// When the current version was committed (RFC 3339, UTC); absent before the first write.
+    pub updated_at: Option<String>,
 }
 
 /// When a collection looks after itself, and what one round of upkeep did.
@@ -499,6 +502,11 @@ impl Collection {
             chunks: ds.count_rows(None).await?,
             sources: 0,
             version: ds.version().version,
+            updated_at: Some(
+                ds.version()
+                    .timestamp
+                    .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            ),
             versions: ds.versions().await?.len(),
             fragments: ds.count_fragments(),
             unindexed_rows,

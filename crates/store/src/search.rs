@@ -127,6 +127,30 @@ impl Collection {
         }
     }
 
+    /// The chunks of one source whose `chunk_index` is in `indexes`, in order (with score 0): a
+    /// hit's neighbours, for the context around a passage.
+    pub async fn chunks(
+        &self,
+        source_id: &str,
+        indexes: std::ops::RangeInclusive<u32>,
+    ) -> Result<Vec<Hit>> {
+        let Some(ds) = self.snapshot().await? else {
+            return Ok(Vec::new());
+        };
+        let mut scanner = ds.scan();
+        scanner.project(&COLUMNS)?;
+        scanner.filter(&format!(
+            "{SOURCE_ID} = {} AND {CHUNK_INDEX} >= {} AND {CHUNK_INDEX} <= {}",
+            sql_str(source_id),
+            indexes.start(),
+            indexes.end()
+        ))?;
+        let batches: Vec<RecordBatch> = scanner.try_into_stream().await?.try_collect().await?;
+        let mut hits: Vec<Hit> = batches.iter().flat_map(|b| read_hits(b, |_| 0.0)).collect();
+        hits.sort_by_key(|h| h.chunk_index);
+        Ok(hits)
+    }
+
     async fn vector_search(&self, query: &SearchQuery, k: usize) -> Result<Vec<Hit>> {
         let Some(vector) = &query.vector else {
             return Err(StoreError::BadFilter(

@@ -103,6 +103,27 @@ async fn replace_list_search_and_delete() {
         [("docs/a.md", 2), ("docs/b.md", 1), ("notes/c.txt", 1)]
     );
 
+    // A source's chunks by index, in order; a quote in the id is data, not SQL.
+    let texts = |hits: Vec<fathom_store::Hit>| -> Vec<(u32, String)> {
+        hits.into_iter().map(|h| (h.chunk_index, h.text)).collect()
+    };
+    assert_eq!(
+        texts(c.chunks("docs/a.md", 0..=5).await.unwrap()),
+        [
+            (0, "alpha rust ownership".to_string()),
+            (1, "beta borrow checker".to_string())
+        ]
+    );
+    assert_eq!(
+        texts(c.chunks("docs/a.md", 1..=1).await.unwrap()),
+        [(1, "beta borrow checker".to_string())]
+    );
+    assert!(c
+        .chunks("docs/a.md' OR '1'='1", 0..=5)
+        .await
+        .unwrap()
+        .is_empty());
+
     let hits = c.search(&vector_query(2, 2)).await.unwrap();
     assert_eq!(hits[0].source_id, "docs/b.md");
     assert!(
@@ -388,7 +409,9 @@ async fn writers_racing_to_create_a_collection_lose_nothing() {
                         (0..50).map(|j| (format!("w{w} c{j}"), j)).collect();
                     let texts: Vec<(&str, usize)> =
                         texts.iter().map(|(t, a)| (t.as_str(), *a)).collect();
-                    c.replace_sources(&[source(&id, "v1", &texts)]).await.unwrap();
+                    c.replace_sources(&[source(&id, "v1", &texts)])
+                        .await
+                        .unwrap();
                     c.update_indexes().await.unwrap();
                 })
             })

@@ -11,7 +11,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
 use fathom_ingest::{FolderOptions, WalkOptions};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::config::IngestRoot;
@@ -100,16 +100,38 @@ pub async fn start(
     ApiJson(req): ApiJson<IngestRequest>,
 ) -> Result<(StatusCode, Json<JobStatus>), ApiError> {
     let folder = resolve_under_roots(&req.path, &state.config.ingest_roots)?;
+    let collection = state.collection(req.collection.as_deref()).await?;
+    let status = start_job(
+        &state,
+        req.path.clone(),
+        folder,
+        collection,
+        req.include,
+        req.exclude,
+    )?;
+    Ok((StatusCode::ACCEPTED, Json(status)))
+}
+
+/// Starts a job syncing `folder` into `collection` through the model's queue (as bulk work), with
+/// the server's walk rules: confined to the folder, hidden and ignored files out unless the
+/// operator allows them. `label` is what the job's status shows as its path.
+pub(crate) fn start_job(
+    state: &AppState,
+    label: String,
+    folder: IngestFolder,
+    collection: std::sync::Arc<fathom_store::Collection>,
+    include: Vec<String>,
+    exclude: Vec<String>,
+) -> Result<JobStatus, ApiError> {
     let engine = state.engine()?;
     let model = std::sync::Arc::new(crate::batcher::BulkEmbed {
         model: engine.model.clone(),
         batcher: engine.batcher.clone(),
     });
-    let collection = state.collection(req.collection.as_deref()).await?;
     let options = FolderOptions {
         walk: WalkOptions {
-            include: req.include,
-            exclude: req.exclude,
+            include,
+            exclude,
             source_prefix: Some(folder.prefix.clone()),
             confine: true,
             hidden: state.config.ingest_hidden,
@@ -120,10 +142,10 @@ pub async fn start(
         ..FolderOptions::default()
     };
     let root = folder.dir;
-    let status = state
+    state
         .jobs
         .start(
-            req.path.clone(),
+            label,
             collection.name().to_string(),
             move |job| async move {
                 let cancel = job.cancel_flag();
@@ -143,8 +165,7 @@ pub async fn start(
                 job.finish(outcome);
             },
         )
-        .map_err(|full| ApiError::TooManyJobs(full.0))?;
-    Ok((StatusCode::ACCEPTED, Json(status)))
+        .map_err(|full| ApiError::TooManyJobs(full.0))
 }
 
 /// Progress of an ingest job, and its summary once finished.
@@ -160,6 +181,20 @@ pub async fn status(
         .status(&id)
         .map(Json)
         .ok_or_else(|| ApiError::NotFound(format!("no job `{id}`")))
+}
+
+/// Every ingest job this server has (the last 100 finished ones, and all queued or running),
+/// newest first.
+#[utoipa::path(get, path = "/jobs", tag = "ingest", responses((status = 200, body = JobList)))]
+pub async fn list(State(state): State<AppState>) -> Json<JobList> {
+    Json(JobList {
+        jobs: state.jobs.list(),
+    })
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct JobList {
+    pub jobs: Vec<JobStatus>,
 }
 
 /// Stop an ingest job after the sources in flight (the store stays consistent; ingesting the

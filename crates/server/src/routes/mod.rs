@@ -4,4 +4,5 @@ pub mod documents;
 pub mod embed;
 pub mod info;
 pub mod ingest;
+pub mod page;
 pub mod search;

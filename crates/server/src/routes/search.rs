@@ -52,6 +52,14 @@ pub async fn search(
     State(state): State<AppState>,
     ApiJson(req): ApiJson<SearchRequest>,
 ) -> Result<Json<SearchResponse>, ApiError> {
+    let hits = run(&state, req).await?;
+    Ok(Json(SearchResponse { hits }))
+}
+
+/// A search with every limit checked, the query embedded through the model's queue (as
+/// interactive work) and the store's answer bounded by the request timeout: what `POST /search`
+/// and the MCP `search` tool do.
+pub(crate) async fn run(state: &AppState, req: SearchRequest) -> Result<Vec<Hit>, ApiError> {
     if req.query.trim().is_empty() {
         return Err(ApiError::Validation(
             "`query` is empty; send the text to search for".into(),
@@ -99,7 +107,7 @@ pub async fn search(
             prompt_name: state.engine()?.model.query_prompt().map(str::to_string),
             ..EmbedOptions::default()
         };
-        let mut embedded = embed_queued(&state, vec![req.query.clone()], options).await?;
+        let mut embedded = embed_queued(state, vec![req.query.clone()], options).await?;
         Some(embedded.vectors.remove(0))
     };
     let query = SearchQuery {
@@ -113,5 +121,5 @@ pub async fn search(
     let hits = tokio::time::timeout(timeout, collection.search(&query))
         .await
         .map_err(|_| ApiError::Timeout(timeout))??;
-    Ok(Json(SearchResponse { hits }))
+    Ok(hits)
 }

@@ -1,0 +1,304 @@
+//! `--watch` end to end with real file operations: `fathom ingest DIR --watch` and
+//! `fathom serve --watch`, against the real model and store.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{minilm, write, Server};
+use serde_json::{json, Value};
+
+/// Long enough for a sync of a few small files on a busy 2-core machine.
+const WITHIN: Duration = Duration::from_secs(30);
+
+fn fathom() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_fathom"));
+    cmd.env("HF_HUB_OFFLINE", "1");
+    cmd
+}
+
+/// The collection's sources and their hashes, read by a separate `fathom sources` process.
+fn sources(store: &str, collection: &str) -> BTreeMap<String, String> {
+    let out = fathom()
+        .args([
+            "sources",
+            "--store",
+            store,
+            "--collection",
+            collection,
+            "--json",
+        ])
+        .output()
+        .unwrap();
+    if !out.status.success() {
+        return BTreeMap::new(); // not created yet
+    }
+    let listed: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
+    listed
+        .into_iter()
+        .map(|s| {
+            (
+                s["source"].as_str().unwrap().to_string(),
+                s["hash"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+fn version(store: &str, collection: &str) -> u64 {
+    let out = fathom()
+        .args(["collections", "--store", store, "--json"])
+        .output()
+        .unwrap();
+    let all: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
+    all.iter()
+        .find(|c| c["name"] == collection)
+        .and_then(|c| c["version"].as_u64())
+        .unwrap_or(0)
+}
+
+/// Polls `check` until it holds; panics with `what` after [`WITHIN`].
+fn eventually(what: &str, mut check: impl FnMut() -> bool) -> Duration {
+    let started = Instant::now();
+    while !check() {
+        assert!(started.elapsed() < WITHIN, "not within {WITHIN:?}: {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    started.elapsed()
+}
+
+struct Watching(Child);
+
+impl Drop for Watching {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn terminate(child: &Child) {
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+#[test]
+fn ingest_watch_applies_creates_edits_renames_and_deletes_and_ignores_scratch_files() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("notes");
+    let store = tmp.path().join("store").to_str().unwrap().to_string();
+    write(
+        &dir,
+        "a.md",
+        "Alpha notes about sourdough starters and flour.\n",
+    );
+    write(
+        &dir,
+        "sub/b.md",
+        "Bravo notes about bicycle gears and chains.\n",
+    );
+    let mut watching = Watching(
+        fathom()
+            .arg("ingest")
+            .arg(&dir)
+            .args([
+                "--store",
+                &store,
+                "--watch",
+                "--watch-quiet",
+                "0.3",
+                "--model",
+            ])
+            .arg(minilm())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap(),
+    );
+    let listed = |store: &str| sources(store, "default");
+    eventually("the first sync", || listed(&store).len() == 2);
+
+    // Created.
+    write(
+        &dir,
+        "c.md",
+        "Charlie notes about comets and their tails.\n",
+    );
+    eventually("a new file is added", || {
+        listed(&store).contains_key("c.md")
+    });
+    // Changed.
+    let before = listed(&store)["a.md"].clone();
+    write(
+        &dir,
+        "a.md",
+        "Alpha notes, rewritten: rye bread and hydration.\n",
+    );
+    eventually("an edit is applied", || listed(&store)["a.md"] != before);
+    // Renamed: the old id goes, the new one comes, in one sync.
+    std::fs::rename(dir.join("sub/b.md"), dir.join("sub/bravo.md")).unwrap();
+    eventually("a rename is applied", || {
+        let now = listed(&store);
+        now.contains_key("sub/bravo.md") && !now.contains_key("sub/b.md")
+    });
+    // Deleted.
+    std::fs::remove_file(dir.join("c.md")).unwrap();
+    eventually("a delete is applied", || {
+        !listed(&store).contains_key("c.md")
+    });
+    let expected: Vec<&str> = vec!["a.md", "sub/bravo.md"];
+    assert_eq!(listed(&store).keys().collect::<Vec<_>>(), expected);
+
+    // One edit makes some number of commits (the write, the index refresh); a burst of saves
+    // of several files, with an editor's swap and backup files around them, makes the same.
+    let v0 = version(&store, "default");
+    write(&dir, "a.md", "Alpha, third version: spelt and emmer.\n");
+    let a_hash = listed(&store)["a.md"].clone();
+    eventually("the single edit", || listed(&store)["a.md"] != a_hash);
+    std::thread::sleep(Duration::from_millis(800));
+    let per_edit = version(&store, "default") - v0;
+    assert!(per_edit >= 1);
+
+    let v1 = version(&store, "default");
+    for i in 0..10 {
+        write(&dir, ".a.md.swp", format!("swap {i}"));
+        write(&dir, "a.md~", format!("backup {i}"));
+        write(&dir, "a.md", format!("Alpha, burst save {i}: barley.\n"));
+        write(
+            &dir,
+            "sub/bravo.md",
+            format!("Bravo, burst save {i}: derailleurs.\n"),
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    eventually("the burst's last save", || {
+        let now = listed(&store);
+        now.len() == 2 && version(&store, "default") >= v1 + per_edit
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    let burst = version(&store, "default") - v1;
+    assert!(
+        burst <= per_edit,
+        "a burst of saves made {burst} commits, one edit makes {per_edit}"
+    );
+    let after = listed(&store);
+    assert_eq!(
+        after.keys().collect::<Vec<_>>(),
+        expected,
+        "scratch files stay out"
+    );
+
+    // SIGTERM stops the watch cleanly.
+    terminate(&watching.0);
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = watching.0.try_wait().unwrap() {
+            break status;
+        }
+        assert!(started.elapsed() < Duration::from_secs(20), "did not stop");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "{status:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn serve_watch_syncs_a_folder_as_jobs_and_leaves_posted_documents_alone() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("handbook");
+    write(
+        &dir,
+        "leave.md",
+        "Employees get twenty-five days of paid leave a year.\n",
+    );
+    let store = tmp.path().join("store").to_str().unwrap().to_string();
+    let spec = format!("hb={}:team", dir.display());
+    let server = Server::start(
+        &["--store", &store, "--watch", &spec, "--watch-quiet", "0.3"],
+        &[],
+    )
+    .await;
+    let search = |query: &'static str| {
+        let server = &server;
+        async move {
+            let (status, body) = server
+                .post(
+                    "/search",
+                    json!({"query": query, "collection": "team", "k": 3}),
+                )
+                .await;
+            if status != 200 {
+                return Vec::new();
+            }
+            body["hits"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|h| h["source"].as_str().unwrap().to_string())
+                .collect::<Vec<_>>()
+        }
+    };
+    let started = Instant::now();
+    while !search("paid leave")
+        .await
+        .contains(&"hb/leave.md".to_string())
+    {
+        assert!(started.elapsed() < WITHIN, "the first sync");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // A document posted to the same collection is not the folder's to delete.
+    let (status, _) = server
+        .post(
+            "/documents",
+            json!({"collection": "team", "documents": [{"id": "posted/faq", "text": "The office opens at eight."}]}),
+        )
+        .await;
+    assert_eq!(status, 200);
+
+    let jobs_before = server.get("/jobs").await.1["jobs"]
+        .as_array()
+        .unwrap()
+        .len();
+    for i in 0..8 {
+        write(
+            &dir,
+            "expenses.md",
+            format!("Expenses are refunded within {i} weeks of the receipt.\n"),
+        );
+        tokio::time::sleep(Duration::from_millis(30)).await;
+    }
+    std::fs::remove_file(dir.join("leave.md")).unwrap();
+    let started = Instant::now();
+    loop {
+        let found = search("refund of expenses receipt").await;
+        let gone = !search("paid leave days")
+            .await
+            .contains(&"hb/leave.md".to_string());
+        if found.contains(&"hb/expenses.md".to_string()) && gone {
+            break;
+        }
+        assert!(
+            started.elapsed() < WITHIN,
+            "the burst was not synced: {found:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let (_, jobs) = server.get("/jobs").await;
+    let jobs = jobs["jobs"].as_array().unwrap();
+    let new: Vec<&Value> = jobs[..jobs.len() - jobs_before].iter().collect();
+    assert!(
+        !new.is_empty() && new.len() <= 2,
+        "a burst of saves and a delete made {} sync jobs: {new:?}",
+        new.len()
+    );
+    assert!(new
+        .iter()
+        .all(|j| j["path"] == "watch:hb" && j["state"] == "done"));
+    assert!(search("office opens")
+        .await
+        .contains(&"posted/faq".to_string()));
+}
