@@ -10,7 +10,7 @@ use std::process::{Command, Output};
 use common::{minilm, repo_root, test_python, write, Server, KEY};
 
 const QUERY: &str = "how long should bread bake in the oven";
-const EXPECT: &str = "cooking.md";
+const EXPECT: &str = "docs/cooking.md";
 
 /// A small corpus ingested into `store` (default collection), and an ingest root holding `kb/`.
 fn setup(dir: &Path) -> (String, PathBuf) {
@@ -45,10 +45,10 @@ fn setup(dir: &Path) -> (String, PathBuf) {
         "Green tea is brewed with water below boiling, for two to three minutes.\n",
     );
     let store = dir.join("store").to_str().unwrap().to_string();
+    // Run from `dir` with a relative folder, so source ids are `docs/...`.
     let out = Command::new(env!("CARGO_BIN_EXE_fathom"))
-        .args(["ingest"])
-        .arg(&docs)
-        .args(["--store", &store, "--model"])
+        .current_dir(dir)
+        .args(["ingest", "docs", "--store", &store, "--model"])
         .arg(minilm())
         .env("HF_HUB_OFFLINE", "1")
         .output()

@@ -530,8 +530,10 @@ fn json_outputs_for_scripts_are_snapshotted() {
     );
     let store = dir.path().join("store");
     let store = store.to_str().unwrap();
+    // From the temp folder with a relative path: source ids are `docs/...` on every machine.
     stdout(&run(fathom()
-        .args(["ingest", docs.to_str().unwrap(), "--store", store])
+        .current_dir(dir.path())
+        .args(["ingest", "docs", "--store", store])
         .arg("--model")
         .arg(minilm())));
     let sources = stdout(&run(fathom().args(["sources", "--store", store, "--json"])));

@@ -129,36 +129,36 @@ fn ingest_watch_applies_creates_edits_renames_and_deletes_and_ignores_scratch_fi
         "Charlie notes about comets and their tails.\n",
     );
     eventually("a new file is added", || {
-        listed(&store).contains_key("c.md")
+        listed(&store).contains_key("notes/c.md")
     });
     // Changed.
-    let before = listed(&store)["a.md"].clone();
+    let before = listed(&store)["notes/a.md"].clone();
     write(
         &dir,
         "a.md",
         "Alpha notes, rewritten: rye bread and hydration.\n",
     );
-    eventually("an edit is applied", || listed(&store)["a.md"] != before);
+    eventually("an edit is applied", || listed(&store)["notes/a.md"] != before);
     // Renamed: the old id goes, the new one comes, in one sync.
     std::fs::rename(dir.join("sub/b.md"), dir.join("sub/bravo.md")).unwrap();
     eventually("a rename is applied", || {
         let now = listed(&store);
-        now.contains_key("sub/bravo.md") && !now.contains_key("sub/b.md")
+        now.contains_key("notes/sub/bravo.md") && !now.contains_key("notes/sub/b.md")
     });
     // Deleted.
     std::fs::remove_file(dir.join("c.md")).unwrap();
     eventually("a delete is applied", || {
-        !listed(&store).contains_key("c.md")
+        !listed(&store).contains_key("notes/c.md")
     });
-    let expected: Vec<&str> = vec!["a.md", "sub/bravo.md"];
+    let expected: Vec<&str> = vec!["notes/a.md", "notes/sub/bravo.md"];
     assert_eq!(listed(&store).keys().collect::<Vec<_>>(), expected);
 
     // One edit makes some number of commits (the write, the index refresh); a burst of saves
     // of several files, with an editor's swap and backup files around them, makes the same.
     let v0 = version(&store, "default");
     write(&dir, "a.md", "Alpha, third version: spelt and emmer.\n");
-    let a_hash = listed(&store)["a.md"].clone();
-    eventually("the single edit", || listed(&store)["a.md"] != a_hash);
+    let a_hash = listed(&store)["notes/a.md"].clone();
+    eventually("the single edit", || listed(&store)["notes/a.md"] != a_hash);
     std::thread::sleep(Duration::from_millis(800));
     let per_edit = version(&store, "default") - v0;
     assert!(per_edit >= 1);

@@ -942,8 +942,10 @@ async fn error_bodies_of_every_status_are_snapshotted() {
         call(&loading, Method::POST, "/embed", Some(json!({"inputs": "x"}))).await,
     );
     let store = s.dir.path().join("store").display().to_string();
+    let model = fathom_testkit::minilm().display().to_string();
     let text = serde_json::to_string_pretty(&bodies)
         .unwrap()
-        .replace(&store, "[store]");
+        .replace(&store, "[store]")
+        .replace(&model, "[model]");
     insta::assert_snapshot!(text);
 }

@@ -22,7 +22,9 @@ pub enum Filters {
     Many(Vec<String>),
 }
 
+/// Unknown fields are refused (a `top_k` would otherwise be ignored in silence).
 #[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct SearchRequest {
     pub query: String,
     /// Results to return (1..=1000, default 10).
