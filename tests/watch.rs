@@ -138,7 +138,9 @@ fn ingest_watch_applies_creates_edits_renames_and_deletes_and_ignores_scratch_fi
         "a.md",
         "Alpha notes, rewritten: rye bread and hydration.\n",
     );
-    eventually("an edit is applied", || listed(&store)["notes/a.md"] != before);
+    eventually("an edit is applied", || {
+        listed(&store)["notes/a.md"] != before
+    });
     // Renamed: the old id goes, the new one comes, in one sync.
     std::fs::rename(dir.join("sub/b.md"), dir.join("sub/bravo.md")).unwrap();
     eventually("a rename is applied", || {

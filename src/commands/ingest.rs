@@ -55,7 +55,9 @@ pub fn run(args: IngestArgs) -> anyhow::Result<()> {
         let quiet = std::time::Duration::from_secs_f64(args.watch_quiet);
         let mut first = true;
         tracing::info!(dir = %args.dir.display(), "watching for changes (Ctrl-C stops)");
-        fathom_ingest::watch_folder(&args.dir, quiet, args.hidden, &cancel, || {
+        // A store inside the folder must not wake the watch with its own commits.
+        let ignore: Vec<std::path::PathBuf> = store.local_folder().into_iter().collect();
+        fathom_ingest::watch_folder(&args.dir, quiet, args.hidden, &ignore, &cancel, || {
             let show_all = std::mem::take(&mut first);
             let model = model.clone();
             let (args, collection, options, cancel) = (&args, &collection, &options, &cancel);

@@ -10,8 +10,7 @@ use std::path::{Component, Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use notify::RecursiveMode;
-use notify_debouncer_mini::{new_debouncer, DebounceEventResult, Debouncer};
+use notify::{EventKind, RecursiveMode, Watcher};
 use tokio::sync::watch;
 
 use crate::{CancelFlag, IngestError, Result};
@@ -19,29 +18,48 @@ use crate::{CancelFlag, IngestError, Result};
 /// How long a folder must be quiet after a change before it is synced.
 pub const DEFAULT_QUIET: Duration = Duration::from_millis(750);
 
-/// The filesystem events of one folder tree, as "something changed" signals.
+/// The filesystem events of one folder tree, as "something changed" signals, debounced.
 pub struct FolderWatch {
-    _debouncer: Debouncer<notify::RecommendedWatcher>,
+    _watcher: notify::RecommendedWatcher,
     changes: watch::Receiver<u64>,
+    quiet: Duration,
 }
 
 impl std::fmt::Debug for FolderWatch {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("FolderWatch")
             .field("changes", &*self.changes.borrow())
+            .field("quiet", &self.quiet)
             .finish_non_exhaustive()
     }
 }
 
 impl FolderWatch {
-    /// Starts watching `root` recursively. Changes to scratch files ([`is_scratch`]) and, unless
-    /// `hidden`, to hidden files and folders are not signalled: a sync would not read them.
-    pub fn new(root: &Path, quiet: Duration, hidden: bool) -> Result<Self> {
+    /// Starts watching `root` recursively. Reads (a sync's own included) are not changes;
+    /// neither are scratch files ([`is_scratch`]) nor, unless `hidden`, hidden files and folders,
+    /// which a sync would not read.
+    ///
+    /// Changes under `ignore` (the store, when it lives inside the folder) are not signalled
+    /// either: a sync's own commits must not wake the next sync.
+    pub fn new(root: &Path, quiet: Duration, hidden: bool, ignore: &[PathBuf]) -> Result<Self> {
         let (tx, changes) = watch::channel(0u64);
-        let base = root.to_path_buf();
-        let handler = move |result: DebounceEventResult| {
+        // Watched by its canonical path, so that events carry canonical paths too.
+        let base = root.canonicalize().map_err(|e| IngestError::Watch {
+            path: root.to_path_buf(),
+            message: e.to_string(),
+        })?;
+        let ignore: Vec<PathBuf> = ignore.iter().map(|p| canonical_or_absolute(p)).collect();
+        let watched = base.clone();
+        let handler = move |result: notify::Result<notify::Event>| {
             let relevant = match result {
-                Ok(events) => events.iter().any(|e| !is_scratch(&base, &e.path, hidden)),
+                Ok(event) => {
+                    !matches!(event.kind, EventKind::Access(_))
+                        && (event.paths.is_empty()
+                            || event.paths.iter().any(|p| {
+                                !is_scratch(&base, p, hidden)
+                                    && !ignore.iter().any(|i| p.starts_with(i))
+                            }))
+                }
                 // Events were lost (a queue overflowed): sync to be sure.
                 Err(e) => {
                     tracing::warn!(error = %e, "watching: events may have been lost; syncing");
@@ -56,33 +74,42 @@ impl FolderWatch {
             path: root.to_path_buf(),
             message: watch_hint(&e),
         };
-        let mut debouncer = new_debouncer(quiet, handler).map_err(watch_error)?;
-        debouncer
-            .watcher()
-            .watch(root, RecursiveMode::Recursive)
+        let mut watcher = notify::recommended_watcher(handler).map_err(watch_error)?;
+        watcher
+            .watch(&watched, RecursiveMode::Recursive)
             .map_err(watch_error)?;
         Ok(Self {
-            _debouncer: debouncer,
+            _watcher: watcher,
             changes,
+            quiet,
         })
     }
 
-    /// Waits until something changed since the last call (or since the watch began), or until
-    /// `cancel` is set; `false` when cancelled.
+    /// Waits until something changed and the folder has then been quiet for the watch's quiet
+    /// period (a burst of saves is one change), or until `cancel` is set; `false` when cancelled.
     pub async fn changed(&mut self, cancel: &CancelFlag) -> bool {
         loop {
             if cancel.load(Ordering::Relaxed) {
                 return false;
             }
             match tokio::time::timeout(Duration::from_millis(200), self.changes.changed()).await {
-                Ok(Ok(())) => {
-                    self.changes.borrow_and_update();
-                    return !cancel.load(Ordering::Relaxed);
-                }
-                // The debouncer is gone: nothing more will come.
+                Ok(Ok(())) => break,
+                // The watcher is gone: nothing more will come.
                 Ok(Err(_)) => return false,
                 Err(_) => {}
             }
+        }
+        self.changes.borrow_and_update();
+        // Debounce: wait until a whole quiet period passes without a new change.
+        loop {
+            tokio::time::sleep(self.quiet).await;
+            if cancel.load(Ordering::Relaxed) {
+                return false;
+            }
+            if !self.changes.has_changed().unwrap_or(false) {
+                return true;
+            }
+            self.changes.borrow_and_update();
         }
     }
 }
@@ -93,6 +120,7 @@ pub async fn watch_folder<F, Fut>(
     root: &Path,
     quiet: Duration,
     hidden: bool,
+    ignore: &[PathBuf],
     cancel: &CancelFlag,
     mut sync: F,
 ) -> Result<()>
@@ -101,7 +129,7 @@ where
     Fut: Future<Output = ()>,
 {
     // Watching starts before the first sync, so that nothing changed during it is missed.
-    let mut watch = FolderWatch::new(root, quiet, hidden)?;
+    let mut watch = FolderWatch::new(root, quiet, hidden, ignore)?;
     sync().await;
     while watch.changed(cancel).await {
         sync().await;
@@ -141,6 +169,13 @@ pub fn is_scratch(root: &Path, path: &Path, hidden: bool) -> bool {
         Component::Normal(part) => part.to_str().is_some_and(|p| p.starts_with('.')),
         _ => false,
     })
+}
+
+/// `path` without links when it exists; else made absolute (a store not created yet).
+fn canonical_or_absolute(path: &Path) -> PathBuf {
+    path.canonicalize()
+        .or_else(|_| std::path::absolute(path))
+        .unwrap_or_else(|_| path.to_path_buf())
 }
 
 fn watch_hint(e: &notify::Error) -> String {

@@ -55,10 +55,12 @@ pub fn spawn_watches(state: &AppState) {
                 tokio::time::sleep(Duration::from_millis(200)).await;
             }
             let dir = folder.root.path.clone();
+            let ignore: Vec<PathBuf> = state.store.local_folder().into_iter().collect();
             let outcome = fathom_ingest::watch_folder(
                 &dir,
                 state.config.watch_quiet,
                 state.config.ingest_hidden,
+                &ignore,
                 &stopping,
                 || sync(&state, &folder),
             )

@@ -875,7 +875,10 @@ async fn error_bodies_of_every_status_are_snapshotted() {
         );
     };
     let post = |uri: &'static str, body: Vec<u8>| call_raw(r, Method::POST, uri, Some(body), &auth);
-    record("malformed JSON", post("/search", b"{\"query\": ".to_vec()).await);
+    record(
+        "malformed JSON",
+        post("/search", b"{\"query\": ".to_vec()).await,
+    );
     record(
         "unknown field",
         post("/search", br#"{"query": "x", "top_k": 3}"#.to_vec()).await,
@@ -890,7 +893,11 @@ async fn error_bodies_of_every_status_are_snapshotted() {
     );
     record(
         "no such collection",
-        post("/search", br#"{"query": "x", "collection": "missing"}"#.to_vec()).await,
+        post(
+            "/search",
+            br#"{"query": "x", "collection": "missing"}"#.to_vec(),
+        )
+        .await,
     );
     record(
         "wrong method",
@@ -900,10 +907,17 @@ async fn error_bodies_of_every_status_are_snapshotted() {
         "body too large",
         post("/embed", vec![b' '; 65 * 1024]).await,
     );
-    record("bad k", post("/search", br#"{"query": "x", "k": 0}"#.to_vec()).await);
+    record(
+        "bad k",
+        post("/search", br#"{"query": "x", "k": 0}"#.to_vec()).await,
+    );
     record(
         "bad filter",
-        post("/search", br#"{"query": "x", "filter": "colour=red"}"#.to_vec()).await,
+        post(
+            "/search",
+            br#"{"query": "x", "filter": "colour=red"}"#.to_vec(),
+        )
+        .await,
     );
     let other = fathom_store::ModelSpec {
         model: "other/model".into(),
@@ -939,7 +953,13 @@ async fn error_bodies_of_every_status_are_snapshotted() {
     let loading = app(AppState::new(ServerConfig::default()));
     record(
         "model loading",
-        call(&loading, Method::POST, "/embed", Some(json!({"inputs": "x"}))).await,
+        call(
+            &loading,
+            Method::POST,
+            "/embed",
+            Some(json!({"inputs": "x"})),
+        )
+        .await,
     );
     let store = s.dir.path().join("store").display().to_string();
     let model = fathom_testkit::minilm().display().to_string();

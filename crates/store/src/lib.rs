@@ -72,6 +72,15 @@ impl Store {
         &self.root
     }
 
+    /// The local folder the store lives in; `None` on object storage.
+    pub fn local_folder(&self) -> Option<std::path::PathBuf> {
+        if options::is_object_store(&self.root) {
+            return None;
+        }
+        let path = self.root.strip_prefix("file://").unwrap_or(&self.root);
+        Some(std::path::PathBuf::from(path))
+    }
+
     fn dataset_uri(&self, name: &str) -> String {
         format!("{}/{name}.lance", self.root.trim_end_matches('/'))
     }
