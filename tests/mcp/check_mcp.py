@@ -167,8 +167,10 @@ def main():
     p.add_argument("--expect-source", required=True)
     p.add_argument("--ingest-path")
     p.add_argument("--ingest-collection", default="agent")
-    p.add_argument("command", nargs="*")
-    args = p.parse_args()
+    argv = sys.argv[1:]
+    command = argv[argv.index("--") + 1:] if "--" in argv else []
+    args = p.parse_args(argv[:argv.index("--")] if "--" in argv else argv)
+    args.command = command
     try:
         asyncio.run(run_stdio(args) if args.transport == "stdio" else run_http(args))
     except Failure as e:

@@ -247,6 +247,10 @@ pub fn walk(root: &Path, options: &WalkOptions) -> Result<Walked> {
         if !entry.file_type().is_some_and(|t| t.is_file()) {
             continue;
         }
+        // Editors' backup, swap and lock files are never documents.
+        if crate::watch::is_scratch_name(&entry.file_name().to_string_lossy()) {
+            continue;
+        }
         let path = entry.path().to_path_buf();
         if let Some(include) = &include {
             if !include.matched(&path, false).is_whitelist() {
