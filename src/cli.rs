@@ -114,6 +114,18 @@ pub struct CollectionArgs {
     pub collection: String,
 }
 
+/// How documents are cut into chunks.
+#[derive(Debug, Clone, Args)]
+pub struct ChunkArgs {
+    /// Chunk size in tokens (default: the model's max_seq_length less its special tokens).
+    #[arg(long)]
+    pub chunk_tokens: Option<usize>,
+
+    /// Tokens shared by consecutive chunks of a document (default: a quarter of the chunk size).
+    #[arg(long)]
+    pub overlap: Option<usize>,
+}
+
 #[derive(Debug, Args)]
 pub struct IngestArgs {
     /// The folder to ingest. Source ids are paths as seen from here (`docs/a.md`).
@@ -125,13 +137,8 @@ pub struct IngestArgs {
     #[command(flatten)]
     pub model: ModelArgs,
 
-    /// Chunk size in tokens (default: the model's max_seq_length less its special tokens).
-    #[arg(long)]
-    pub chunk_tokens: Option<usize>,
-
-    /// Tokens shared by consecutive chunks (default: a quarter of the chunk size).
-    #[arg(long)]
-    pub overlap: Option<usize>,
+    #[command(flatten)]
+    pub chunking: ChunkArgs,
 
     /// Only files matching this glob (repeatable), relative to DIR.
     #[arg(long)]
@@ -283,41 +290,49 @@ pub struct EvalArgs {
     #[arg(long)]
     pub collection: Option<String>,
 
-    /// Chunk size in tokens (default: the model's max_seq_length less its special tokens).
-    #[arg(long)]
-    pub chunk_tokens: Option<usize>,
-
-    /// Tokens shared by consecutive chunks of a document (default: a quarter of the chunk size).
-    #[arg(long)]
-    pub overlap: Option<usize>,
+    #[command(flatten)]
+    pub chunking: ChunkArgs,
 
     /// Print JSON instead of text.
     #[arg(long)]
     pub json: bool,
 }
 
+/// `fathom mcp`.
 #[derive(Debug, Clone, Args)]
 pub struct McpArgs {
     #[command(flatten)]
+    pub service: ServiceArgs,
+}
+
+/// What `fathom serve` and `fathom mcp` share: the model, the store, the default collection, the
+/// folders an ingest may read and the cap on input tokens.
+#[derive(Debug, Clone, Args)]
+pub struct ServiceArgs {
+    #[command(flatten)]
     pub model: ModelArgs,
 
-    /// The store: a folder, or object storage (`s3://bucket/prefix`, ...).
+    /// The store: a folder (created when needed) or object storage (`s3://bucket/prefix`, ...),
+    /// one lance dataset per collection.
     #[arg(long, env = "FATHOM_STORE", default_value = "fathom-data")]
     pub store: String,
 
     #[command(flatten)]
     pub access: StoreAccessArgs,
 
-    /// The collection used when a tool call names none.
+    /// The collection used when a request or tool call names none.
     #[arg(long, env = "FATHOM_COLLECTION", default_value = "default")]
     pub collection: String,
 
-    /// Folders the `ingest` tool may index, as DIR or NAME=DIR (repeat, or comma-separate in
-    /// FATHOM_INGEST_ROOT). Without one, the agent gets no `ingest` tool.
+    /// Folders POST /ingest and the MCP `ingest` tool may read, as DIR or NAME=DIR (repeat, or
+    /// comma-separate in FATHOM_INGEST_ROOT). Source ids start with the root's name (`NAME/…`, by
+    /// default the folder's own name). Without one, ingesting a path is refused.
     #[arg(long, env = "FATHOM_INGEST_ROOT", value_delimiter = ',', value_parser = parse_ingest_root)]
     pub ingest_root: Vec<fathom_server::IngestRoot>,
 
-    /// Tokens of one input the model runs (see `fathom serve --help`).
+    /// Tokens of one input the model runs (longer inputs are cut, or refused with
+    /// `truncate: false`): caps a long-context model's window, whose memory grows with its
+    /// square. Models with a shorter max_seq_length keep theirs.
     #[arg(long, env = "FATHOM_MAX_INPUT_TOKENS", default_value_t = 2048)]
     pub max_input_tokens: usize,
 }
@@ -334,28 +349,11 @@ pub struct ServeArgs {
     pub port: u16,
 
     #[command(flatten)]
-    pub model: ModelArgs,
-
-    /// The store: a folder (created when needed) holding one lance dataset per collection.
-    #[arg(long, env = "FATHOM_STORE", default_value = "fathom-data")]
-    pub store: String,
-
-    #[command(flatten)]
-    pub access: StoreAccessArgs,
-
-    /// The collection used when a request names none.
-    #[arg(long, env = "FATHOM_COLLECTION", default_value = "default")]
-    pub collection: String,
+    pub service: ServiceArgs,
 
     /// Require `Authorization: Bearer <key>` on every route but /health.
     #[arg(long, env = "FATHOM_API_KEY", hide_env_values = true)]
     pub api_key: Option<String>,
-
-    /// Folders POST /ingest may read, as DIR or NAME=DIR (repeat, or comma-separate in
-    /// FATHOM_INGEST_ROOT). Source ids start with the root's name (`NAME/…`, by default the
-    /// folder's own name). Without one, POST /ingest is refused.
-    #[arg(long, env = "FATHOM_INGEST_ROOT", value_delimiter = ',', value_parser = parse_ingest_root)]
-    pub ingest_root: Vec<fathom_server::IngestRoot>,
 
     /// Let ingest jobs read hidden and git-ignored files (by default they stay out, whatever a
     /// request's globs say).
@@ -380,12 +378,6 @@ pub struct ServeArgs {
     /// Most inputs (or documents) in one request (422 beyond it).
     #[arg(long, env = "FATHOM_MAX_INPUTS", default_value_t = 512)]
     pub max_inputs: usize,
-
-    /// Tokens of one input the model runs (longer inputs are cut, or refused with
-    /// `truncate: false`): caps a long-context model's window, whose memory grows with its
-    /// square. Models with a shorter max_seq_length keep theirs.
-    #[arg(long, env = "FATHOM_MAX_INPUT_TOKENS", default_value_t = 2048)]
-    pub max_input_tokens: usize,
 
     /// Bytes of text in one document of POST /documents (413 beyond it).
     #[arg(long, env = "FATHOM_MAX_DOCUMENT_BYTES", default_value_t = 1024 * 1024)]

@@ -57,6 +57,16 @@ fn setup(dir: &Path) -> (String, PathBuf) {
     (store, root)
 }
 
+/// `fathom serve` on the fixture's store, behind [`KEY`], with `root` as its ingest root.
+async fn serve(store: &str, root: &Path) -> Server {
+    let root = root.to_str().unwrap();
+    Server::start(
+        &["--store", store, "--api-key", KEY, "--ingest-root", root],
+        &[],
+    )
+    .await
+}
+
 fn text(out: &Output) -> String {
     format!(
         "{}{}",
@@ -98,18 +108,7 @@ async fn mcp_tools_answer_the_official_client_over_stdio_and_http() {
     println!("{}", text(&out));
     assert!(out.status.success(), "stdio: {}", text(&out));
 
-    let server = Server::start(
-        &[
-            "--store",
-            &store,
-            "--api-key",
-            KEY,
-            "--ingest-root",
-            root.to_str().unwrap(),
-        ],
-        &[],
-    )
-    .await;
+    let server = serve(&store, &root).await;
     let url = server.url("/mcp");
     let out = tokio::task::spawn_blocking(move || {
         python("tests/mcp/check_mcp.py")
@@ -142,18 +141,7 @@ fn shots_dir() -> PathBuf {
 async fn the_search_page_searches_switches_modes_and_runs_a_job_in_chromium() {
     let dir = tempfile::tempdir().unwrap();
     let (store, root) = setup(dir.path());
-    let server = Server::start(
-        &[
-            "--store",
-            &store,
-            "--api-key",
-            KEY,
-            "--ingest-root",
-            root.to_str().unwrap(),
-        ],
-        &[],
-    )
-    .await;
+    let server = serve(&store, &root).await;
 
     // The page and its assets load without the key (the page asks for it), typed and locked down.
     for (path, kind) in [

@@ -198,82 +198,60 @@ fn bad_inputs_get_clear_errors() {
     assert!(err.contains("unknown device `tpu`"), "{err}");
 }
 
+/// A way to break a model folder: its name, what it does to the folder, what the error must say.
+type Breakage<'a> = (&'a str, &'a dyn Fn(&Path), &'a [&'a str]);
+
 #[test]
 fn broken_model_folders_are_reported_with_the_way_out() {
     let tiny = fixtures().join("tiny/bert");
-
-    let dir = tempfile::tempdir().unwrap();
-    copy_dir(&tiny, dir.path());
-    std::fs::remove_file(dir.path().join("tokenizer.json")).unwrap();
-    let err = failure(&run(fathom().args([
-        "embed",
-        "--model",
-        dir.path().to_str().unwrap(),
-        "x",
-    ])));
-    assert!(err.contains("has no tokenizer.json"), "{err}");
-
-    let dir = tempfile::tempdir().unwrap();
-    copy_dir(&tiny, dir.path());
-    std::fs::rename(
-        dir.path().join("model.safetensors"),
-        dir.path().join("pytorch_model.bin"),
-    )
-    .unwrap();
-    let err = failure(&run(fathom().args([
-        "embed",
-        "--model",
-        dir.path().to_str().unwrap(),
-        "x",
-    ])));
-    assert!(
-        err.contains("has only pytorch_model.bin; convert it to model.safetensors"),
-        "{err}"
-    );
-
-    let dir = tempfile::tempdir().unwrap();
-    copy_dir(&tiny, dir.path());
-    std::fs::write(dir.path().join("model.safetensors"), b"not safetensors").unwrap();
-    let err = failure(&run(fathom().args([
-        "embed",
-        "--model",
-        dir.path().to_str().unwrap(),
-        "x",
-    ])));
-    assert!(err.contains("is not a readable safetensors file"), "{err}");
-
-    let dir = tempfile::tempdir().unwrap();
-    copy_dir(&tiny, dir.path());
-    std::fs::write(dir.path().join("config.json"), b"{ not json").unwrap();
-    let err = failure(&run(fathom().args([
-        "embed",
-        "--model",
-        dir.path().to_str().unwrap(),
-        "x",
-    ])));
-    assert!(
-        err.contains("is not valid JSON for a transformers config.json"),
-        "{err}"
-    );
-
-    let dir = tempfile::tempdir().unwrap();
-    copy_dir(&tiny, dir.path());
-    let config = std::fs::read_to_string(dir.path().join("config.json")).unwrap();
-    std::fs::write(
-        dir.path().join("config.json"),
-        config.replace("\"bert\"", "\"t5\""),
-    )
-    .unwrap();
-    let err = failure(&run(fathom().args([
-        "embed",
-        "--model",
-        dir.path().to_str().unwrap(),
-        "x",
-    ])));
-    assert!(
-        err.contains("unsupported model_type `t5`") && err.contains("supported: bert"),
-        "{err}"
-    );
+    let edit_config = |dir: &Path, from: &str, to: &str| {
+        let config = std::fs::read_to_string(dir.join("config.json")).unwrap();
+        assert!(config.contains(from), "the fixture's config has {from}");
+        std::fs::write(dir.join("config.json"), config.replace(from, to)).unwrap();
+    };
+    // Each way to break a copy of the tiny BERT folder, and what the error must say.
+    let cases: [Breakage; 6] = [
+        (
+            "no tokenizer",
+            &|d| std::fs::remove_file(d.join("tokenizer.json")).unwrap(),
+            &["has no tokenizer.json"],
+        ),
+        (
+            "pickle weights",
+            &|d| std::fs::rename(d.join("model.safetensors"), d.join("pytorch_model.bin")).unwrap(),
+            &["has only pytorch_model.bin; convert it to model.safetensors"],
+        ),
+        (
+            "garbage weights",
+            &|d| std::fs::write(d.join("model.safetensors"), b"not safetensors").unwrap(),
+            &["is not a readable safetensors file"],
+        ),
+        (
+            "config not JSON",
+            &|d| std::fs::write(d.join("config.json"), b"{ not json").unwrap(),
+            &["is not valid JSON for a transformers config.json"],
+        ),
+        (
+            "unknown architecture",
+            &|d| edit_config(d, "\"bert\"", "\"t5\""),
+            &["unsupported model_type `t5`", "supported: bert"],
+        ),
+        (
+            "config without a required size",
+            &|d| edit_config(d, "\"num_attention_heads\"", "\"heads\""),
+            &["BERT config.json: missing field `num_attention_heads`"],
+        ),
+    ];
+    for (what, breaks, says) in cases {
+        let dir = tempfile::tempdir().unwrap();
+        copy_dir(&tiny, dir.path());
+        breaks(dir.path());
+        let model = dir.path().to_str().unwrap();
+        let err = failure(&run(fathom().args(["embed", "--model", model, "x"])));
+        for needle in says {
+            assert!(err.contains(needle), "{what}: {err}");
+        }
+    }
 }
 
 #[test]

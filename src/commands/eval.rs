@@ -28,17 +28,17 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
                 .unwrap_or_else(|| "beir".into())
         );
         // Another chunking is another collection (the sync plan skips unchanged texts).
-        if let Some(tokens) = args.chunk_tokens {
+        if let Some(tokens) = args.chunking.chunk_tokens {
             name.push_str(&format!("-c{tokens}"));
         }
-        if let Some(overlap) = args.overlap {
+        if let Some(overlap) = args.chunking.overlap {
             name.push_str(&format!("-o{overlap}"));
         }
         name
     });
     let options = FolderOptions {
-        chunk_tokens: args.chunk_tokens,
-        overlap: args.overlap,
+        chunk_tokens: args.chunking.chunk_tokens,
+        overlap: args.chunking.overlap,
         ..FolderOptions::default()
     };
     let documents: Vec<Document> = corpus

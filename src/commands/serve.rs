@@ -7,13 +7,31 @@ use std::time::Duration;
 use anyhow::Context;
 use fathom_server::{AppState, ServerConfig};
 
-use crate::cli::{McpArgs, ServeArgs};
+use crate::cli::{McpArgs, ServeArgs, ServiceArgs};
+
+impl ServiceArgs {
+    /// The server configuration these flags give, every other setting at its default.
+    fn config(&self) -> anyhow::Result<ServerConfig> {
+        fathom_server::IngestRoot::check_all(&self.ingest_root).map_err(anyhow::Error::msg)?;
+        Ok(ServerConfig {
+            store: self.store.clone(),
+            store_options: self.access.options()?,
+            default_collection: self.collection.clone(),
+            ingest_roots: self.ingest_root.clone(),
+            ..ServerConfig::default()
+        })
+    }
+
+    fn load_model(&self) -> anyhow::Result<fathom_model::Embedder> {
+        super::load_model_capped(&self.model, Some(self.max_input_tokens))
+    }
+}
 
 pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     if !(args.request_timeout > 0.0 && args.request_timeout.is_finite()) {
         anyhow::bail!("--request-timeout must be a positive number of seconds");
     }
-    fathom_server::IngestRoot::check_all(&args.ingest_root).map_err(anyhow::Error::msg)?;
+    let base = args.service.config()?;
     let watched: Vec<_> = args.watch.iter().map(|w| w.root.clone()).collect();
     fathom_server::IngestRoot::check_all(&watched)
         .map_err(|e| anyhow::anyhow!(e.replace("--ingest-root", "--watch")))?;
@@ -21,11 +39,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         anyhow::bail!("--watch-quiet must be a number of seconds between 0 and 3600");
     }
     let config = ServerConfig {
-        store: args.store.clone(),
-        store_options: args.access.options()?,
-        default_collection: args.collection.clone(),
         api_key: args.api_key.clone().filter(|k| !k.is_empty()),
-        ingest_roots: args.ingest_root.clone(),
         ingest_hidden: args.ingest_hidden,
         max_ingest_jobs: args.max_ingest_jobs.max(1),
         max_queued_jobs: args.max_queued_jobs,
@@ -45,6 +59,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         watches: args.watch.clone(),
         watch_quiet: Duration::from_secs_f64(args.watch_quiet),
         mcp_any_host: !is_loopback(&args.host),
+        ..base
     };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -58,10 +73,9 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         println!("fathom listening on http://{local}");
         let state = AppState::new(config);
         let loading = state.clone();
-        let model_args = args.model.clone();
-        let max_input_tokens = args.max_input_tokens;
+        let service = args.service.clone();
         let loader = tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
-            let model = super::load_model_capped(&model_args, Some(max_input_tokens))?;
+            let model = service.load_model()?;
             loading
                 .install_model(Arc::new(model))
                 .map_err(|e| anyhow::anyhow!("warming the model up: {e}"))?;
@@ -94,15 +108,8 @@ fn is_loopback(host: &str) -> bool {
 /// `fathom mcp`: the server's state without HTTP, its MCP tools on stdin/stdout. Logs go to
 /// stderr; stdout carries only the protocol.
 pub fn mcp(args: McpArgs) -> anyhow::Result<()> {
-    fathom_server::IngestRoot::check_all(&args.ingest_root).map_err(anyhow::Error::msg)?;
-    let config = ServerConfig {
-        store: args.store.clone(),
-        store_options: args.access.options()?,
-        default_collection: args.collection.clone(),
-        ingest_roots: args.ingest_root.clone(),
-        ..ServerConfig::default()
-    };
-    let model = super::load_model_capped(&args.model, Some(args.max_input_tokens))?;
+    let config = args.service.config()?;
+    let model = args.service.load_model()?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;

@@ -46,9 +46,7 @@ impl std::str::FromStr for Precision {
             "f32" | "float32" => Ok(Self::F32),
             "f16" | "float16" | "half" => Ok(Self::F16),
             "bf16" | "bfloat16" => Ok(Self::Bf16),
-            _ => Err(ModelError::Unsupported(format!(
-                "precision `{s}` (use f32, f16 or bf16)"
-            ))),
+            _ => Err(ModelError::BadPrecision(s.to_string())),
         }
     }
 }
@@ -135,10 +133,10 @@ fn load_weights(
     let mut tensors = HashMap::new();
     for path in paths {
         let loaded = candle_core::safetensors::load(path, &Device::Cpu).map_err(|e| {
-            ModelError::Unsupported(format!(
-                "`{}` is not a readable safetensors file: {e}",
-                path.display()
-            ))
+            ModelError::BadWeights {
+                path: path.clone(),
+                message: e.to_string(),
+            }
         })?;
         tensors.extend(loaded);
     }
@@ -173,23 +171,21 @@ impl Embedder {
             (Precision::F16, false) => DType::F16,
             (Precision::Bf16, false) => DType::BF16,
             (Precision::F16, true) => {
-                return Err(ModelError::Unsupported(
-                    "f16 runs on CUDA only; on CPU use f32, or bf16 for reduced precision".into(),
+                return Err(ModelError::PrecisionUnavailable(
+                    "f16 runs on CUDA only; on CPU use f32, or bf16 for reduced precision",
                 ))
             }
         };
         if options.precision == Precision::Bf16 && device.is_cpu() {
             if options.generic_ops {
-                return Err(ModelError::Unsupported(
+                return Err(ModelError::PrecisionUnavailable(
                     "bf16 on CPU runs on fathom's CPU kernels, which `generic_ops` turns off; \
-                     use f32, or leave generic_ops off"
-                        .into(),
+                     use f32, or leave generic_ops off",
                 ));
             }
             if !crate::kernels::bf16::supported() {
-                return Err(ModelError::Unsupported(
-                    "bf16 on CPU needs the AVX512-BF16 instructions, which this CPU lacks; use f32"
-                        .into(),
+                return Err(ModelError::PrecisionUnavailable(
+                    "bf16 on CPU needs the AVX512-BF16 instructions, which this CPU lacks; use f32",
                 ));
             }
         }

@@ -36,6 +36,19 @@ pub enum ModelError {
     #[error("unsupported model: {0}")]
     Unsupported(String),
 
+    #[error("{arch} config.json: {message}")]
+    BadConfig { arch: &'static str, message: String },
+
+    #[error("`{}` is not a readable safetensors file: {message}", path.display())]
+    BadWeights { path: PathBuf, message: String },
+
+    #[error("unknown precision `{0}` (use f32, f16 or bf16)")]
+    BadPrecision(String),
+
+    /// A precision this CPU, device or build cannot run (bf16 without AVX512-BF16, f16 on CPU).
+    #[error("{0}")]
+    PrecisionUnavailable(&'static str),
+
     #[error("model folder `{0}` does not exist (run scripts/fetch-model.sh for the default model, or pass a hub id like sentence-transformers/all-MiniLM-L6-v2)")]
     NoSuchFolder(PathBuf),
 

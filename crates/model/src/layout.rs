@@ -152,6 +152,27 @@ struct SentenceTransformersConfig {
     default_prompt_name: Option<String>,
 }
 
+/// What every architecture's `config.json` says about its shape (the rest is read by the
+/// architecture's own config type in `arch`).
+#[derive(Deserialize)]
+struct TransformerConfig {
+    #[serde(default)]
+    model_type: String,
+    hidden_size: Option<usize>,
+    /// DistilBERT's name for `hidden_size`.
+    dim: Option<usize>,
+    /// T5-style name for `hidden_size`.
+    d_model: Option<usize>,
+    max_position_embeddings: Option<usize>,
+}
+
+/// `tokenizer_config.json`: only the length limit is read.
+#[derive(Deserialize)]
+struct TokenizerConfig {
+    /// transformers writes a huge float (1e30) for "no limit".
+    model_max_length: Option<f64>,
+}
+
 #[derive(Deserialize)]
 struct DenseConfig {
     in_features: usize,
@@ -243,19 +264,20 @@ impl ModelLayout {
 
         let config_path = files.required(&join(&tdir, "config.json"))?;
         let config: serde_json::Value = read_json(&config_path, "transformers config.json")?;
-        let model_type = config
-            .get("model_type")
-            .and_then(|v| v.as_str())
-            .unwrap_or("")
-            .to_string();
-        let hidden_size = config
-            .get("hidden_size")
-            .or_else(|| config.get("dim"))
-            .or_else(|| config.get("d_model"))
-            .and_then(|v| v.as_u64())
+        let shape =
+            TransformerConfig::deserialize(&config).map_err(|source| ModelError::Json {
+                path: config_path.clone(),
+                what: "transformers config.json",
+                source,
+            })?;
+        let model_type = shape.model_type;
+        let hidden_size = shape
+            .hidden_size
+            .or(shape.dim)
+            .or(shape.d_model)
             .ok_or_else(|| {
                 ModelError::Unsupported(format!("`{}` has no hidden_size", config_path.display()))
-            })? as usize;
+            })?;
 
         let tokenizer_path = files.required(&join(&tdir, "tokenizer.json"))?;
         let weights = if fetch_weights {
@@ -270,17 +292,13 @@ impl ModelLayout {
                 None => SentenceBertConfig::default(),
             };
         let model_max_length = match files.optional(&join(&tdir, "tokenizer_config.json"))? {
-            Some(path) => read_json::<serde_json::Value>(&path, "tokenizer_config.json")?
-                .get("model_max_length")
-                .and_then(|v| v.as_f64())
+            Some(path) => read_json::<TokenizerConfig>(&path, "tokenizer_config.json")?
+                .model_max_length
                 .filter(|v| *v >= 1.0 && *v < 1e9)
                 .map(|v| v as usize),
             None => None,
         };
-        let max_positions = config
-            .get("max_position_embeddings")
-            .and_then(|v| v.as_u64())
-            .map(|v| v as usize);
+        let max_positions = shape.max_position_embeddings;
         // sentence-transformers: the explicit max_seq_length, else the smaller of the tokenizer's
         // model_max_length and the model's position table.
         let max_seq_length = sbert

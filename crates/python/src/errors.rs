@@ -23,12 +23,17 @@ pub fn model_error(err: ModelError) -> PyErr {
         | ModelError::Hub { .. }
         | ModelError::OfflineMiss { .. }
         | ModelError::BadModelId(_) => PyOSError::new_err(message),
-        ModelError::DeviceUnavailable(_) | ModelError::Candle(_) => {
+        ModelError::DeviceUnavailable(_)
+        | ModelError::PrecisionUnavailable(_)
+        | ModelError::Candle(_) => {
             PyRuntimeError::new_err(message)
         }
         ModelError::Json { .. }
         | ModelError::UnsupportedArchitecture { .. }
         | ModelError::Unsupported(_)
+        | ModelError::BadConfig { .. }
+        | ModelError::BadWeights { .. }
+        | ModelError::BadPrecision(_)
         | ModelError::Tokenizer(_)
         | ModelError::InputTooLong { .. }
         | ModelError::BadMaxSeqLength(_)

@@ -103,7 +103,7 @@ impl Engines {
         let embedder =
             Embedder::from_layout(self.f32.layout().clone(), &options).map_err(|e| match e {
                 // What this CPU or build cannot do (bf16 without AVX512-BF16, f16 on CPU).
-                ModelError::Unsupported(why) => PyRuntimeError::new_err(format!(
+                ModelError::PrecisionUnavailable(why) => PyRuntimeError::new_err(format!(
                     "precision '{}' is not available here: {why}",
                     match precision {
                         Precision::Bf16 => "bfloat16",

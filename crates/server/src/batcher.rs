@@ -1,10 +1,12 @@
 //! The one owner of the model: a queue in front of it, with two lanes. Interactive requests
-//! (`/embed`, `/v1/embeddings`, `/documents`) wait in a bounded lane — full is answered at once
-//! (429) — and are merged into batches up to a token budget; bulk work (ingest jobs, through
-//! [`BulkEmbed`], the ingest crate's `Embed`) waits in a small lane that blocks its sender when
+//! (`/embed`, `/v1/embeddings`, search queries) wait in a bounded lane — full is answered at
+//! once (429) — and are merged into batches up to a token budget; bulk work (`POST /documents`
+//! and ingest jobs, through [`BulkEmbed`], the ingest crate's `Embed`) waits in a small lane that blocks its sender when
 //! full, so an ingest runs exactly as fast as the model has room for. One thread takes work,
 //! interactive first, but never more than [`BULK_EVERY`] interactive batches in a row while
-//! bulk work waits, so bulk is never starved. It runs the model (the async runtime never does)
+//! bulk work waits, so bulk is never starved. Bulk work runs in slices of about
+//! [`BULK_SLICE_TOKENS`], so an interactive request waits behind at most one slice, never
+//! behind a whole ingest batch. It runs the model (the async runtime never does)
 //! and answers each job on its oneshot channel. Errors are [`QueueError`]s; what HTTP status
 //! each one is decided at the edge (`error.rs`).
 
@@ -22,6 +24,16 @@ pub const BULK_EVERY: usize = 4;
 
 /// Bulk jobs that may wait at once (each is one ingest's batch of ~32 chunks).
 const BULK_SLOTS: usize = 2;
+
+/// Estimated tokens of one slice of bulk work: the longest an interactive request waits behind
+/// an ingest (one 256-token chunk of all-MiniLM-L6-v2, about 35 ms on two cores). Packed
+/// sequences make a forward pass cost about the same per token at any batch size, so slicing
+/// costs the ingest little.
+const BULK_SLICE_TOKENS: usize = 256;
+
+/// How long the worker, having just answered interactive requests, waits for more before it
+/// starts a bulk slice: clients answered a moment ago are about to send their next request.
+const INTERACTIVE_GRACE: std::time::Duration = std::time::Duration::from_millis(2);
 
 /// Vectors of one request, with the tokens the model ran for each input.
 #[derive(Debug)]
@@ -208,9 +220,6 @@ impl fathom_ingest::Embed for BulkEmbed {
                 tokens: e.tokens.iter().sum(),
             }),
             Err(QueueError::Model(e)) => Err(e.into()),
-            Err(e @ QueueError::Panicked(_)) => Err(fathom_ingest::EmbedError::Model(
-                ModelError::Unsupported(e.to_string()),
-            )),
             Err(e) => Err(fathom_ingest::EmbedError::Unavailable(e.to_string())),
         }
     }
@@ -234,74 +243,153 @@ struct Worker {
     handle: tokio::runtime::Handle,
 }
 
-enum Next {
-    Interactive(Job),
-    Bulk(Job),
+/// A bulk job being worked through a slice at a time.
+struct BulkWork {
+    job: Job,
+    done: Embedded,
+}
+
+impl BulkWork {
+    fn new(job: Job) -> Self {
+        Self {
+            job,
+            done: Embedded {
+                vectors: Vec::new(),
+                tokens: Vec::new(),
+            },
+        }
+    }
 }
 
 impl Worker {
     fn run(mut self) {
-        let max_seq = self.model.max_seq_length();
         let mut streak = 0;
+        let mut bulk: Option<BulkWork> = None;
         loop {
-            // A bulk job after BULK_EVERY interactive batches in a row, if one waits.
-            let overdue = if streak >= BULK_EVERY {
-                self.bulk_rx.try_recv().ok()
-            } else {
-                None
-            };
-            let next = match overdue {
-                Some(job) => Next::Bulk(job),
-                None => {
-                    let (rx, bulk_rx) = (&mut self.rx, &mut self.bulk_rx);
-                    let next = self.handle.block_on(async {
-                        tokio::select! {
-                            biased;
-                            job = rx.recv() => job.map(Next::Interactive),
-                            job = bulk_rx.recv() => job.map(Next::Bulk),
-                        }
-                    });
-                    match next {
-                        Some(next) => next,
-                        None => return,
-                    }
+            // Interactive work first, but a bulk slice after BULK_EVERY interactive batches in a
+            // row while bulk work waits, so an ingest always moves.
+            if streak >= BULK_EVERY {
+                if bulk.is_none() {
+                    bulk = self.bulk_rx.try_recv().ok().map(BulkWork::new);
                 }
-            };
-            let first = match next {
-                Next::Bulk(job) => {
+                if let Some(work) = bulk.take() {
                     streak = 0;
-                    if !job.reply.is_closed() {
-                        self.run_group(vec![job]);
-                    }
+                    bulk = self.run_bulk_slice(work);
                     continue;
                 }
-                Next::Interactive(job) => job,
-            };
-            streak += 1;
-            let take = |job: &Job| {
-                self.depth.fetch_sub(1, Ordering::Relaxed);
-                estimated_tokens(&job.texts, max_seq)
-            };
-            let mut budget = take(&first);
-            let mut jobs = vec![first];
-            while budget < self.batch_tokens {
-                match self.rx.try_recv() {
-                    Ok(job) => {
-                        budget += take(&job);
-                        jobs.push(job);
-                    }
-                    Err(_) => break,
+            }
+            if let Ok(first) = self.rx.try_recv() {
+                streak += 1;
+                self.run_interactive(first);
+                continue;
+            }
+            if streak > 0 && (bulk.is_some() || !self.bulk_rx.is_empty()) {
+                let rx = &mut self.rx;
+                let soon = self
+                    .handle
+                    .block_on(async { tokio::time::timeout(INTERACTIVE_GRACE, rx.recv()).await });
+                if let Ok(Some(first)) = soon {
+                    streak += 1;
+                    self.run_interactive(first);
+                    continue;
                 }
             }
-            self.metrics
-                .queue_depth
-                .set(self.depth.load(Ordering::Relaxed) as i64);
-            // A request whose client is gone (timeout, disconnect) is not worth running.
-            jobs.retain(|j| !j.reply.is_closed());
-            for group in group_by_options(jobs) {
-                self.run_group(group);
+            if let Some(work) = bulk.take() {
+                streak = 0;
+                bulk = self.run_bulk_slice(work);
+                continue;
+            }
+            // Nothing in hand: wait for either lane.
+            let (rx, bulk_rx) = (&mut self.rx, &mut self.bulk_rx);
+            let next = self.handle.block_on(async {
+                tokio::select! {
+                    biased;
+                    job = rx.recv() => job.map(Ok),
+                    job = bulk_rx.recv() => job.map(Err),
+                }
+            });
+            match next {
+                Some(Ok(first)) => {
+                    streak += 1;
+                    self.run_interactive(first);
+                }
+                Some(Err(job)) => bulk = Some(BulkWork::new(job)),
+                None => return,
             }
         }
+    }
+
+    /// Runs `first` with whatever else waits in the interactive lane, up to the token budget.
+    fn run_interactive(&mut self, first: Job) {
+        let max_seq = self.model.max_seq_length();
+        let take = |job: &Job| {
+            self.depth.fetch_sub(1, Ordering::Relaxed);
+            estimated_tokens(&job.texts, max_seq)
+        };
+        let mut budget = take(&first);
+        let mut jobs = vec![first];
+        while budget < self.batch_tokens {
+            match self.rx.try_recv() {
+                Ok(job) => {
+                    budget += take(&job);
+                    jobs.push(job);
+                }
+                Err(_) => break,
+            }
+        }
+        self.metrics
+            .queue_depth
+            .set(self.depth.load(Ordering::Relaxed) as i64);
+        // A request whose client is gone (timeout, disconnect) is not worth running.
+        jobs.retain(|j| !j.reply.is_closed());
+        for group in group_by_options(jobs) {
+            self.run_group(group);
+        }
+    }
+
+    /// Runs the next slice of a bulk job (about [`BULK_SLICE_TOKENS`], at least one text), so
+    /// that an interactive request never waits behind more than one slice. Returns the work
+    /// left, or `None` once the job is answered (done, failed, or its sender gone).
+    fn run_bulk_slice(&self, mut work: BulkWork) -> Option<BulkWork> {
+        if work.job.reply.is_closed() {
+            return None;
+        }
+        let start = work.done.vectors.len();
+        let max_seq = self.model.max_seq_length();
+        let estimate = |i: usize| estimated_tokens(std::slice::from_ref(&work.job.texts[i]), max_seq);
+        let mut end = start;
+        let mut budget = 0;
+        while end < work.job.texts.len()
+            && (end == start || budget + estimate(end) <= BULK_SLICE_TOKENS)
+        {
+            budget += estimate(end);
+            end += 1;
+        }
+        let slice = [work.job.texts[start..end].to_vec()];
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            run_texts(&self.model, &slice, &work.job.options, &self.metrics)
+        }));
+        let answer = match outcome {
+            Ok(mut answers) => answers.pop().unwrap_or(Err(QueueError::Closed)),
+            Err(_) => {
+                tracing::error!("the model panicked on an ingest batch; that ingest fails");
+                Err(QueueError::Panicked("a panic in the model".into()))
+            }
+        };
+        match answer {
+            Ok(part) => {
+                work.done.vectors.extend(part.vectors);
+                work.done.tokens.extend(part.tokens);
+                if end < work.job.texts.len() {
+                    return Some(work);
+                }
+                let _ = work.job.reply.send(Ok(work.done));
+            }
+            Err(e) => {
+                let _ = work.job.reply.send(Err(e));
+            }
+        }
+        None
     }
 
     /// Runs one group; a panic in the model fails this group's requests, not the thread.

@@ -123,15 +123,34 @@ impl From<crate::batcher::QueueError> for ApiError {
     }
 }
 
+/// Every variant is named (no fallback arm), so a new error kind needs a decision on its status.
 impl From<fathom_model::ModelError> for ApiError {
     fn from(e: fathom_model::ModelError) -> Self {
         use fathom_model::ModelError as M;
         match e {
+            // What a request asked for that this model cannot do.
             M::InputTooLong { .. }
             | M::UnknownPrompt { .. }
             | M::BadDimensions { .. }
             | M::Tokenizer(_) => Self::Validation(e.to_string()),
-            other => Self::Internal(other.to_string()),
+            // Loading and running the model: the server's own configuration or a fault.
+            M::MissingFile { .. }
+            | M::Io { .. }
+            | M::Json { .. }
+            | M::UnsupportedArchitecture { .. }
+            | M::Unsupported(_)
+            | M::BadConfig { .. }
+            | M::BadWeights { .. }
+            | M::BadPrecision(_)
+            | M::PrecisionUnavailable(_)
+            | M::NoSuchFolder(_)
+            | M::BadModelId(_)
+            | M::Hub { .. }
+            | M::OfflineMiss { .. }
+            | M::BadMaxSeqLength(_)
+            | M::BadDevice(_)
+            | M::DeviceUnavailable(_)
+            | M::Candle(_) => Self::Internal(e.to_string()),
         }
     }
 }
@@ -141,12 +160,19 @@ impl From<fathom_store::StoreError> for ApiError {
         use fathom_store::StoreError as S;
         match e {
             S::NoSuchCollection { .. } => Self::NotFound(e.to_string()),
-            S::BadCollectionName(_) | S::BadFilter(_) | S::BadVector { .. } => {
-                Self::Validation(e.to_string())
+            S::BadCollectionName(_)
+            | S::BadFilter(_)
+            | S::BadVector { .. }
+            | S::MissingQuery { .. }
+            | S::NoTextIndex => Self::Validation(e.to_string()),
+            S::ModelMismatch { .. } | S::NotFathom { .. } | S::Schema { .. } => {
+                Self::Conflict(e.to_string())
             }
-            S::ModelMismatch { .. } | S::NotFathom { .. } => Self::Conflict(e.to_string()),
-            S::NoTextIndex => Self::Validation(e.to_string()),
-            other => Self::Internal(other.to_string()),
+            // The store itself (object storage unreachable, no permission): try again later.
+            S::Storage { .. } => Self::Unavailable(e.to_string()),
+            S::Io { .. } | S::CreatedOver { .. } | S::Lance(_) | S::Arrow(_) => {
+                Self::Internal(e.to_string())
+            }
         }
     }
 }
@@ -156,11 +182,12 @@ impl From<fathom_ingest::IngestError> for ApiError {
         use fathom_ingest::{EmbedError, IngestError as I};
         match e {
             I::Embed(EmbedError::Model(m)) => m.into(),
+            I::Embed(EmbedError::Unavailable(_)) => Self::Unavailable(e.to_string()),
             I::Store(s) => s.into(),
             I::BadGlob { .. } | I::BadChunkSize { .. } | I::NotAFolder { .. } => {
                 Self::Validation(e.to_string())
             }
-            other => Self::Internal(other.to_string()),
+            I::Watch { .. } | I::Incomplete { .. } => Self::Internal(e.to_string()),
         }
     }
 }

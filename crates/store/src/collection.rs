@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use arrow_array::{Array, RecordBatch, StringArray};
+use arrow_array::{RecordBatch, StringArray};
 use futures::TryStreamExt;
 use lance::dataset::optimize::{compact_files, CompactionOptions};
 use lance::dataset::{
@@ -249,6 +249,15 @@ impl Collection {
     /// The current snapshot: this handle's own commits at once, other writers' commits once
     /// the read-consistency interval has passed since storage was last asked. Never waits for
     /// a write in progress: writers build new versions without the lock.
+    /// Names the store's URI in a storage failure of `result` (not reachable, no permission,
+    /// no bucket); other errors pass through. Every public operation's result goes through it.
+    pub(crate) fn at_uri<T>(&self, result: Result<T>) -> Result<T> {
+        result.map_err(|e| match e {
+            StoreError::Lance(e) => storage_error(&self.uri, e),
+            other => other,
+        })
+    }
+
     pub(crate) async fn snapshot(&self) -> Result<Option<Arc<Dataset>>> {
         let known = self.dataset.read().await.clone();
         if known.is_some() && !self.due_for_check() {
@@ -327,6 +336,10 @@ impl Collection {
     /// sees all of the old chunks or all of the new ones. Sources with no chunks are deleted.
     /// Concurrent writers are retried on conflict.
     pub async fn replace_sources(&self, sources: &[SourceChunks]) -> Result<WriteStats> {
+        self.at_uri(self.replace_sources_inner(sources).await)
+    }
+
+    async fn replace_sources_inner(&self, sources: &[SourceChunks]) -> Result<WriteStats> {
         if sources.is_empty() {
             return Ok(WriteStats::default());
         }
@@ -429,6 +442,10 @@ impl Collection {
 
     /// Deletes every chunk of these sources in one commit; returns the chunks deleted.
     pub async fn delete_sources(&self, source_ids: &[String]) -> Result<u64> {
+        self.at_uri(self.delete_sources_inner(source_ids).await)
+    }
+
+    async fn delete_sources_inner(&self, source_ids: &[String]) -> Result<u64> {
         if source_ids.is_empty() {
             return Ok(0);
         }
@@ -447,6 +464,10 @@ impl Collection {
 
     /// Every source with its content hash and number of chunks, sorted by id.
     pub async fn sources(&self) -> Result<Vec<SourceInfo>> {
+        self.at_uri(self.sources_inner().await)
+    }
+
+    async fn sources_inner(&self) -> Result<Vec<SourceInfo>> {
         let Some(ds) = self.snapshot().await? else {
             return Ok(Vec::new());
         };
@@ -455,8 +476,8 @@ impl Collection {
         let mut stream = scanner.try_into_stream().await?;
         let mut map: BTreeMap<String, (String, usize)> = BTreeMap::new();
         while let Some(batch) = stream.try_next().await? {
-            let ids = string_column(&batch, SOURCE_ID);
-            let hashes = string_column(&batch, SOURCE_HASH);
+            let ids = string_column(&batch, SOURCE_ID)?;
+            let hashes = string_column(&batch, SOURCE_HASH)?;
             for i in 0..batch.num_rows() {
                 let entry = map
                     .entry(ids.value(i).to_string())
@@ -475,6 +496,10 @@ impl Collection {
     }
 
     pub async fn stats(&self) -> Result<Stats> {
+        self.at_uri(self.stats_inner().await)
+    }
+
+    async fn stats_inner(&self) -> Result<Stats> {
         let stats = self.storage_stats().await?;
         Ok(Stats {
             sources: self.sources().await?.len(),
@@ -484,6 +509,10 @@ impl Collection {
 
     /// [`Stats`] without `sources` (which scans the source column): what metrics read often.
     pub async fn storage_stats(&self) -> Result<Stats> {
+        self.at_uri(self.storage_stats_inner().await)
+    }
+
+    async fn storage_stats_inner(&self) -> Result<Stats> {
         let Some(ds) = self.snapshot().await? else {
             return Ok(Stats::default());
         };
@@ -516,6 +545,10 @@ impl Collection {
     }
 
     pub async fn info(&self) -> Result<CollectionInfo> {
+        self.at_uri(self.info_inner().await)
+    }
+
+    async fn info_inner(&self) -> Result<CollectionInfo> {
         Ok(CollectionInfo {
             name: self.name.clone(),
             model: self.spec.clone(),
@@ -531,6 +564,10 @@ impl Collection {
     /// collection): lance then refuses one commit as a retryable conflict, and this tries again
     /// on the newer snapshot, where the other's index is already there.
     pub async fn update_indexes(&self) -> Result<()> {
+        self.at_uri(self.update_indexes_inner().await)
+    }
+
+    async fn update_indexes_inner(&self) -> Result<()> {
         let mut attempt = 0;
         loop {
             match self.update_indexes_once().await {
@@ -592,6 +629,10 @@ impl Collection {
     /// reading their snapshots throughout; a writer that commits meanwhile wins and this round's
     /// compaction is retried by lance or left for the next round.
     pub async fn optimize(&self) -> Result<Upkeep> {
+        self.at_uri(self.optimize_inner().await)
+    }
+
+    async fn optimize_inner(&self) -> Result<Upkeep> {
         let _one_at_a_time = self.upkeep_running.lock().await;
         self.commits_since_upkeep.store(0, Ordering::Relaxed);
         let Some(current) = self.snapshot().await? else {
@@ -638,6 +679,10 @@ impl Collection {
     /// through this handle, else only the removal of versions the last round kept because they
     /// were young. `None` when there was nothing to do.
     pub async fn idle_upkeep(&self) -> Result<Option<Upkeep>> {
+        self.at_uri(self.idle_upkeep_inner().await)
+    }
+
+    async fn idle_upkeep_inner(&self) -> Result<Option<Upkeep>> {
         if self.pending_commits() > 0 {
             return self.optimize().await.map(Some);
         }
@@ -653,6 +698,10 @@ impl Collection {
     /// Runs [`Collection::optimize`] when enough commits have piled up since the last one (and
     /// no upkeep is running); `None` when it did not run.
     pub async fn maybe_optimize(&self) -> Result<Option<Upkeep>> {
+        self.at_uri(self.maybe_optimize_inner().await)
+    }
+
+    async fn maybe_optimize_inner(&self) -> Result<Option<Upkeep>> {
         if self.commits_since_upkeep.load(Ordering::Relaxed) < self.upkeep.after_commits
             || self.upkeep_running.try_lock().is_err()
         {
@@ -677,11 +726,8 @@ fn pq_sub_vectors(dimension: usize) -> usize {
 pub(crate) fn string_column<'a>(
     batch: &'a arrow_array::RecordBatch,
     name: &str,
-) -> &'a StringArray {
-    batch
-        .column_by_name(name)
-        .and_then(|c| c.as_any().downcast_ref::<StringArray>())
-        .unwrap_or_else(|| panic!("column {name} is a string column of the fathom schema"))
+) -> Result<&'a StringArray> {
+    crate::schema::column(batch, name, "a string column")
 }
 
 #[cfg(test)]

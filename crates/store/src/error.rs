@@ -29,6 +29,18 @@ pub enum StoreError {
     #[error("bad filter `{0}` (use source:PREFIX, source:GLOB with * and ?, source=ID, or meta.KEY=VALUE)")]
     BadFilter(String),
 
+    #[error("{mode} search needs {needs}")]
+    MissingQuery {
+        mode: &'static str,
+        needs: &'static str,
+    },
+
+    #[error("column `{column}` is not {expected} as fathom writes it; the collection was changed by another tool")]
+    Schema {
+        column: String,
+        expected: &'static str,
+    },
+
     #[error("full-text search needs the text index; run `fathom ingest` again to build it")]
     NoTextIndex,
 

@@ -26,6 +26,22 @@ pub(crate) const META_MODEL: &str = "fathom.model";
 pub(crate) const META_DIMENSION: &str = "fathom.dimension";
 pub(crate) const META_NORMALIZED: &str = "fathom.normalized";
 
+/// A column of a batch read back, as the array type fathom writes it; a typed error (not a panic)
+/// when a collection was changed by another tool.
+pub(crate) fn column<'a, T: Array + 'static>(
+    batch: &'a RecordBatch,
+    name: &str,
+    expected: &'static str,
+) -> Result<&'a T> {
+    batch
+        .column_by_name(name)
+        .and_then(|c| c.as_any().downcast_ref::<T>())
+        .ok_or_else(|| StoreError::Schema {
+            column: name.to_string(),
+            expected,
+        })
+}
+
 /// The model a collection's vectors come from: recorded on creation, checked on every open.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 pub struct ModelSpec {

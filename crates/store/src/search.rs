@@ -107,6 +107,10 @@ const COLUMNS: [&str; 8] = [
 impl Collection {
     /// Runs a search; filters restrict the candidates before the top-k is taken.
     pub async fn search(&self, query: &SearchQuery) -> Result<Vec<Hit>> {
+        self.at_uri(self.search_inner(query).await)
+    }
+
+    async fn search_inner(&self, query: &SearchQuery) -> Result<Vec<Hit>> {
         if query.k == 0 {
             return Ok(Vec::new());
         }
@@ -134,6 +138,14 @@ impl Collection {
         source_id: &str,
         indexes: std::ops::RangeInclusive<u32>,
     ) -> Result<Vec<Hit>> {
+        self.at_uri(self.chunks_inner(source_id, indexes).await)
+    }
+
+    async fn chunks_inner(
+        &self,
+        source_id: &str,
+        indexes: std::ops::RangeInclusive<u32>,
+    ) -> Result<Vec<Hit>> {
         let Some(ds) = self.snapshot().await? else {
             return Ok(Vec::new());
         };
@@ -146,16 +158,20 @@ impl Collection {
             indexes.end()
         ))?;
         let batches: Vec<RecordBatch> = scanner.try_into_stream().await?.try_collect().await?;
-        let mut hits: Vec<Hit> = batches.iter().flat_map(|b| read_hits(b, |_| 0.0)).collect();
+        let mut hits = Vec::new();
+        for batch in &batches {
+            hits.extend(read_hits(batch, |_| 0.0)?);
+        }
         hits.sort_by_key(|h| h.chunk_index);
         Ok(hits)
     }
 
     async fn vector_search(&self, query: &SearchQuery, k: usize) -> Result<Vec<Hit>> {
         let Some(vector) = &query.vector else {
-            return Err(StoreError::BadFilter(
-                "vector search without a query vector".into(),
-            ));
+            return Err(StoreError::MissingQuery {
+                mode: "vector",
+                needs: "a query vector",
+            });
         };
         if vector.len() != self.spec().dimension {
             return Err(StoreError::BadVector {
@@ -185,9 +201,10 @@ impl Collection {
 
     async fn text_search(&self, query: &SearchQuery, k: usize) -> Result<Vec<Hit>> {
         let Some(text) = &query.text else {
-            return Err(StoreError::BadFilter(
-                "text search without query text".into(),
-            ));
+            return Err(StoreError::MissingQuery {
+                mode: "text",
+                needs: "query text",
+            });
         };
         let Some(ds) = self.snapshot().await? else {
             return Ok(Vec::new());
@@ -227,8 +244,8 @@ async fn scan_hits(
     let batches: Vec<RecordBatch> = scanner.try_into_stream().await?.try_collect().await?;
     let mut hits = Vec::new();
     for batch in &batches {
-        let values = float_column(batch, score_column);
-        hits.extend(read_hits(batch, |i| score(values.value(i))));
+        let values: &Float32Array = column(batch, score_column, "an f32 score column")?;
+        hits.extend(read_hits(batch, |i| score(values.value(i)))?);
     }
     hits.sort_by(|a, b| b.score.total_cmp(&a.score));
     Ok(hits)
@@ -244,35 +261,19 @@ fn with_column(score: &'static str) -> Vec<&'static str> {
     columns
 }
 
-fn float_column<'a>(batch: &'a RecordBatch, name: &str) -> &'a Float32Array {
-    batch
-        .column_by_name(name)
-        .and_then(|c| c.as_any().downcast_ref::<Float32Array>())
-        .unwrap_or_else(|| panic!("lance returns {name} as f32"))
-}
-
-fn read_hits(batch: &RecordBatch, score: impl Fn(usize) -> f32) -> Vec<Hit> {
-    let sources = string_column(batch, SOURCE_ID);
-    let texts = string_column(batch, TEXT);
-    let metadata = string_column(batch, METADATA);
-    let index = batch
-        .column_by_name(CHUNK_INDEX)
-        .and_then(|c| c.as_any().downcast_ref::<UInt32Array>())
-        .expect("chunk_index is u32");
-    let u64_col = |name: &str| {
-        batch
-            .column_by_name(name)
-            .and_then(|c| c.as_any().downcast_ref::<UInt64Array>())
-            .expect("offsets are u64")
-            .clone()
-    };
+fn read_hits(batch: &RecordBatch, score: impl Fn(usize) -> f32) -> Result<Vec<Hit>> {
+    let sources = string_column(batch, SOURCE_ID)?;
+    let texts = string_column(batch, TEXT)?;
+    let metadata = string_column(batch, METADATA)?;
+    let index: &UInt32Array = column(batch, CHUNK_INDEX, "a u32 column")?;
+    let offsets = |name| column::<UInt64Array>(batch, name, "a u64 column");
     let (bs, be, cs, ce) = (
-        u64_col(BYTE_START),
-        u64_col(BYTE_END),
-        u64_col(CHAR_START),
-        u64_col(CHAR_END),
+        offsets(BYTE_START)?,
+        offsets(BYTE_END)?,
+        offsets(CHAR_START)?,
+        offsets(CHAR_END)?,
     );
-    (0..batch.num_rows())
+    Ok((0..batch.num_rows())
         .map(|i| Hit {
             source_id: sources.value(i).to_string(),
             chunk_index: index.value(i),
@@ -286,7 +287,7 @@ fn read_hits(batch: &RecordBatch, score: impl Fn(usize) -> f32) -> Vec<Hit> {
                 .flatten(),
             score: score(i),
         })
-        .collect()
+        .collect())
 }
 
 /// Reciprocal rank fusion: each list gives 1 / (60 + rank) to its items; ties keep the first

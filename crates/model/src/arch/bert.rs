@@ -18,7 +18,9 @@
 use candle_core::{Device, Tensor};
 use candle_nn::{Embedding, Module, VarBuilder};
 
-use super::{config_f64, config_str, config_usize, weight_prefix, Encoder, PackedBatch};
+use serde::Deserialize;
+
+use super::{activation, parse_config, weight_prefix, Encoder, PackedBatch};
 use crate::error::{ModelError, Result};
 use crate::ops::{
     packed_attention, packed_attention_general, AttentionMask, AttentionShape, HiddenAct,
@@ -129,6 +131,35 @@ pub struct Bert {
     max_positions: usize,
 }
 
+/// The `config.json` fields of BERT, RoBERTa / XLM-R and MPNet.
+#[derive(Debug, Deserialize)]
+struct BertConfig {
+    hidden_size: usize,
+    num_attention_heads: usize,
+    intermediate_size: usize,
+    num_hidden_layers: usize,
+    vocab_size: usize,
+    max_position_embeddings: usize,
+    layer_norm_eps: Option<f64>,
+    hidden_act: Option<String>,
+    position_embedding_type: Option<String>,
+    pad_token_id: Option<u32>,
+    type_vocab_size: Option<usize>,
+    relative_attention_num_buckets: Option<usize>,
+}
+
+/// DistilBERT's `config.json` fields (its own key names).
+#[derive(Debug, Deserialize)]
+struct DistilBertConfig {
+    dim: usize,
+    n_heads: usize,
+    hidden_dim: usize,
+    n_layers: usize,
+    vocab_size: usize,
+    max_position_embeddings: usize,
+    activation: Option<String>,
+}
+
 /// The sizes every variant reads from its config (under its own key names).
 struct Sizes {
     hidden: usize,
@@ -137,6 +168,10 @@ struct Sizes {
     layers: usize,
     vocab: usize,
     max_positions: usize,
+    /// 0: no token-type embeddings.
+    type_vocab: usize,
+    /// MPNet's relative-attention buckets.
+    relative_buckets: usize,
     eps: f64,
     act: HiddenAct,
 }
@@ -194,26 +229,19 @@ const MPNET_NAMES: Names = Names {
     ffn_norm: "output.LayerNorm",
 };
 
-fn activation(name: &str) -> Result<HiddenAct> {
-    HiddenAct::parse(name).ok_or_else(|| {
-        ModelError::Unsupported(format!(
-            "activation `{name}` (supported: gelu, gelu_new, relu, silu)"
-        ))
-    })
-}
-
 impl Sizes {
-    /// The key names of BERT, RoBERTa and MPNet configs.
-    fn bert_style(config: &serde_json::Value) -> Result<Self> {
+    fn bert_style(config: &BertConfig) -> Result<Self> {
         Ok(Self {
-            hidden: config_usize(config, "hidden_size")?,
-            heads: config_usize(config, "num_attention_heads")?,
-            intermediate: config_usize(config, "intermediate_size")?,
-            layers: config_usize(config, "num_hidden_layers")?,
-            vocab: config_usize(config, "vocab_size")?,
-            max_positions: config_usize(config, "max_position_embeddings")?,
-            eps: config_f64(config, "layer_norm_eps", 1e-12),
-            act: activation(config_str(config, "hidden_act").unwrap_or("gelu"))?,
+            hidden: config.hidden_size,
+            heads: config.num_attention_heads,
+            intermediate: config.intermediate_size,
+            layers: config.num_hidden_layers,
+            vocab: config.vocab_size,
+            max_positions: config.max_position_embeddings,
+            type_vocab: config.type_vocab_size.unwrap_or(2),
+            relative_buckets: config.relative_attention_num_buckets.unwrap_or(32),
+            eps: config.layer_norm_eps.unwrap_or(1e-12),
+            act: activation(config.hidden_act.as_deref().unwrap_or("gelu"))?,
         })
     }
 }
@@ -221,8 +249,9 @@ impl Sizes {
 impl Bert {
     /// BERT, and with `roberta` set, RoBERTa / XLM-RoBERTa (positions after `pad_token_id`).
     pub fn load(config: &serde_json::Value, vb: VarBuilder, roberta: bool) -> Result<Self> {
-        let sizes = Sizes::bert_style(config)?;
-        if let Some(kind) = config_str(config, "position_embedding_type") {
+        let config: BertConfig = parse_config(config, if roberta { "RoBERTa" } else { "BERT" })?;
+        let sizes = Sizes::bert_style(&config)?;
+        if let Some(kind) = config.position_embedding_type.as_deref() {
             if kind != "absolute" {
                 return Err(ModelError::Unsupported(format!(
                     "position_embedding_type `{kind}` (only `absolute` is supported)"
@@ -230,27 +259,29 @@ impl Bert {
             }
         }
         let positions = if roberta {
-            Positions::AfterPadding(config_usize(config, "pad_token_id").unwrap_or(1) as u32)
+            Positions::AfterPadding(config.pad_token_id.unwrap_or(1))
         } else {
             Positions::FromZero
         };
-        Self::build(config, vb, &sizes, &BERT_NAMES, positions, false)
+        Self::build(vb, &sizes, &BERT_NAMES, positions, false)
     }
 
     /// DistilBERT: BERT without token types, under other names.
     pub fn load_distilbert(config: &serde_json::Value, vb: VarBuilder) -> Result<Self> {
+        let config: DistilBertConfig = parse_config(config, "DistilBERT")?;
         let sizes = Sizes {
-            hidden: config_usize(config, "dim")?,
-            heads: config_usize(config, "n_heads")?,
-            intermediate: config_usize(config, "hidden_dim")?,
-            layers: config_usize(config, "n_layers")?,
-            vocab: config_usize(config, "vocab_size")?,
-            max_positions: config_usize(config, "max_position_embeddings")?,
+            hidden: config.dim,
+            heads: config.n_heads,
+            intermediate: config.hidden_dim,
+            layers: config.n_layers,
+            vocab: config.vocab_size,
+            max_positions: config.max_position_embeddings,
+            type_vocab: 0,
+            relative_buckets: 0,
             eps: 1e-12,
-            act: activation(config_str(config, "activation").unwrap_or("gelu"))?,
+            act: activation(config.activation.as_deref().unwrap_or("gelu"))?,
         };
         Self::build(
-            config,
             vb,
             &sizes,
             &DISTILBERT_NAMES,
@@ -261,10 +292,10 @@ impl Bert {
 
     /// MPNet: positions after padding index 1 and a relative attention bias.
     pub fn load_mpnet(config: &serde_json::Value, vb: VarBuilder) -> Result<Self> {
-        let sizes = Sizes::bert_style(config)?;
+        let config: BertConfig = parse_config(config, "MPNet")?;
+        let sizes = Sizes::bert_style(&config)?;
         // transformers' MPNetEmbeddings hard-codes padding_idx = 1, whatever pad_token_id says.
         Self::build(
-            config,
             vb,
             &sizes,
             &MPNET_NAMES,
@@ -274,7 +305,6 @@ impl Bert {
     }
 
     fn build(
-        config: &serde_json::Value,
         vb: VarBuilder,
         sizes: &Sizes,
         names: &Names,
@@ -288,7 +318,7 @@ impl Bert {
             eps,
             ..
         } = *sizes;
-        if hidden % heads != 0 {
+        if heads == 0 || !hidden.is_multiple_of(heads) {
             return Err(ModelError::Unsupported(format!(
                 "hidden size {hidden} is not a multiple of the {heads} attention heads"
             )));
@@ -309,10 +339,7 @@ impl Bert {
         let word = candle_nn::embedding(sizes.vocab, hidden, emb.pp("word_embeddings"))?;
         let position =
             candle_nn::embedding(sizes.max_positions, hidden, emb.pp("position_embeddings"))?;
-        let type_vocab = config
-            .get("type_vocab_size")
-            .and_then(|v| v.as_u64())
-            .unwrap_or(2) as usize;
+        let type_vocab = sizes.type_vocab;
         let token_type = if type_vocab > 0 && emb.contains_tensor("token_type_embeddings.weight") {
             Some(candle_nn::embedding(
                 type_vocab,
@@ -343,10 +370,7 @@ impl Bert {
             });
         }
         let relative_bias = if relative {
-            let num_buckets = config
-                .get("relative_attention_num_buckets")
-                .and_then(|v| v.as_u64())
-                .unwrap_or(32) as usize;
+            let num_buckets = sizes.relative_buckets;
             Some(RelativeBias {
                 table: vb
                     .pp("encoder.relative_attention_bias")

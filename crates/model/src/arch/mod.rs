@@ -68,21 +68,25 @@ pub fn load(layout: &ModelLayout, vb: VarBuilder) -> Result<Box<dyn Encoder>> {
     }
 }
 
-/// Reads a required number from a transformers `config.json`.
-pub(crate) fn config_usize(config: &serde_json::Value, key: &str) -> Result<usize> {
-    config
-        .get(key)
-        .and_then(|v| v.as_u64())
-        .map(|v| v as usize)
-        .ok_or_else(|| ModelError::Unsupported(format!("config.json has no numeric `{key}`")))
+/// Reads the fields an architecture needs from a transformers `config.json` into its typed config
+/// (unknown keys ignored, a missing or mistyped required key named in the error).
+pub(crate) fn parse_config<T: serde::de::DeserializeOwned>(
+    config: &serde_json::Value,
+    arch: &'static str,
+) -> Result<T> {
+    T::deserialize(config).map_err(|e| ModelError::BadConfig {
+        arch,
+        message: e.to_string(),
+    })
 }
 
-pub(crate) fn config_f64(config: &serde_json::Value, key: &str, default: f64) -> f64 {
-    config.get(key).and_then(|v| v.as_f64()).unwrap_or(default)
-}
-
-pub(crate) fn config_str<'a>(config: &'a serde_json::Value, key: &str) -> Option<&'a str> {
-    config.get(key).and_then(|v| v.as_str())
+/// A transformers activation name, parsed.
+pub(crate) fn activation(name: &str) -> Result<crate::ops::HiddenAct> {
+    crate::ops::HiddenAct::parse(name).ok_or_else(|| {
+        ModelError::Unsupported(format!(
+            "activation `{name}` (supported: gelu, gelu_new, relu, silu)"
+        ))
+    })
 }
 
 /// The prefix under which a checkpoint stores the base model's tensors: none for a plain

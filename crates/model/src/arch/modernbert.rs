@@ -15,7 +15,11 @@
 use candle_core::Tensor;
 use candle_nn::{Embedding, Module, VarBuilder};
 
-use super::{config_f64, config_str, config_usize, weight_prefix, Encoder, PackedBatch};
+use std::collections::HashMap;
+
+use serde::Deserialize;
+
+use super::{parse_config, weight_prefix, Encoder, PackedBatch};
 use crate::error::{ModelError, Result};
 use crate::ops::{
     packed_attention_general, AttentionMask, AttentionShape, HiddenAct, LayerNorm, Linear, Rope,
@@ -47,50 +51,75 @@ pub struct ModernBert {
     act: HiddenAct,
 }
 
-fn rope_theta(config: &serde_json::Value, layer_type: &str, old_key: &str, default: f64) -> f64 {
-    config
-        .pointer(&format!("/rope_parameters/{layer_type}/rope_theta"))
-        .and_then(|v| v.as_f64())
-        .or_else(|| config.get(old_key).and_then(|v| v.as_f64()))
-        .unwrap_or(default)
+/// ModernBERT's `config.json` fields.
+#[derive(Debug, Deserialize)]
+struct ModernBertConfig {
+    hidden_size: usize,
+    num_attention_heads: usize,
+    intermediate_size: usize,
+    num_hidden_layers: usize,
+    vocab_size: usize,
+    max_position_embeddings: usize,
+    local_attention: Option<usize>,
+    norm_eps: Option<f64>,
+    attention_bias: Option<bool>,
+    mlp_bias: Option<bool>,
+    hidden_activation: Option<String>,
+    global_attn_every_n_layers: Option<usize>,
+    layer_types: Option<Vec<String>>,
+    /// transformers ≥ 5: `{"full_attention": {"rope_theta": …}, "sliding_attention": {…}}`.
+    rope_parameters: Option<HashMap<String, LayerRope>>,
+    global_rope_theta: Option<f64>,
+    local_rope_theta: Option<f64>,
+}
+
+/// One entry of `rope_parameters`: a layer type's settings, or a key this code does not read.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum LayerRope {
+    Params { rope_theta: Option<f64> },
+    Other(serde::de::IgnoredAny),
+}
+
+impl ModernBertConfig {
+    fn rope_theta(&self, layer_type: &str, old: Option<f64>, default: f64) -> f64 {
+        self.rope_parameters
+            .as_ref()
+            .and_then(|p| match p.get(layer_type) {
+                Some(LayerRope::Params { rope_theta }) => *rope_theta,
+                _ => None,
+            })
+            .or(old)
+            .unwrap_or(default)
+    }
 }
 
 impl ModernBert {
     pub fn load(config: &serde_json::Value, vb: VarBuilder) -> Result<Self> {
-        let hidden = config_usize(config, "hidden_size")?;
-        let heads = config_usize(config, "num_attention_heads")?;
-        let intermediate = config_usize(config, "intermediate_size")?;
-        let num_layers = config_usize(config, "num_hidden_layers")?;
-        let vocab = config_usize(config, "vocab_size")?;
-        let max_positions = config_usize(config, "max_position_embeddings")?;
-        let local_attention = config_usize(config, "local_attention").unwrap_or(128);
-        let eps = config_f64(config, "norm_eps", 1e-5);
-        let attention_bias = config
-            .get("attention_bias")
-            .and_then(|v| v.as_bool())
-            .unwrap_or(false);
-        let mlp_bias = config
-            .get("mlp_bias")
-            .and_then(|v| v.as_bool())
-            .unwrap_or(false);
-        let act_name = config_str(config, "hidden_activation").unwrap_or("gelu");
+        let config: ModernBertConfig = parse_config(config, "ModernBERT")?;
+        let hidden = config.hidden_size;
+        let heads = config.num_attention_heads;
+        let intermediate = config.intermediate_size;
+        let num_layers = config.num_hidden_layers;
+        let vocab = config.vocab_size;
+        let max_positions = config.max_position_embeddings;
+        let local_attention = config.local_attention.unwrap_or(128);
+        let eps = config.norm_eps.unwrap_or(1e-5);
+        let attention_bias = config.attention_bias.unwrap_or(false);
+        let mlp_bias = config.mlp_bias.unwrap_or(false);
+        let act_name = config.hidden_activation.as_deref().unwrap_or("gelu");
         let act = HiddenAct::parse(act_name).ok_or_else(|| {
             ModelError::Unsupported(format!("ModernBERT hidden_activation `{act_name}`"))
         })?;
-        if hidden % heads != 0 {
+        if heads == 0 || !hidden.is_multiple_of(heads) {
             return Err(ModelError::Unsupported(format!(
                 "hidden_size {hidden} is not a multiple of num_attention_heads {heads}"
             )));
         }
         let head_dim = hidden / heads;
-        let every = config_usize(config, "global_attn_every_n_layers")
-            .unwrap_or(3)
-            .max(1);
-        let layer_types: Vec<bool> = match config.get("layer_types").and_then(|v| v.as_array()) {
-            Some(types) => types
-                .iter()
-                .map(|t| t.as_str() != Some("sliding_attention"))
-                .collect(),
+        let every = config.global_attn_every_n_layers.unwrap_or(3).max(1);
+        let layer_types: Vec<bool> = match &config.layer_types {
+            Some(types) => types.iter().map(|t| t != "sliding_attention").collect(),
             None => (0..num_layers).map(|i| i % every == 0).collect(),
         };
         if layer_types.len() != num_layers {
@@ -145,16 +174,14 @@ impl ModernBert {
             embed_norm,
             layers,
             final_norm,
-            global_rope: rope(rope_theta(
-                config,
+            global_rope: rope(config.rope_theta(
                 "full_attention",
-                "global_rope_theta",
+                config.global_rope_theta,
                 160_000.0,
             ))?,
-            local_rope: rope(rope_theta(
-                config,
+            local_rope: rope(config.rope_theta(
                 "sliding_attention",
-                "local_rope_theta",
+                config.local_rope_theta,
                 10_000.0,
             ))?,
             window: local_attention / 2,

@@ -19,7 +19,9 @@
 use candle_core::Tensor;
 use candle_nn::{Embedding, Module, VarBuilder};
 
-use super::{config_f64, config_str, config_usize, weight_prefix, Encoder, PackedBatch};
+use serde::Deserialize;
+
+use super::{parse_config, weight_prefix, Encoder, PackedBatch};
 use crate::error::{ModelError, Result};
 use crate::ops::{
     packed_attention_general, AttentionMask, AttentionShape, HiddenAct, Linear, RmsNorm, Rope,
@@ -40,6 +42,30 @@ struct Layer {
     down: Linear,
 }
 
+/// Qwen3's `config.json` fields.
+#[derive(Debug, Deserialize)]
+struct Qwen3Config {
+    hidden_size: usize,
+    num_attention_heads: usize,
+    num_key_value_heads: Option<usize>,
+    head_dim: Option<usize>,
+    intermediate_size: usize,
+    num_hidden_layers: usize,
+    vocab_size: usize,
+    max_position_embeddings: usize,
+    rms_norm_eps: Option<f64>,
+    attention_bias: Option<bool>,
+    /// transformers ≥ 5: `{"rope_theta": …, "rope_type": …}`.
+    rope_parameters: Option<RopeParameters>,
+    rope_theta: Option<f64>,
+    hidden_act: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct RopeParameters {
+    rope_theta: Option<f64>,
+}
+
 #[derive(Debug)]
 pub struct Qwen3 {
     embeddings: Embedding,
@@ -52,27 +78,32 @@ pub struct Qwen3 {
 
 impl Qwen3 {
     pub fn load(config: &serde_json::Value, vb: VarBuilder) -> Result<Self> {
-        let hidden = config_usize(config, "hidden_size")?;
-        let heads = config_usize(config, "num_attention_heads")?;
-        let kv_heads = config_usize(config, "num_key_value_heads").unwrap_or(heads);
-        let head_dim = config_usize(config, "head_dim").unwrap_or(hidden / heads);
-        let intermediate = config_usize(config, "intermediate_size")?;
-        let num_layers = config_usize(config, "num_hidden_layers")?;
-        let vocab = config_usize(config, "vocab_size")?;
-        let max_positions = config_usize(config, "max_position_embeddings")?;
-        let eps = config_f64(config, "rms_norm_eps", 1e-6);
-        let bias = config
-            .get("attention_bias")
-            .and_then(|v| v.as_bool())
-            .unwrap_or(false);
+        let config: Qwen3Config = parse_config(config, "Qwen3")?;
+        let hidden = config.hidden_size;
+        let heads = config.num_attention_heads;
+        if heads == 0 {
+            return Err(ModelError::Unsupported(
+                "Qwen3 config.json: num_attention_heads is 0".into(),
+            ));
+        }
+        let kv_heads = config.num_key_value_heads.unwrap_or(heads);
+        let head_dim = config.head_dim.unwrap_or(hidden / heads);
+        let intermediate = config.intermediate_size;
+        let num_layers = config.num_hidden_layers;
+        let vocab = config.vocab_size;
+        let max_positions = config.max_position_embeddings;
+        let eps = config.rms_norm_eps.unwrap_or(1e-6);
+        let bias = config.attention_bias.unwrap_or(false);
         let theta = config
-            .pointer("/rope_parameters/rope_theta")
-            .and_then(|v| v.as_f64())
-            .unwrap_or_else(|| config_f64(config, "rope_theta", 1_000_000.0));
-        let act_name = config_str(config, "hidden_act").unwrap_or("silu");
+            .rope_parameters
+            .as_ref()
+            .and_then(|p| p.rope_theta)
+            .or(config.rope_theta)
+            .unwrap_or(1_000_000.0);
+        let act_name = config.hidden_act.as_deref().unwrap_or("silu");
         let act = HiddenAct::parse(act_name)
             .ok_or_else(|| ModelError::Unsupported(format!("Qwen3 hidden_act `{act_name}`")))?;
-        if kv_heads == 0 || heads % kv_heads != 0 {
+        if kv_heads == 0 || !heads.is_multiple_of(kv_heads) {
             return Err(ModelError::Unsupported(format!(
                 "num_attention_heads {heads} is not a multiple of num_key_value_heads {kv_heads}"
             )));

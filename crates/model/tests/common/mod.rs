@@ -2,7 +2,7 @@
 //! references, and comparing vectors.
 #![allow(dead_code)]
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use fathom_model::{EmbedOptions, Embedder, LoadOptions};
 
@@ -17,34 +17,7 @@ pub const TINY_MODELS: [&str; 7] = [
     "qwen3",
 ];
 
-pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-/// `../shared/fixtures` beside the repository (`FATHOM_SHARED` overrides `../shared`).
-pub fn fixtures() -> PathBuf {
-    let shared = std::env::var_os("FATHOM_SHARED")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo_root().join("../shared"));
-    let dir = shared.join("fixtures");
-    assert!(
-        dir.is_dir(),
-        "fixtures not found at {} (set FATHOM_SHARED)",
-        dir.display()
-    );
-    dir
-}
-
-/// The real all-MiniLM-L6-v2 folder. Missing is a failure, never a skip.
-pub fn minilm_dir() -> PathBuf {
-    let dir = repo_root().join("models/all-MiniLM-L6-v2");
-    assert!(
-        dir.join("model.safetensors").is_file(),
-        "{} is missing: run scripts/fetch-model.sh first",
-        dir.display()
-    );
-    dir
-}
+pub use fathom_testkit::{fixtures, minilm as minilm_dir};
 
 pub struct Reference {
     pub texts: Vec<String>,
