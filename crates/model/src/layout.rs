@@ -264,12 +264,11 @@ impl ModelLayout {
 
         let config_path = files.required(&join(&tdir, "config.json"))?;
         let config: serde_json::Value = read_json(&config_path, "transformers config.json")?;
-        let shape =
-            TransformerConfig::deserialize(&config).map_err(|source| ModelError::Json {
-                path: config_path.clone(),
-                what: "transformers config.json",
-                source,
-            })?;
+        let shape = TransformerConfig::deserialize(&config).map_err(|source| ModelError::Json {
+            path: config_path.clone(),
+            what: "transformers config.json",
+            source,
+        })?;
         let model_type = shape.model_type;
         let hidden_size = shape
             .hidden_size

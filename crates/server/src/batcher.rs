@@ -356,7 +356,8 @@ impl Worker {
         }
         let start = work.done.vectors.len();
         let max_seq = self.model.max_seq_length();
-        let estimate = |i: usize| estimated_tokens(std::slice::from_ref(&work.job.texts[i]), max_seq);
+        let estimate =
+            |i: usize| estimated_tokens(std::slice::from_ref(&work.job.texts[i]), max_seq);
         let mut end = start;
         let mut budget = 0;
         while end < work.job.texts.len()

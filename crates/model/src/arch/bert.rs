@@ -281,13 +281,7 @@ impl Bert {
             eps: 1e-12,
             act: activation(config.activation.as_deref().unwrap_or("gelu"))?,
         };
-        Self::build(
-            vb,
-            &sizes,
-            &DISTILBERT_NAMES,
-            Positions::FromZero,
-            false,
-        )
+        Self::build(vb, &sizes, &DISTILBERT_NAMES, Positions::FromZero, false)
     }
 
     /// MPNet: positions after padding index 1 and a relative attention bias.
@@ -295,13 +289,7 @@ impl Bert {
         let config: BertConfig = parse_config(config, "MPNet")?;
         let sizes = Sizes::bert_style(&config)?;
         // transformers' MPNetEmbeddings hard-codes padding_idx = 1, whatever pad_token_id says.
-        Self::build(
-            vb,
-            &sizes,
-            &MPNET_NAMES,
-            Positions::AfterPadding(1),
-            true,
-        )
+        Self::build(vb, &sizes, &MPNET_NAMES, Positions::AfterPadding(1), true)
     }
 
     fn build(
