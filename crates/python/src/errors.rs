@@ -25,9 +25,7 @@ pub fn model_error(err: ModelError) -> PyErr {
         | ModelError::BadModelId(_) => PyOSError::new_err(message),
         ModelError::DeviceUnavailable(_)
         | ModelError::PrecisionUnavailable(_)
-        | ModelError::Candle(_) => {
-            PyRuntimeError::new_err(message)
-        }
+        | ModelError::Candle(_) => PyRuntimeError::new_err(message),
         ModelError::Json { .. }
         | ModelError::UnsupportedArchitecture { .. }
         | ModelError::Unsupported(_)
