@@ -477,6 +477,22 @@ async fn two_replicas_over_one_store_see_each_others_writes() {
     assert!(found_after < Duration::from_secs(10));
     let (_, sources) = a.get("/collections/c/sources").await;
     assert_eq!(sources.as_array().unwrap().len(), 2, "{sources}");
+
+    // Both replicas writing one collection at once, one document per request (a commit and an
+    // index update each): every write answered 200, none lost.
+    tokio::join!(one_by_one(&a, "a", 15), one_by_one(&b, "b", 15));
+    let (_, sources) = b.get("/collections/c/sources").await;
+    assert_eq!(sources.as_array().unwrap().len(), 32, "{sources}");
+}
+
+/// Upserts `n` documents into collection `c`, one per request; each must be answered 200.
+async fn one_by_one(server: &Server, tag: &str, n: usize) {
+    for i in 0..n {
+        let doc = json!({"collection": "c", "documents": [
+            {"id": format!("{tag}{i}"), "text": format!("{tag} note number {i}")}]});
+        let (status, body) = server.post("/documents", doc).await;
+        assert_eq!(status, 200, "{tag}{i}: {body}");
+    }
 }
 
 async fn wait_for_hit(server: &Server, id: &str) -> Duration {

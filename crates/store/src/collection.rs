@@ -567,20 +567,48 @@ impl Collection {
         self.at_uri(self.update_indexes_inner().await)
     }
 
+    /// Index updates are upkeep, not part of a write: the rows are committed and searchable
+    /// (lance searches rows no index covers yet) before this runs. When other writers keep
+    /// winning the race to commit an index change, it gives up after a few tries and leaves the
+    /// work to the next write or the idle upkeep — the write itself has succeeded. Only a
+    /// collection without its text index at all must get one now.
     async fn update_indexes_inner(&self) -> Result<()> {
-        let mut attempt = 0;
+        let mut attempt: u64 = 0;
         loop {
             match self.update_indexes_once().await {
                 Err(StoreError::Lance(
-                    lance::Error::RetryableCommitConflict { .. }
-                    | lance::Error::CommitConflict { .. },
-                )) if attempt < 8 => {
+                    e @ (lance::Error::RetryableCommitConflict { .. }
+                    | lance::Error::CommitConflict { .. }),
+                )) => {
                     attempt += 1;
-                    tokio::time::sleep(std::time::Duration::from_millis(50 * attempt)).await;
+                    if attempt >= 8 {
+                        if self.has_text_index().await? {
+                            tracing::warn!(collection = self.name(), error = %e, "index update lost to other writers {attempt} times; left for the next write or the idle upkeep");
+                            return Ok(());
+                        }
+                        return Err(StoreError::Lance(e));
+                    }
+                    // Backoff with jitter, so two writers that collided do not collide again.
+                    let jitter = std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map_or(0, |d| u64::from(d.subsec_nanos()) % 100);
+                    let wait = 50 * attempt + jitter;
+                    tokio::time::sleep(std::time::Duration::from_millis(wait)).await;
                 }
                 other => return other,
             }
         }
+    }
+
+    async fn has_text_index(&self) -> Result<bool> {
+        let Some(current) = self.snapshot().await? else {
+            return Ok(false);
+        };
+        Ok(current
+            .load_indices()
+            .await?
+            .iter()
+            .any(|i| i.name == TEXT_INDEX))
     }
 
     async fn update_indexes_once(&self) -> Result<()> {
