@@ -22,6 +22,14 @@ pub fn keep_freed_memory() {
     unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, -1) };
 }
 
+/// Lets freed memory go back to the OS once it has been unused for `ms` milliseconds (for a
+/// long-running server: buffers freed and reused within a burst of work stay; memory of threads
+/// that came and went, and of bursts long past, is returned).
+pub fn purge_freed_memory_after(ms: i64) {
+    // SAFETY: sets a plain integer option of the allocator; no memory is touched.
+    unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, ms) };
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
