@@ -383,7 +383,8 @@ pub struct ServeArgs {
     #[arg(long, env = "FATHOM_MAX_DOCUMENT_BYTES", default_value_t = 1024 * 1024)]
     pub max_document_bytes: usize,
 
-    /// Bytes of one document's JSON metadata (413 beyond it; it is stored with every chunk).
+    /// Bytes of one document's JSON metadata (413 beyond it). Every chunk row carries it while a
+    /// write is under way, so this bounds a write's memory; on disk it is stored once per document.
     #[arg(long, env = "FATHOM_MAX_METADATA_BYTES", default_value_t = 8 * 1024)]
     pub max_metadata_bytes: usize,
 

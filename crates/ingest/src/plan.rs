@@ -74,9 +74,20 @@ impl SyncPlan {
                 }
             }
         }
+        let under_unreadable = |id: &str| {
+            unreadable_folders
+                .iter()
+                .any(|f| id.starts_with(f.as_str()))
+        };
         for id in excluded {
             if stored.contains_key(&id) && accounted.insert(id.clone()) {
-                plan.delete.push(id);
+                // Seen and left out, but its folder may not have been listed to the end (an
+                // error part-way): what is under an unreadable folder is kept, always.
+                if under_unreadable(&id) {
+                    plan.keep.push(id);
+                } else {
+                    plan.delete.push(id);
+                }
             }
         }
         let mut rest: Vec<&String> = stored
@@ -85,10 +96,7 @@ impl SyncPlan {
             .collect();
         rest.sort();
         for id in rest {
-            let under_unreadable = unreadable_folders
-                .iter()
-                .any(|f| id.starts_with(f.as_str()));
-            if complete && !under_unreadable {
+            if complete && !under_unreadable(id) {
                 plan.delete.push(id.clone());
             } else {
                 plan.keep.push(id.clone());
@@ -151,12 +159,18 @@ mod tests {
             ("sub/x", "2"),
             ("sub/y/z", "3"),
             ("subway", "4"),
+            ("sub/big", "5"),
         ]);
         let plan = SyncPlan::new(
             &s,
             vec![
                 Seen::Unreadable {
                     source_id: "a".into(),
+                },
+                // Seen before its folder's listing failed part-way: kept like the rest of it
+                // (found by the property test below).
+                Seen::Excluded {
+                    source_id: "sub/big".into(),
                 },
                 Seen::Unreadable {
                     source_id: "sub".into(),
@@ -165,7 +179,7 @@ mod tests {
             true,
         );
         assert!(plan.embed.is_empty());
-        assert_eq!(plan.keep, ["a", "sub/x", "sub/y/z"]);
+        assert_eq!(plan.keep, ["a", "sub/big", "sub/x", "sub/y/z"]);
         // `subway` is not under the folder `sub`.
         assert_eq!(plan.delete, ["subway"]);
     }

@@ -1,39 +1,44 @@
 //! The one owner of the model: a queue in front of it, with two lanes. Interactive requests
 //! (`/embed`, `/v1/embeddings`, search queries) wait in a bounded lane — full is answered at
 //! once (429) — and are merged into batches up to a token budget; bulk work (`POST /documents`
-//! and ingest jobs, through [`BulkEmbed`], the ingest crate's `Embed`) waits in a small lane that blocks its sender when
-//! full, so an ingest runs exactly as fast as the model has room for. One thread takes work,
-//! interactive first, but never more than [`BULK_EVERY`] interactive batches in a row while
-//! bulk work waits, so bulk is never starved. Bulk work runs in slices of about
-//! [`BULK_SLICE_TOKENS`], so an interactive request waits behind at most one slice, never
-//! behind a whole ingest batch. It runs the model (the async runtime never does)
-//! and answers each job on its oneshot channel. Errors are [`QueueError`]s; what HTTP status
-//! each one is decided at the edge (`error.rs`).
+//! and ingest jobs, through [`BulkEmbed`], the ingest crate's `Embed`) waits in a small lane that
+//! blocks its sender when full, so an ingest runs exactly as fast as the model has room for.
+//!
+//! Each lane has its own thread, and both run the one model (its kernels share one rayon pool,
+//! where two forward passes interleave operation by operation). Interactive requests never wait
+//! for bulk work: the interactive thread takes them as they come. The bulk thread runs its work
+//! in slices of about [`BULK_SLICE_TOKENS`], and only while the interactive side is quiet — no
+//! request waiting or running, no search in flight (an [`InteractiveScope`] from embedding the
+//! query to the store's answer, so the store's part of a search has the CPU too), none answered
+//! in the last [`INTERACTIVE_GRACE`] — or once it has waited [`BULK_MAX_WAIT`], so bulk work is
+//! never starved and an interactive request shares the CPU with at most one slice. Errors are
+//! [`QueueError`]s; what HTTP status each one is decided at the edge (`error.rs`).
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use fathom_model::{EmbedOptions, Embedder, ModelError};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, Notify};
 
 use crate::metrics::Metrics;
 
-/// Interactive batches the worker may run in a row while bulk work waits.
-pub const BULK_EVERY: usize = 4;
+/// The longest bulk work waits while interactive requests keep the model busy: then it runs one
+/// slice (about 35 ms here) alongside them, so an ingest keeps moving under any load.
+pub const BULK_MAX_WAIT: Duration = Duration::from_millis(150);
 
 /// Bulk jobs that may wait at once (each is one ingest's batch of ~32 chunks).
 const BULK_SLOTS: usize = 2;
 
-/// Estimated tokens of one slice of bulk work: the longest an interactive request waits behind
-/// an ingest (one 256-token chunk of all-MiniLM-L6-v2, about 35 ms on two cores). Packed
+/// Estimated tokens of one slice of bulk work (one 256-token chunk of all-MiniLM-L6-v2, about
+/// 35 ms on two cores): the most bulk work an interactive request shares the CPU with. Packed
 /// sequences make a forward pass cost about the same per token at any batch size, so slicing
 /// costs the ingest little.
 const BULK_SLICE_TOKENS: usize = 256;
 
-/// How long the worker, having just answered interactive requests, waits for more before it
-/// starts a bulk slice: clients answered a moment ago are about to send their next request.
-const INTERACTIVE_GRACE: std::time::Duration = std::time::Duration::from_millis(2);
+/// How long bulk work waits after interactive requests were answered before it starts a slice:
+/// clients answered a moment ago are about to send their next request.
+const INTERACTIVE_GRACE: Duration = Duration::from_millis(2);
 
 /// Vectors of one request, with the tokens the model ran for each input.
 #[derive(Debug)]
@@ -68,8 +73,57 @@ pub struct Batcher {
     bulk_tx: mpsc::Sender<Job>,
     depth: Arc<AtomicUsize>,
     alive: Arc<AtomicBool>,
+    activity: Arc<Activity>,
     capacity: usize,
     metrics: Arc<Metrics>,
+}
+
+/// What the bulk thread watches to know whether the interactive side is quiet.
+#[derive(Debug)]
+struct Activity {
+    /// Searches in flight ([`InteractiveScope`]s).
+    scopes: AtomicUsize,
+    /// Whether the interactive thread is running requests.
+    running: AtomicBool,
+    /// When it last answered, in microseconds since `epoch`.
+    answered_us: AtomicU64,
+    epoch: Instant,
+    /// Wakes the bulk thread when the interactive side may have gone quiet.
+    changed: Notify,
+}
+
+impl Activity {
+    fn new() -> Self {
+        Self {
+            scopes: AtomicUsize::new(0),
+            running: AtomicBool::new(false),
+            answered_us: AtomicU64::new(0),
+            epoch: Instant::now(),
+            changed: Notify::new(),
+        }
+    }
+
+    fn answered_now(&self) {
+        let us = self.epoch.elapsed().as_micros() as u64;
+        self.answered_us.store(us, Ordering::Release);
+    }
+
+    fn since_answer(&self) -> Duration {
+        let answered = Duration::from_micros(self.answered_us.load(Ordering::Acquire));
+        self.epoch.elapsed().saturating_sub(answered)
+    }
+}
+
+/// Holds bulk work back while it lives (see [`Batcher::interactive_scope`]).
+#[derive(Debug)]
+pub struct InteractiveScope(Arc<Activity>);
+
+impl Drop for InteractiveScope {
+    fn drop(&mut self) {
+        if self.0.scopes.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.0.changed.notify_one();
+        }
+    }
 }
 
 impl std::fmt::Debug for Job {
@@ -80,7 +134,7 @@ impl std::fmt::Debug for Job {
     }
 }
 
-/// Marks the queue dead when the worker thread ends for any reason.
+/// Marks the queue dead when either of its threads ends for any reason.
 struct AliveGuard(Arc<AtomicBool>);
 
 impl Drop for AliveGuard {
@@ -90,9 +144,9 @@ impl Drop for AliveGuard {
 }
 
 impl Batcher {
-    /// Starts the model thread. `capacity` interactive requests may wait; a batch holds about
-    /// `batch_tokens` tokens (estimated from text length before tokenizing). Call it within a
-    /// tokio runtime (the worker waits on both lanes through the runtime's handle).
+    /// Starts the model's two threads. `capacity` interactive requests may wait; a batch holds
+    /// about `batch_tokens` tokens (estimated from text length before tokenizing). Call it within
+    /// a tokio runtime (the threads wait on their lanes through the runtime's handle).
     pub fn start(
         model: Arc<Embedder>,
         capacity: usize,
@@ -103,31 +157,51 @@ impl Batcher {
         let (bulk_tx, bulk_rx) = mpsc::channel(BULK_SLOTS);
         let depth = Arc::new(AtomicUsize::new(0));
         let alive = Arc::new(AtomicBool::new(true));
+        let activity = Arc::new(Activity::new());
         let worker = Worker {
             model,
-            rx,
-            bulk_rx,
             batch_tokens,
             depth: depth.clone(),
+            activity: activity.clone(),
             metrics: metrics.clone(),
             handle: tokio::runtime::Handle::current(),
         };
-        let guard = AliveGuard(alive.clone());
-        std::thread::Builder::new()
-            .name("fathom-embed".into())
-            .spawn(move || {
-                let _guard = guard;
-                worker.run()
-            })
-            .expect("spawning the embedding thread");
+        let spawn = |name: &str, run: Box<dyn FnOnce() + Send>| {
+            let guard = AliveGuard(alive.clone());
+            std::thread::Builder::new()
+                .name(name.into())
+                .spawn(move || {
+                    let _guard = guard;
+                    run()
+                })
+                .expect("spawning an embedding thread");
+        };
+        let bulk_worker = worker.clone();
+        spawn(
+            "fathom-embed",
+            Box::new(move || worker.run_interactive_lane(rx)),
+        );
+        spawn(
+            "fathom-embed-bulk",
+            Box::new(move || bulk_worker.run_bulk_lane(bulk_rx)),
+        );
         Self {
             tx,
             bulk_tx,
             depth,
             alive,
+            activity,
             capacity,
             metrics,
         }
+    }
+
+    /// Marks an interactive request in flight until the scope is dropped: bulk work waits
+    /// (at most [`BULK_MAX_WAIT`]) while any is open. A search takes one for its whole run, so
+    /// that an ingest's slices do not share the CPU with the store's part of the search.
+    pub fn interactive_scope(&self) -> InteractiveScope {
+        self.activity.scopes.fetch_add(1, Ordering::AcqRel);
+        InteractiveScope(self.activity.clone())
     }
 
     /// Interactive requests waiting for the model now.
@@ -135,7 +209,7 @@ impl Batcher {
         self.depth.load(Ordering::Relaxed)
     }
 
-    /// Whether the model thread is running (`/health` is 503 once it is not).
+    /// Whether the model's threads are running (`/health` is 503 once one is not).
     pub fn is_alive(&self) -> bool {
         self.alive.load(Ordering::Relaxed)
     }
@@ -233,12 +307,13 @@ fn estimated_tokens(texts: &[String], max_seq_length: usize) -> usize {
         .sum()
 }
 
+/// What both threads share: the model and the bookkeeping around it.
+#[derive(Clone)]
 struct Worker {
     model: Arc<Embedder>,
-    rx: mpsc::Receiver<Job>,
-    bulk_rx: mpsc::Receiver<Job>,
     batch_tokens: usize,
     depth: Arc<AtomicUsize>,
+    activity: Arc<Activity>,
     metrics: Arc<Metrics>,
     handle: tokio::runtime::Handle,
 }
@@ -262,65 +337,51 @@ impl BulkWork {
 }
 
 impl Worker {
-    fn run(mut self) {
-        let mut streak = 0;
-        let mut bulk: Option<BulkWork> = None;
-        loop {
-            // Interactive work first, but a bulk slice after BULK_EVERY interactive batches in a
-            // row while bulk work waits, so an ingest always moves.
-            if streak >= BULK_EVERY {
-                if bulk.is_none() {
-                    bulk = self.bulk_rx.try_recv().ok().map(BulkWork::new);
+    /// The interactive thread: each request as it comes, with whatever else waits beside it.
+    fn run_interactive_lane(self, mut rx: mpsc::Receiver<Job>) {
+        while let Some(first) = self.handle.block_on(rx.recv()) {
+            self.activity.running.store(true, Ordering::Release);
+            self.run_interactive(first, &mut rx);
+            self.activity.answered_now();
+            self.activity.running.store(false, Ordering::Release);
+            self.activity.changed.notify_one();
+        }
+    }
+
+    /// The bulk thread: each job a slice at a time, each slice when [`next_step`] says so.
+    fn run_bulk_lane(self, mut bulk_rx: mpsc::Receiver<Job>) {
+        while let Some(job) = self.handle.block_on(bulk_rx.recv()) {
+            let mut work = Some(BulkWork::new(job));
+            let mut waiting_since = Instant::now();
+            while let Some(next) = work.take() {
+                let lanes = Lanes {
+                    interactive_busy: self.depth.load(Ordering::Acquire) > 0
+                        || self.activity.running.load(Ordering::Acquire),
+                    scopes_open: self.activity.scopes.load(Ordering::Acquire),
+                    since_answer: self.activity.since_answer(),
+                    bulk_waited: waiting_since.elapsed(),
+                };
+                match next_step(&lanes) {
+                    Step::BulkSlice => {
+                        work = self.run_bulk_slice(next);
+                        waiting_since = Instant::now();
+                    }
+                    Step::Wait(at_most) => {
+                        // A permit left by an earlier change ends the wait at once; the loop
+                        // then looks again.
+                        let changed = self.activity.changed.notified();
+                        let _ = self
+                            .handle
+                            .block_on(async { tokio::time::timeout(at_most, changed).await });
+                        work = Some(next);
+                    }
                 }
-                if let Some(work) = bulk.take() {
-                    streak = 0;
-                    bulk = self.run_bulk_slice(work);
-                    continue;
-                }
-            }
-            if let Ok(first) = self.rx.try_recv() {
-                streak += 1;
-                self.run_interactive(first);
-                continue;
-            }
-            if streak > 0 && (bulk.is_some() || !self.bulk_rx.is_empty()) {
-                let rx = &mut self.rx;
-                let soon = self
-                    .handle
-                    .block_on(async { tokio::time::timeout(INTERACTIVE_GRACE, rx.recv()).await });
-                if let Ok(Some(first)) = soon {
-                    streak += 1;
-                    self.run_interactive(first);
-                    continue;
-                }
-            }
-            if let Some(work) = bulk.take() {
-                streak = 0;
-                bulk = self.run_bulk_slice(work);
-                continue;
-            }
-            // Nothing in hand: wait for either lane.
-            let (rx, bulk_rx) = (&mut self.rx, &mut self.bulk_rx);
-            let next = self.handle.block_on(async {
-                tokio::select! {
-                    biased;
-                    job = rx.recv() => job.map(Ok),
-                    job = bulk_rx.recv() => job.map(Err),
-                }
-            });
-            match next {
-                Some(Ok(first)) => {
-                    streak += 1;
-                    self.run_interactive(first);
-                }
-                Some(Err(job)) => bulk = Some(BulkWork::new(job)),
-                None => return,
             }
         }
     }
 
     /// Runs `first` with whatever else waits in the interactive lane, up to the token budget.
-    fn run_interactive(&mut self, first: Job) {
+    fn run_interactive(&self, first: Job, rx: &mut mpsc::Receiver<Job>) {
         let max_seq = self.model.max_seq_length();
         let take = |job: &Job| {
             self.depth.fetch_sub(1, Ordering::Relaxed);
@@ -329,7 +390,7 @@ impl Worker {
         let mut budget = take(&first);
         let mut jobs = vec![first];
         while budget < self.batch_tokens {
-            match self.rx.try_recv() {
+            match rx.try_recv() {
                 Ok(job) => {
                     budget += take(&job);
                     jobs.push(job);
@@ -420,6 +481,46 @@ impl Worker {
     }
 }
 
+/// What the bulk thread sees when it decides whether to run its next slice.
+#[derive(Debug, Clone, Copy)]
+struct Lanes {
+    /// Interactive requests waiting or running.
+    interactive_busy: bool,
+    /// Searches in flight beyond the model (their store part).
+    scopes_open: usize,
+    /// Time since the interactive thread last answered.
+    since_answer: Duration,
+    /// How long the bulk work in hand has waited for its next slice.
+    bulk_waited: Duration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Step {
+    BulkSlice,
+    /// Wait (at most this long) for the interactive side to change.
+    Wait(Duration),
+}
+
+/// The scheduling policy for bulk work: a slice once it has waited [`BULK_MAX_WAIT`]; before
+/// that, only while the interactive side is quiet — nothing waiting or running, no search in
+/// flight, nothing answered in the last [`INTERACTIVE_GRACE`] (its client is about to send the
+/// next request).
+fn next_step(lanes: &Lanes) -> Step {
+    let overdue_in = BULK_MAX_WAIT.saturating_sub(lanes.bulk_waited);
+    if overdue_in.is_zero() {
+        return Step::BulkSlice;
+    }
+    if lanes.interactive_busy || lanes.scopes_open > 0 {
+        return Step::Wait(overdue_in);
+    }
+    let grace_left = INTERACTIVE_GRACE.saturating_sub(lanes.since_answer);
+    if grace_left.is_zero() {
+        Step::BulkSlice
+    } else {
+        Step::Wait(grace_left.min(overdue_in))
+    }
+}
+
 /// One model call for all `texts` (one entry per request); when it fails, each request alone.
 fn run_texts(
     model: &Embedder,
@@ -493,6 +594,84 @@ mod tests {
             .map(|g| g.iter().map(|j| j.options.normalize).collect())
             .collect();
         assert_eq!(shapes, vec![vec![None, None], vec![Some(false)]]);
+    }
+
+    fn lanes(busy: bool, scopes: usize, since_answer_ms: u64, bulk_waited_ms: u64) -> Lanes {
+        Lanes {
+            interactive_busy: busy,
+            scopes_open: scopes,
+            since_answer: Duration::from_millis(since_answer_ms),
+            bulk_waited: Duration::from_millis(bulk_waited_ms),
+        }
+    }
+
+    #[test]
+    fn scheduling_policy() {
+        use Step::*;
+        let ms = Duration::from_millis;
+        let max = BULK_MAX_WAIT.as_millis() as u64;
+        let grace = INTERACTIVE_GRACE.as_millis() as u64;
+        let cases = [
+            // (interactive busy, searches in flight, since answer, bulk waited) -> step
+            (
+                lanes(false, 0, 1000, 0),
+                BulkSlice,
+                "a quiet interactive side",
+            ),
+            (
+                lanes(true, 0, 1000, 10),
+                Wait(ms(max - 10)),
+                "interactive work waits or runs",
+            ),
+            (
+                lanes(false, 1, 1000, 10),
+                Wait(ms(max - 10)),
+                "a search is in flight",
+            ),
+            (
+                lanes(false, 0, 0, 10),
+                Wait(INTERACTIVE_GRACE),
+                "just answered: grace",
+            ),
+            (lanes(false, 0, grace, 10), BulkSlice, "grace over"),
+            (
+                lanes(false, 0, 0, max - 1),
+                Wait(ms(1)),
+                "grace never past the deadline",
+            ),
+            (
+                lanes(true, 3, 0, max),
+                BulkSlice,
+                "bulk that waited long enough runs anyway",
+            ),
+            (lanes(true, 3, 0, max + 500), BulkSlice, "and later still"),
+        ];
+        for (lanes, want, why) in cases {
+            assert_eq!(next_step(&lanes), want, "{why}: {lanes:?}");
+        }
+    }
+
+    #[test]
+    fn the_last_scope_to_close_wakes_the_bulk_thread() {
+        let activity = Arc::new(Activity::new());
+        let open = || {
+            activity.scopes.fetch_add(1, Ordering::AcqRel);
+            InteractiveScope(activity.clone())
+        };
+        let (a, b) = (open(), open());
+        drop(a);
+        assert_eq!(activity.scopes.load(Ordering::Acquire), 1);
+        drop(b);
+        assert_eq!(activity.scopes.load(Ordering::Acquire), 0);
+        // The last close left a permit: a waiter that comes after it is woken at once.
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap();
+        let woken = rt.block_on(async {
+            tokio::time::timeout(Duration::from_secs(5), activity.changed.notified()).await
+        });
+        assert!(woken.is_ok());
     }
 
     #[test]

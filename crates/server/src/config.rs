@@ -33,7 +33,8 @@ pub struct ServerConfig {
     pub max_inputs: usize,
     /// Bytes of text in one document of `POST /documents` (413 beyond it).
     pub max_document_bytes: usize,
-    /// Bytes of one document's metadata as JSON (413 beyond it): it is stored with every chunk.
+    /// Bytes of one document's metadata as JSON (413 beyond it). Each chunk row carries it while
+    /// a write is under way (on disk, lance keeps one copy per document), so this bounds a write's memory.
     pub max_metadata_bytes: usize,
     /// Filters in one search, and bytes in one filter (422 beyond them).
     pub max_filters: usize,

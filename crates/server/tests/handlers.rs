@@ -936,3 +936,64 @@ async fn error_bodies_of_every_status_are_snapshotted() {
         .replace(&model, "[model]");
     insta::assert_snapshot!(text);
 }
+
+/// The two lanes in front of the model: while a large upload (bulk work) is being embedded,
+/// `/embed` and `/search` requests are answered as they come, not after it; and a client that
+/// never stops sending `/embed` requests does not starve the upload.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn interactive_requests_pass_bulk_work_and_bulk_work_still_finishes() {
+    let s = server();
+    let prose = "The model thread embeds every chunk of every document in slices, and answers \
+                 interactive requests between them. "
+        .repeat(12);
+    let documents: Vec<Value> = (0..120)
+        .map(|i| json!({"id": format!("doc-{i}"), "text": format!("document {i}. {prose}")}))
+        .collect();
+    let router = s.router.clone();
+    let upload = tokio::spawn(async move {
+        let answer = call(
+            &router,
+            Method::POST,
+            "/documents",
+            Some(json!({"collection": "bulk", "documents": documents})),
+        )
+        .await;
+        (answer.status, answer.json())
+    });
+    // Closed-loop interactive traffic for as long as the upload runs.
+    let mut answered_during_upload = 0;
+    while !upload.is_finished() {
+        let embed = call(
+            &s.router,
+            Method::POST,
+            "/embed",
+            Some(json!({"inputs": "a short query"})),
+        )
+        .await;
+        assert_eq!(embed.status, StatusCode::OK);
+        let search = call(
+            &s.router,
+            Method::POST,
+            "/search",
+            Some(json!({"query": "model thread", "collection": "default", "mode": "text"})),
+        )
+        .await;
+        assert!(
+            [StatusCode::OK, StatusCode::NOT_FOUND].contains(&search.status),
+            "{}",
+            String::from_utf8_lossy(&search.body)
+        );
+        answered_during_upload += 1;
+    }
+    let (status, body) = tokio::time::timeout(Duration::from_secs(600), upload)
+        .await
+        .expect("the upload finishes under constant interactive load")
+        .unwrap();
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["added"], 120, "{body}");
+    // Behind a first-come queue they would wait for the whole upload: at most one round trip.
+    assert!(
+        answered_during_upload >= 5,
+        "{answered_during_upload} interactive round trips answered while the upload ran"
+    );
+}

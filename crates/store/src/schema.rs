@@ -102,7 +102,9 @@ pub struct SourceChunks {
     pub source_id: String,
     /// Content hash of the source (blake3 hex), used to skip unchanged sources.
     pub source_hash: String,
-    /// Optional JSON metadata, stored with every chunk.
+    /// Optional JSON metadata. It is a column of every chunk row, and lance's encoding of the
+    /// column (dictionary, block compression) stores it once per source on disk
+    /// (`tests/store.rs` `metadata_is_stored_once_per_source…`).
     pub metadata: Option<String>,
     pub chunks: Vec<ChunkRecord>,
 }

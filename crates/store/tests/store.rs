@@ -431,3 +431,93 @@ async fn writers_racing_to_create_a_collection_lose_nothing() {
         assert_eq!(c.stats().await.unwrap().chunks, 200, "round {round}");
     }
 }
+
+/// Bytes of a local collection's data files.
+fn data_bytes(root: &std::path::Path, collection: &str) -> u64 {
+    let dir = root.join(format!("{collection}.lance")).join("data");
+    std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().metadata().unwrap().len())
+        .sum()
+}
+
+/// JSON metadata of `len` bytes that no compressor shrinks (a pseudo-random hex string).
+fn incompressible_metadata(seed: u64, len: usize) -> String {
+    let mut state = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
+    let hex: String = (0..len - 12)
+        .map(|_| {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            char::from_digit(((state >> 59) & 15) as u32, 16).unwrap()
+        })
+        .collect();
+    let json = format!(r#"{{"blob":"{hex}"}}"#);
+    assert_eq!(json.len(), len - 12 + 11);
+    json
+}
+
+/// A document's metadata is written with every chunk row, but lance's encoding (dictionary and
+/// block compression of the column) keeps one copy per source on disk: 8 KB of metadata on a
+/// 300-chunk document costs about 8 KB, not 2.4 MB. This pins the behaviour the server's
+/// `--max-metadata-bytes` relies on, should a lance upgrade change its encodings.
+#[tokio::test]
+async fn metadata_is_stored_once_per_source_not_once_per_chunk() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::new(dir.path().to_str().unwrap());
+    let texts: Vec<String> = (0..340)
+        .map(|i| format!("chunk number {i} of a long document"))
+        .collect();
+    let chunks = |from: usize, to: usize| -> Vec<(&str, usize)> {
+        (from..to).map(|i| (texts[i].as_str(), i)).collect()
+    };
+    let (short, long) = (chunks(0, 40), chunks(40, 340));
+    let meta = [
+        incompressible_metadata(1, 8192),
+        incompressible_metadata(2, 8192),
+    ];
+    let mut tagged = [
+        source("short.md", "h1", &short),
+        source("long.md", "h2", &long),
+    ];
+    tagged[0].metadata = Some(meta[0].clone());
+    tagged[1].metadata = Some(meta[1].clone());
+    let plain = [
+        source("short.md", "h1", &short),
+        source("long.md", "h2", &long),
+    ];
+
+    for (name, sources) in [("plain", &plain), ("tagged", &tagged)] {
+        let c = store.collection(name, &spec()).await.unwrap();
+        c.replace_sources(sources).await.unwrap();
+    }
+    let plain_bytes = data_bytes(dir.path(), "plain");
+    let tagged_bytes = data_bytes(dir.path(), "tagged");
+    let metadata_bytes = (meta[0].len() + meta[1].len()) as u64;
+    let per_chunk_bytes = (40 * meta[0].len() + 300 * meta[1].len()) as u64;
+    assert!(
+        tagged_bytes - plain_bytes < 2 * metadata_bytes,
+        "metadata cost {} bytes on disk for {metadata_bytes} bytes of metadata on two sources \
+         ({per_chunk_bytes} if stored once per chunk)",
+        tagged_bytes - plain_bytes
+    );
+
+    // Every chunk reads its own source's metadata back.
+    let c = store.existing_collection("tagged").await.unwrap();
+    for (id, count, meta) in [("short.md", 40, &meta[0]), ("long.md", 300, &meta[1])] {
+        let mut query = vector_query(0, 1000);
+        query.filters = vec![Filter::Source(id.into())];
+        let hits = c.search(&query).await.unwrap();
+        assert_eq!(hits.len(), count, "{id}");
+        for hit in hits {
+            assert_eq!(
+                hit.metadata.unwrap().to_string(),
+                *meta,
+                "{id} chunk {}",
+                hit.chunk_index
+            );
+        }
+    }
+}

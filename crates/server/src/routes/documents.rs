@@ -18,7 +18,8 @@ pub struct DocumentIn {
     /// Replaces whatever the collection holds under this id.
     pub id: String,
     pub text: String,
-    /// A JSON object stored with every chunk (filter with `meta.KEY=VALUE`).
+    /// A JSON object kept with the document and returned with each of its hits (filter with
+    /// `meta.KEY=VALUE`).
     pub metadata: Option<serde_json::Value>,
 }
 
@@ -90,7 +91,7 @@ pub async fn upsert(
         let metadata_bytes = d.metadata.as_ref().map_or(0, |m| m.to_string().len());
         if metadata_bytes > limits.max_metadata_bytes {
             return Err(ApiError::PayloadTooLarge(format!(
-                "document `{}` has {metadata_bytes} bytes of metadata; at most {} are accepted (--max-metadata-bytes; the metadata is stored with every chunk)",
+                "document `{}` has {metadata_bytes} bytes of metadata; at most {} are accepted (--max-metadata-bytes)",
                 d.id, limits.max_metadata_bytes
             )));
         }

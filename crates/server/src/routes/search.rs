@@ -101,6 +101,8 @@ pub(crate) async fn run(state: &AppState, req: SearchRequest) -> Result<Vec<Hit>
         .iter()
         .map(|f| Filter::parse(f))
         .collect::<Result<Vec<_>, _>>()?;
+    // From here to the store's answer, bulk work (an ingest) waits for the CPU.
+    let _interactive = state.engine().ok().map(|e| e.batcher.interactive_scope());
     let collection = state.existing_collection(req.collection.as_deref()).await?;
     let vector = if mode == SearchMode::Text {
         None
