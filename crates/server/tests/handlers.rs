@@ -946,7 +946,7 @@ async fn interactive_requests_pass_bulk_work_and_bulk_work_still_finishes() {
     let prose = "The model thread embeds every chunk of every document in slices, and answers \
                  interactive requests between them. "
         .repeat(12);
-    let documents: Vec<Value> = (0..120)
+    let documents: Vec<Value> = (0..40)
         .map(|i| json!({"id": format!("doc-{i}"), "text": format!("document {i}. {prose}")}))
         .collect();
     let router = s.router.clone();
@@ -990,7 +990,7 @@ async fn interactive_requests_pass_bulk_work_and_bulk_work_still_finishes() {
         .expect("the upload finishes under constant interactive load")
         .unwrap();
     assert_eq!(status, StatusCode::OK, "{body}");
-    assert_eq!(body["added"], 120, "{body}");
+    assert_eq!(body["added"], 40, "{body}");
     // Behind a first-come queue they would wait for the whole upload: at most one round trip.
     assert!(
         answered_during_upload >= 5,
