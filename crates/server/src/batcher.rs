@@ -15,11 +15,11 @@
 //! [`QueueError`]s; what HTTP status each one is decided at the edge (`error.rs`).
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use fathom_model::{EmbedOptions, Embedder, ModelError};
-use tokio::sync::{mpsc, oneshot, Notify};
+use tokio::sync::{mpsc, oneshot};
 
 use crate::metrics::Metrics;
 
@@ -66,7 +66,7 @@ struct Job {
     reply: oneshot::Sender<Result<Embedded, QueueError>>,
 }
 
-/// A handle to the model thread; cheap to clone.
+/// A handle to the model's threads; cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Batcher {
     tx: mpsc::Sender<Job>,
@@ -88,8 +88,11 @@ struct Activity {
     /// When it last answered, in microseconds since `epoch`.
     answered_us: AtomicU64,
     epoch: Instant,
-    /// Wakes the bulk thread when the interactive side may have gone quiet.
-    changed: Notify,
+    /// Set (and the bulk thread woken) when the interactive side may have gone quiet. A plain
+    /// condition variable, not the runtime's timers: the wait must work while the runtime
+    /// shuts down.
+    changed: Mutex<bool>,
+    wake: Condvar,
 }
 
 impl Activity {
@@ -99,13 +102,31 @@ impl Activity {
             running: AtomicBool::new(false),
             answered_us: AtomicU64::new(0),
             epoch: Instant::now(),
-            changed: Notify::new(),
+            changed: Mutex::new(false),
+            wake: Condvar::new(),
         }
     }
 
     fn answered_now(&self) {
         let us = self.epoch.elapsed().as_micros() as u64;
         self.answered_us.store(us, Ordering::Release);
+    }
+
+    /// Tells the bulk thread to look again; remembered if it is not waiting right now.
+    fn changed(&self) {
+        *self.changed.lock().unwrap_or_else(|e| e.into_inner()) = true;
+        self.wake.notify_one();
+    }
+
+    /// Waits at most `at_most` for [`Activity::changed`] (returns at once if it was called since
+    /// the last wait).
+    fn wait_for_change(&self, at_most: Duration) {
+        let changed = self.changed.lock().unwrap_or_else(|e| e.into_inner());
+        let (mut changed, _) = self
+            .wake
+            .wait_timeout_while(changed, at_most, |changed| !*changed)
+            .unwrap_or_else(|e| e.into_inner());
+        *changed = false;
     }
 
     fn since_answer(&self) -> Duration {
@@ -121,7 +142,7 @@ pub struct InteractiveScope(Arc<Activity>);
 impl Drop for InteractiveScope {
     fn drop(&mut self) {
         if self.0.scopes.fetch_sub(1, Ordering::AcqRel) == 1 {
-            self.0.changed.notify_one();
+            self.0.changed();
         }
     }
 }
@@ -227,9 +248,10 @@ impl Batcher {
             options,
             reply,
         };
-        self.depth.fetch_add(1, Ordering::Relaxed);
+        self.depth.fetch_add(1, Ordering::AcqRel);
         if let Err(e) = self.tx.try_send(job) {
-            self.depth.fetch_sub(1, Ordering::Relaxed);
+            self.depth.fetch_sub(1, Ordering::AcqRel);
+            self.activity.changed();
             return Err(match e {
                 mpsc::error::TrySendError::Full(_) => {
                     self.metrics.rejected_overloaded.inc();
@@ -344,7 +366,7 @@ impl Worker {
             self.run_interactive(first, &mut rx);
             self.activity.answered_now();
             self.activity.running.store(false, Ordering::Release);
-            self.activity.changed.notify_one();
+            self.activity.changed();
         }
     }
 
@@ -354,6 +376,9 @@ impl Worker {
             let mut work = Some(BulkWork::new(job));
             let mut waiting_since = Instant::now();
             while let Some(next) = work.take() {
+                if next.job.reply.is_closed() {
+                    break; // its sender is gone (a cancelled ingest): not worth waiting for
+                }
                 let lanes = Lanes {
                     interactive_busy: self.depth.load(Ordering::Acquire) > 0
                         || self.activity.running.load(Ordering::Acquire),
@@ -367,12 +392,7 @@ impl Worker {
                         waiting_since = Instant::now();
                     }
                     Step::Wait(at_most) => {
-                        // A permit left by an earlier change ends the wait at once; the loop
-                        // then looks again.
-                        let changed = self.activity.changed.notified();
-                        let _ = self
-                            .handle
-                            .block_on(async { tokio::time::timeout(at_most, changed).await });
+                        self.activity.wait_for_change(at_most);
                         work = Some(next);
                     }
                 }
@@ -384,7 +404,8 @@ impl Worker {
     fn run_interactive(&self, first: Job, rx: &mut mpsc::Receiver<Job>) {
         let max_seq = self.model.max_seq_length();
         let take = |job: &Job| {
-            self.depth.fetch_sub(1, Ordering::Relaxed);
+            // Release: a bulk thread that sees the lower depth also sees `running` set.
+            self.depth.fetch_sub(1, Ordering::AcqRel);
             estimated_tokens(&job.texts, max_seq)
         };
         let mut budget = take(&first);
@@ -663,15 +684,14 @@ mod tests {
         assert_eq!(activity.scopes.load(Ordering::Acquire), 1);
         drop(b);
         assert_eq!(activity.scopes.load(Ordering::Acquire), 0);
-        // The last close left a permit: a waiter that comes after it is woken at once.
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_time()
-            .build()
-            .unwrap();
-        let woken = rt.block_on(async {
-            tokio::time::timeout(Duration::from_secs(5), activity.changed.notified()).await
-        });
-        assert!(woken.is_ok());
+        // The last close is remembered: a wait that starts after it returns at once.
+        let started = Instant::now();
+        activity.wait_for_change(Duration::from_secs(30));
+        assert!(started.elapsed() < Duration::from_secs(30));
+        // And consumed: the next wait lasts its time.
+        let started = Instant::now();
+        activity.wait_for_change(Duration::from_millis(50));
+        assert!(started.elapsed() >= Duration::from_millis(50));
     }
 
     #[test]
