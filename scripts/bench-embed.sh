@@ -2,7 +2,10 @@
 # Embed throughput on SciFact: fathom vs sentence-transformers, same documents, same model folder,
 # same machine, in one run. Prints docs/s, tokens/s and the ratio fathom / sentence-transformers.
 #
-#   scripts/bench-embed.sh [--limit N] [--threads N] [--repeat N]     (N=0: the whole corpus)
+#   scripts/bench-embed.sh [--limit N] [--threads N] [--repeat N] [--model DIR]
+#                                                        (--limit 0: the whole corpus)
+# --model: any sentence-transformers folder (default: all-MiniLM-L6-v2 from scripts/fetch-model.sh);
+# scripts/bench-archs.sh runs this once per architecture.
 #
 # sentence-transformers (PyTorch, CPU) is installed from PyPI into a virtualenv under
 # ${FATHOM_BENCH_VENV:-$HOME/.cache/fathom/bench-venv} the first time.
@@ -12,17 +15,19 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 limit=400
 threads=2
+model=""
 repeat=1
 while [ $# -gt 0 ]; do
   case "$1" in
     --limit) limit="$2"; shift 2 ;;
     --threads) threads="$2"; shift 2 ;;
     --repeat) repeat="$2"; shift 2 ;;
+    --model) model="$2"; shift 2 ;;
     *) echo "unknown argument $1" >&2; exit 2 ;;
   esac
 done
 corpus="${FATHOM_SHARED:-$root/../shared}/data/scifact/corpus.jsonl"
-model="$root/models/all-MiniLM-L6-v2"
+model="${model:-$root/models/all-MiniLM-L6-v2}"
 venv="${FATHOM_BENCH_VENV:-$HOME/.cache/fathom/bench-venv}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/fathom/target}"
 
@@ -36,7 +41,7 @@ cargo bench --bench embed_scifact --no-run -q >&2 2>/dev/null || cargo bench --b
 
 tmp="$(mktemp -d)"
 trap 'rm -rf "$tmp"' EXIT
-echo "bench-embed: $(nproc) cores, $threads threads, limit $limit docs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs))" >&2
+echo "bench-embed: $model, $(nproc) cores, $threads threads, limit $limit docs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs))" >&2
 for dtype in f32 bf16; do
   if [ "$dtype" = bf16 ] && ! grep -q avx512_bf16 /proc/cpuinfo; then
     echo "bench-embed: this CPU has no AVX512-BF16; skipping the bf16 run" >&2

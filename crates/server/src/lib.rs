@@ -231,6 +231,12 @@ pub async fn serve(
     watch::spawn_watches(&state);
     let deadline = state.config.shutdown_deadline;
     let (stopping, stopped) = tokio::sync::oneshot::channel::<()>();
+    // Replies go out as soon as they are written: no Nagle delay on a small JSON answer.
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!("TCP_NODELAY not set on a connection: {e}");
+        }
+    });
     let served = axum::serve(listener, app(state))
         .with_graceful_shutdown(async move {
             shutdown.await;

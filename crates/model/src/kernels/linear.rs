@@ -3,6 +3,7 @@
 use rayon::prelude::*;
 
 use super::bf16::{self, PackedWeight};
+use super::few_rows::{linear_few_rows, FEW_ROWS};
 use super::gemm::{sgemm, Mat};
 use super::math::gelu_erf;
 use super::Epilogue;
@@ -26,6 +27,14 @@ pub fn linear(
         let threads = rayon::current_num_threads().max(1);
         let block = rows.div_ceil(threads).max(64);
         let beta = if bias.is_some() { 1.0 } else { 0.0 };
+        if rows <= FEW_ROWS {
+            return linear_few_rows(x, rows, k, w, n, beta, out);
+        }
+        if rows.div_ceil(block) < threads && n >= 2 * COLUMN_BLOCK {
+            // Too few rows to give every thread a block (a short query): split the output
+            // columns instead, each thread multiplying all rows by its slice of the weight.
+            return linear_by_columns(x, rows, k, w, n, beta, out, threads);
+        }
         out.par_chunks_mut(block * n)
             .zip(x.par_chunks(block * k))
             .for_each(|(dst, src)| {
@@ -42,6 +51,55 @@ pub fn linear(
                 );
             });
     })
+}
+
+/// Column blocks are multiples of this (the micro-kernels' widths divide it).
+const COLUMN_BLOCK: usize = 64;
+
+/// `out += x · wᵀ` (or `=` when `beta` is 0) with the `n` output columns split across `threads`
+/// tasks. Each task works on its own copy of its columns (`rows` is small here, so the copies
+/// are cheap) and they are written back after.
+#[allow(clippy::too_many_arguments)]
+fn linear_by_columns(
+    x: &[f32],
+    rows: usize,
+    k: usize,
+    w: &[f32],
+    n: usize,
+    beta: f32,
+    out: &mut [f32],
+    threads: usize,
+) {
+    let cols = n.div_ceil(threads).next_multiple_of(COLUMN_BLOCK);
+    let starts: Vec<usize> = (0..n).step_by(cols).collect();
+    let blocks: Vec<Vec<f32>> = starts
+        .par_iter()
+        .map(|&j0| {
+            let nb = cols.min(n - j0);
+            let mut dst = Vec::with_capacity(rows * nb);
+            for r in 0..rows {
+                dst.extend_from_slice(&out[r * n + j0..r * n + j0 + nb]);
+            }
+            sgemm(
+                rows,
+                nb,
+                k,
+                1.0,
+                Mat::new(x, k),
+                Mat::t(&w[j0 * k..(j0 + nb) * k], k),
+                beta,
+                &mut dst,
+                nb,
+            );
+            dst
+        })
+        .collect();
+    for (&j0, dst) in starts.iter().zip(&blocks) {
+        let nb = dst.len() / rows;
+        for r in 0..rows {
+            out[r * n + j0..r * n + j0 + nb].copy_from_slice(&dst[r * nb..(r + 1) * nb]);
+        }
+    }
 }
 
 /// [`linear`] with the weight packed for the bf16 kernels (reduced precision).
@@ -121,7 +179,39 @@ mod tests {
             assert!((g - w).abs() < 1e-5, "{g} vs {w}");
         }
         let got = linear(&x, rows, k, &w, n, Some(&b), Epilogue::GeluErf);
+        check_gelu(&got, &want);
+    }
+
+    #[test]
+    fn few_rows_split_by_columns_match_naive() {
+        // 20 rows (more than FEW_ROWS, fewer than a block) and 200 columns take the column
+        // split on a pool of 2 threads (set up here so the test does not depend on the machine).
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(2)
+            .build()
+            .unwrap();
+        let (rows, k, n) = (20, 40, 200);
+        let x = pseudo_random(rows * k, 4);
+        let w = pseudo_random(n * k, 5);
+        let b = pseudo_random(n, 6);
+        let want = naive_linear(&x, rows, k, &w, n, &b);
+        let got = pool.install(|| linear(&x, rows, k, &w, n, Some(&b), Epilogue::None));
         for (g, w) in got.iter().zip(&want) {
+            assert!((g - w).abs() < 1e-5, "{g} vs {w}");
+        }
+        let zero = vec![0f32; n];
+        let want = naive_linear(&x, rows, k, &w, n, &zero);
+        let got = pool.install(|| linear(&x, rows, k, &w, n, None, Epilogue::None));
+        for (g, w) in got.iter().zip(&want) {
+            assert!((g - w).abs() < 1e-5, "{g} vs {w}");
+        }
+        let got = pool.install(|| linear(&x, rows, k, &w, n, Some(&b), Epilogue::GeluErf));
+        let want = naive_linear(&x, rows, k, &w, n, &b);
+        check_gelu(&got, &want);
+    }
+
+    fn check_gelu(got: &[f32], want: &[f32]) {
+        for (g, w) in got.iter().zip(want) {
             let w = *w as f64;
             let exact = 0.5 * w * (1.0 + candle_core::cpu::erf::erf_f64(w / 2f64.sqrt()));
             assert!((*g as f64 - exact).abs() < 1e-5, "{g} vs {exact}");

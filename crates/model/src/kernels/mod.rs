@@ -12,10 +12,12 @@
 //! - [`varlen_attention`] works on packed sequences (no padding at all): per sequence and head one
 //!   Q·Kᵀ gemm with the 1/√d scale folded in, one softmax pass with a vectorized exp, one P·V gemm
 //!   written straight into the output columns of that head;
+//! - a few rows (a short query) skip sgemm's packing: `few_rows` reads each weight row once and
+//!   dots it with every input row, the output columns split across the threads;
 //! - [`bf16`] computes the products of [`linear_bf16`] in bf16 (opt-in, AVX512-BF16 CPUs only).
 //!
 //! One file per concern: `gemm` (the single-threaded sgemm over OpenBLAS or `gemm`), `linear`,
-//! `math` (erf, GELU, exp, lane-wise sums), `attention`, `norm` and `bf16`.
+//! `few_rows`, `math` (erf, GELU, exp, lane-wise sums), `attention`, `norm` and `bf16`.
 //!
 //! `unsafe` is confined to the calls into OpenBLAS or `gemm` (raw pointers and strides), to handing
 //! each parallel attention task its own disjoint columns of the output, and to the AVX512-BF16
@@ -28,6 +30,7 @@
 
 mod attention;
 pub mod bf16;
+mod few_rows;
 mod gemm;
 mod linear;
 mod math;
