@@ -301,16 +301,7 @@ fn causal_mask(len: usize, dtype: DType, device: &Device) -> Result<Tensor> {
     Ok(Tensor::from_vec(mask, (len, len), device)?.to_dtype(dtype)?)
 }
 
-/// Which keys a token may attend to within its own sequence.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AttentionMask {
-    /// Every token of the sequence (encoders).
-    Full,
-    /// Itself and earlier tokens (decoders).
-    Causal,
-    /// Tokens at most this many positions away on either side (ModernBERT's local layers).
-    Window(usize),
-}
+pub use crate::kernels::AttentionMask;
 
 /// Head counts of an attention layer; `kv_heads < heads` is grouped-query attention.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -339,6 +330,10 @@ pub fn packed_attention_general(
         kv_heads,
         head_dim,
     } = shape;
+    if let Some(out) = general_attention_on_cpu(q, k, v, seq_lens, shape, mask, bias) {
+        let tokens: usize = seq_lens.iter().sum();
+        return cpu_tensor(out?, tokens, heads * head_dim);
+    }
     let scale = 1.0 / (head_dim as f64).sqrt();
     let group = heads / kv_heads;
     let mut outputs = Vec::with_capacity(seq_lens.len());
@@ -385,6 +380,79 @@ pub fn packed_attention_general(
         start += len;
     }
     Ok(Tensor::cat(&outputs, 0)?)
+}
+
+/// [`packed_attention_general`] on the CPU kernel (f32 tensors in CPU memory, kernels on):
+/// `None` where it does not apply.
+fn general_attention_on_cpu(
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    seq_lens: &[usize],
+    shape: AttentionShape,
+    mask: AttentionMask,
+    bias: Option<&dyn Fn(usize) -> Result<Tensor>>,
+) -> Option<Result<Vec<f32>>> {
+    let AttentionShape {
+        heads,
+        kv_heads,
+        head_dim,
+    } = shape;
+    // The bias of each sequence, computed once per distinct length.
+    let biases: Option<Vec<std::sync::Arc<Vec<f32>>>> = match bias {
+        None => None,
+        Some(bias) => {
+            let mut by_len: std::collections::HashMap<usize, std::sync::Arc<Vec<f32>>> =
+                std::collections::HashMap::new();
+            let mut per_seq = Vec::with_capacity(seq_lens.len());
+            for &len in seq_lens {
+                if let std::collections::hash_map::Entry::Vacant(e) = by_len.entry(len) {
+                    let values = bias(len).and_then(|t| {
+                        Ok(t.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?)
+                    });
+                    match values {
+                        Ok(values) => e.insert(std::sync::Arc::new(values)),
+                        Err(err) => return Some(Err(err)),
+                    };
+                }
+                per_seq.push(by_len[&len].clone());
+            }
+            Some(per_seq)
+        }
+    };
+    with_cpu_f32(q, |qd| {
+        with_cpu_f32(k, |kd| {
+            with_cpu_f32(v, |vd| {
+                let bias_of: Option<Vec<&[f32]>> = biases
+                    .as_ref()
+                    .map(|b| b.iter().map(|v| v.as_slice()).collect());
+                kernels::attention(
+                    kernels::Heads {
+                        data: qd,
+                        ld: heads * head_dim,
+                        heads,
+                    },
+                    kernels::Heads {
+                        data: kd,
+                        ld: kv_heads * head_dim,
+                        heads: kv_heads,
+                    },
+                    kernels::Heads {
+                        data: vd,
+                        ld: kv_heads * head_dim,
+                        heads: kv_heads,
+                    },
+                    seq_lens,
+                    head_dim,
+                    mask,
+                    bias_of.as_deref(),
+                )
+            })
+        })
+        .flatten()
+    })
+    .flatten()
+    .map(Ok)
 }
 
 fn window_mask(len: usize, window: usize, dtype: DType, device: &Device) -> Result<Tensor> {

@@ -44,6 +44,36 @@ unsafe impl Send for SharedOut {}
 // (see the `Send` impl above).
 unsafe impl Sync for SharedOut {}
 
+/// Which keys a token may attend to within its own sequence.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AttentionMask {
+    /// Every token of the sequence (encoders).
+    Full,
+    /// Itself and earlier tokens (decoders).
+    Causal,
+    /// Tokens at most this many positions away on either side (ModernBERT's local layers).
+    Window(usize),
+}
+
+impl AttentionMask {
+    /// The keys `lo..hi` that query `i` of a `len`-token sequence sees.
+    fn visible(self, i: usize, len: usize) -> (usize, usize) {
+        match self {
+            Self::Full => (0, len),
+            Self::Causal => (0, i + 1),
+            Self::Window(w) => (i.saturating_sub(w), (i + w + 1).min(len)),
+        }
+    }
+}
+
+/// One operand of [`attention`]: `data[token * ld + head * head_dim + c]`.
+#[derive(Clone, Copy)]
+pub struct Heads<'a> {
+    pub data: &'a [f32],
+    pub ld: usize,
+    pub heads: usize,
+}
+
 /// Scaled dot-product attention over packed sequences.
 ///
 /// `qkv` is `tokens × 3·hidden` (Q, K, V side by side, heads contiguous inside each), `seq_lens`
@@ -64,6 +94,51 @@ pub fn varlen_attention(
         tokens * 3 * hidden,
         "attention: qkv is not tokens × 3·hidden"
     );
+    let part = |i: usize| Heads {
+        data: &qkv[i * hidden..],
+        ld: 3 * hidden,
+        heads: num_heads,
+    };
+    let mask = if causal {
+        AttentionMask::Causal
+    } else {
+        AttentionMask::Full
+    };
+    attention(part(0), part(1), part(2), seq_lens, head_dim, mask, None)
+}
+
+/// [`varlen_attention`] in general: separate Q, K and V (`k.heads` may divide `q.heads`:
+/// grouped-query attention, query head h reading key/value head h / group), any
+/// [`AttentionMask`], and an optional additive bias per sequence (`bias[s]` is
+/// `heads × len × len` for sequence `s`: MPNet's relative positions). Returns
+/// `tokens × q.heads·head_dim`.
+pub fn attention(
+    q: Heads<'_>,
+    k: Heads<'_>,
+    v: Heads<'_>,
+    seq_lens: &[usize],
+    head_dim: usize,
+    mask: AttentionMask,
+    bias: Option<&[&[f32]]>,
+) -> Vec<f32> {
+    let heads = q.heads;
+    assert!(
+        k.heads > 0 && v.heads == k.heads && heads.is_multiple_of(k.heads),
+        "attention: {heads} query heads over {} key / {} value heads",
+        k.heads,
+        v.heads
+    );
+    let group = heads / k.heads;
+    let hidden = heads * head_dim;
+    let tokens: usize = seq_lens.iter().sum();
+    for (name, m) in [("q", &q), ("k", &k), ("v", &v)] {
+        assert!(
+            m.ld >= m.heads * head_dim
+                && (tokens == 0 || (tokens - 1) * m.ld + m.heads * head_dim <= m.data.len()),
+            "attention: {name} is not tokens × heads·head_dim (row stride {})",
+            m.ld
+        );
+    }
     let mut out = vec![0f32; tokens * hidden];
     let starts: Vec<usize> = seq_lens
         .iter()
@@ -73,46 +148,57 @@ pub fn varlen_attention(
             Some(start)
         })
         .collect();
-    let tasks: Vec<(usize, usize, usize)> = seq_lens
+    let tasks: Vec<(usize, usize, usize, usize)> = seq_lens
         .iter()
         .zip(&starts)
-        .filter(|(len, _)| **len > 0)
-        .flat_map(|(&len, &start)| (0..num_heads).map(move |h| (start, len, h)))
+        .enumerate()
+        .filter(|(_, (len, _))| **len > 0)
+        .flat_map(|(s, (&len, &start))| (0..heads).map(move |h| (s, start, len, h)))
         .collect();
     let scale = 1.0 / (head_dim as f32).sqrt();
-    let row = 3 * hidden;
     let shared = SharedOut(out.as_mut_ptr());
     tasks
         .into_par_iter()
-        .for_each_init(Vec::new, |scores, (start, len, h)| {
+        .for_each_init(Vec::new, |scores, (s, start, len, h)| {
             scores.clear();
             scores.resize(len * len, 0.0);
-            let q = &qkv[start * row + h * head_dim..];
-            let k = &qkv[start * row + hidden + h * head_dim..];
-            let v = &qkv[start * row + 2 * hidden + h * head_dim..];
+            let qh = &q.data[start * q.ld + h * head_dim..];
+            let kh = &k.data[start * k.ld + (h / group) * head_dim..];
+            let vh = &v.data[start * v.ld + (h / group) * head_dim..];
             sgemm(
                 len,
                 len,
                 head_dim,
                 scale,
-                Mat::new(q, row),
-                Mat::t(k, row),
+                Mat::new(qh, q.ld),
+                Mat::t(kh, k.ld),
                 0.0,
                 scores,
                 len,
             );
+            let bias = bias.map(|b| {
+                let b = b[s];
+                assert_eq!(
+                    b.len(),
+                    heads * len * len,
+                    "attention: bias is not heads × len × len"
+                );
+                &b[h * len * len..(h + 1) * len * len]
+            });
             for (i, r) in scores.chunks_exact_mut(len).enumerate() {
-                if causal {
-                    let (visible, future) = r.split_at_mut(i + 1);
-                    softmax_row(visible);
-                    future.fill(0.0);
-                } else {
-                    softmax_row(r);
+                if let Some(b) = bias {
+                    for (x, &bb) in r.iter_mut().zip(&b[i * len..(i + 1) * len]) {
+                        *x += bb;
+                    }
                 }
+                let (lo, hi) = mask.visible(i, len);
+                r[..lo].fill(0.0);
+                softmax_row(&mut r[lo..hi]);
+                r[hi..].fill(0.0);
             }
             // SAFETY: this task writes rows start..start+len, columns h·d..(h+1)·d of `out` (row
             // stride `hidden`). In bounds: start+len <= tokens (the starts are prefix sums of
-            // `seq_lens`, whose total is `tokens`, and `out` is tokens × hidden) and h < num_heads.
+            // `seq_lens`, whose total is `tokens`, and `out` is tokens × hidden) and h < heads.
             // Exclusive: each (sequence, head) pair is exactly one task, so no other task writes
             // these elements, and nothing else touches `out` until the loop returns.
             unsafe {
@@ -122,7 +208,7 @@ pub fn varlen_attention(
                     len,
                     1.0,
                     Mat::new(scores, len),
-                    Mat::new(v, row),
+                    Mat::new(vh, v.ld),
                     0.0,
                     shared.ptr().add(start * hidden + h * head_dim),
                     hidden,
@@ -192,6 +278,116 @@ mod tests {
             let got = varlen_attention(&qkv, &lens, heads, d, causal);
             for (g, w) in got.iter().zip(&want) {
                 assert!((g - w).abs() < 1e-5, "causal={causal}: {g} vs {w}");
+            }
+        }
+    }
+
+    /// Naive reference for [`attention`]: grouped heads, any mask, optional bias.
+    #[allow(clippy::too_many_arguments)]
+    fn naive_general(
+        q: &[f32],
+        k: &[f32],
+        v: &[f32],
+        lens: &[usize],
+        (heads, kv_heads, d): (usize, usize, usize),
+        mask: AttentionMask,
+        bias: Option<&[Vec<f32>]>,
+    ) -> Vec<f32> {
+        let group = heads / kv_heads;
+        let tokens: usize = lens.iter().sum();
+        let (qw, kw) = (heads * d, kv_heads * d);
+        let mut out = vec![0f32; tokens * qw];
+        let mut start = 0;
+        for (s, &len) in lens.iter().enumerate() {
+            for h in 0..heads {
+                let kh = h / group;
+                for i in 0..len {
+                    let (lo, hi) = mask.visible(i, len);
+                    let scores: Vec<f64> = (lo..hi)
+                        .map(|j| {
+                            let dot: f64 = (0..d)
+                                .map(|c| {
+                                    q[(start + i) * qw + h * d + c] as f64
+                                        * k[(start + j) * kw + kh * d + c] as f64
+                                })
+                                .sum();
+                            let b = bias.map_or(0.0, |b| b[s][(h * len + i) * len + j] as f64);
+                            dot / (d as f64).sqrt() + b
+                        })
+                        .collect();
+                    let max = scores.iter().cloned().fold(f64::MIN, f64::max);
+                    let exps: Vec<f64> = scores.iter().map(|x| (x - max).exp()).collect();
+                    let sum: f64 = exps.iter().sum();
+                    for c in 0..d {
+                        let val: f64 = (lo..hi)
+                            .zip(&exps)
+                            .map(|(j, e)| e / sum * v[(start + j) * kw + kh * d + c] as f64)
+                            .sum();
+                        out[(start + i) * qw + h * d + c] = val as f32;
+                    }
+                }
+            }
+            start += len;
+        }
+        out
+    }
+
+    #[test]
+    fn grouped_heads_windows_causal_and_bias_match_naive() {
+        let (heads, kv_heads, d) = (4, 2, 8);
+        let lens = [6, 1, 13, 9];
+        let tokens: usize = lens.iter().sum();
+        let q = pseudo_random(tokens * heads * d, 11);
+        let k = pseudo_random(tokens * kv_heads * d, 12);
+        let v = pseudo_random(tokens * kv_heads * d, 13);
+        let biases: Vec<Vec<f32>> = lens
+            .iter()
+            .map(|&len| pseudo_random(heads * len * len, len as u32))
+            .collect();
+        let bias_of: Vec<&[f32]> = biases.iter().map(Vec::as_slice).collect();
+        for mask in [
+            AttentionMask::Full,
+            AttentionMask::Causal,
+            AttentionMask::Window(2),
+            AttentionMask::Window(0),
+        ] {
+            for with_bias in [false, true] {
+                let want = naive_general(
+                    &q,
+                    &k,
+                    &v,
+                    &lens,
+                    (heads, kv_heads, d),
+                    mask,
+                    with_bias.then_some(biases.as_slice()),
+                );
+                let got = attention(
+                    Heads {
+                        data: &q,
+                        ld: heads * d,
+                        heads,
+                    },
+                    Heads {
+                        data: &k,
+                        ld: kv_heads * d,
+                        heads: kv_heads,
+                    },
+                    Heads {
+                        data: &v,
+                        ld: kv_heads * d,
+                        heads: kv_heads,
+                    },
+                    &lens,
+                    d,
+                    mask,
+                    with_bias.then_some(bias_of.as_slice()),
+                );
+                for (g, w) in got.iter().zip(&want) {
+                    assert!(
+                        (g - w).abs() < 1e-5,
+                        "{mask:?} bias={with_bias}: {g} vs {w}"
+                    );
+                }
             }
         }
     }

@@ -36,7 +36,7 @@ mod linear;
 mod math;
 mod norm;
 
-pub use attention::varlen_attention;
+pub use attention::{attention, varlen_attention, AttentionMask, Heads};
 pub use linear::{linear, linear_bf16};
 pub use norm::add_layer_norm;
 
