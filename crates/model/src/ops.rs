@@ -313,8 +313,8 @@ pub struct AttentionShape {
 
 /// Attention over packed sequences with separate `q` (`tokens × heads·head_dim`) and `k`, `v`
 /// (`tokens × kv_heads·head_dim`), an optional additive bias per sequence length (`heads × len ×
-/// len`, MPNet's relative positions) and a mask. Plain candle ops, so it runs on every device;
-/// the architectures that need more than [`packed_attention`] use it.
+/// len`, MPNet's relative positions) and a mask. On CPU (f32) it runs the attention kernel, as
+/// [`packed_attention`] does; elsewhere plain candle ops.
 pub fn packed_attention_general(
     q: &Tensor,
     k: &Tensor,
@@ -393,6 +393,9 @@ fn general_attention_on_cpu(
     mask: AttentionMask,
     bias: Option<&dyn Fn(usize) -> Result<Tensor>>,
 ) -> Option<Result<Vec<f32>>> {
+    if !fast_path_enabled() || !q.device().is_cpu() || q.dtype() != DType::F32 {
+        return None;
+    }
     let AttentionShape {
         heads,
         kv_heads,

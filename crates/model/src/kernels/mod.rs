@@ -9,9 +9,11 @@
 //! - [`gelu_erf`](math::gelu_erf) uses a rational erf approximation (max error ~1e-7, far inside
 //!   the fidelity tolerances) that the compiler vectorizes, compiled for AVX-512, AVX2 and baseline
 //!   x86-64 and picked at run time;
-//! - [`varlen_attention`] works on packed sequences (no padding at all): per sequence and head one
-//!   Q·Kᵀ gemm with the 1/√d scale folded in, one softmax pass with a vectorized exp, one P·V gemm
-//!   written straight into the output columns of that head;
+//! - [`attention`] works on packed sequences (no padding at all): per sequence and head one Q·Kᵀ
+//!   gemm with the 1/√d scale folded in, one softmax pass with a vectorized exp over the keys the
+//!   mask leaves visible (causal, sliding window) after an optional bias (MPNet), one P·V gemm
+//!   written straight into the output columns of that head; grouped-query heads read their
+//!   shared K/V in place. Every architecture runs on it ([`varlen_attention`] for packed QKV);
 //! - a few rows (a short query) skip sgemm's packing: `few_rows` reads each weight row once and
 //!   dots it with every input row, the output columns split across the threads;
 //! - [`bf16`] computes the products of [`linear_bf16`] in bf16 (opt-in, AVX512-BF16 CPUs only).
