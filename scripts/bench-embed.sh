@@ -1,14 +1,18 @@
 #!/usr/bin/env bash
-# Embed throughput on SciFact: fathom vs sentence-transformers, same documents, same model folder,
-# same machine, in one run. Prints docs/s, tokens/s and the ratio fathom / sentence-transformers.
+# Embed throughput on SciFact: fathom (f32, int8, and bf16 where the CPU has AVX512-BF16) vs
+# sentence-transformers and ONNX Runtime (f32, and its dynamic int8 quantization), same documents,
+# same model folder, same machine, in one run. Prints docs/s, tokens/s, peak RSS, the ratio to
+# sentence-transformers and to ONNX Runtime at the same precision, and each vector set's lowest
+# cosine to fathom f32.
 #
 #   scripts/bench-embed.sh [--limit N] [--threads N] [--repeat N] [--model DIR]
 #                                                        (--limit 0: the whole corpus)
 # --model: any sentence-transformers folder (default: all-MiniLM-L6-v2 from scripts/fetch-model.sh);
 # scripts/bench-archs.sh runs this once per architecture.
 #
-# sentence-transformers (PyTorch, CPU) is installed from PyPI into a virtualenv under
-# ${FATHOM_BENCH_VENV:-$HOME/.cache/fathom/bench-venv} the first time.
+# sentence-transformers (PyTorch, CPU), onnxruntime and onnx are installed from PyPI into a
+# virtualenv under ${FATHOM_BENCH_VENV:-$HOME/.cache/fathom/bench-venv} the first time; the ONNX
+# export of a model folder is cached under ~/.cache/fathom/onnx (scripts/bench_onnx.py).
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -37,12 +41,26 @@ if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c "import sentence_trans
   python3 -m venv "$venv"
   "$venv/bin/pip" install -q --disable-pip-version-check sentence-transformers >&2
 fi
+if ! "$venv/bin/python" -c "import onnxruntime, onnx, onnxscript" 2>/dev/null; then
+  echo "bench-embed: installing onnxruntime and onnx into $venv" >&2
+  "$venv/bin/pip" install -q --disable-pip-version-check onnxruntime onnx onnxscript >&2
+fi
+mkdir -p "$HOME/.cache/fathom/onnx"
+onnx_dir="$HOME/.cache/fathom/onnx/$(printf '%s' "$(cd "$model" && pwd)" | sha256sum | cut -c1-16)"
+if [ ! -f "$onnx_dir/model.int8.onnx" ] || [ "$model/config.json" -nt "$onnx_dir/model.int8.onnx" ]; then
+  echo "bench-embed: exporting $model to ONNX (f32, and quantize_dynamic int8) in $onnx_dir" >&2
+  if ! "$venv/bin/python" scripts/bench_onnx.py export --model "$model" --out "$onnx_dir" > "$onnx_dir.log" 2>&1; then
+    tail -n 5 "$onnx_dir.log" >&2
+    echo "bench-embed: the ONNX export of $model failed (above); no ONNX Runtime rows" >&2
+    rm -f "$onnx_dir/model.int8.onnx"
+  fi
+fi
 cargo bench --bench embed_scifact --no-run -q >&2 2>/dev/null || cargo bench --bench embed_scifact --no-run >&2
 
 tmp="$(mktemp -d)"
 trap 'rm -rf "$tmp"' EXIT
 echo "bench-embed: $model, $(nproc) cores, $threads threads, limit $limit docs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs))" >&2
-for dtype in f32 bf16; do
+for dtype in f32 int8 bf16; do
   if [ "$dtype" = bf16 ] && ! grep -q avx512_bf16 /proc/cpuinfo; then
     echo "bench-embed: this CPU has no AVX512-BF16; skipping the bf16 run" >&2
     continue
@@ -54,22 +72,35 @@ done
 OMP_NUM_THREADS="$threads" MKL_NUM_THREADS="$threads" "$venv/bin/python" scripts/bench_st.py \
   --corpus "$corpus" --limit "$limit" --model "$model" --threads "$threads" --batch-size 32 \
   --repeat "$repeat" --compare "$tmp/fathom-f32.jsonl" > "$tmp/st.json"
+for dtype in f32 int8; do
+  [ -f "$onnx_dir/model.int8.onnx" ] || break
+  file=model.onnx
+  [ "$dtype" = int8 ] && file=model.int8.onnx
+  OMP_NUM_THREADS="$threads" "$venv/bin/python" scripts/bench_onnx.py run --onnx "$onnx_dir/$file" \
+    --model "$model" --corpus "$corpus" --limit "$limit" --threads "$threads" --repeat "$repeat" \
+    --compare "$tmp/fathom-f32.jsonl" > "$tmp/onnx-$dtype.json"
+done
 
 python3 - "$tmp" <<'PY'
 import json, math, os, sys
 tmp = sys.argv[1]
-st = json.load(open(f"{tmp}/st.json"))
-rows = [json.load(open(f"{tmp}/fathom-{d}.json")) for d in ("f32", "bf16") if os.path.exists(f"{tmp}/fathom-{d}.json")]
-print(f"{'tool':<24}{'precision':>10}{'docs':>7}{'tokens':>9}{'seconds':>10}{'docs/s':>9}{'tokens/s':>10}{'peak RSS':>10}{'ratio':>7}")
-for r in rows + [st]:
+load = lambda name: json.load(open(f"{tmp}/{name}.json")) if os.path.exists(f"{tmp}/{name}.json") else None
+st = load("st")
+fathom = [r for r in (load(f"fathom-{d}") for d in ("f32", "int8", "bf16")) if r]
+onnx = {d: load(f"onnx-{d}") for d in ("f32", "int8")}
+vectors = lambda d: [json.loads(l) for l in open(f"{tmp}/fathom-{d}.jsonl")]
+def min_cos(a, b):
+    return min(sum(x * y for x, y in zip(u, v)) / math.sqrt(sum(x * x for x in u) * sum(y * y for y in v)) for u, v in zip(a, b))
+base = vectors("f32")
+for r in fathom:
+    r["min_cosine_vs_fathom"] = min_cos(base, vectors(r["precision"]))
+print(f"{'tool':<24}{'precision':>10}{'docs':>7}{'tokens':>9}{'seconds':>10}{'docs/s':>9}{'tokens/s':>10}{'peak RSS':>10}{'vs ST':>7}{'vs ORT':>8}{'min cos':>9}")
+for r in fathom + [st] + [r for r in onnx.values() if r]:
     rss = f"{r['peak_rss_mib']:.0f} MiB" if r.get("peak_rss_mib") else "-"
+    ort = onnx.get(r["precision"])
+    vs_ort = f"{r['docs_per_s'] / ort['docs_per_s']:.2f}" if ort and r["tool"] == "fathom" else "-"
     print(f"{r['tool']:<24}{r['precision']:>10}{r['docs']:>7}{r['tokens']:>9}{r['seconds']:>10.2f}{r['docs_per_s']:>9.2f}"
-          f"{r['tokens_per_s']:>10.0f}{rss:>10}{r['docs_per_s'] / st['docs_per_s']:>7.2f}")
-print("ratio = docs/s over sentence-transformers' docs/s (f32, batch 32) in this run")
-print(f"lowest cosine, sentence-transformers vs fathom f32: {st['min_cosine_vs_fathom']:.6f}")
-if os.path.exists(f"{tmp}/fathom-bf16.jsonl"):
-    a = [json.loads(l) for l in open(f"{tmp}/fathom-f32.jsonl")]
-    b = [json.loads(l) for l in open(f"{tmp}/fathom-bf16.jsonl")]
-    cos = min(sum(x * y for x, y in zip(u, v)) / math.sqrt(sum(x * x for x in u) * sum(y * y for y in v)) for u, v in zip(a, b))
-    print(f"lowest cosine, fathom bf16 vs fathom f32: {cos:.6f}")
+          f"{r['tokens_per_s']:>10.0f}{rss:>10}{r['docs_per_s'] / st['docs_per_s']:>7.2f}{vs_ort:>8}{r['min_cosine_vs_fathom']:>9.5f}")
+print("vs ST = docs/s over sentence-transformers' (f32, batch 32); vs ORT = over ONNX Runtime's at the same")
+print("precision (f32; int8 = quantize_dynamic); min cos = lowest cosine of a document's vector to fathom f32's")
 PY

@@ -34,6 +34,11 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
         if let Some(overlap) = args.chunking.overlap {
             name.push_str(&format!("-o{overlap}"));
         }
+        // So is another precision: reusing f32 vectors would score f32, not what was asked.
+        let precision = fathom_model::Precision::from(args.model.dtype);
+        if precision != fathom_model::Precision::F32 {
+            name.push_str(&format!("-{precision}"));
+        }
         name
     });
     let options = FolderOptions {

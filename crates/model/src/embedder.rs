@@ -26,6 +26,10 @@ pub enum Precision {
     /// bf16: on CUDA, bf16 weights and activations; on CPU, the matrix products in bf16 with f32
     /// accumulation (CPUs with AVX512-BF16), everything else f32.
     Bf16,
+    /// int8 matrix products on CPU: weights quantized per output channel at load (7 bits),
+    /// activations per token per call (8 bits), everything else f32. Cosine ~0.99 to f32
+    /// embeddings; retrieval quality measured in the README.
+    Int8,
 }
 
 impl std::fmt::Display for Precision {
@@ -34,6 +38,7 @@ impl std::fmt::Display for Precision {
             Self::F32 => "f32",
             Self::F16 => "f16",
             Self::Bf16 => "bf16",
+            Self::Int8 => "int8",
         })
     }
 }
@@ -46,6 +51,7 @@ impl std::str::FromStr for Precision {
             "f32" | "float32" => Ok(Self::F32),
             "f16" | "float16" | "half" => Ok(Self::F16),
             "bf16" | "bfloat16" => Ok(Self::Bf16),
+            "int8" | "i8" | "qint8" => Ok(Self::Int8),
             _ => Err(ModelError::BadPrecision(s.to_string())),
         }
     }
@@ -167,7 +173,12 @@ impl Embedder {
     pub fn from_layout(layout: ModelLayout, options: &LoadOptions) -> Result<Self> {
         let device = options.device.resolve()?;
         let dtype = match (options.precision, device.is_cpu()) {
-            (Precision::F32, _) | (Precision::Bf16, true) => DType::F32,
+            (Precision::F32, _) | (Precision::Bf16 | Precision::Int8, true) => DType::F32,
+            (Precision::Int8, false) => {
+                return Err(ModelError::PrecisionUnavailable(
+                    "int8 runs on the CPU only; on CUDA use f16 or bf16",
+                ))
+            }
             (Precision::F16, false) => DType::F16,
             (Precision::Bf16, false) => DType::BF16,
             (Precision::F16, true) => {
@@ -176,6 +187,12 @@ impl Embedder {
                 ))
             }
         };
+        if options.precision == Precision::Int8 && options.generic_ops {
+            return Err(ModelError::PrecisionUnavailable(
+                "int8 runs on fathom's CPU kernels, which `generic_ops` turns off; \
+                 use f32, or leave generic_ops off",
+            ));
+        }
         if options.precision == Precision::Bf16 && device.is_cpu() {
             if options.generic_ops {
                 return Err(ModelError::PrecisionUnavailable(
@@ -206,6 +223,11 @@ impl Embedder {
         if options.precision == Precision::Bf16 && device.is_cpu() {
             for linear in encoder.linears_mut() {
                 linear.use_bf16()?;
+            }
+        }
+        if options.precision == Precision::Int8 {
+            for linear in encoder.linears_mut() {
+                linear.use_int8()?;
             }
         }
         let dense = layout

@@ -42,7 +42,7 @@ pub enum ModelError {
     #[error("`{}` is not a readable safetensors file: {message}", path.display())]
     BadWeights { path: PathBuf, message: String },
 
-    #[error("unknown precision `{0}` (use f32, f16 or bf16)")]
+    #[error("unknown precision `{0}` (use f32, f16, bf16 or int8)")]
     BadPrecision(String),
 
     /// A precision this CPU, device or build cannot run (bf16 without AVX512-BF16, f16 on CPU).

@@ -9,8 +9,8 @@ use std::cell::Cell;
 use candle_core::{DType, Device, Storage, Tensor};
 use candle_nn::VarBuilder;
 
-use crate::error::Result;
-use crate::kernels::{self, bf16::PackedWeight, Epilogue};
+use crate::error::{ModelError, Result};
+use crate::kernels::{self, bf16::PackedWeight, int8::QuantizedWeight, Epilogue};
 use crate::profile;
 
 thread_local! {
@@ -92,10 +92,13 @@ impl HiddenAct {
 /// `x · Wᵀ + b` over a packed `tokens × in` matrix, optionally followed by an activation.
 #[derive(Debug, Clone)]
 pub struct Linear {
+    /// `out × in`; `out × 0` once [`Linear::use_int8`] replaced it by its quantized form.
     weight: Tensor,
     bias: Option<Tensor>,
     /// The weight packed for the bf16 kernels, once [`Linear::use_bf16`] was called.
     packed_bf16: Option<std::sync::Arc<PackedWeight>>,
+    /// The weight quantized to int8, once [`Linear::use_int8`] was called.
+    int8: Option<std::sync::Arc<QuantizedWeight>>,
     /// What `FATHOM_PROFILE` reports this linear's time under.
     label: &'static str,
 }
@@ -113,6 +116,7 @@ impl Linear {
             bias,
             label: "linear",
             packed_bf16: None,
+            int8: None,
         })
     }
 
@@ -137,6 +141,7 @@ impl Linear {
             bias,
             label: "linear",
             packed_bf16: None,
+            int8: None,
         })
     }
 
@@ -145,6 +150,20 @@ impl Linear {
         let (n, k) = self.weight.dims2()?;
         let packed = with_cpu_f32(&self.weight, |w| PackedWeight::pack(w, n, k));
         self.packed_bf16 = packed.map(std::sync::Arc::new);
+        Ok(())
+    }
+
+    /// Computes this linear's products in int8 from now on (CPU only): the weight is quantized
+    /// once, here, and its f32 copy dropped.
+    pub fn use_int8(&mut self) -> Result<()> {
+        let (n, k) = self.weight.dims2()?;
+        let quantized = with_cpu_f32(&self.weight, |w| QuantizedWeight::quantize(w, n, k)).ok_or(
+            ModelError::PrecisionUnavailable(
+                "int8 runs on fathom's CPU kernels: an f32 model on the CPU",
+            ),
+        )?;
+        self.int8 = Some(std::sync::Arc::new(quantized));
+        self.weight = Tensor::zeros((n, 0), DType::F32, self.weight.device())?;
         Ok(())
     }
 
@@ -161,17 +180,28 @@ impl Linear {
             Some(HiddenAct::GeluErf) => Epilogue::GeluErf,
             Some(_) => Epilogue::None,
         };
-        let product = |xs: &[f32], bias: Option<&[f32]>| match &self.packed_bf16 {
-            Some(packed) => Some(kernels::linear_bf16(xs, rows, packed, n, bias, epilogue)),
-            None => with_cpu_f32(&self.weight, |ws| {
-                kernels::linear(xs, rows, k, ws, n, bias, epilogue)
-            }),
+        let product = |xs: &[f32], bias: Option<&[f32]>| {
+            if let Some(q) = &self.int8 {
+                return Some(kernels::linear_int8(xs, rows, q, bias, epilogue));
+            }
+            match &self.packed_bf16 {
+                Some(packed) => Some(kernels::linear_bf16(xs, rows, packed, n, bias, epilogue)),
+                None => with_cpu_f32(&self.weight, |ws| {
+                    kernels::linear(xs, rows, k, ws, n, bias, epilogue)
+                }),
+            }
         };
         let fast = with_cpu_f32(x, |xs| match &self.bias {
             Some(b) => with_cpu_f32(b, |bs| product(xs, Some(bs))).flatten(),
             None => product(xs, None),
         })
         .flatten();
+        if fast.is_none() && self.int8.is_some() {
+            // Loading refuses int8 with generic ops or off the CPU, so this is a bug, not input.
+            return Err(ModelError::PrecisionUnavailable(
+                "an int8 linear was called outside fathom's CPU kernels",
+            ));
+        }
         if let Some(out) = fast {
             let out = cpu_tensor(out, rows, n)?;
             return match act {

@@ -126,6 +126,33 @@ fn bf16_on_cpu_stays_within_cosine_0_999_or_says_why_not() {
     assert_batched_equals_single_within("bf16", &model, &reference.texts, &got, 0.9999);
 }
 
+#[test]
+fn int8_on_cpu_stays_close_to_sentence_transformers_and_batching_changes_nothing() {
+    let options = LoadOptions {
+        precision: fathom_model::Precision::Int8,
+        ..LoadOptions::default()
+    };
+    let model = Embedder::load(minilm_dir().to_str().unwrap(), &options).unwrap();
+    let reference = read_reference(&fixtures().join("reference/all-MiniLM-L6-v2.jsonl"));
+    let got = model
+        .embed(&reference.texts, &EmbedOptions::default())
+        .unwrap();
+    let mut worst = 1f64;
+    for (i, (g, w)) in got.iter().zip(&reference.embeddings).enumerate() {
+        let c = cosine(g, w);
+        worst = worst.min(c);
+        assert!(c >= INT8_MIN_COSINE, "int8 text {i}: cosine {c}");
+    }
+    eprintln!("int8: lowest cosine to sentence-transformers f32 {worst:.5}");
+    // Each token's activations are quantized on their own, so a text's vector does not depend
+    // on what else shares its forward pass: exactly equal, not merely close.
+    assert_batched_equals_single_within("int8", &model, &reference.texts, &got, 1.0 - 1e-12);
+}
+
+/// int8's floor against sentence-transformers' f32 vectors on the reference texts (measured
+/// lowest: see the README's precision table).
+const INT8_MIN_COSINE: f64 = 0.98;
+
 fn assert_batched_equals_single_within(
     label: &str,
     model: &Embedder,

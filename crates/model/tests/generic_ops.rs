@@ -84,14 +84,16 @@ fn generic_candle_ops_match_references_and_the_cpu_kernels() {
 }
 
 #[test]
-fn generic_ops_and_bf16_on_cpu_are_refused() {
-    let options = LoadOptions {
-        generic_ops: true,
-        precision: fathom_model::Precision::Bf16,
-        ..LoadOptions::default()
-    };
-    let err = Embedder::load(minilm_dir().to_str().unwrap(), &options)
-        .unwrap_err()
-        .to_string();
-    assert!(err.contains("generic_ops"), "{err}");
+fn generic_ops_and_bf16_or_int8_on_cpu_are_refused() {
+    for precision in [fathom_model::Precision::Bf16, fathom_model::Precision::Int8] {
+        let options = LoadOptions {
+            generic_ops: true,
+            precision,
+            ..LoadOptions::default()
+        };
+        let err = Embedder::load(minilm_dir().to_str().unwrap(), &options)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("generic_ops"), "{precision}: {err}");
+    }
 }

@@ -90,6 +90,7 @@ impl Engines {
             Precision::F32 => return Ok(self.f32.clone()),
             Precision::Bf16 => "bf16",
             Precision::F16 => "f16",
+            Precision::Int8 => "int8",
         };
         let mut reduced = self.reduced.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(e) = reduced.get(key) {

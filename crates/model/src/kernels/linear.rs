@@ -5,6 +5,7 @@ use rayon::prelude::*;
 use super::bf16::{self, PackedWeight};
 use super::few_rows::{linear_few_rows, FEW_ROWS};
 use super::gemm::{sgemm, Mat};
+use super::int8::{self, QuantizedWeight};
 use super::math::gelu_erf;
 use super::Epilogue;
 
@@ -113,6 +114,20 @@ pub fn linear_bf16(
 ) -> Vec<f32> {
     with_bias_and_epilogue(rows, n, bias, epilogue, |out| {
         bf16::matmul_bt(x, rows, w, out)
+    })
+}
+
+/// [`linear`] with the weight quantized to int8 (reduced precision, activations quantized per row).
+pub fn linear_int8(
+    x: &[f32],
+    rows: usize,
+    w: &QuantizedWeight,
+    bias: Option<&[f32]>,
+    epilogue: Epilogue,
+) -> Vec<f32> {
+    let (n, _) = w.dims();
+    with_bias_and_epilogue(rows, n, bias, epilogue, |out| {
+        int8::matmul_bt(x, rows, w, out)
     })
 }
 

@@ -16,16 +16,19 @@
 //!   shared K/V in place. Every architecture runs on it ([`varlen_attention`] for packed QKV);
 //! - a few rows (a short query) skip sgemm's packing: `few_rows` reads each weight row once and
 //!   dots it with every input row, the output columns split across the threads;
-//! - [`bf16`] computes the products of [`linear_bf16`] in bf16 (opt-in, AVX512-BF16 CPUs only).
+//! - [`bf16`] computes the products of [`linear_bf16`] in bf16 (opt-in, AVX512-BF16 CPUs only);
+//! - [`int8`] computes the products of [`linear_int8`] on 8-bit integers (opt-in, any CPU; AVX2
+//!   kernels where present): 7-bit weights per output channel, 8-bit activations per token.
 //!
 //! One file per concern: `gemm` (the single-threaded sgemm over OpenBLAS or `gemm`), `linear`,
-//! `few_rows`, `math` (erf, GELU, exp, lane-wise sums), `attention`, `norm` and `bf16`.
+//! `few_rows`, `math` (erf, GELU, exp, lane-wise sums), `attention`, `norm`, `bf16` and `int8`.
 //!
 //! `unsafe` is confined to the calls into OpenBLAS or `gemm` (raw pointers and strides), to handing
-//! each parallel attention task its own disjoint columns of the output, and to the AVX512-BF16
-//! intrinsics. It is allowed in this module only (the workspace denies it elsewhere), every unsafe
-//! operation sits in its own `unsafe` block even inside an `unsafe fn`, and every block says in a
-//! `// SAFETY:` comment which checked invariant makes it sound; the two lints below enforce that.
+//! each parallel attention task its own disjoint columns of the output, and to the SIMD
+//! intrinsics (AVX2, FMA, AVX512-BF16). It is allowed in this module only (the workspace denies it
+//! elsewhere), every unsafe operation sits in its own `unsafe` block even inside an `unsafe fn`,
+//! and every block says in a `// SAFETY:` comment which checked invariant makes it sound; the two
+//! lints below enforce that.
 #![allow(unsafe_code)]
 #![deny(unsafe_op_in_unsafe_fn)]
 #![deny(clippy::undocumented_unsafe_blocks)]
@@ -34,12 +37,13 @@ mod attention;
 pub mod bf16;
 mod few_rows;
 mod gemm;
+pub mod int8;
 mod linear;
 mod math;
 mod norm;
 
 pub use attention::{attention, varlen_attention, AttentionMask, Heads};
-pub use linear::{linear, linear_bf16};
+pub use linear::{linear, linear_bf16, linear_int8};
 pub use norm::add_layer_norm;
 
 /// Activation applied in the epilogue of [`linear`].

@@ -1,0 +1,605 @@
+//! Opt-in int8 on CPU: matrix products on 8-bit integers, everything around them in f32.
+//!
+//! Weights are quantized once at load, symmetrically per output channel to 7 bits
+//! (`w ≈ s_w[j] · q`, `q ∈ [-63, 63]`); activations per call, per row (per token), asymmetrically
+//! to 8 bits (`x ≈ s_x · (q − z)`, `q ∈ [0, 255]`, zero exact). One row times one column is then
+//! an exact integer sum, `Σ q_x · q_w − z · Σ q_w`, scaled back by `s_x · s_w[j]` and added to the
+//! bias. This is ONNX Runtime's dynamic quantization with `reduce_range` (7-bit weights), which it
+//! recommends for CPUs without VNNI for the reason below.
+//!
+//! On x86-64 with AVX2 the sums run on `vpmaddubsw` (u8 × i8 products summed in adjacent pairs
+//! into i16) and `vpmaddwd` against ones (adjacent pairs into i32): 32 multiply-adds for two
+//! instructions, where an f32 FMA does 8. A pair is at most 2 · 255 · 63 = 32 130, inside i16, so
+//! nothing saturates (8-bit weights could reach 64 770 and would). Weights are packed into panels
+//! of [`PANEL`] columns, four consecutive k of a column in one 32-bit lane, the layout AVX-512
+//! VNNI's `vpdpbusd` reads too. Elsewhere a portable kernel computes the same integer sums and
+//! the same float epilogue, so both give bit-identical outputs (the unit tests check it).
+//!
+//! A VNNI kernel (`vpdpbusd`: the two instructions in one, no saturation, so 8-bit weights) is
+//! not written: no machine this project builds or tests on has VNNI to check it against.
+
+use multiversion::multiversion;
+use rayon::prelude::*;
+
+/// Columns per packed panel: two 8-lane vectors.
+const PANEL: usize = 16;
+/// Rows per micro-kernel call: 4 rows × 2 vectors = 8 accumulators, with the operands and
+/// temporaries inside 16 registers.
+const MR: usize = 4;
+/// k values per 32-bit lane.
+const QUAD: usize = 4;
+/// Largest magnitude of a quantized weight (7 bits, symmetric).
+const W_MAX: f32 = 63.0;
+/// Largest quantized activation (8 bits, unsigned).
+const A_MAX: f32 = 255.0;
+
+/// A weight matrix `w` (n × k, PyTorch layout) quantized to int8 and packed for [`matmul_bt`].
+#[derive(Debug, Clone)]
+pub struct QuantizedWeight {
+    n: usize,
+    k: usize,
+    /// Per output column: `w[j][i] ≈ scales[j] · q[j][i]`.
+    scales: Vec<f32>,
+    /// Per output column (padded with zeros to whole panels): `Σ_i q[j][i]`.
+    sums: Vec<i32>,
+    /// `data[(panel · k_quads + p) · PANEL + c]` = q[panel·16 + c][4p .. 4p + 4] as four `i8`
+    /// (first in the low byte); columns past `n` and k past the end are zero.
+    data: Vec<u32>,
+}
+
+/// Adding then subtracting 1.5 · 2²³ rounds a float of magnitude below 2²² to the nearest
+/// integer, ties to even (the FPU's default rounding), in two instructions that vectorize.
+const ROUNDER: f32 = 12_582_912.0;
+
+/// `v` rounded to the nearest integer, ties to even; `|v|` must be below 2²² (every caller
+/// scales onto a few hundred), NaN stays NaN.
+#[inline(always)]
+fn round(v: f32) -> f32 {
+    (v + ROUNDER) - ROUNDER
+}
+
+/// The smallest and largest value in `values` (NaN ignored), over independent lanes that
+/// vectorize.
+#[multiversion(targets("x86_64+avx2+fma", "aarch64+neon"))]
+fn min_max(values: &[f32]) -> (f32, f32) {
+    let mut lo = [0f32; 8];
+    let mut hi = [0f32; 8];
+    let chunks = values.chunks_exact(8);
+    let tail = chunks.remainder();
+    for c in chunks {
+        for i in 0..8 {
+            lo[i] = if c[i] < lo[i] { c[i] } else { lo[i] };
+            hi[i] = if c[i] > hi[i] { c[i] } else { hi[i] };
+        }
+    }
+    let lo = tail
+        .iter()
+        .chain(&lo)
+        .fold(0f32, |m, &v| if v < m { v } else { m });
+    let hi = tail
+        .iter()
+        .chain(&hi)
+        .fold(0f32, |m, &v| if v > m { v } else { m });
+    (lo, hi)
+}
+
+/// How a row of activations maps onto [0, 255]: `x ≈ scale · (q − zero)`; `inv` = 1 / scale.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct RowScale {
+    scale: f32,
+    inv: f32,
+    zero: i32,
+}
+
+impl RowScale {
+    /// The range always holds 0 (so zero padding and exact zeros stay exact); a row of zeros or
+    /// with an infinity gets scale 0 (all quantized values 0, its products 0).
+    fn of(values: &[f32]) -> Self {
+        let (lo, hi) = min_max(values);
+        let range = hi - lo;
+        if range > 0.0 && range.is_finite() {
+            let inv = A_MAX / range;
+            let zero = round(-lo * inv).clamp(0.0, A_MAX) as i32;
+            Self {
+                scale: range / A_MAX,
+                inv,
+                zero,
+            }
+        } else {
+            Self {
+                scale: 0.0,
+                inv: 0.0,
+                zero: 0,
+            }
+        }
+    }
+
+    #[inline(always)]
+    fn quantize(self, v: f32) -> u8 {
+        (round(v * self.inv) + self.zero as f32).clamp(0.0, A_MAX) as u8
+    }
+}
+
+/// One row quantized into lanes of four `u8` (the padding past the row's end 0).
+#[multiversion(targets("x86_64+avx2+fma", "aarch64+neon"))]
+fn quantize_row(src: &[f32], s: RowScale, dst: &mut [u32]) {
+    let quads = src.chunks_exact(QUAD);
+    let tail = quads.remainder();
+    for (d, q) in dst.iter_mut().zip(quads) {
+        *d = u32::from_le_bytes([
+            s.quantize(q[0]),
+            s.quantize(q[1]),
+            s.quantize(q[2]),
+            s.quantize(q[3]),
+        ]);
+    }
+    if !tail.is_empty() {
+        let mut bytes = [0u8; QUAD];
+        for (b, &v) in bytes.iter_mut().zip(tail) {
+            *b = s.quantize(v);
+        }
+        dst[src.len() / QUAD] = u32::from_le_bytes(bytes);
+    }
+}
+
+impl QuantizedWeight {
+    pub fn quantize(w: &[f32], n: usize, k: usize) -> Self {
+        assert_eq!(w.len(), n * k, "int8: weight is not n × k");
+        let k_quads = k.div_ceil(QUAD);
+        let panels = n.div_ceil(PANEL);
+        let mut scales = vec![0f32; n];
+        let mut sums = vec![0i32; panels * PANEL];
+        let mut q = vec![0i8; n * k];
+        scales
+            .par_iter_mut()
+            .zip(&mut sums[..n])
+            .zip(q.par_chunks_mut(k.max(1)))
+            .zip(w.par_chunks(k.max(1)))
+            .for_each(|(((scale, sum), q), row)| {
+                let amax = row.iter().fold(0f32, |m, v| m.max(v.abs()));
+                let (s, inv) = if amax > 0.0 && amax.is_finite() {
+                    (amax / W_MAX, W_MAX / amax)
+                } else {
+                    (0.0, 0.0)
+                };
+                *scale = s;
+                for (q, &v) in q.iter_mut().zip(row) {
+                    *q = round(v * inv).clamp(-W_MAX, W_MAX) as i8;
+                }
+                *sum = q.iter().map(|&v| v as i32).sum();
+            });
+        let mut data = vec![0u32; panels * k_quads * PANEL];
+        for (idx, slot) in data.iter_mut().enumerate() {
+            let c = idx % PANEL;
+            let p = (idx / PANEL) % k_quads;
+            let col = idx / (PANEL * k_quads) * PANEL + c;
+            if col < n {
+                let row = &q[col * k..(col + 1) * k];
+                let mut bytes = [0u8; QUAD];
+                for (i, b) in bytes.iter_mut().enumerate() {
+                    *b = row.get(QUAD * p + i).copied().unwrap_or(0) as u8;
+                }
+                *slot = u32::from_le_bytes(bytes);
+            }
+        }
+        Self {
+            n,
+            k,
+            scales,
+            sums,
+            data,
+        }
+    }
+
+    pub fn dims(&self) -> (usize, usize) {
+        (self.n, self.k)
+    }
+}
+
+/// Rows of activations quantized into lanes of four `u8`, with their scales.
+struct QuantizedRows {
+    k_quads: usize,
+    scales: Vec<RowScale>,
+    data: Vec<u32>,
+}
+
+fn quantize_rows(x: &[f32], rows: usize, k: usize) -> QuantizedRows {
+    let k_quads = k.div_ceil(QUAD);
+    let mut scales = vec![
+        RowScale {
+            scale: 0.0,
+            inv: 0.0,
+            zero: 0
+        };
+        rows
+    ];
+    let mut data = vec![0u32; rows * k_quads];
+    data.par_chunks_mut(k_quads.max(1))
+        .zip(scales.par_iter_mut())
+        .zip(x.par_chunks(k.max(1)))
+        .with_min_len(16)
+        .for_each(|((dst, scale), src)| {
+            *scale = RowScale::of(src);
+            quantize_row(src, *scale, dst);
+        });
+    QuantizedRows {
+        k_quads,
+        scales,
+        data,
+    }
+}
+
+/// `out += x · wᵀ` for row-major `x` (rows × k) and a quantized `w`; `out` is rows × n, already
+/// holding the bias (or zeros).
+pub fn matmul_bt(x: &[f32], rows: usize, w: &QuantizedWeight, out: &mut [f32]) {
+    let (n, k) = (w.n, w.k);
+    assert_eq!(x.len(), rows * k, "int8: input is not rows × k");
+    assert_eq!(out.len(), rows * n, "int8: output is not rows × n");
+    if rows == 0 || n == 0 {
+        return;
+    }
+    let a = quantize_rows(x, rows, k);
+    let kq = a.k_quads;
+    let threads = rayon::current_num_threads().max(1);
+    let panels = n.div_ceil(PANEL);
+    if rows >= 32 * threads {
+        // Enough rows for every thread: split them, each block against every panel.
+        let block = rows.div_ceil(threads).div_ceil(MR) * MR;
+        out.par_chunks_mut(block * n)
+            .zip(a.data.par_chunks(block * kq))
+            .zip(a.scales.par_chunks(block))
+            .for_each(|((dst, data), scales)| {
+                product(data, scales, kq, w, 0..panels, dst, n);
+            });
+    } else {
+        // A few rows (a short query): split the panels instead; each task computes its columns
+        // of every row into its own buffer, written back after.
+        let per_task = panels.div_ceil(threads * 2).max(1);
+        let starts: Vec<usize> = (0..panels).step_by(per_task).collect();
+        let blocks: Vec<Vec<f32>> = starts
+            .par_iter()
+            .map(|&p0| {
+                let p1 = (p0 + per_task).min(panels);
+                let (j0, j1) = (p0 * PANEL, (p1 * PANEL).min(n));
+                let width = j1 - j0;
+                let mut dst = Vec::with_capacity(rows * width);
+                for r in 0..rows {
+                    dst.extend_from_slice(&out[r * n + j0..r * n + j1]);
+                }
+                product(&a.data, &a.scales, kq, w, p0..p1, &mut dst, width);
+                dst
+            })
+            .collect();
+        for (&p0, dst) in starts.iter().zip(&blocks) {
+            let j0 = p0 * PANEL;
+            let width = dst.len() / rows;
+            for r in 0..rows {
+                out[r * n + j0..r * n + j0 + width]
+                    .copy_from_slice(&dst[r * width..(r + 1) * width]);
+            }
+        }
+    }
+}
+
+/// Panels `panels` of `w` against every row of `a`: `out[r][j − j0] += …` where `j0` is the first
+/// panel's first column and `ldc` the stride of `out`'s rows.
+fn product(
+    a: &[u32],
+    a_scales: &[RowScale],
+    k_quads: usize,
+    w: &QuantizedWeight,
+    panels: std::ops::Range<usize>,
+    out: &mut [f32],
+    ldc: usize,
+) {
+    let rows = a_scales.len();
+    let first = panels.start;
+    // Rows walked in groups whose activations stay in L2 while each panel is reused across them.
+    let group = (128 * 1024 / (4 * k_quads.max(1))).max(MR) / MR * MR;
+    let mut r0 = 0;
+    while r0 < rows {
+        let r1 = (r0 + group).min(rows);
+        for panel in panels.clone() {
+            let j = panel * PANEL;
+            let cols = (w.n - j).min(PANEL);
+            let b = &w.data[panel * k_quads * PANEL..(panel + 1) * k_quads * PANEL];
+            let mut r = r0;
+            while r < r1 {
+                let m = (r1 - r).min(MR);
+                let tile = Tile {
+                    a: &a[r * k_quads..(r + m) * k_quads],
+                    a_scales: &a_scales[r..r + m],
+                    k_quads,
+                    b,
+                    w_scales: &w.scales[j..j + cols],
+                    w_sums: &w.sums[j..j + PANEL],
+                };
+                let c = &mut out[r * ldc + (j - first * PANEL)..];
+                #[cfg(target_arch = "x86_64")]
+                if x86::supported() {
+                    x86::tile(&tile, c, ldc);
+                    r += m;
+                    continue;
+                }
+                portable_tile(&tile, c, ldc);
+                r += m;
+            }
+        }
+        r0 = r1;
+    }
+}
+
+/// Up to [`MR`] rows of quantized activations against one panel.
+struct Tile<'a> {
+    a: &'a [u32],
+    a_scales: &'a [RowScale],
+    k_quads: usize,
+    b: &'a [u32],
+    /// The panel's column scales, one per real column (`cols` = its length).
+    w_scales: &'a [f32],
+    /// The panel's column sums, [`PANEL`] of them.
+    w_sums: &'a [i32],
+}
+
+/// One output value from its exact integer sum: the same operations, in the same order, as the
+/// SIMD epilogue (an integer correction for the zero point, then two float multiplies; no FMA).
+#[inline(always)]
+fn dequantize(acc: i32, a: RowScale, w_sum: i32, w_scale: f32) -> f32 {
+    let exact = acc.wrapping_sub(a.zero.wrapping_mul(w_sum));
+    exact as f32 * (a.scale * w_scale)
+}
+
+/// The portable kernel: the same integer sums as the SIMD one, one output at a time.
+fn portable_tile(t: &Tile, c: &mut [f32], ldc: usize) {
+    for (r, &scale) in t.a_scales.iter().enumerate() {
+        let a = &t.a[r * t.k_quads..(r + 1) * t.k_quads];
+        for (col, &w_scale) in t.w_scales.iter().enumerate() {
+            let mut acc = 0i32;
+            for (p, &av) in a.iter().enumerate() {
+                let wv = t.b[p * PANEL + col].to_le_bytes();
+                for (x, w) in av.to_le_bytes().into_iter().zip(wv) {
+                    acc += x as i32 * w as i8 as i32;
+                }
+            }
+            c[r * ldc + col] += dequantize(acc, scale, t.w_sums[col], w_scale);
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    use std::arch::x86_64::*;
+    use std::sync::OnceLock;
+
+    use super::{Tile, MR, PANEL};
+
+    pub(super) fn supported() -> bool {
+        static SUPPORTED: OnceLock<bool> = OnceLock::new();
+        *SUPPORTED.get_or_init(|| std::arch::is_x86_feature_detected!("avx2"))
+    }
+
+    /// [`super::portable_tile`] on AVX2; call only where [`supported`] holds.
+    pub(super) fn tile(t: &Tile, c: &mut [f32], ldc: usize) {
+        assert!(supported(), "int8 AVX2 kernel on a CPU without AVX2");
+        let m = t.a_scales.len();
+        let cols = t.w_scales.len();
+        // Checked once per call, outside the loops: these bounds keep the kernel's raw loads
+        // and stores inside `a`, `b`, `w_sums` and `c`.
+        assert!((1..=MR).contains(&m) && (1..=PANEL).contains(&cols));
+        assert!(t.a.len() >= m * t.k_quads && t.b.len() >= t.k_quads * PANEL);
+        assert!(t.w_sums.len() >= PANEL && c.len() >= (m - 1) * ldc + cols);
+        // SAFETY: AVX2 is present (asserted above); the bounds the kernel relies on are
+        // asserted above too.
+        unsafe {
+            match m {
+                4 => kernel::<4>(t, c, ldc),
+                3 => kernel::<3>(t, c, ldc),
+                2 => kernel::<2>(t, c, ldc),
+                _ => kernel::<1>(t, c, ldc),
+            }
+        }
+    }
+
+    /// R rows × one panel.
+    ///
+    /// # Safety
+    /// AVX2; `t.a` holds R × k_quads lanes, `t.b` k_quads × PANEL, `t.w_sums` PANEL, and `c`
+    /// reaches (R − 1) · ldc + cols, with cols = `t.w_scales.len()` ≤ PANEL.
+    #[target_feature(enable = "avx2")]
+    unsafe fn kernel<const R: usize>(t: &Tile, c: &mut [f32], ldc: usize) {
+        let k_quads = t.k_quads;
+        let ap = t.a.as_ptr();
+        let bp = t.b.as_ptr();
+        let ones = _mm256_set1_epi16(1);
+        // The output lines this tile ends on are fetched while it computes: otherwise the
+        // epilogue waits on memory for each of them (a fifth of the time, measured with perf).
+        for r in 0..R {
+            let row = c[r * ldc..].as_ptr();
+            // SAFETY: a prefetch is only a hint (it never faults); row r starts inside `c` and
+            // its first 16 values too (the caller's bound).
+            unsafe {
+                _mm_prefetch::<_MM_HINT_T0>(row.cast());
+                _mm_prefetch::<_MM_HINT_T0>(row.add(15).cast());
+            }
+        }
+        let mut acc = [[_mm256_setzero_si256(); 2]; R];
+        for p in 0..k_quads {
+            // SAFETY: p < k_quads, so lanes p·16..p·16+16 lie inside `b` (k_quads × 16 lanes);
+            // unaligned loads.
+            let (b0, b1) = unsafe {
+                let base = bp.add(p * PANEL);
+                (
+                    _mm256_loadu_si256(base.cast()),
+                    _mm256_loadu_si256(base.add(8).cast()),
+                )
+            };
+            for (r, acc_r) in acc.iter_mut().enumerate() {
+                // SAFETY: r < R and p < k_quads: the lane lies inside `a` (R × k_quads lanes).
+                let lane = unsafe { *ap.add(r * k_quads + p) } as i32;
+                let av = _mm256_set1_epi32(lane);
+                // u8 × i8 in adjacent pairs (no saturation: weights are 7-bit), then pairs of
+                // those: each i32 lane gets its column's four products.
+                let p0 = _mm256_madd_epi16(_mm256_maddubs_epi16(av, b0), ones);
+                let p1 = _mm256_madd_epi16(_mm256_maddubs_epi16(av, b1), ones);
+                acc_r[0] = _mm256_add_epi32(acc_r[0], p0);
+                acc_r[1] = _mm256_add_epi32(acc_r[1], p1);
+            }
+        }
+        let cols = t.w_scales.len();
+        let mut w_scales = [0f32; PANEL];
+        w_scales[..cols].copy_from_slice(t.w_scales);
+        for (r, acc_r) in acc.iter().enumerate() {
+            let s = t.a_scales[r];
+            let a_scale = _mm256_set1_ps(s.scale);
+            let zero = _mm256_set1_epi32(s.zero);
+            for (v, &sum) in acc_r.iter().enumerate() {
+                let c0 = v * 8;
+                if c0 >= cols {
+                    break;
+                }
+                // SAFETY: `w_scales` holds 16 floats and `t.w_sums` at least 16 ints (asserted
+                // by the caller), and c0 + 8 <= 16; unaligned loads.
+                let (ws, w_sum) = unsafe {
+                    (
+                        _mm256_loadu_ps(w_scales.as_ptr().add(c0)),
+                        _mm256_loadu_si256(t.w_sums.as_ptr().add(c0).cast()),
+                    )
+                };
+                let exact = _mm256_sub_epi32(sum, _mm256_mullo_epi32(zero, w_sum));
+                let value = _mm256_mul_ps(_mm256_cvtepi32_ps(exact), _mm256_mul_ps(a_scale, ws));
+                let valid = (cols - c0).min(8);
+                let row = &mut c[r * ldc + c0..r * ldc + c0 + valid];
+                if valid == 8 {
+                    // SAFETY: `row` is exactly 8 floats; unaligned load and store.
+                    unsafe {
+                        let old = _mm256_loadu_ps(row.as_ptr());
+                        _mm256_storeu_ps(row.as_mut_ptr(), _mm256_add_ps(old, value));
+                    }
+                } else {
+                    let mut lanes = [0f32; 8];
+                    // SAFETY: `lanes` is 8 floats; an unaligned store.
+                    unsafe { _mm256_storeu_ps(lanes.as_mut_ptr(), value) };
+                    for (o, l) in row.iter_mut().zip(lanes) {
+                        *o += l;
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::pseudo_random;
+    use super::*;
+
+    /// The product through the portable kernel only.
+    fn portable_matmul(x: &[f32], rows: usize, w: &QuantizedWeight, out: &mut [f32]) {
+        let a = quantize_rows(x, rows, w.k);
+        let kq = a.k_quads;
+        for r in 0..rows {
+            for panel in 0..w.n.div_ceil(PANEL) {
+                let j = panel * PANEL;
+                let cols = (w.n - j).min(PANEL);
+                let tile = Tile {
+                    a: &a.data[r * kq..(r + 1) * kq],
+                    a_scales: &a.scales[r..r + 1],
+                    k_quads: kq,
+                    b: &w.data[panel * kq * PANEL..(panel + 1) * kq * PANEL],
+                    w_scales: &w.scales[j..j + cols],
+                    w_sums: &w.sums[j..j + PANEL],
+                };
+                portable_tile(&tile, &mut out[r * w.n + j..], w.n);
+            }
+        }
+    }
+
+    #[test]
+    fn quantization_rounds_to_nearest_even_and_keeps_zero_exact() {
+        assert_eq!(round(2.5), 2.0);
+        assert_eq!(round(3.5), 4.0);
+        assert_eq!(round(-1.4), -1.0);
+        // [-1, 1.55]: 255 steps of 0.01, zero point 100.
+        let s = RowScale::of(&[0.5, -1.0, 1.55]);
+        assert!((s.scale - 0.01).abs() < 1e-7, "{s:?}");
+        assert_eq!(s.zero, 100);
+        assert_eq!(s.quantize(-1.0), 0);
+        assert_eq!(s.quantize(1.55), 255);
+        assert_eq!(s.quantize(0.0), 100);
+        assert_eq!(s.quantize(0.5), 150);
+        // An all-positive row still holds 0 in its range.
+        assert_eq!(RowScale::of(&[2.0, 4.0]).zero, 0);
+        // Rows of zeros, or with an infinity, quantize to nothing rather than to NaN.
+        assert_eq!(RowScale::of(&[0.0, 0.0]).scale, 0.0);
+        assert_eq!(RowScale::of(&[1.0, f32::INFINITY]).scale, 0.0);
+        let w = QuantizedWeight::quantize(&[0.0; 6], 2, 3);
+        let mut out = vec![1.0; 2];
+        matmul_bt(&[1.0, 2.0, 3.0], 1, &w, &mut out);
+        assert_eq!(out, vec![1.0, 1.0]);
+    }
+
+    #[test]
+    fn int8_matmul_is_within_quantization_error_and_simd_equals_portable() {
+        // k not a multiple of 4 (a partly empty last quad), ragged panels, every row count up
+        // to past MR, and enough rows to take the row split as well as the column split.
+        for (rows, k, n) in [
+            (1, 5, 1),
+            (3, 37, 70),
+            (7, 64, 16),
+            (13, 383, 33),
+            (200, 96, 50),
+        ] {
+            // Skewed activations (as after a GELU) exercise the zero point.
+            let x: Vec<f32> = pseudo_random(rows * k, rows as u32)
+                .iter()
+                .map(|v| v * 2.0 + 0.7)
+                .collect();
+            let w = pseudo_random(n * k, k as u32);
+            let bias = pseudo_random(n, 3);
+            let q = QuantizedWeight::quantize(&w, n, k);
+            let start: Vec<f32> = (0..rows).flat_map(|_| bias.clone()).collect();
+            let mut got = start.clone();
+            matmul_bt(&x, rows, &q, &mut got);
+            let mut portable = start.clone();
+            portable_matmul(&x, rows, &q, &mut portable);
+            assert_eq!(
+                got, portable,
+                "({rows},{k},{n}): SIMD and portable kernels differ"
+            );
+            for r in 0..rows {
+                let xr = &x[r * k..(r + 1) * k];
+                let (lo, hi) = xr
+                    .iter()
+                    .fold((0f32, 0f32), |(l, h), &v| (l.min(v), h.max(v)));
+                let x_step = (hi - lo) as f64 / 255.0;
+                for j in 0..n {
+                    let wj = &w[j * k..(j + 1) * k];
+                    let w_step = wj.iter().fold(0f32, |m, v| m.max(v.abs())) as f64 / 63.0;
+                    let exact: f64 = bias[j] as f64
+                        + xr.iter()
+                            .zip(wj)
+                            .map(|(a, b)| *a as f64 * *b as f64)
+                            .sum::<f64>();
+                    // Each product is off by at most half a step of either factor (times the
+                    // other; the zero point's rounding adds up to half a step more to x),
+                    // summed over k: the bound of round-to-nearest quantization.
+                    let bound: f64 = xr
+                        .iter()
+                        .zip(wj)
+                        .map(|(a, b)| {
+                            x_step * (*b as f64).abs() + 0.5 * w_step * ((*a as f64).abs() + x_step)
+                        })
+                        .sum::<f64>();
+                    let err = (got[r * n + j] as f64 - exact).abs();
+                    assert!(
+                        err <= bound + 1e-5,
+                        "({rows},{k},{n}) [{r},{j}]: {} vs {exact} (bound {bound})",
+                        got[r * n + j]
+                    );
+                    // And far inside it on average: a loose bound cannot hide a wrong sum.
+                    assert!(err <= 0.05 * xr.iter().map(|v| v.abs()).sum::<f32>() as f64 + 1e-3);
+                }
+            }
+        }
+    }
+}
