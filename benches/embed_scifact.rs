@@ -2,7 +2,7 @@
 //! compares it with sentence-transformers. Prints one JSON line; timings are never asserted.
 //!
 //! cargo bench --bench embed_scifact -- [--corpus FILE] [--limit N] [--model M]
-//!     [--max-batch-tokens N] [--vectors-out FILE] [--repeat N] [--dtype f32|bf16]
+//!     [--max-batch-tokens N] [--vectors-out FILE] [--repeat N] [--dtype f32|int8|bf16]
 
 use std::io::Write;
 use std::time::Instant;
@@ -43,7 +43,7 @@ fn parse_args() -> Args {
             }
             "--vectors-out" => args.vectors_out = Some(value()),
             "--repeat" => args.repeat = value().parse().expect("--repeat N"),
-            "--dtype" => args.precision = value().parse().expect("--dtype f32|bf16"),
+            "--dtype" => args.precision = value().parse().expect("--dtype f32|int8|bf16"),
             "--bench" => {}
             other => panic!("unknown argument {other}"),
         }

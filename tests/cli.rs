@@ -81,6 +81,25 @@ fn embed_arguments_prints_one_array_per_text_matching_sentence_transformers() {
 }
 
 #[test]
+fn embed_int8_is_close_to_sentence_transformers_but_not_f32_itself() {
+    let (text, want) = reference_first();
+    let out = stdout(&run(fathom().args(["embed", "--dtype", "int8", &text])));
+    let vectors: Vec<Vec<f64>> = serde_json::from_str(&out).unwrap();
+    let got = &vectors[0];
+    let cos = got.iter().zip(&want).map(|(a, b)| a * b).sum::<f64>() / (norm(got) * norm(&want));
+    assert!(cos >= 0.98, "int8 cosine to sentence-transformers {cos}");
+    let diff = got
+        .iter()
+        .zip(&want)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0, f64::max);
+    assert!(
+        diff > 1e-4,
+        "int8 gave f32's vector (max abs diff {diff}): not quantized"
+    );
+}
+
+#[test]
 fn embed_stdin_jsonl_dimensions_and_no_normalize() {
     let out = stdout(&run_stdin(
         fathom().args(["embed", "--jsonl", "--dimensions", "8"]),

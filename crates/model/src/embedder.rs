@@ -26,9 +26,9 @@ pub enum Precision {
     /// bf16: on CUDA, bf16 weights and activations; on CPU, the matrix products in bf16 with f32
     /// accumulation (CPUs with AVX512-BF16), everything else f32.
     Bf16,
-    /// int8 matrix products on CPU: weights quantized per output channel at load (7 bits),
-    /// activations per token per call (8 bits), everything else f32. Cosine ~0.99 to f32
-    /// embeddings; retrieval quality measured in the README.
+    /// int8 matrix products on CPU: weights quantized per output channel at load, activations
+    /// per token per call, everything else f32. Cosine ≥ 0.99 to f32 embeddings; retrieval
+    /// quality measured in the README.
     Int8,
 }
 

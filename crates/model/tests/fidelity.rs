@@ -149,9 +149,9 @@ fn int8_on_cpu_stays_close_to_sentence_transformers_and_batching_changes_nothing
     assert_batched_equals_single_within("int8", &model, &reference.texts, &got, 1.0 - 1e-12);
 }
 
-/// int8's floor against sentence-transformers' f32 vectors on the reference texts (measured
-/// lowest: see the README's precision table).
-const INT8_MIN_COSINE: f64 = 0.98;
+/// int8's floor against sentence-transformers' f32 vectors on the reference texts (lowest
+/// measured 0.9935; with 7-bit weights it was 0.9897, with 7-bit activations 0.972).
+const INT8_MIN_COSINE: f64 = 0.99;
 
 fn assert_batched_equals_single_within(
     label: &str,

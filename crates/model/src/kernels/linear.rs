@@ -58,8 +58,7 @@ pub fn linear(
 const COLUMN_BLOCK: usize = 64;
 
 /// `out += x · wᵀ` (or `=` when `beta` is 0) with the `n` output columns split across `threads`
-/// tasks. Each task works on its own copy of its columns (`rows` is small here, so the copies
-/// are cheap) and they are written back after.
+/// tasks.
 #[allow(clippy::too_many_arguments)]
 fn linear_by_columns(
     x: &[f32],
@@ -72,7 +71,34 @@ fn linear_by_columns(
     threads: usize,
 ) {
     let cols = n.div_ceil(threads).next_multiple_of(COLUMN_BLOCK);
-    let starts: Vec<usize> = (0..n).step_by(cols).collect();
+    by_column_blocks(rows, n, cols, out, |j0, nb, dst| {
+        sgemm(
+            rows,
+            nb,
+            k,
+            1.0,
+            Mat::new(x, k),
+            Mat::t(&w[j0 * k..(j0 + nb) * k], k),
+            beta,
+            dst,
+            nb,
+        );
+    });
+}
+
+/// Runs `product(j0, nb, dst)` in parallel for blocks of `cols` output columns (`j0..j0 + nb`),
+/// `dst` being that block of `out` (rows × n) copied into its own rows × nb buffer, and writes
+/// the blocks back after: no two tasks ever hold the same output. For few rows, where the copies
+/// are cheap and splitting the rows would leave threads idle.
+pub(super) fn by_column_blocks(
+    rows: usize,
+    n: usize,
+    cols: usize,
+    out: &mut [f32],
+    product: impl Fn(usize, usize, &mut [f32]) + Sync,
+) {
+    debug_assert_eq!(out.len(), rows * n);
+    let starts: Vec<usize> = (0..n).step_by(cols.max(1)).collect();
     let blocks: Vec<Vec<f32>> = starts
         .par_iter()
         .map(|&j0| {
@@ -81,17 +107,7 @@ fn linear_by_columns(
             for r in 0..rows {
                 dst.extend_from_slice(&out[r * n + j0..r * n + j0 + nb]);
             }
-            sgemm(
-                rows,
-                nb,
-                k,
-                1.0,
-                Mat::new(x, k),
-                Mat::t(&w[j0 * k..(j0 + nb) * k], k),
-                beta,
-                &mut dst,
-                nb,
-            );
+            product(j0, nb, &mut dst);
             dst
         })
         .collect();

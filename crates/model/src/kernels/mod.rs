@@ -18,7 +18,7 @@
 //!   dots it with every input row, the output columns split across the threads;
 //! - [`bf16`] computes the products of [`linear_bf16`] in bf16 (opt-in, AVX512-BF16 CPUs only);
 //! - [`int8`] computes the products of [`linear_int8`] on 8-bit integers (opt-in, any CPU; AVX2
-//!   kernels where present): 7-bit weights per output channel, 8-bit activations per token.
+//!   kernels where present): 8-bit weights per output channel, 8-bit activations per token.
 //!
 //! One file per concern: `gemm` (the single-threaded sgemm over OpenBLAS or `gemm`), `linear`,
 //! `few_rows`, `math` (erf, GELU, exp, lane-wise sums), `attention`, `norm`, `bf16` and `int8`.
