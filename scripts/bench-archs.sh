@@ -6,8 +6,9 @@
 #
 #   scripts/bench-archs.sh [ARCH ...]        (default: all; ARCH is minilm or a name above, lower case)
 #
-# Each architecture gets its own table from scripts/bench-embed.sh (docs/s, tokens/s, peak RSS,
-# ratio, lowest cosine between the two tools' vectors). Fewer documents for bigger models so each
+# Each architecture gets its own table from scripts/bench-embed.sh: fathom f32 and int8,
+# sentence-transformers, ONNX Runtime f32 and int8 where the model exports (docs/s, tokens/s,
+# peak RSS, ratios, lowest cosine to fathom f32). Fewer documents for bigger models so each
 # run takes about a minute on two cores.
 set -euo pipefail
 

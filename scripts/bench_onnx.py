@@ -81,7 +81,13 @@ def folder_config(model):
     if mode not in ("mean", "cls"):
         raise SystemExit(f"bench_onnx: pooling {mode} is not implemented here")
     normalize = any(m["type"].endswith("Normalize") for m in modules)
-    max_len = json.load(open(os.path.join(model, "sentence_bert_config.json")))["max_seq_length"]
+    # sentence-transformers' own order: sentence_bert_config.json, else the tokenizer's limit
+    # (model_max_length), within the model's position embeddings.
+    max_len = json.load(open(os.path.join(model, "sentence_bert_config.json"))).get("max_seq_length")
+    if max_len is None:
+        max_len = json.load(open(os.path.join(model, "tokenizer_config.json"))).get("model_max_length", 512)
+        positions = json.load(open(os.path.join(model, "config.json"))).get("max_position_embeddings")
+        max_len = min(max_len, positions) if positions else max_len
     return mode, normalize, max_len
 
 
