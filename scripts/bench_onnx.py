@@ -78,7 +78,7 @@ def folder_config(model):
         (k[len("pooling_mode_") :] for k, v in config.items() if k.startswith("pooling_mode_") and v), ""
     )
     mode = {"mean_tokens": "mean", "cls_token": "cls"}.get(mode, mode)
-    if mode not in ("mean", "cls"):
+    if mode not in ("mean", "cls", "lasttoken"):
         raise SystemExit(f"bench_onnx: pooling {mode} is not implemented here")
     normalize = any(m["type"].endswith("Normalize") for m in modules)
     # sentence-transformers' own order: sentence_bert_config.json, else the tokenizer's limit
@@ -126,6 +126,10 @@ def run(args):
             mask = arrays["attention_mask"].astype(np.float32)[:, :, None]
             if mode == "mean":
                 vec = (hidden * mask).sum(1) / np.clip(mask.sum(1), 1e-9, None)
+            elif mode == "lasttoken":
+                # Padding is on the right, so a text's last token is at its length - 1.
+                last = arrays["attention_mask"].sum(1) - 1
+                vec = hidden[np.arange(len(idx)), last]
             else:
                 vec = hidden[:, 0]
             if normalize:
