@@ -391,12 +391,11 @@ mod x86 {
         // epilogue waits on memory for each of them (a fifth of the time, measured with perf).
         for r in 0..R {
             let row = c[r * ldc..].as_ptr();
-            // SAFETY: a prefetch is only a hint (it never faults); row r starts inside `c` and
-            // its first 16 values too (the caller's bound).
-            unsafe {
-                _mm_prefetch::<_MM_HINT_T0>(row.cast());
-                _mm_prefetch::<_MM_HINT_T0>(row.add(15).cast());
-            }
+            // A prefetch is only a hint and never faults, whatever the address. Row r starts
+            // inside `c`; its 16th value may lie past a ragged panel's end, so that address is
+            // computed with `wrapping_add`, which is defined for any offset.
+            _mm_prefetch::<_MM_HINT_T0>(row.cast());
+            _mm_prefetch::<_MM_HINT_T0>(row.wrapping_add(15).cast());
         }
         let mut acc = [[_mm256_setzero_si256(); 2]; R];
         for p in 0..k_pairs {
