@@ -19,18 +19,7 @@ import resource
 import time
 
 import numpy as np
-
-
-def read_docs(path, limit):
-    docs = []
-    with open(path) as f:
-        for line in f:
-            if line.strip():
-                d = json.loads(line)
-                docs.append(d.get("title", "") + " " + d.get("text", ""))
-            if limit and len(docs) >= limit:
-                break
-    return docs
+from bench_common import min_cosine, read_docs
 
 
 def export(args):
@@ -156,10 +145,7 @@ def run(args):
         "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
     }
     if args.compare:
-        other = np.array([json.loads(l) for l in open(args.compare) if l.strip()], dtype=np.float64)
-        ours = vectors.astype(np.float64)
-        cos = (other * ours).sum(1) / (np.linalg.norm(other, axis=1) * np.linalg.norm(ours, axis=1))
-        result["min_cosine_vs_fathom"] = float(cos.min())
+        result["min_cosine_vs_fathom"] = min_cosine(args.compare, vectors)
     print(json.dumps(result))
 
 

@@ -10,6 +10,8 @@ import time
 import torch
 from sentence_transformers import SentenceTransformer
 
+from bench_common import min_cosine, read_docs
+
 
 def main():
     ap = argparse.ArgumentParser()
@@ -26,14 +28,7 @@ def main():
 
     if args.device == "cpu":
         torch.set_num_threads(args.threads)
-    docs = []
-    with open(args.corpus) as f:
-        for line in f:
-            if line.strip():
-                d = json.loads(line)
-                docs.append(d.get("title", "") + " " + d.get("text", ""))
-            if args.limit and len(docs) >= args.limit:
-                break
+    docs = read_docs(args.corpus, args.limit)
     model = SentenceTransformer(args.model, device=args.device)
     if args.precision == "f16":
         model = model.half()
@@ -63,12 +58,7 @@ def main():
         "tokens_per_s": tokens / best,
     }
     if args.compare:
-        import numpy as np
-
-        other = np.array([json.loads(l) for l in open(args.compare) if l.strip()], dtype=np.float64)
-        ours = vectors.astype(np.float64)
-        cos = (other * ours).sum(1) / (np.linalg.norm(other, axis=1) * np.linalg.norm(ours, axis=1))
-        result["min_cosine_vs_fathom"] = float(cos.min())
+        result["min_cosine_vs_fathom"] = min_cosine(args.compare, vectors)
     print(json.dumps(result))
 
 
