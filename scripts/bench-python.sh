@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The Python package against sentence-transformers, in one process on this machine: throughput on
-# the first SciFact documents (float32; bfloat16 where the CPU has AVX512-BF16), import + load +
+# the first SciFact documents (float32 and int8; bfloat16 where the CPU has AVX512-BF16), import + load +
 # first encode of each in a fresh interpreter, and the install footprint of each with its
 # dependencies.
 #

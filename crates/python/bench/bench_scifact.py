@@ -111,6 +111,7 @@ def main():
     torch.set_num_threads(args.threads)
     st = STModel(args.model, device="cpu")
     fa = fathom.SentenceTransformer(args.model)
+    fa8 = fathom.SentenceTransformer(args.model, dtype="int8")
     tokens = sum(len(ids) for ids in fa.tokenizer(docs, truncation=True)["input_ids"])
 
     def min_cos(a, b):
@@ -120,6 +121,7 @@ def main():
     runs = {
         ("sentence-transformers", "float32"): lambda d: st.encode(d, batch_size=args.batch_size),
         ("fathom", "float32"): lambda d: fa.encode(d, batch_size=args.batch_size),
+        ("fathom", "int8"): lambda d: fa8.encode(d, batch_size=args.batch_size),
     }
     try:
         fa.encode(docs[:1], precision="bfloat16")
@@ -149,6 +151,7 @@ def main():
             for tool, precision in runs]
     st_vectors = vectors[("sentence-transformers", "float32")]
     checks = {"min_cosine_fathom_f32_vs_st": min_cos(vectors[("fathom", "float32")], st_vectors)}
+    checks["min_cosine_fathom_int8_vs_st"] = min_cos(vectors[("fathom", "int8")], st_vectors)
     if ("fathom", "bfloat16") in vectors:
         checks["min_cosine_fathom_bf16_vs_st"] = min_cos(vectors[("fathom", "bfloat16")], st_vectors)
 

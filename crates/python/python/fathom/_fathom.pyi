@@ -6,6 +6,7 @@ import numpy.typing as npt
 __version__: str
 
 Precision = Literal["float32", "bfloat16", "float16"]
+Dtype = Literal["float32", "int8", "bfloat16", "float16"]
 
 class Tokenizer:
     def __call__(
@@ -37,6 +38,7 @@ class SentenceTransformer:
         revision: Optional[str] = None,
         cache_folder: Optional[str] = None,
         truncate_dim: Optional[int] = None,
+        dtype: Dtype = "float32",
     ) -> None: ...
     def encode(
         self,
@@ -45,7 +47,7 @@ class SentenceTransformer:
         prompt: Optional[str] = None,
         batch_size: int = 32,
         show_progress_bar: Optional[bool] = None,
-        precision: Precision = "float32",
+        precision: Optional[Precision] = None,
         convert_to_numpy: bool = True,
         convert_to_tensor: bool = False,
         normalize_embeddings: bool = False,
@@ -58,7 +60,7 @@ class SentenceTransformer:
         prompt: Optional[str] = None,
         batch_size: int = 32,
         show_progress_bar: Optional[bool] = None,
-        precision: Precision = "float32",
+        precision: Optional[Precision] = None,
         convert_to_numpy: bool = True,
         convert_to_tensor: bool = False,
         normalize_embeddings: bool = False,
@@ -71,7 +73,7 @@ class SentenceTransformer:
         prompt: Optional[str] = None,
         batch_size: int = 32,
         show_progress_bar: Optional[bool] = None,
-        precision: Precision = "float32",
+        precision: Optional[Precision] = None,
         convert_to_numpy: bool = True,
         convert_to_tensor: bool = False,
         normalize_embeddings: bool = False,
@@ -90,5 +92,7 @@ class SentenceTransformer:
     def default_prompt_name(self) -> Optional[str]: ...
     @property
     def device(self) -> str: ...
+    @property
+    def dtype(self) -> Dtype: ...
     @property
     def tokenizer(self) -> Tokenizer: ...
