@@ -4,11 +4,12 @@
 //! ```text
 //! cargo run --release -p fathom-model --example short_queries -- [MODEL] [N]
 //! ```
-//! MODEL defaults to `models/all-MiniLM-L6-v2` (scripts/fetch-model.sh), N to 500.
+//! MODEL defaults to `models/all-MiniLM-L6-v2` (scripts/fetch-model.sh), N to 500;
+//! `FATHOM_DTYPE=int8` (or bf16) for a reduced precision.
 
 use std::time::Instant;
 
-use fathom_model::{EmbedOptions, Embedder, LoadOptions};
+use fathom_model::{EmbedOptions, Embedder, LoadOptions, Precision};
 
 const QUERIES: [&str; 4] = [
     "what causes the seasons on earth",
@@ -23,7 +24,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .next()
         .unwrap_or_else(|| "models/all-MiniLM-L6-v2".into());
     let n: usize = args.next().map(|s| s.parse()).transpose()?.unwrap_or(500);
-    let embedder = Embedder::load(&model, &LoadOptions::default())?;
+    let precision: Precision = match std::env::var("FATHOM_DTYPE") {
+        Ok(d) => d.parse()?,
+        Err(_) => Precision::F32,
+    };
+    let options = LoadOptions {
+        precision,
+        ..LoadOptions::default()
+    };
+    let embedder = Embedder::load(&model, &options)?;
     let options = EmbedOptions::default();
     for q in QUERIES {
         embedder.embed(&[q], &options)?;
@@ -37,7 +46,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     times.sort_by(f64::total_cmp);
     let pct = |p: f64| times[((times.len() - 1) as f64 * p / 100.0).round() as usize];
     println!(
-        "{n} single queries: p50 {:.3} ms, p99 {:.3} ms, {} threads",
+        "{n} single queries ({precision}): p50 {:.3} ms, p99 {:.3} ms, {} threads",
         pct(50.0),
         pct(99.0),
         rayon::current_num_threads()

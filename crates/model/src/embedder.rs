@@ -525,14 +525,26 @@ impl Embedder {
 
     /// One forward pass: transformer, pooling, dense layers.
     fn forward_pooled(&self, batch: &PackedBatch, skip: usize) -> Result<Vec<Vec<f32>>> {
-        crate::ops::with_generic_ops(self.generic_ops, || {
-            let hidden = self.encoder.forward(batch)?;
-            let _span = crate::profile::span("pooling+dense");
-            let mut x: Tensor = pool(&hidden, &batch.seq_lens, &self.layout.pooling, skip)?;
-            for dense in &self.dense {
-                x = dense.forward(&x)?;
-            }
-            Ok(x.to_dtype(DType::F32)?.to_vec2()?)
-        })
+        let forward = || {
+            crate::ops::with_generic_ops(self.generic_ops, || {
+                let hidden = self.encoder.forward(batch)?;
+                let _span = crate::profile::span("pooling+dense");
+                let mut x: Tensor = pool(&hidden, &batch.seq_lens, &self.layout.pooling, skip)?;
+                for dense in &self.dense {
+                    x = dense.forward(&x)?;
+                }
+                Ok(x.to_dtype(DType::F32)?.to_vec2()?)
+            })
+        };
+        if !self.device.is_cpu() {
+            return forward();
+        }
+        // On the CPU the pass runs on a thread of rayon's pool, so that the kernels' parallel
+        // loops (a few per layer) start from inside the pool: a push onto this thread's own queue
+        // that an idle thread steals. From any other thread each loop is handed to the pool and
+        // waited for, two cross-thread wake-ups apiece, which cost more than the arithmetic of a
+        // short query (FATHOM_DTYPE=int8 cargo run --release -p fathom-model --example
+        // short_queries: see the README's Speed section).
+        rayon::scope(|_| forward())
     }
 }

@@ -24,6 +24,74 @@ fn softmax_row(row: &mut [f32]) {
     }
 }
 
+/// Sequences up to this many tokens skip the matrix library: their dot products are computed
+/// directly (for a short query, one sgemm call's overhead is more than its arithmetic).
+const SHORT: usize = 32;
+
+/// Attention with less arithmetic than this (multiply-adds over all sequences and heads) runs on
+/// the calling thread: waking the other threads costs more than the work (a short query).
+const SEQUENTIAL_WORK: usize = 1 << 20;
+
+/// Dot product of two equal-length slices with 8 independent accumulators (so it vectorizes).
+#[inline(always)]
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let mut acc = [0f32; 8];
+    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
+    let rest: f32 = ca
+        .remainder()
+        .iter()
+        .zip(cb.remainder())
+        .map(|(x, y)| x * y)
+        .sum();
+    for (x, y) in ca.zip(cb) {
+        for l in 0..8 {
+            acc[l] += x[l] * y[l];
+        }
+    }
+    acc.iter().sum::<f32>() + rest
+}
+
+/// One head of one short sequence, computed directly: `out` (len × d, row-major) gets
+/// softmax(scale · q·kᵀ + bias, masked) · v. `scores` is scratch.
+#[multiversion(targets(
+    "x86_64+avx512f+avx512bw+avx512cd+avx512dq+avx512vl+avx2+fma",
+    "x86_64+avx2+fma",
+    "aarch64+neon"
+))]
+#[allow(clippy::too_many_arguments)]
+fn short_head<'a>(
+    (q, k, v): (Heads<'a>, Heads<'a>, Heads<'a>),
+    len: usize,
+    d: usize,
+    scale: f32,
+    mask: AttentionMask,
+    bias: Option<&[f32]>,
+    scores: &mut [f32],
+    out: &mut [f32],
+) {
+    for i in 0..len {
+        let (lo, hi) = mask.visible(i, len);
+        let qi = &q.data[i * q.ld..i * q.ld + d];
+        let row = &mut scores[lo..hi];
+        for (j, s) in (lo..hi).zip(row.iter_mut()) {
+            *s = dot(qi, &k.data[j * k.ld..j * k.ld + d]) * scale;
+        }
+        if let Some(b) = bias {
+            for (s, &bb) in row.iter_mut().zip(&b[i * len + lo..i * len + hi]) {
+                *s += bb;
+            }
+        }
+        softmax_row(row);
+        let oi = &mut out[i * d..(i + 1) * d];
+        oi.fill(0.0);
+        for (j, &p) in (lo..hi).zip(row.iter()) {
+            for (o, &x) in oi.iter_mut().zip(&v.data[j * v.ld..j * v.ld + d]) {
+                *o += p * x;
+            }
+        }
+    }
+}
+
 /// A raw output pointer that parallel tasks share; each writes only its own (rows, columns).
 #[derive(Clone, Copy)]
 struct SharedOut(*mut f32);
@@ -35,7 +103,7 @@ impl SharedOut {
     }
 }
 
-// SAFETY: the only `SharedOut` is built in `varlen_attention` over its `out` buffer, which is
+// SAFETY: the only `SharedOut` is built in `attention` over its `out` buffer, which is
 // neither read, moved nor dropped until the parallel loop that uses the pointer has returned, and
 // every task writes through it only its own block (rows of one sequence, columns of one head), so
 // moving it to another thread cannot create overlapping writes.
@@ -157,64 +225,100 @@ pub fn attention(
         .collect();
     let scale = 1.0 / (head_dim as f32).sqrt();
     let shared = SharedOut(out.as_mut_ptr());
-    tasks
-        .into_par_iter()
-        .for_each_init(Vec::new, |scores, (s, start, len, h)| {
+    let task = |scores: &mut Vec<f32>, (s, start, len, h): (usize, usize, usize, usize)| {
+        let qh = &q.data[start * q.ld + h * head_dim..];
+        let kh = &k.data[start * k.ld + (h / group) * head_dim..];
+        let vh = &v.data[start * v.ld + (h / group) * head_dim..];
+        let bias = bias.map(|b| {
+            let b = b[s];
+            assert_eq!(
+                b.len(),
+                heads * len * len,
+                "attention: bias is not heads × len × len"
+            );
+            &b[h * len * len..(h + 1) * len * len]
+        });
+        if len <= SHORT {
             scores.clear();
-            scores.resize(len * len, 0.0);
-            let qh = &q.data[start * q.ld + h * head_dim..];
-            let kh = &k.data[start * k.ld + (h / group) * head_dim..];
-            let vh = &v.data[start * v.ld + (h / group) * head_dim..];
-            sgemm(
-                len,
+            scores.resize(len + len * head_dim, 0.0);
+            let (row, head_out) = scores.split_at_mut(len);
+            // One head each: the slices start at this head's first column.
+            let one = |data, ld| Heads { data, ld, heads: 1 };
+            short_head(
+                (one(qh, q.ld), one(kh, k.ld), one(vh, v.ld)),
                 len,
                 head_dim,
                 scale,
-                Mat::new(qh, q.ld),
-                Mat::t(kh, k.ld),
-                0.0,
-                scores,
-                len,
+                mask,
+                bias,
+                row,
+                head_out,
             );
-            let bias = bias.map(|b| {
-                let b = b[s];
-                assert_eq!(
-                    b.len(),
-                    heads * len * len,
-                    "attention: bias is not heads × len × len"
-                );
-                &b[h * len * len..(h + 1) * len * len]
-            });
-            for (i, r) in scores.chunks_exact_mut(len).enumerate() {
-                if let Some(b) = bias {
-                    for (x, &bb) in r.iter_mut().zip(&b[i * len..(i + 1) * len]) {
-                        *x += bb;
-                    }
+            for (i, o) in head_out.chunks_exact(head_dim).enumerate() {
+                // SAFETY: writes row start + i (< start + len <= tokens), columns
+                // h·d..(h+1)·d (h < heads) of `out` (tokens × hidden), from this task's own
+                // scratch (another allocation, so no overlap). Exclusive: each (sequence, head)
+                // pair is exactly one task, and nothing else touches `out` until the tasks end.
+                unsafe {
+                    std::ptr::copy_nonoverlapping(
+                        o.as_ptr(),
+                        shared.ptr().add((start + i) * hidden + h * head_dim),
+                        head_dim,
+                    );
                 }
-                let (lo, hi) = mask.visible(i, len);
-                r[..lo].fill(0.0);
-                softmax_row(&mut r[lo..hi]);
-                r[hi..].fill(0.0);
             }
-            // SAFETY: this task writes rows start..start+len, columns h·d..(h+1)·d of `out` (row
-            // stride `hidden`). In bounds: start+len <= tokens (the starts are prefix sums of
-            // `seq_lens`, whose total is `tokens`, and `out` is tokens × hidden) and h < heads.
-            // Exclusive: each (sequence, head) pair is exactly one task, so no other task writes
-            // these elements, and nothing else touches `out` until the loop returns.
-            unsafe {
-                sgemm_raw(
-                    len,
-                    head_dim,
-                    len,
-                    1.0,
-                    Mat::new(scores, len),
-                    Mat::new(vh, v.ld),
-                    0.0,
-                    shared.ptr().add(start * hidden + h * head_dim),
-                    hidden,
-                );
+            return;
+        }
+        scores.clear();
+        scores.resize(len * len, 0.0);
+        sgemm(
+            len,
+            len,
+            head_dim,
+            scale,
+            Mat::new(qh, q.ld),
+            Mat::t(kh, k.ld),
+            0.0,
+            scores,
+            len,
+        );
+        for (i, r) in scores.chunks_exact_mut(len).enumerate() {
+            if let Some(b) = bias {
+                for (x, &bb) in r.iter_mut().zip(&b[i * len..(i + 1) * len]) {
+                    *x += bb;
+                }
             }
-        });
+            let (lo, hi) = mask.visible(i, len);
+            r[..lo].fill(0.0);
+            softmax_row(&mut r[lo..hi]);
+            r[hi..].fill(0.0);
+        }
+        // SAFETY: this task writes rows start..start+len, columns h·d..(h+1)·d of `out` (row
+        // stride `hidden`). In bounds: start+len <= tokens (the starts are prefix sums of
+        // `seq_lens`, whose total is `tokens`, and `out` is tokens × hidden) and h < heads.
+        // Exclusive: each (sequence, head) pair is exactly one task, so no other task writes
+        // these elements, and nothing else touches `out` until the tasks end.
+        unsafe {
+            sgemm_raw(
+                len,
+                head_dim,
+                len,
+                1.0,
+                Mat::new(scores, len),
+                Mat::new(vh, v.ld),
+                0.0,
+                shared.ptr().add(start * hidden + h * head_dim),
+                hidden,
+            );
+        }
+    };
+    let work: usize = seq_lens.iter().map(|&len| len * len).sum::<usize>() * heads * head_dim;
+    if work < SEQUENTIAL_WORK {
+        let mut scores = Vec::new();
+        tasks.into_iter().for_each(|t| task(&mut scores, t));
+    } else {
+        tasks.into_par_iter().for_each_init(Vec::new, task);
+    }
     out
 }
 
@@ -270,7 +374,8 @@ mod tests {
     #[test]
     fn varlen_attention_matches_naive_per_sequence() {
         let (heads, d) = (3, 8);
-        let lens = [5, 1, 12, 7];
+        // Short sequences (direct path) and longer ones (sgemm path), with enough work to go parallel.
+        let lens = [5, 1, 12, 7, SHORT + 1, 300];
         let tokens: usize = lens.iter().sum();
         let qkv = pseudo_random(tokens * 3 * heads * d, 7);
         for causal in [false, true] {
@@ -335,7 +440,7 @@ mod tests {
     #[test]
     fn grouped_heads_windows_causal_and_bias_match_naive() {
         let (heads, kv_heads, d) = (4, 2, 8);
-        let lens = [6, 1, 13, 9];
+        let lens = [6, 1, 13, 9, SHORT + 1, 300];
         let tokens: usize = lens.iter().sum();
         let q = pseudo_random(tokens * heads * d, 11);
         let k = pseudo_random(tokens * kv_heads * d, 12);
