@@ -45,7 +45,8 @@ try:
     after = sums(s)
     d = {k: after[k] - before[k] for k in after}
     lat.sort()
-    print(f"client round trip: p50 {b.pct(lat, 50)*1000:.2f} ms, p99 {b.pct(lat, 99)*1000:.2f} ms (n={N})")
+    print(f"client round trip: p50 {b.pct(lat, 50)*1000:.2f} ms, p99 {b.pct(lat, 99)*1000:.2f} ms, "
+          f"mean {sum(lat) / len(lat) * 1000:.2f} ms (n={N})")
     print(f"server route mean: {d['route_sum'] / max(d['route_count'], 1) * 1000:.2f} ms")
     print(f"model call mean:   {d['model_sum'] / max(d['model_count'], 1) * 1000:.2f} ms ({int(d['model_count'])} calls)")
 finally:
