@@ -136,27 +136,79 @@ fn load_weights(
     dtype: DType,
     device: &Device,
 ) -> Result<VarBuilder<'static>> {
-    let mut tensors = HashMap::new();
+    let mut converted = HashMap::new();
     for path in paths {
-        let loaded = candle_core::safetensors::load(path, &Device::Cpu).map_err(|e| {
-            ModelError::BadWeights {
-                path: path.clone(),
-                message: e.to_string(),
-            }
+        read_safetensors(path, |name, t| {
+            // Weights are stored in any float dtype; convert on the CPU once, then move.
+            let t = if t.dtype().is_float() {
+                t.to_dtype(dtype)?
+            } else {
+                t
+            };
+            converted.insert(name, t.to_device(device)?);
+            Ok(())
         })?;
-        tensors.extend(loaded);
-    }
-    // Weights are stored in any float dtype; convert on the CPU once, then move.
-    let mut converted = HashMap::with_capacity(tensors.len());
-    for (name, t) in tensors {
-        let t = if t.dtype().is_float() {
-            t.to_dtype(dtype)?
-        } else {
-            t
-        };
-        converted.insert(name, t.to_device(device)?);
     }
     Ok(VarBuilder::from_tensors(converted, dtype, device))
+}
+
+/// Reads a safetensors file tensor by tensor: the header first, then each tensor's bytes,
+/// handed to `each` before the next is read. candle's own loader reads the whole file into memory
+/// and then copies every tensor out of it, so a load peaked at twice the file's size (3.7 GB for
+/// a 1.8 GB model) before any weight was converted or quantized.
+fn read_safetensors(
+    path: &std::path::Path,
+    mut each: impl FnMut(String, Tensor) -> Result<()>,
+) -> Result<()> {
+    use std::io::Read;
+    let bad = |message: String| ModelError::BadWeights {
+        path: path.to_path_buf(),
+        message,
+    };
+    let mut file = std::fs::File::open(path).map_err(|e| bad(e.to_string()))?;
+    let file_len = file.metadata().map_err(|e| bad(e.to_string()))?.len();
+    let mut n = [0u8; 8];
+    file.read_exact(&mut n)
+        .map_err(|e| bad(format!("reading the header length: {e}")))?;
+    // The same bound as the safetensors crate's (100 MB): a header is a JSON index, not data.
+    let n = u64::from_le_bytes(n);
+    if n > 100_000_000 || 8 + n > file_len {
+        return Err(bad(format!(
+            "header length {n} does not fit a {file_len}-byte file"
+        )));
+    }
+    let mut header = vec![0u8; n as usize];
+    file.read_exact(&mut header)
+        .map_err(|e| bad(format!("reading the header: {e}")))?;
+    // Deserializing checks every tensor's offsets: contiguous, in order, sized for its shape.
+    let metadata: safetensors::tensor::Metadata =
+        serde_json::from_slice(&header).map_err(|e| bad(format!("header: {e}")))?;
+    let data_start = 8 + n;
+    if data_start + metadata.data_len() as u64 != file_len {
+        return Err(bad(format!(
+            "the header describes {} bytes of tensors, the file holds {} (truncated or corrupt?)",
+            metadata.data_len(),
+            file_len - data_start
+        )));
+    }
+    let mut bytes = Vec::new();
+    for name in metadata.offset_keys() {
+        let info = metadata
+            .info(&name)
+            .expect("offset_keys lists the metadata's own tensors");
+        // Offsets are contiguous and in this order (checked above), so the reads are sequential.
+        let (start, end) = info.data_offsets;
+        bytes.clear();
+        bytes.resize(end - start, 0);
+        file.read_exact(&mut bytes)
+            .map_err(|e| bad(format!("reading `{name}`: {e}")))?;
+        let view = safetensors::tensor::TensorView::new(info.dtype, info.shape.clone(), &bytes)
+            .map_err(|e| bad(format!("`{name}`: {e}")))?;
+        let tensor = candle_core::safetensors::Load::load(&view, &Device::Cpu)
+            .map_err(|e| bad(format!("`{name}`: {e}")))?;
+        each(name, tensor)?;
+    }
+    Ok(())
 }
 
 impl Embedder {
@@ -546,5 +598,92 @@ impl Embedder {
         // short query (FATHOM_DTYPE=int8 cargo run --release -p fathom-model --example
         // short_queries: see the README's Speed section).
         rayon::scope(|_| forward())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every tensor `read_safetensors` hands out, by name.
+    fn read_all(path: &std::path::Path) -> Result<HashMap<String, Tensor>> {
+        let mut all = HashMap::new();
+        read_safetensors(path, |name, t| {
+            all.insert(name, t);
+            Ok(())
+        })?;
+        Ok(all)
+    }
+
+    #[test]
+    fn read_safetensors_gives_what_candles_loader_gives_and_refuses_broken_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("model.safetensors");
+        let dev = Device::Cpu;
+        let base = Tensor::arange(0f32, 24.0, &dev)
+            .unwrap()
+            .affine(0.37, -3.0)
+            .unwrap();
+        let saved: HashMap<String, Tensor> = [
+            ("a.f32", base.reshape((4, 6)).unwrap()),
+            ("b.bf16", base.to_dtype(DType::BF16).unwrap()),
+            (
+                "c.f16",
+                base.reshape((2, 3, 4))
+                    .unwrap()
+                    .to_dtype(DType::F16)
+                    .unwrap(),
+            ),
+            ("d.i64", Tensor::arange(-5i64, 5, &dev).unwrap()),
+            ("e.u8", Tensor::arange(0u8, 7, &dev).unwrap()),
+            ("f.scalar", Tensor::new(2.5f32, &dev).unwrap()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+        candle_core::safetensors::save(&saved, &path).unwrap();
+
+        let want = candle_core::safetensors::load(&path, &dev).unwrap();
+        let got = read_all(&path).unwrap();
+        assert_eq!(got.len(), want.len());
+        for (name, w) in &want {
+            let g = &got[name];
+            assert_eq!((g.dtype(), g.dims()), (w.dtype(), w.dims()), "{name}");
+            let as_f64 = |t: &Tensor| -> Vec<f64> {
+                t.to_dtype(DType::F64)
+                    .unwrap()
+                    .flatten_all()
+                    .unwrap()
+                    .to_vec1()
+                    .unwrap()
+            };
+            assert_eq!(as_f64(g), as_f64(w), "{name}");
+        }
+
+        let bytes = std::fs::read(&path).unwrap();
+        let broken = dir.path().join("broken.safetensors");
+        let message = |data: &[u8]| {
+            std::fs::write(&broken, data).unwrap();
+            read_all(&broken).unwrap_err().to_string()
+        };
+        // Cut short: the header promises more bytes than the file holds.
+        let cut = message(&bytes[..bytes.len() - 10]);
+        assert!(cut.contains("truncated or corrupt"), "{cut}");
+        // Trailing bytes past the last tensor.
+        let long = message(&[bytes.as_slice(), b"xx"].concat());
+        assert!(long.contains("truncated or corrupt"), "{long}");
+        // A header length larger than the file.
+        let huge = message(&u64::MAX.to_le_bytes());
+        assert!(huge.contains("does not fit"), "{huge}");
+        // A header whose offsets overlap: the safetensors crate's validation refuses it.
+        let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+        let header = std::str::from_utf8(&bytes[8..8 + n]).unwrap();
+        assert!(header.contains("\"data_offsets\":[0,"), "{header}");
+        let overlapping = header.replacen("\"data_offsets\":[0,", "\"data_offsets\":[1,", 1);
+        let bad = message(&[&bytes[..8], overlapping.as_bytes(), &bytes[8 + n..]].concat());
+        assert!(bad.contains("header"), "{bad}");
+        for m in [cut, long, huge, bad] {
+            assert!(m.contains("is not a readable safetensors file"), "{m}");
+        }
     }
 }
