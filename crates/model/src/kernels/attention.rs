@@ -5,7 +5,7 @@ use multiversion::multiversion;
 use rayon::prelude::*;
 
 use super::gemm::{sgemm, sgemm_raw, Mat};
-use super::math::{exp_approx, max_lanes, sum_lanes};
+use super::math::{dot, exp_approx, max_lanes, sum_lanes};
 
 /// Softmax of one row in place (the scale is already folded into the row by the caller).
 #[multiversion(targets(
@@ -32,23 +32,15 @@ const SHORT: usize = 32;
 /// the calling thread: waking the other threads costs more than the work (a short query).
 const SEQUENTIAL_WORK: usize = 1 << 20;
 
-/// Dot product of two equal-length slices with 8 independent accumulators (so it vectorizes).
+/// The visible scores of one query row: its bias (if any) added, then softmax in place.
 #[inline(always)]
-fn dot(a: &[f32], b: &[f32]) -> f32 {
-    let mut acc = [0f32; 8];
-    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
-    let rest: f32 = ca
-        .remainder()
-        .iter()
-        .zip(cb.remainder())
-        .map(|(x, y)| x * y)
-        .sum();
-    for (x, y) in ca.zip(cb) {
-        for l in 0..8 {
-            acc[l] += x[l] * y[l];
+fn bias_and_softmax(row: &mut [f32], bias: Option<&[f32]>) {
+    if let Some(b) = bias {
+        for (s, &bb) in row.iter_mut().zip(b) {
+            *s += bb;
         }
     }
-    acc.iter().sum::<f32>() + rest
+    softmax_row(row);
 }
 
 /// One head of one short sequence, computed directly: `out` (len × d, row-major) gets
@@ -76,12 +68,7 @@ fn short_head<'a>(
         for (j, s) in (lo..hi).zip(row.iter_mut()) {
             *s = dot(qi, &k.data[j * k.ld..j * k.ld + d]) * scale;
         }
-        if let Some(b) = bias {
-            for (s, &bb) in row.iter_mut().zip(&b[i * len + lo..i * len + hi]) {
-                *s += bb;
-            }
-        }
-        softmax_row(row);
+        bias_and_softmax(row, bias.map(|b| &b[i * len + lo..i * len + hi]));
         let oi = &mut out[i * d..(i + 1) * d];
         oi.fill(0.0);
         for (j, &p) in (lo..hi).zip(row.iter()) {
@@ -283,14 +270,9 @@ pub fn attention(
             len,
         );
         for (i, r) in scores.chunks_exact_mut(len).enumerate() {
-            if let Some(b) = bias {
-                for (x, &bb) in r.iter_mut().zip(&b[i * len..(i + 1) * len]) {
-                    *x += bb;
-                }
-            }
             let (lo, hi) = mask.visible(i, len);
             r[..lo].fill(0.0);
-            softmax_row(&mut r[lo..hi]);
+            bias_and_softmax(&mut r[lo..hi], bias.map(|b| &b[i * len + lo..i * len + hi]));
             r[hi..].fill(0.0);
         }
         // SAFETY: this task writes rows start..start+len, columns h·d..(h+1)·d of `out` (row

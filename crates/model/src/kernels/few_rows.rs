@@ -10,15 +10,14 @@
 use multiversion::multiversion;
 use rayon::prelude::*;
 
+use super::math::dot;
+
 /// Up to this many rows take this path: beyond it sgemm's packing pays off (measured against
 /// OpenBLAS on 2 cores: this path 1.3–2.5× faster at 4–9 rows, even at 16, behind from 24).
 pub(super) const FEW_ROWS: usize = 16;
 
 /// Input rows dotted with one weight row at a time (their accumulators stay in registers).
 const ROWS_AT_ONCE: usize = 4;
-
-/// Lanes per accumulator: independent sums that vectorize (float addition is not reassociated).
-const LANES: usize = 16;
 
 /// Output columns a rayon task takes: enough to amortize the task, small enough to balance.
 const COLUMNS_PER_TASK: usize = 64;
@@ -78,24 +77,6 @@ fn block_dots(x: &[f32], rows: usize, k: usize, w: &[f32], dots: &mut [f32]) {
             *d = dot(xr, wj);
         }
     }
-}
-
-/// One dot product over [`LANES`] independent accumulators.
-#[inline(always)]
-fn dot(x: &[f32], w: &[f32]) -> f32 {
-    let k = w.len();
-    let whole = k - k % LANES;
-    let mut acc = [0f32; LANES];
-    for (xc, wc) in x[..whole]
-        .chunks_exact(LANES)
-        .zip(w[..whole].chunks_exact(LANES))
-    {
-        for i in 0..LANES {
-            acc[i] += xc[i] * wc[i];
-        }
-    }
-    let tail: f32 = (whole..k).map(|i| x[i] * w[i]).sum();
-    acc.iter().sum::<f32>() + tail
 }
 
 /// The AVX2 + FMA micro-kernel: tiles of up to 4 input rows × up to 8 weight rows, one
@@ -236,7 +217,7 @@ mod tests {
 
     #[test]
     fn few_rows_match_naive_for_every_row_count_and_ragged_sizes() {
-        // k not a multiple of LANES, n not a multiple of COLUMNS_PER_TASK, every row count.
+        // k not a multiple of dot's 16 lanes, n not a multiple of COLUMNS_PER_TASK, every row count.
         let (k, n) = (37, 150);
         let w = pseudo_random(n * k, 7);
         for rows in 1..=FEW_ROWS {

@@ -62,6 +62,26 @@ pub(super) fn exp_approx(x: f32) -> f32 {
     e * f32::from_bits(bits)
 }
 
+/// Dot product of two equal-length slices over 16 independent accumulators (so that it
+/// vectorizes; see [`sum_lanes`]).
+#[inline(always)]
+pub(super) fn dot(x: &[f32], w: &[f32]) -> f32 {
+    const LANES: usize = 16;
+    let k = w.len();
+    let whole = k - k % LANES;
+    let mut acc = [0f32; LANES];
+    for (xc, wc) in x[..whole]
+        .chunks_exact(LANES)
+        .zip(w[..whole].chunks_exact(LANES))
+    {
+        for i in 0..LANES {
+            acc[i] += xc[i] * wc[i];
+        }
+    }
+    let tail: f32 = (whole..k).map(|i| x[i] * w[i]).sum();
+    acc.iter().sum::<f32>() + tail
+}
+
 /// Sum of a slice with 16 independent accumulators: float addition is not reassociated by the
 /// compiler, so a plain `.sum()` stays scalar; 16 lanes vectorize.
 #[inline(always)]
