@@ -2,7 +2,7 @@
 # Builds fathom's CUDA code on a machine with no GPU and no CUDA install, from package registries
 # only, and packs what a GPU machine needs to check it (scripts/gpu-check.sh) into one archive.
 #
-#   scripts/build-cuda.sh            # -> dist/fathom-gpu-check.tar.gz
+#   scripts/build-cuda.sh            # -> dist/fathom-gpu-check/
 #   CUDA_COMPUTE_CAP=80 scripts/build-cuda.sh   # another GPU generation (default 90: H100/H200)
 #
 # What it does:
@@ -14,8 +14,10 @@
 #   3. `cargo build --profile dist -p fathom-model --no-default-features --features cuda
 #      --example gpu_check`: the model crate with candle's CUDA backend and its kernels compiled
 #      for CUDA_COMPUTE_CAP, stripped (the full CLI with lance is not needed on the GPU machine).
-#   4. dist/fathom-gpu-check.tar.gz: the binary, scripts/gpu-check.sh, scripts/bench_st.py, the
-#      default model, the fixtures and the SciFact corpus.
+#   4. dist/fathom-gpu-check/: the binary, scripts/gpu-check.sh and the Python it runs, the default
+#      model's config and tokenizer (not its weights: gpu-check.sh builds full-size models with
+#      random weights there), the fixtures and the SciFact corpus, about 40 MB in all: within the
+#      64 MiB that travels to a lent GPU machine with the `device` tool.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
@@ -76,13 +78,14 @@ bin="$CARGO_TARGET_DIR/dist/examples/gpu_check"
 echo "build-cuda: $(du -h "$bin" | cut -f1) $bin" >&2
 echo "build-cuda: needs at run time: $(objdump -p "$bin" | awk '/NEEDED/ {print $2}' | tr '\n' ' ')" >&2
 
-stage="$(mktemp -d)/fathom-gpu-check"
-mkdir -p "$stage/scripts" "$stage/models" "$stage/scifact"
+stage=dist/fathom-gpu-check
+rm -rf "$stage"
+mkdir -p "$stage/scripts" "$stage/models/all-MiniLM-L6-v2" "$stage/scifact"
 cp "$bin" "$stage/fathom-gpu-check"
-cp scripts/gpu-check.sh scripts/bench_st.py "$stage/scripts/"
-cp -r models/all-MiniLM-L6-v2 "$stage/models/"
+cp scripts/gpu-check.sh scripts/bench_st.py scripts/bench_common.py scripts/make_random_models.py "$stage/scripts/"
+(cd models/all-MiniLM-L6-v2 && tar --exclude=model.safetensors --exclude='*.bin' --exclude='*.onnx' -cf - .) \
+  | tar -C "$stage/models/all-MiniLM-L6-v2" -xf -
 cp -r "$shared/fixtures" "$stage/fixtures"
+chmod -R u+w "$stage"
 cp "$shared/data/scifact/corpus.jsonl" "$stage/scifact/"
-mkdir -p dist
-tar -C "$(dirname "$stage")" -czf dist/fathom-gpu-check.tar.gz fathom-gpu-check
-echo "build-cuda: dist/fathom-gpu-check.tar.gz ($(du -h dist/fathom-gpu-check.tar.gz | cut -f1)); on the GPU machine: tar xzf it, then fathom-gpu-check/scripts/gpu-check.sh" >&2
+echo "build-cuda: $stage ($(du -sh "$stage" | cut -f1)); on the GPU machine: $stage/scripts/gpu-check.sh" >&2

@@ -10,7 +10,13 @@ sentence-transformers read identical files. The fixtures' tokenizers have small 
 the same tokens, and the bench reports tokens/s. The vocabulary (embedding table) is the only size
 that differs from the real model; it costs a lookup, not compute.
 
-    python scripts/make_random_models.py OUT_DIR [--max-seq-length 256] [ARCH ...]
+    python scripts/make_random_models.py OUT_DIR [--max-seq-length 256] [--reference TEXTS] [ARCH ...]
+
+`minilm` is all-MiniLM-L6-v2's shape with its real tokenizer, from the model folder named by
+`--minilm` (default models/all-MiniLM-L6-v2; its weights are not read). With `--reference
+TEXTS` (a JSON list of strings, e.g. fixtures/texts.json) each folder also gets `reference.jsonl`:
+`{"text","embedding"}` per line, sentence-transformers' output on the CPU in float32, the
+fidelity reference that scripts/gpu-check.sh compares fathom's CUDA output against.
 """
 import argparse
 import json
@@ -22,6 +28,8 @@ from transformers import AutoConfig, AutoModel
 
 # Sizes of the public base models (their config.json on the hub).
 FULL_SIZE = {
+    # sentence-transformers/all-MiniLM-L6-v2: its own config.json is already full size
+    "minilm": dict(),
     # distilbert-base-uncased
     "distilbert": dict(dim=768, hidden_dim=3072, n_layers=6, n_heads=12, max_position_embeddings=512),
     # xlm-roberta-base
@@ -48,7 +56,7 @@ FULL_SIZE = {
 def build(arch, tiny, out, max_len):
     os.makedirs(out, exist_ok=True)
     for name in os.listdir(tiny):
-        if name in ("model.safetensors", "config.json", "reference.jsonl"):
+        if name in ("model.safetensors", "pytorch_model.bin", "config.json", "reference.jsonl"):
             continue
         src = os.path.join(tiny, name)
         dst = os.path.join(out, name)
@@ -82,19 +90,42 @@ def build(arch, tiny, out, max_len):
           f"{config.num_hidden_layers if hasattr(config, 'num_hidden_layers') else config.n_layers} layers -> {out}")
 
 
+def write_reference(out, texts):
+    from sentence_transformers import SentenceTransformer
+
+    model = SentenceTransformer(out, device="cpu")
+    vectors = model.encode(texts, batch_size=8, convert_to_numpy=True)
+    with open(os.path.join(out, "reference.jsonl"), "w") as f:
+        for text, v in zip(texts, vectors):
+            f.write(json.dumps({"text": text, "embedding": [float(x) for x in v]}) + "\n")
+    print(f"{out}: reference.jsonl, {len(texts)} texts, sentence-transformers on the CPU, float32")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("out")
     ap.add_argument("archs", nargs="*", default=list(FULL_SIZE))
     ap.add_argument("--max-seq-length", type=int, default=256)
     ap.add_argument("--shared", default=os.environ.get("FATHOM_SHARED", "../shared"))
+    ap.add_argument("--minilm", default="models/all-MiniLM-L6-v2",
+                    help="the folder `minilm` takes its tokenizer and config from")
+    ap.add_argument("--reference", help="JSON list of texts: also write reference.jsonl")
     args = ap.parse_args()
+    texts = None
+    if args.reference:
+        with open(args.reference) as f:
+            texts = json.load(f)
     for arch in args.archs:
+        if arch not in FULL_SIZE:
+            ap.error(f"unknown architecture {arch!r}; choose from {', '.join(FULL_SIZE)}")
         out = os.path.join(args.out, arch)
         if os.path.exists(os.path.join(out, "model.safetensors")):
             print(f"{arch}: {out} exists")
-            continue
-        build(arch, os.path.join(args.shared, "fixtures", "tiny", arch), out, args.max_seq_length)
+        else:
+            source = args.minilm if arch == "minilm" else os.path.join(args.shared, "fixtures", "tiny", arch)
+            build(arch, source, out, args.max_seq_length)
+        if texts is not None and not os.path.exists(os.path.join(out, "reference.jsonl")):
+            write_reference(out, texts)
 
 
 if __name__ == "__main__":

@@ -299,29 +299,17 @@ pub fn packed_attention(
     }) {
         return cpu_tensor(out, tokens, hidden);
     }
-    let scale = 1.0 / (head_dim as f64).sqrt();
-    let mut outputs = Vec::with_capacity(seq_lens.len());
-    let mut start = 0;
-    for &len in seq_lens {
-        let rows = qkv.narrow(0, start, len)?;
-        let split = |i: usize| -> Result<Tensor> {
-            Ok(rows
-                .narrow(1, i * hidden, hidden)?
-                .reshape((len, num_heads, head_dim))?
-                .transpose(0, 1)?
-                .contiguous()?)
-        };
-        let (q, k, v) = (split(0)?, split(1)?, split(2)?);
-        let mut scores = (q.matmul(&k.t()?)? * scale)?;
-        if causal {
-            scores = scores.broadcast_add(&causal_mask(len, scores.dtype(), qkv.device())?)?;
-        }
-        let probs = candle_nn::ops::softmax_last_dim(&scores)?;
-        let out = probs.matmul(&v)?.transpose(0, 1)?.reshape((len, hidden))?;
-        outputs.push(out);
-        start += len;
-    }
-    Ok(Tensor::cat(&outputs, 0)?)
+    let shape = AttentionShape {
+        heads: num_heads,
+        kv_heads: num_heads,
+        head_dim,
+    };
+    let mask = if causal {
+        AttentionMask::Causal
+    } else {
+        AttentionMask::Full
+    };
+    padded_attention(&[qkv], seq_lens, shape, mask, None)
 }
 
 fn causal_mask(len: usize, dtype: DType, device: &Device) -> Result<Tensor> {
@@ -355,59 +343,174 @@ pub fn packed_attention_general(
     bias: Option<&dyn Fn(usize) -> Result<Tensor>>,
 ) -> Result<Tensor> {
     let _span = profile::span("attention");
+    if let Some(out) = general_attention_on_cpu(q, k, v, seq_lens, shape, mask, bias) {
+        let tokens: usize = seq_lens.iter().sum();
+        return cpu_tensor(out?, tokens, shape.heads * shape.head_dim);
+    }
+    padded_attention(&[q, k, v], seq_lens, shape, mask, bias)
+}
+
+/// At most this many attention scores (`sequences × heads × longest² `) per padded group.
+const PADDED_SCORES: usize = 1 << 27;
+
+/// The sequences of one padded group: `count` of them from `first`, the longest `longest`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct PaddedGroup {
+    first: usize,
+    count: usize,
+    longest: usize,
+}
+
+/// Consecutive sequences gathered into padded groups: a group grows while padding would add at
+/// most a quarter to its real tokens and its scores stay under `max_scores` (a sequence alone
+/// always makes a group). Length-sorted input (as `Embedder` packs it) gives few, full groups.
+fn padded_groups(seq_lens: &[usize], heads: usize, max_scores: usize) -> Vec<PaddedGroup> {
+    let mut groups: Vec<PaddedGroup> = Vec::new();
+    let mut tokens = 0;
+    for (i, &len) in seq_lens.iter().enumerate() {
+        if let Some(g) = groups.last_mut() {
+            let longest = g.longest.max(len);
+            let padded = (g.count + 1) * longest;
+            if 4 * padded <= 5 * (tokens + len) && padded * longest * heads <= max_scores {
+                g.count += 1;
+                g.longest = longest;
+                tokens += len;
+                continue;
+            }
+        }
+        groups.push(PaddedGroup {
+            first: i,
+            count: 1,
+            longest: len,
+        });
+        tokens = len;
+    }
+    groups
+}
+
+/// Attention over packed sequences with plain candle ops, the way batched frameworks run it:
+/// the sequences of each [`padded_groups`] group are gathered into one padded `batch × heads ×
+/// longest × head_dim` block, attend with padded keys masked out, and the real rows are gathered
+/// back. That is a fixed number of device operations per group rather than per sequence, which on
+/// a GPU is the difference between a few kernel launches and thousands.
+///
+/// `parts` is `[qkv]` (`tokens × 3·heads·head_dim`, BERT's fused projection) or `[q, k, v]`.
+/// `bias(len)` (`heads × len × len`) is asked for once per group at the group's longest length and
+/// must depend only on positions (MPNet's relative buckets do), as must `mask`: a shorter sequence
+/// uses the top-left corner.
+fn padded_attention(
+    parts: &[&Tensor],
+    seq_lens: &[usize],
+    shape: AttentionShape,
+    mask: AttentionMask,
+    bias: Option<&dyn Fn(usize) -> Result<Tensor>>,
+) -> Result<Tensor> {
     let AttentionShape {
         heads,
         kv_heads,
         head_dim,
     } = shape;
-    if let Some(out) = general_attention_on_cpu(q, k, v, seq_lens, shape, mask, bias) {
-        let tokens: usize = seq_lens.iter().sum();
-        return cpu_tensor(out?, tokens, heads * head_dim);
-    }
+    let device = parts[0].device();
     let scale = 1.0 / (head_dim as f64).sqrt();
-    let group = heads / kv_heads;
-    let mut outputs = Vec::with_capacity(seq_lens.len());
-    let mut start = 0;
-    for &len in seq_lens {
-        let split = |t: &Tensor, n: usize| -> Result<Tensor> {
-            Ok(t.narrow(0, start, len)?
-                .reshape((len, n, head_dim))?
-                .transpose(0, 1)?
+    let group_size = heads / kv_heads;
+    let starts: Vec<usize> = seq_lens
+        .iter()
+        .scan(0, |at, &len| {
+            let start = *at;
+            *at += len;
+            Some(start)
+        })
+        .collect();
+    if starts.is_empty() || seq_lens.iter().sum::<usize>() == 0 {
+        return Ok(Tensor::zeros((0, heads * head_dim), parts[0].dtype(), device)?);
+    }
+    let mut outputs = Vec::new();
+    for g in padded_groups(seq_lens, heads, PADDED_SCORES) {
+        let (b, l) = (g.count, g.longest);
+        let lens = &seq_lens[g.first..g.first + g.count];
+        // Row of each padded slot (a padding slot repeats its sequence's last token), the slot of
+        // each real token, and the additive mask of padded keys.
+        let mut gather = Vec::with_capacity(b * l);
+        let mut real = Vec::new();
+        let mut key_mask = vec![0f32; b * l];
+        for (s, &len) in lens.iter().enumerate() {
+            let start = starts[g.first + s];
+            for p in 0..l {
+                // (An empty sequence reads row 0: it has no real rows to keep.)
+                gather.push(if len == 0 { 0 } else { (start + p.min(len - 1)) as u32 });
+                if p < len {
+                    real.push((s * l + p) as u32);
+                } else {
+                    key_mask[s * l + p] = f32::NEG_INFINITY;
+                }
+            }
+        }
+        let gather = Tensor::from_vec(gather, b * l, device)?;
+        // `b × n × l × head_dim` for `n` heads from `rows` (`b·l × n·head_dim`, at column `at`).
+        let heads_of = |rows: &Tensor, at: usize, n: usize| -> Result<Tensor> {
+            let width = rows.dim(1)? / head_dim;
+            Ok(rows
+                .reshape((b, l, width, head_dim))?
+                .narrow(2, at, n)?
+                .transpose(1, 2)?
                 .contiguous()?)
         };
-        let qs = split(q, heads)?;
-        let mut ks = split(k, kv_heads)?;
-        let mut vs = split(v, kv_heads)?;
-        if group > 1 {
-            // Query head h reads key/value head h / group.
-            let repeat = |t: Tensor| -> Result<Tensor> {
-                Ok(t.unsqueeze(1)?
-                    .expand((kv_heads, group, len, head_dim))?
-                    .contiguous()?
-                    .reshape((heads, len, head_dim))?)
-            };
-            ks = repeat(ks)?;
-            vs = repeat(vs)?;
-        }
-        let mut scores = (qs.matmul(&ks.t()?)? * scale)?;
-        if let Some(bias) = bias {
-            scores = scores.broadcast_add(&bias(len)?.to_dtype(scores.dtype())?)?;
-        }
-        let additive = match mask {
-            AttentionMask::Full => None,
-            AttentionMask::Causal => Some(causal_mask(len, scores.dtype(), q.device())?),
-            AttentionMask::Window(w) => Some(window_mask(len, w, scores.dtype(), q.device())?),
+        let (q, mut k, mut v) = match parts {
+            [qkv] => {
+                let rows = qkv.contiguous()?.index_select(&gather, 0)?;
+                (
+                    heads_of(&rows, 0, heads)?,
+                    heads_of(&rows, heads, kv_heads)?,
+                    heads_of(&rows, heads + kv_heads, kv_heads)?,
+                )
+            }
+            [q, k, v] => {
+                let rows = |t: &Tensor| -> Result<Tensor> {
+                    Ok(t.contiguous()?.index_select(&gather, 0)?)
+                };
+                (
+                    heads_of(&rows(q)?, 0, heads)?,
+                    heads_of(&rows(k)?, 0, kv_heads)?,
+                    heads_of(&rows(v)?, 0, kv_heads)?,
+                )
+            }
+            _ => unreachable!("padded_attention takes [qkv] or [q, k, v]"),
         };
-        if let Some(m) = additive {
+        if group_size > 1 {
+            // Query head h reads key/value head h / group_size.
+            let repeat = |t: Tensor| -> Result<Tensor> {
+                Ok(t.unsqueeze(2)?
+                    .expand((b, kv_heads, group_size, l, head_dim))?
+                    .contiguous()?
+                    .reshape((b, heads, l, head_dim))?)
+            };
+            k = repeat(k)?;
+            v = repeat(v)?;
+        }
+        let dtype = q.dtype();
+        let mut scores = (q.matmul(&k.t()?)? * scale)?;
+        if let Some(bias) = bias {
+            scores = scores.broadcast_add(&bias(l)?.to_dtype(dtype)?)?;
+        }
+        let positional = match mask {
+            AttentionMask::Full => None,
+            AttentionMask::Causal => Some(causal_mask(l, dtype, device)?),
+            AttentionMask::Window(w) => Some(window_mask(l, w, dtype, device)?),
+        };
+        if let Some(m) = positional {
             scores = scores.broadcast_add(&m)?;
+        }
+        if lens.iter().any(|&len| len < l) {
+            let keys = Tensor::from_vec(key_mask, (b, 1, 1, l), device)?.to_dtype(dtype)?;
+            scores = scores.broadcast_add(&keys)?;
         }
         let probs = candle_nn::ops::softmax_last_dim(&scores)?;
         let out = probs
-            .matmul(&vs)?
-            .transpose(0, 1)?
-            .reshape((len, heads * head_dim))?;
-        outputs.push(out);
-        start += len;
+            .matmul(&v)?
+            .transpose(1, 2)?
+            .reshape((b * l, heads * head_dim))?;
+        let real_len = real.len();
+        outputs.push(out.index_select(&Tensor::from_vec(real, real_len, device)?, 0)?);
     }
     Ok(Tensor::cat(&outputs, 0)?)
 }
@@ -541,34 +644,24 @@ impl Rope {
         })
     }
 
-    /// Rotates a packed `tokens × heads·head_dim` tensor, each sequence from position 0.
+    /// Rotates a packed `tokens × heads·head_dim` tensor, each sequence from position 0: every
+    /// token's row of the tables is gathered by its position, then one rotation runs over all.
     pub fn apply(&self, x: &Tensor, seq_lens: &[usize], heads: usize) -> Result<Tensor> {
         let (tokens, width) = x.dims2()?;
         let head_dim = width / heads;
         let max = self.cos.dims()[0];
-        let mut parts = Vec::with_capacity(seq_lens.len());
-        let mut start = 0;
-        for &len in seq_lens {
-            if len > max {
-                return Err(crate::error::ModelError::Unsupported(format!(
-                    "a sequence of {len} tokens exceeds max_position_embeddings {max}"
-                )));
-            }
-            let xs = x
-                .narrow(0, start, len)?
-                .reshape((1, len, heads, head_dim))?
-                .transpose(1, 2)?
-                .contiguous()?;
-            let rotated = candle_nn::rotary_emb::rope(
-                &xs,
-                &self.cos.narrow(0, 0, len)?,
-                &self.sin.narrow(0, 0, len)?,
-            )?;
-            parts.push(rotated.transpose(1, 2)?.reshape((len, width))?);
-            start += len;
+        if let Some(&len) = seq_lens.iter().find(|&&len| len > max) {
+            return Err(crate::error::ModelError::Unsupported(format!(
+                "a sequence of {len} tokens exceeds max_position_embeddings {max}"
+            )));
         }
-        debug_assert_eq!(start, tokens);
-        Ok(Tensor::cat(&parts, 0)?)
+        let positions: Vec<u32> = seq_lens.iter().flat_map(|&len| 0..len as u32).collect();
+        debug_assert_eq!(positions.len(), tokens);
+        let positions = Tensor::from_vec(positions, tokens, x.device())?;
+        let cos = self.cos.index_select(&positions, 0)?;
+        let sin = self.sin.index_select(&positions, 0)?;
+        let xs = x.contiguous()?.reshape((1, tokens, heads, head_dim))?;
+        Ok(candle_nn::rotary_emb::rope_thd(&xs, &cos, &sin)?.reshape((tokens, width))?)
     }
 }
 
@@ -594,5 +687,118 @@ impl RmsNorm {
             &self.weight,
             self.eps,
         )?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn random(rows: usize, cols: usize, seed: u64) -> Tensor {
+        let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+        let data: Vec<f32> = (0..rows * cols)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                (state >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0
+            })
+            .collect();
+        Tensor::from_vec(data, (rows, cols), &Device::Cpu).unwrap()
+    }
+
+    #[test]
+    fn padded_groups_bound_padding_and_scores() {
+        let whole = |lens: &[usize], max| {
+            padded_groups(lens, 2, max)
+                .iter()
+                .map(|g| (g.first, g.count, g.longest))
+                .collect::<Vec<_>>()
+        };
+        // Sorted, similar lengths: one group.
+        assert_eq!(whole(&[10, 10, 9, 9, 8], usize::MAX), vec![(0, 5, 10)]);
+        // A long one then short ones: padding would triple the tokens, so they split.
+        assert_eq!(
+            whole(&[100, 3, 3, 2], usize::MAX),
+            vec![(0, 1, 100), (1, 3, 3)]
+        );
+        // The score bound (2 sequences × 2 heads × 10² = 400) splits equal lengths too.
+        assert_eq!(
+            whole(&[10, 10, 10, 10], 400),
+            vec![(0, 2, 10), (2, 2, 10)]
+        );
+        // A sequence alone is a group even over the bound.
+        assert_eq!(whole(&[50], 10), vec![(0, 1, 50)]);
+    }
+
+    /// The padded candle path (what CUDA runs) against the CPU kernel, for every mask, a bias,
+    /// grouped-query heads and lengths that make several groups (and an empty sequence).
+    #[test]
+    fn padded_attention_equals_the_cpu_kernel() {
+        let seq_lens = [9, 9, 8, 1, 30, 0, 4, 4, 3, 17];
+        let tokens: usize = seq_lens.iter().sum();
+        for (shape, mask, with_bias) in [
+            (AttentionShape { heads: 4, kv_heads: 4, head_dim: 8 }, AttentionMask::Full, true),
+            (AttentionShape { heads: 4, kv_heads: 2, head_dim: 8 }, AttentionMask::Causal, false),
+            (AttentionShape { heads: 2, kv_heads: 2, head_dim: 16 }, AttentionMask::Window(3), false),
+        ] {
+            let q = random(tokens, shape.heads * shape.head_dim, 1);
+            let k = random(tokens, shape.kv_heads * shape.head_dim, 2);
+            let v = random(tokens, shape.kv_heads * shape.head_dim, 3);
+            let heads = shape.heads;
+            // Depends only on i - j, as MPNet's relative buckets do.
+            let bias = move |len: usize| -> Result<Tensor> {
+                let values: Vec<f32> = (0..heads * len * len)
+                    .map(|x| {
+                        let (h, i, j) = (x / (len * len), x / len % len, x % len);
+                        ((i as f32 - j as f32) * 0.1 + h as f32).sin()
+                    })
+                    .collect();
+                Ok(Tensor::from_vec(values, (heads, len, len), &Device::Cpu)?)
+            };
+            let bias: Option<&dyn Fn(usize) -> Result<Tensor>> =
+                if with_bias { Some(&bias) } else { None };
+            let kernel = packed_attention_general(&q, &k, &v, &seq_lens, shape, mask, bias)
+                .unwrap()
+                .to_vec2::<f32>()
+                .unwrap();
+            let padded = with_generic_ops(true, || {
+                packed_attention_general(&q, &k, &v, &seq_lens, shape, mask, bias)
+            })
+            .unwrap()
+            .to_vec2::<f32>()
+            .unwrap();
+            assert_eq!(padded.len(), tokens);
+            for (row, (a, b)) in kernel.iter().zip(&padded).enumerate() {
+                for (x, y) in a.iter().zip(b) {
+                    assert!((x - y).abs() < 1e-5, "{mask:?} row {row}: {x} vs {y}");
+                }
+            }
+        }
+        // The fused-qkv form (BERT) gives the same as separate q, k, v.
+        let shape = AttentionShape { heads: 4, kv_heads: 4, head_dim: 8 };
+        let qkv = random(tokens, 3 * 32, 4);
+        let fused = with_generic_ops(true, || packed_attention(&qkv, &seq_lens, 4, 8, false))
+            .unwrap()
+            .to_vec2::<f32>()
+            .unwrap();
+        let part = |i: usize| qkv.narrow(1, i * 32, 32).unwrap().contiguous().unwrap();
+        let separate = packed_attention_general(
+            &part(0),
+            &part(1),
+            &part(2),
+            &seq_lens,
+            shape,
+            AttentionMask::Full,
+            None,
+        )
+        .unwrap()
+        .to_vec2::<f32>()
+        .unwrap();
+        for (a, b) in fused.iter().zip(&separate) {
+            for (x, y) in a.iter().zip(b) {
+                assert!((x - y).abs() < 1e-5, "{x} vs {y}");
+            }
+        }
     }
 }

@@ -11,6 +11,10 @@ use crate::ops::Linear;
 /// sequence (`sequences × hidden·modes`). `skip` leading tokens of every sequence (the prompt, when
 /// the pooling config excludes it) are left out of the mean, max and weighted-mean modes, as in
 /// sentence-transformers.
+///
+/// The work is a fixed number of tensor operations per group of similar lengths, not per
+/// sequence: token rows are gathered into a padded `sequences × longest × hidden` block (padding
+/// slots read a zero row, or for max a real row of the same sequence) and reduced along it.
 pub fn pool(
     hidden: &Tensor,
     seq_lens: &[usize],
@@ -18,39 +22,118 @@ pub fn pool(
     skip: usize,
 ) -> Result<Tensor> {
     let hidden = hidden.to_dtype(DType::F32)?;
-    let width = hidden.dim(1)?;
+    let (tokens, width) = hidden.dims2()?;
     let device = hidden.device();
-    let mut rows = Vec::with_capacity(seq_lens.len());
-    let mut start = 0;
-    for &len in seq_lens {
-        let seq = hidden.narrow(0, start, len)?;
-        let kept = len.saturating_sub(skip);
-        let body = (kept > 0)
-            .then(|| seq.narrow(0, len - kept, kept))
-            .transpose()?;
-        let mut parts = Vec::with_capacity(config.modes.len());
-        for mode in &config.modes {
-            let part = match (mode, &body) {
-                (PoolingMode::Cls, _) => seq.get(0)?,
-                (PoolingMode::LastToken, _) => seq.get(len - 1)?,
-                (_, None) => Tensor::zeros(width, DType::F32, device)?,
-                (PoolingMode::Mean, Some(b)) => b.mean(0)?,
-                (PoolingMode::Max, Some(b)) => b.max(0)?,
-                (PoolingMode::MeanSqrtLen, Some(b)) => (b.sum(0)? / (kept as f64).sqrt())?,
-                (PoolingMode::WeightedMean, Some(b)) => {
-                    // Position weights 1..=len over the whole sequence, masked to the kept part.
-                    let weights: Vec<f32> = ((len - kept + 1)..=len).map(|w| w as f32).collect();
-                    let total: f32 = weights.iter().sum();
-                    let w = Tensor::from_vec(weights, (kept, 1), device)?;
-                    (b.broadcast_mul(&w)?.sum(0)? / total as f64)?
+    let index = |rows: Vec<u32>| -> Result<Tensor> {
+        let n = rows.len();
+        Ok(Tensor::from_vec(rows, n, device)?)
+    };
+    let starts: Vec<usize> = seq_lens
+        .iter()
+        .scan(0, |at, &len| {
+            let start = *at;
+            *at += len;
+            Some(start)
+        })
+        .collect();
+    let kept: Vec<usize> = seq_lens.iter().map(|len| len.saturating_sub(skip)).collect();
+    let reduces = config
+        .modes
+        .iter()
+        .any(|m| !matches!(m, PoolingMode::Cls | PoolingMode::LastToken));
+    // The hidden rows with one zero row after them (row `tokens`), read by padding slots.
+    let padded_source = if reduces {
+        Some(Tensor::cat(
+            &[&hidden, &Tensor::zeros((1, width), DType::F32, device)?],
+            0,
+        )?)
+    } else {
+        None
+    };
+    let mut parts = Vec::with_capacity(config.modes.len());
+    for mode in &config.modes {
+        let part = match mode {
+            PoolingMode::Cls => hidden.index_select(&index(starts.iter().map(|&s| s as u32).collect())?, 0)?,
+            PoolingMode::LastToken => hidden.index_select(
+                &index(
+                    starts
+                        .iter()
+                        .zip(seq_lens)
+                        .map(|(&s, &len)| (s + len - 1) as u32)
+                        .collect(),
+                )?,
+                0,
+            )?,
+            mode => {
+                let source = padded_source.as_ref().expect("made for reducing modes");
+                let mut rows = Vec::with_capacity(seq_lens.len());
+                for group in padded_groups(&kept) {
+                    let (first, count, longest) = group;
+                    let mut slots = Vec::with_capacity(count * longest);
+                    let mut weights = Vec::with_capacity(count * longest);
+                    let mut divisors = Vec::with_capacity(count);
+                    for s in first..first + count {
+                        let (len, k) = (seq_lens[s], kept[s]);
+                        let body = starts[s] + len - k;
+                        for p in 0..longest {
+                            let slot = match (p < k, mode) {
+                                (true, _) => body + p,
+                                (false, PoolingMode::Max) if k > 0 => body + k - 1,
+                                (false, _) => tokens,
+                            };
+                            slots.push(slot as u32);
+                            // Position weights 1..=len over the whole sequence, masked to the kept part.
+                            weights.push(if p < k { (len - k + 1 + p) as f32 } else { 0.0 });
+                        }
+                        divisors.push(match mode {
+                            _ if k == 0 => 1.0,
+                            PoolingMode::Mean => k as f32,
+                            PoolingMode::MeanSqrtLen => (k as f32).sqrt(),
+                            PoolingMode::WeightedMean => ((len - k + 1)..=len).map(|w| w as f32).sum(),
+                            _ => 1.0,
+                        });
+                    }
+                    let block = source
+                        .index_select(&index(slots)?, 0)?
+                        .reshape((count, longest, width))?;
+                    let divisors = Tensor::from_vec(divisors, (count, 1), device)?;
+                    let row = match mode {
+                        PoolingMode::Max => block.max(1)?,
+                        PoolingMode::WeightedMean => block
+                            .broadcast_mul(&Tensor::from_vec(weights, (count, longest, 1), device)?)?
+                            .sum(1)?
+                            .broadcast_div(&divisors)?,
+                        _ => block.sum(1)?.broadcast_div(&divisors)?,
+                    };
+                    rows.push(row);
                 }
-            };
-            parts.push(part);
-        }
-        rows.push(Tensor::cat(&parts, 0)?);
-        start += len;
+                Tensor::cat(&rows, 0)?
+            }
+        };
+        parts.push(part);
     }
-    Ok(Tensor::stack(&rows, 0)?)
+    Ok(Tensor::cat(&parts, 1)?)
+}
+
+/// Consecutive lengths gathered into `(first, count, longest)` groups whose padding adds at most a
+/// quarter to their real rows (a length alone always makes a group; an empty one joins any).
+fn padded_groups(lens: &[usize]) -> Vec<(usize, usize, usize)> {
+    let mut groups: Vec<(usize, usize, usize)> = Vec::new();
+    let mut rows = 0;
+    for (i, &len) in lens.iter().enumerate() {
+        if let Some((_, count, longest)) = groups.last_mut() {
+            let wider = (*longest).max(len);
+            if 4 * (*count + 1) * wider <= 5 * (rows + len) + 4 * wider {
+                *count += 1;
+                *longest = wider;
+                rows += len;
+                continue;
+            }
+        }
+        groups.push((i, 1, len.max(1)));
+        rows = len;
+    }
+    groups
 }
 
 /// A sentence-transformers `Dense` module: linear then activation.
