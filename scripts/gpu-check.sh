@@ -21,7 +21,10 @@ cd "$here"
 limit=2000
 [ "${1:-}" = "--limit" ] && limit="$2"
 python="${PYTHON:-python3}"
-export PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false
+export PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1
+# FATHOM_CHECK_DEVICE=cpu FATHOM_CHECK_DTYPES=f32 tries the whole script on a machine without a GPU.
+device="${FATHOM_CHECK_DEVICE:-cuda}"
+dtypes="${FATHOM_CHECK_DTYPES:-f32 f16}"
 
 # cuBLAS, cuRAND and NVRTC: from the CUDA install, or from PyTorch's nvidia wheels.
 torch_libs="$("$python" - <<'PY' 2>/dev/null || true
@@ -38,8 +41,8 @@ nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader ||
 "$python" -c 'import torch, transformers, sentence_transformers as st; print("torch", torch.__version__, "transformers", transformers.__version__, "sentence-transformers", st.__version__)'
 
 echo "== full-size models with random weights, references from sentence-transformers (CPU, float32)"
-"$python" scripts/make_random_models.py random --shared . --minilm models/all-MiniLM-L6-v2 \
-  --reference fixtures/texts.json minilm mpnet || exit 1
+"$python" scripts/make_random_models.py random minilm mpnet --shared . --minilm models/all-MiniLM-L6-v2 \
+  --reference fixtures/texts.json || exit 1
 
 models=(random/minilm random/mpnet)
 for d in fixtures/tiny/*/; do models+=("${d%/}"); done
@@ -47,17 +50,19 @@ for d in fixtures/tiny/*/; do models+=("${d%/}"); done
   && models+=("models/all-MiniLM-L6-v2=fixtures/reference/all-MiniLM-L6-v2.jsonl")
 
 status=0
-echo "== fidelity, CUDA f32 (cosine >= 0.9999)"
-./fathom-gpu-check fidelity --device cuda --dtype f32 --min-cos 0.9999 "${models[@]}" || status=1
-echo "== fidelity, CUDA f16 (cosine >= 0.999)"
-./fathom-gpu-check fidelity --device cuda --dtype f16 --min-cos 0.999 "${models[@]}" || status=1
+for dtype in $dtypes; do
+  min_cos=0.9999
+  [ "$dtype" = f32 ] || min_cos=0.999
+  echo "== fidelity, $device $dtype (cosine >= $min_cos)"
+  ./fathom-gpu-check fidelity --device "$device" --dtype "$dtype" --min-cos "$min_cos" "${models[@]}" || status=1
+done
 
 echo "== throughput, SciFact ($limit documents)"
 for model in random/minilm random/mpnet; do
-  for dtype in f32 f16; do
+  for dtype in $dtypes; do
     for batch in 32 256; do
-      ours="$(./fathom-gpu-check bench --corpus scifact/corpus.jsonl --model "$model" --device cuda --dtype "$dtype" --batch "$batch" --limit "$limit")" || { status=1; continue; }
-      theirs="$("$python" scripts/bench_st.py --corpus scifact/corpus.jsonl --model "$model" --device cuda --precision "$dtype" --batch-size "$batch" --limit "$limit" | tail -1)" || { status=1; continue; }
+      ours="$(./fathom-gpu-check bench --corpus scifact/corpus.jsonl --model "$model" --device "$device" --dtype "$dtype" --batch "$batch" --limit "$limit")" || { status=1; continue; }
+      theirs="$("$python" scripts/bench_st.py --corpus scifact/corpus.jsonl --model "$model" --device "$device" --precision "$dtype" --batch-size "$batch" --limit "$limit" | tail -1)" || { status=1; continue; }
       echo "$ours"
       echo "$theirs"
       "$python" - "$model" "$ours" "$theirs" <<'PY'
@@ -69,4 +74,7 @@ PY
     done
   done
 done
+echo "== where fathom's time goes: random/mpnet, ${dtypes##* }, batch 256, $((limit / 4)) documents (FATHOM_PROFILE=1, CUDA_LAUNCH_BLOCKING=1)"
+FATHOM_PROFILE=1 CUDA_LAUNCH_BLOCKING=1 ./fathom-gpu-check bench --corpus scifact/corpus.jsonl \
+  --model random/mpnet --device "$device" --dtype "${dtypes##* }" --batch 256 --limit $((limit / 4)) 2>&1 || status=1
 exit $status

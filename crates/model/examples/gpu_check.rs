@@ -61,7 +61,10 @@ fn parse_args() -> Args {
             other if !other.starts_with("--") => {
                 let (dir, reference) = match other.split_once('=') {
                     Some((dir, reference)) => (PathBuf::from(dir), PathBuf::from(reference)),
-                    None => (PathBuf::from(other), Path::new(other).join("reference.jsonl")),
+                    None => (
+                        PathBuf::from(other),
+                        Path::new(other).join("reference.jsonl"),
+                    ),
                 };
                 args.cases.push((dir, reference));
             }
@@ -216,6 +219,11 @@ fn bench(args: &Args) {
             "docs_per_s": docs.len() as f64 / seconds, "tokens_per_s": tokens as f64 / seconds,
         })
     );
+    // FATHOM_PROFILE=1 (with CUDA_LAUNCH_BLOCKING=1 on a GPU, so that an op's time is its
+    // kernels' and not only their launch): seconds per op, warm-up included, on stderr.
+    for (op, secs, calls) in fathom_model::profile::report() {
+        eprintln!("profile {op:<22} {secs:>8.3} s {calls:>7} calls");
+    }
 }
 
 fn main() {

@@ -422,7 +422,11 @@ fn padded_attention(
         })
         .collect();
     if starts.is_empty() || seq_lens.iter().sum::<usize>() == 0 {
-        return Ok(Tensor::zeros((0, heads * head_dim), parts[0].dtype(), device)?);
+        return Ok(Tensor::zeros(
+            (0, heads * head_dim),
+            parts[0].dtype(),
+            device,
+        )?);
     }
     let mut outputs = Vec::new();
     for g in padded_groups(seq_lens, heads, PADDED_SCORES) {
@@ -437,7 +441,11 @@ fn padded_attention(
             let start = starts[g.first + s];
             for p in 0..l {
                 // (An empty sequence reads row 0: it has no real rows to keep.)
-                gather.push(if len == 0 { 0 } else { (start + p.min(len - 1)) as u32 });
+                gather.push(if len == 0 {
+                    0
+                } else {
+                    (start + p.min(len - 1)) as u32
+                });
                 if p < len {
                     real.push((s * l + p) as u32);
                 } else {
@@ -723,10 +731,7 @@ mod tests {
             vec![(0, 1, 100), (1, 3, 3)]
         );
         // The score bound (2 sequences × 2 heads × 10² = 400) splits equal lengths too.
-        assert_eq!(
-            whole(&[10, 10, 10, 10], 400),
-            vec![(0, 2, 10), (2, 2, 10)]
-        );
+        assert_eq!(whole(&[10, 10, 10, 10], 400), vec![(0, 2, 10), (2, 2, 10)]);
         // A sequence alone is a group even over the bound.
         assert_eq!(whole(&[50], 10), vec![(0, 1, 50)]);
     }
@@ -738,9 +743,33 @@ mod tests {
         let seq_lens = [9, 9, 8, 1, 30, 0, 4, 4, 3, 17];
         let tokens: usize = seq_lens.iter().sum();
         for (shape, mask, with_bias) in [
-            (AttentionShape { heads: 4, kv_heads: 4, head_dim: 8 }, AttentionMask::Full, true),
-            (AttentionShape { heads: 4, kv_heads: 2, head_dim: 8 }, AttentionMask::Causal, false),
-            (AttentionShape { heads: 2, kv_heads: 2, head_dim: 16 }, AttentionMask::Window(3), false),
+            (
+                AttentionShape {
+                    heads: 4,
+                    kv_heads: 4,
+                    head_dim: 8,
+                },
+                AttentionMask::Full,
+                true,
+            ),
+            (
+                AttentionShape {
+                    heads: 4,
+                    kv_heads: 2,
+                    head_dim: 8,
+                },
+                AttentionMask::Causal,
+                false,
+            ),
+            (
+                AttentionShape {
+                    heads: 2,
+                    kv_heads: 2,
+                    head_dim: 16,
+                },
+                AttentionMask::Window(3),
+                false,
+            ),
         ] {
             let q = random(tokens, shape.heads * shape.head_dim, 1);
             let k = random(tokens, shape.kv_heads * shape.head_dim, 2);
@@ -776,7 +805,11 @@ mod tests {
             }
         }
         // The fused-qkv form (BERT) gives the same as separate q, k, v.
-        let shape = AttentionShape { heads: 4, kv_heads: 4, head_dim: 8 };
+        let shape = AttentionShape {
+            heads: 4,
+            kv_heads: 4,
+            head_dim: 8,
+        };
         let qkv = random(tokens, 3 * 32, 4);
         let fused = with_generic_ops(true, || packed_attention(&qkv, &seq_lens, 4, 8, false))
             .unwrap()

@@ -36,7 +36,10 @@ pub fn pool(
             Some(start)
         })
         .collect();
-    let kept: Vec<usize> = seq_lens.iter().map(|len| len.saturating_sub(skip)).collect();
+    let kept: Vec<usize> = seq_lens
+        .iter()
+        .map(|len| len.saturating_sub(skip))
+        .collect();
     let reduces = config
         .modes
         .iter()
@@ -53,7 +56,9 @@ pub fn pool(
     let mut parts = Vec::with_capacity(config.modes.len());
     for mode in &config.modes {
         let part = match mode {
-            PoolingMode::Cls => hidden.index_select(&index(starts.iter().map(|&s| s as u32).collect())?, 0)?,
+            PoolingMode::Cls => {
+                hidden.index_select(&index(starts.iter().map(|&s| s as u32).collect())?, 0)?
+            }
             PoolingMode::LastToken => hidden.index_select(
                 &index(
                     starts
@@ -89,7 +94,9 @@ pub fn pool(
                             _ if k == 0 => 1.0,
                             PoolingMode::Mean => k as f32,
                             PoolingMode::MeanSqrtLen => (k as f32).sqrt(),
-                            PoolingMode::WeightedMean => ((len - k + 1)..=len).map(|w| w as f32).sum(),
+                            PoolingMode::WeightedMean => {
+                                ((len - k + 1)..=len).map(|w| w as f32).sum()
+                            }
                             _ => 1.0,
                         });
                     }
@@ -100,7 +107,11 @@ pub fn pool(
                     let row = match mode {
                         PoolingMode::Max => block.max(1)?,
                         PoolingMode::WeightedMean => block
-                            .broadcast_mul(&Tensor::from_vec(weights, (count, longest, 1), device)?)?
+                            .broadcast_mul(&Tensor::from_vec(
+                                weights,
+                                (count, longest, 1),
+                                device,
+                            )?)?
                             .sum(1)?
                             .broadcast_div(&divisors)?,
                         _ => block.sum(1)?.broadcast_div(&divisors)?,

@@ -78,9 +78,22 @@ struct RelativeBias {
     table: Tensor,
     num_buckets: i64,
     max_distance: i64,
+    /// The bias for the longest length asked for so far (`heads × n × n`): every shorter
+    /// length's is its top-left corner, since a bias depends only on `j - i`. Every layer and
+    /// pass reuses it instead of bucketing `len²` pairs again.
+    longest: std::sync::Mutex<Option<Tensor>>,
 }
 
 impl RelativeBias {
+    fn new(table: Tensor, num_buckets: i64, max_distance: i64) -> Self {
+        Self {
+            table,
+            num_buckets,
+            max_distance,
+            longest: std::sync::Mutex::new(None),
+        }
+    }
+
     /// transformers' `MPNetEncoder.relative_position_bucket`, in the same f32 arithmetic.
     fn bucket(&self, relative_position: i64) -> i64 {
         let num_buckets = self.num_buckets / 2;
@@ -101,6 +114,19 @@ impl RelativeBias {
 
     /// `heads × len × len`: the bias of key `j` for query `i`.
     fn for_length(&self, len: usize) -> Result<Tensor> {
+        let mut longest = self.longest.lock().unwrap_or_else(|e| e.into_inner());
+        let cached = match longest.as_ref() {
+            Some(t) if t.dim(1)? >= len => t.clone(),
+            _ => {
+                let t = self.compute(len)?;
+                *longest = Some(t.clone());
+                t
+            }
+        };
+        Ok(cached.narrow(1, 0, len)?.narrow(2, 0, len)?)
+    }
+
+    fn compute(&self, len: usize) -> Result<Tensor> {
         let buckets: Vec<u32> = (0..len as i64)
             .flat_map(|i| (0..len as i64).map(move |j| (i, j)))
             .map(|(i, j)| self.bucket(j - i) as u32)
@@ -359,13 +385,12 @@ impl Bert {
         }
         let relative_bias = if relative {
             let num_buckets = sizes.relative_buckets;
-            Some(RelativeBias {
-                table: vb
-                    .pp("encoder.relative_attention_bias")
+            Some(RelativeBias::new(
+                vb.pp("encoder.relative_attention_bias")
                     .get((num_buckets, heads), "weight")?,
-                num_buckets: num_buckets as i64,
-                max_distance: 128,
-            })
+                num_buckets as i64,
+                128,
+            ))
         } else {
             None
         };
@@ -481,12 +506,40 @@ mod tests {
     }
 
     #[test]
+    fn mpnet_bias_of_a_shorter_length_is_the_corner_of_the_longest() {
+        let table = Tensor::arange(0f32, 64.0, &Device::Cpu)
+            .unwrap()
+            .reshape((32, 2))
+            .unwrap();
+        let rb = RelativeBias::new(table, 32, 128);
+        let long = rb.for_length(40).unwrap();
+        assert_eq!(long.dims(), &[2, 40, 40]);
+        for len in [1, 7, 40] {
+            let got: Vec<f32> = rb
+                .for_length(len)
+                .unwrap()
+                .flatten_all()
+                .unwrap()
+                .to_vec1()
+                .unwrap();
+            let want: Vec<f32> = rb
+                .compute(len)
+                .unwrap()
+                .flatten_all()
+                .unwrap()
+                .to_vec1()
+                .unwrap();
+            assert_eq!(got, want, "length {len}");
+        }
+    }
+
+    #[test]
     fn mpnet_buckets_match_transformers() {
-        let rb = RelativeBias {
-            table: Tensor::zeros((32, 1), candle_core::DType::F32, &Device::Cpu).unwrap(),
-            num_buckets: 32,
-            max_distance: 128,
-        };
+        let rb = RelativeBias::new(
+            Tensor::zeros((32, 1), candle_core::DType::F32, &Device::Cpu).unwrap(),
+            32,
+            128,
+        );
         // From transformers 5.24's MPNetEncoder.relative_position_bucket(rp, 32, 128).
         let cases = [
             (0, 0),
