@@ -281,35 +281,90 @@ impl LayerNorm {
     }
 }
 
-/// Self-attention over packed sequences: `qkv` is `tokens × 3·hidden`, `seq_lens` the lengths
-/// of the sequences packed in it. Each sequence attends only to itself (no padding, no mask);
-/// `causal` limits each token to itself and earlier ones.
+/// Self-attention over packed sequences: `qkv` is `tokens × 3·hidden` (BERT's fused projection),
+/// `seq_lens` the lengths of the sequences packed in it. Each sequence attends only to itself (no
+/// padding, no mask); `causal` limits each token to itself and earlier ones; `bias(len)` is an
+/// additive `heads × len × len` bias (MPNet's relative positions), as in
+/// [`packed_attention_general`].
 pub fn packed_attention(
     qkv: &Tensor,
     seq_lens: &[usize],
     num_heads: usize,
     head_dim: usize,
     causal: bool,
+    bias: Option<&dyn Fn(usize) -> Result<Tensor>>,
 ) -> Result<Tensor> {
     let _span = profile::span("attention");
     let hidden = num_heads * head_dim;
     let tokens: usize = seq_lens.iter().sum();
-    if let Some(out) = with_cpu_f32(qkv, |data| {
-        kernels::varlen_attention(data, seq_lens, num_heads, head_dim, causal)
-    }) {
-        return cpu_tensor(out, tokens, hidden);
+    let mask = if causal {
+        AttentionMask::Causal
+    } else {
+        AttentionMask::Full
+    };
+    let on_cpu: Option<Result<Vec<f32>>> = match bias {
+        None => with_cpu_f32(qkv, |data| {
+            Ok(kernels::varlen_attention(
+                data, seq_lens, num_heads, head_dim, causal,
+            ))
+        }),
+        Some(bias) => cpu_biases(qkv, seq_lens, bias).and_then(|biases| {
+            with_cpu_f32(qkv, |data| {
+                let biases = biases?;
+                let bias_of: Vec<&[f32]> = biases.iter().map(|b| b.as_slice()).collect();
+                let part = |i: usize| kernels::Heads {
+                    data: &data[i * hidden..],
+                    ld: 3 * hidden,
+                    heads: num_heads,
+                };
+                Ok(kernels::attention(
+                    part(0),
+                    part(1),
+                    part(2),
+                    seq_lens,
+                    head_dim,
+                    mask,
+                    Some(&bias_of),
+                ))
+            })
+        }),
+    };
+    if let Some(out) = on_cpu {
+        return cpu_tensor(out?, tokens, hidden);
     }
     let shape = AttentionShape {
         heads: num_heads,
         kv_heads: num_heads,
         head_dim,
     };
-    let mask = if causal {
-        AttentionMask::Causal
-    } else {
-        AttentionMask::Full
-    };
-    padded_attention(&[qkv], seq_lens, shape, mask, None)
+    padded_attention(&[qkv], seq_lens, shape, mask, bias)
+}
+
+/// The bias of each sequence as `f32` values for the CPU kernel, computed once per distinct
+/// length; `None` where the CPU kernel does not apply to `t`.
+fn cpu_biases(
+    t: &Tensor,
+    seq_lens: &[usize],
+    bias: &dyn Fn(usize) -> Result<Tensor>,
+) -> Option<Result<Vec<std::sync::Arc<Vec<f32>>>>> {
+    if !fast_path_enabled() || !t.device().is_cpu() || t.dtype() != DType::F32 {
+        return None;
+    }
+    let mut by_len: std::collections::HashMap<usize, std::sync::Arc<Vec<f32>>> =
+        std::collections::HashMap::new();
+    let mut per_seq = Vec::with_capacity(seq_lens.len());
+    for &len in seq_lens {
+        if let std::collections::hash_map::Entry::Vacant(e) = by_len.entry(len) {
+            let values = bias(len)
+                .and_then(|t| Ok(t.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?));
+            match values {
+                Ok(values) => e.insert(std::sync::Arc::new(values)),
+                Err(err) => return Some(Err(err)),
+            };
+        }
+        per_seq.push(by_len[&len].clone());
+    }
+    Some(Ok(per_seq))
 }
 
 fn causal_mask(len: usize, dtype: DType, device: &Device) -> Result<Tensor> {
@@ -431,6 +486,9 @@ fn padded_attention(
     let mut outputs = Vec::new();
     for g in padded_groups(seq_lens, heads, PADDED_SCORES) {
         let (b, l) = (g.count, g.longest);
+        if l == 0 {
+            continue; // only empty sequences: no rows to attend or to return
+        }
         let lens = &seq_lens[g.first..g.first + g.count];
         // Row of each padded slot (a padding slot repeats its sequence's last token), the slot of
         // each real token, and the additive mask of padded keys.
@@ -496,7 +554,8 @@ fn padded_attention(
             v = repeat(v)?;
         }
         let dtype = q.dtype();
-        let mut scores = (q.matmul(&k.t()?)? * scale)?;
+        // Scaling q (l × head_dim per head) costs a pass over far less than the scores (l × l).
+        let mut scores = (q * scale)?.matmul(&k.t()?)?;
         if let Some(bias) = bias {
             scores = scores.broadcast_add(&bias(l)?.to_dtype(dtype)?)?;
         }
@@ -542,27 +601,11 @@ fn general_attention_on_cpu(
         kv_heads,
         head_dim,
     } = shape;
-    // The bias of each sequence, computed once per distinct length.
-    let biases: Option<Vec<std::sync::Arc<Vec<f32>>>> = match bias {
+    let biases = match bias.map(|bias| cpu_biases(q, seq_lens, bias)) {
         None => None,
-        Some(bias) => {
-            let mut by_len: std::collections::HashMap<usize, std::sync::Arc<Vec<f32>>> =
-                std::collections::HashMap::new();
-            let mut per_seq = Vec::with_capacity(seq_lens.len());
-            for &len in seq_lens {
-                if let std::collections::hash_map::Entry::Vacant(e) = by_len.entry(len) {
-                    let values = bias(len).and_then(|t| {
-                        Ok(t.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?)
-                    });
-                    match values {
-                        Ok(values) => e.insert(std::sync::Arc::new(values)),
-                        Err(err) => return Some(Err(err)),
-                    };
-                }
-                per_seq.push(by_len[&len].clone());
-            }
-            Some(per_seq)
-        }
+        Some(Some(Ok(biases))) => Some(biases),
+        Some(Some(Err(err))) => return Some(Err(err)),
+        Some(None) => return None,
     };
     with_cpu_f32(q, |qd| {
         with_cpu_f32(k, |kd| {
@@ -811,10 +854,12 @@ mod tests {
             head_dim: 8,
         };
         let qkv = random(tokens, 3 * 32, 4);
-        let fused = with_generic_ops(true, || packed_attention(&qkv, &seq_lens, 4, 8, false))
-            .unwrap()
-            .to_vec2::<f32>()
-            .unwrap();
+        let fused = with_generic_ops(true, || {
+            packed_attention(&qkv, &seq_lens, 4, 8, false, None)
+        })
+        .unwrap()
+        .to_vec2::<f32>()
+        .unwrap();
         let part = |i: usize| qkv.narrow(1, i * 32, 32).unwrap().contiguous().unwrap();
         let separate = packed_attention_general(
             &part(0),

@@ -50,3 +50,10 @@ pub fn report() -> Vec<(String, f64, u64)> {
         })
         .unwrap_or_default()
 }
+
+/// Forgets what was recorded so far (after a warm-up, say).
+pub fn reset() {
+    if let Ok(mut t) = totals().lock() {
+        t.clear();
+    }
+}

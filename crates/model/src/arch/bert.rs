@@ -22,10 +22,7 @@ use serde::Deserialize;
 
 use super::{activation, parse_config, weight_prefix, Encoder, PackedBatch};
 use crate::error::{ModelError, Result};
-use crate::ops::{
-    packed_attention, packed_attention_general, AttentionMask, AttentionShape, HiddenAct,
-    LayerNorm, Linear,
-};
+use crate::ops::{packed_attention, HiddenAct, LayerNorm, Linear};
 
 #[derive(Debug)]
 struct Layer {
@@ -431,25 +428,17 @@ impl Bert {
     }
 
     fn attention(&self, qkv: &Tensor, seq_lens: &[usize]) -> Result<Tensor> {
-        let Some(relative) = &self.relative_bias else {
-            return packed_attention(qkv, seq_lens, self.num_heads, self.head_dim, false);
-        };
-        let hidden = self.num_heads * self.head_dim;
-        let part =
-            |i: usize| -> Result<Tensor> { Ok(qkv.narrow(1, i * hidden, hidden)?.contiguous()?) };
-        let bias = |len: usize| relative.for_length(len);
-        packed_attention_general(
-            &part(0)?,
-            &part(1)?,
-            &part(2)?,
+        let bias = self
+            .relative_bias
+            .as_ref()
+            .map(|relative| move |len: usize| relative.for_length(len));
+        packed_attention(
+            qkv,
             seq_lens,
-            AttentionShape {
-                heads: self.num_heads,
-                kv_heads: self.num_heads,
-                head_dim: self.head_dim,
-            },
-            AttentionMask::Full,
-            Some(&bias),
+            self.num_heads,
+            self.head_dim,
+            false,
+            bias.as_ref().map(|b| b as &dyn Fn(usize) -> Result<Tensor>),
         )
     }
 }
