@@ -229,6 +229,20 @@ fn split_by_tokens(
         if !joined(back) {
             end = back;
         }
+        // The slice can come out as more tokens than the window it was cut from (a word cut in
+        // the middle starts over as a word, and its pieces differ), so the window shrinks until
+        // the slice itself fits. One or two tokenizations of a chunk: still linear.
+        loop {
+            let slice = &line[offsets[start].0..offsets[end - 1].1];
+            let count = tokenizer
+                .encode(slice, false)
+                .map_err(|e| format!("tokenizing: {e}"))?
+                .len();
+            if count <= size.tokens || end == start + 1 {
+                break;
+            }
+            end = (end - (count - size.tokens)).max(start + 1);
+        }
         let (b0, b1) = (offsets[start].0, offsets[end - 1].1);
         let char_start = chars_done.1 + line[chars_done.0..b0].chars().count();
         let text = &line[b0..b1];

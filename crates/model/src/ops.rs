@@ -101,7 +101,13 @@ pub struct Linear {
     int8: Option<std::sync::Arc<QuantizedWeight>>,
     /// What `FATHOM_PROFILE` reports this linear's time under.
     label: &'static str,
+    /// `[W | b | 0…]` (`out × in + FOLD`), made on the first product off the CPU kernels.
+    folded: std::sync::OnceLock<Tensor>,
 }
+
+/// Columns a [`Linear`]'s bias adds to its folded weight: the bias and zeros, keeping the inner
+/// dimension a multiple of 8 (tensor-core friendly) where it was one.
+const FOLD: usize = 8;
 
 impl Linear {
     pub fn load(vb: VarBuilder, in_dim: usize, out_dim: usize, bias: bool) -> Result<Self> {
@@ -117,6 +123,7 @@ impl Linear {
             label: "linear",
             packed_bf16: None,
             int8: None,
+            folded: std::sync::OnceLock::new(),
         })
     }
 
@@ -142,6 +149,7 @@ impl Linear {
             label: "linear",
             packed_bf16: None,
             int8: None,
+            folded: std::sync::OnceLock::new(),
         })
     }
 
@@ -209,10 +217,32 @@ impl Linear {
                 _ => Ok(out),
             };
         }
-        let mut out = x.matmul(&self.weight.t()?)?;
-        if let Some(b) = &self.bias {
-            out = out.broadcast_add(b)?;
-        }
+        let out = match &self.bias {
+            None => x.matmul(&self.weight.t()?)?,
+            Some(bias) => {
+                // x·Wᵀ + b as one product, [x | 1 | 0…]·[W | b | 0…]ᵀ: adding b afterwards is a
+                // broadcast add, which on a GPU runs candle's strided kernel (divisions by every
+                // dimension of every element), slower than the product it follows.
+                let folded = match self.folded.get() {
+                    Some(w) => w,
+                    None => {
+                        let (n, k) = self.weight.dims2()?;
+                        let pad = Tensor::zeros(
+                            (n, FOLD - 1),
+                            self.weight.dtype(),
+                            self.weight.device(),
+                        )?;
+                        let w = Tensor::cat(&[&self.weight, &bias.reshape((n, 1))?, &pad], 1)?;
+                        debug_assert_eq!(w.dims2()?, (n, k + FOLD));
+                        let _ = self.folded.set(w);
+                        self.folded.get().expect("just set")
+                    }
+                };
+                let ones = Tensor::ones((rows, 1), x.dtype(), x.device())?;
+                let zeros = Tensor::zeros((rows, FOLD - 1), x.dtype(), x.device())?;
+                Tensor::cat(&[x, &ones, &zeros], 1)?.matmul(&folded.t()?)?
+            }
+        };
         match act {
             Some(a) => a.apply(&out),
             None => Ok(out),
@@ -293,6 +323,7 @@ pub fn packed_attention(
     head_dim: usize,
     causal: bool,
     bias: Option<&dyn Fn(usize) -> Result<Tensor>>,
+    cache: &AttentionCache,
 ) -> Result<Tensor> {
     let _span = profile::span("attention");
     let hidden = num_heads * head_dim;
@@ -308,7 +339,7 @@ pub fn packed_attention(
                 data, seq_lens, num_heads, head_dim, causal,
             ))
         }),
-        Some(bias) => cpu_biases(qkv, seq_lens, bias).and_then(|biases| {
+        Some(bias) => cache.cpu_biases(qkv, seq_lens, bias).and_then(|biases| {
             with_cpu_f32(qkv, |data| {
                 let biases = biases?;
                 let bias_of: Vec<&[f32]> = biases.iter().map(|b| b.as_slice()).collect();
@@ -337,12 +368,48 @@ pub fn packed_attention(
         kv_heads: num_heads,
         head_dim,
     };
-    padded_attention(&[qkv], seq_lens, shape, mask, bias)
+    padded_attention(&[qkv], seq_lens, shape, mask, bias, cache)
+}
+
+/// What the attention of every layer in one forward pass shares, made by the first layer that
+/// needs it and reused by the others: on the CPU the bias values of each sequence; elsewhere the
+/// padded blocks' gather indices and one additive tensor per block (bias, positional mask and
+/// padded keys summed and laid out as `batch × heads × len × len`), so that a layer adds it to its
+/// scores as two same-shaped tensors. (A broadcast add over the scores runs candle's strided GPU
+/// kernel, which divides by every dimension of every element: per layer that was the slow part.)
+///
+/// The architectures make one per pass; every layer of the pass must give the same sequence
+/// lengths and bias (MPNet's relative bias is one table for all its layers).
+#[derive(Default)]
+pub struct AttentionCache {
+    cpu_biases: std::cell::RefCell<Option<Vec<std::sync::Arc<Vec<f32>>>>>,
+    blocks: std::cell::RefCell<std::collections::HashMap<AttentionMask, Vec<PaddedBlock>>>,
+}
+
+impl AttentionCache {
+    /// [`compute_cpu_biases`], once per pass.
+    fn cpu_biases(
+        &self,
+        t: &Tensor,
+        seq_lens: &[usize],
+        bias: &dyn Fn(usize) -> Result<Tensor>,
+    ) -> Option<Result<Vec<std::sync::Arc<Vec<f32>>>>> {
+        if let Some(cached) = self.cpu_biases.borrow().as_ref() {
+            if cached.len() == seq_lens.len() {
+                return Some(Ok(cached.clone()));
+            }
+        }
+        let computed = compute_cpu_biases(t, seq_lens, bias)?;
+        if let Ok(values) = &computed {
+            *self.cpu_biases.borrow_mut() = Some(values.clone());
+        }
+        Some(computed)
+    }
 }
 
 /// The bias of each sequence as `f32` values for the CPU kernel, computed once per distinct
 /// length; `None` where the CPU kernel does not apply to `t`.
-fn cpu_biases(
+fn compute_cpu_biases(
     t: &Tensor,
     seq_lens: &[usize],
     bias: &dyn Fn(usize) -> Result<Tensor>,
@@ -388,6 +455,7 @@ pub struct AttentionShape {
 /// (`tokens × kv_heads·head_dim`), an optional additive bias per sequence length (`heads × len ×
 /// len`, MPNet's relative positions) and a mask. On CPU (f32) it runs the attention kernel, as
 /// [`packed_attention`] does; elsewhere plain candle ops.
+#[allow(clippy::too_many_arguments)]
 pub fn packed_attention_general(
     q: &Tensor,
     k: &Tensor,
@@ -396,13 +464,14 @@ pub fn packed_attention_general(
     shape: AttentionShape,
     mask: AttentionMask,
     bias: Option<&dyn Fn(usize) -> Result<Tensor>>,
+    cache: &AttentionCache,
 ) -> Result<Tensor> {
     let _span = profile::span("attention");
-    if let Some(out) = general_attention_on_cpu(q, k, v, seq_lens, shape, mask, bias) {
+    if let Some(out) = general_attention_on_cpu(q, k, v, seq_lens, shape, mask, bias, cache) {
         let tokens: usize = seq_lens.iter().sum();
         return cpu_tensor(out?, tokens, shape.heads * shape.head_dim);
     }
-    padded_attention(&[q, k, v], seq_lens, shape, mask, bias)
+    padded_attention(&[q, k, v], seq_lens, shape, mask, bias, cache)
 }
 
 /// At most this many attention scores (`sequences × heads × longest² `) per padded group.
@@ -459,6 +528,7 @@ fn padded_attention(
     shape: AttentionShape,
     mask: AttentionMask,
     bias: Option<&dyn Fn(usize) -> Result<Tensor>>,
+    cache: &AttentionCache,
 ) -> Result<Tensor> {
     let AttentionShape {
         heads,
@@ -466,8 +536,143 @@ fn padded_attention(
         head_dim,
     } = shape;
     let device = parts[0].device();
+    let dtype = parts[0].dtype();
+    if seq_lens.iter().sum::<usize>() == 0 {
+        return Ok(Tensor::zeros((0, heads * head_dim), dtype, device)?);
+    }
+    let blocks = {
+        let mut cached = cache.blocks.borrow_mut();
+        match cached.get(&mask) {
+            Some(blocks) => blocks.clone(),
+            None => {
+                let blocks = padded_blocks(seq_lens, heads, mask, bias, dtype, device)?;
+                cached.insert(mask, blocks.clone());
+                blocks
+            }
+        }
+    };
     let scale = 1.0 / (head_dim as f64).sqrt();
-    let group_size = heads / kv_heads;
+    // Each operand as rows of `head_dim` values: row `token · width + head`.
+    let as_head_rows = |t: &Tensor| -> Result<(Tensor, usize)> {
+        let width = t.dim(1)? / head_dim;
+        Ok((
+            t.contiguous()?.reshape((t.dim(0)? * width, head_dim))?,
+            width,
+        ))
+    };
+    let operands: Vec<(Tensor, usize, usize)> = match parts {
+        // (head rows, heads per token row, first head of q / k / v)
+        [qkv] => {
+            let (rows, width) = as_head_rows(qkv)?;
+            vec![
+                (rows.clone(), width, 0),
+                (rows.clone(), width, heads),
+                (rows, width, heads + kv_heads),
+            ]
+        }
+        [q, k, v] => {
+            let (q, wq) = as_head_rows(q)?;
+            let (k, wk) = as_head_rows(k)?;
+            let (v, wv) = as_head_rows(v)?;
+            vec![(q, wq, 0), (k, wk, 0), (v, wv, 0)]
+        }
+        _ => unreachable!("padded_attention takes [qkv] or [q, k, v]"),
+    };
+    let mut outputs = Vec::with_capacity(blocks.len());
+    for block in &blocks {
+        let (b, l) = (block.count, block.longest);
+        // `b × heads × l × head_dim`, gathered straight from the head rows (grouped-query heads
+        // read their key/value head's rows): no transposing copies.
+        let gathered = |i: usize, n: usize| -> Result<Tensor> {
+            let (rows, width, at) = &operands[i];
+            let index = block.head_index(*width, *at, n, heads, device)?;
+            Ok(rows
+                .index_select(&index, 0)?
+                .reshape((b, heads, l, head_dim))?)
+        };
+        let q = gathered(0, heads)?;
+        let k = gathered(1, kv_heads)?;
+        let v = gathered(2, kv_heads)?;
+        // Scaling q (l × head_dim per head) costs a pass over far less than the scores (l × l).
+        let mut scores = (q * scale)?.matmul(&k.t()?)?;
+        if let Some(additive) = &block.additive {
+            scores = (scores + additive)?;
+        }
+        let probs = candle_nn::ops::softmax_last_dim(&scores)?;
+        let out = probs
+            .matmul(&v)?
+            .reshape((b * heads * l, head_dim))?
+            .index_select(&block.back, 0)?;
+        outputs.push(out.reshape((block.tokens, heads * head_dim))?);
+    }
+    Ok(Tensor::cat(&outputs, 0)?)
+}
+
+/// [`PaddedBlock::head_index`]'s indices by (heads per token row, first head, source heads).
+type HeadIndices = std::collections::HashMap<(usize, usize, usize), Tensor>;
+
+/// One padded block of [`padded_attention`]: `count` sequences padded to `longest`.
+#[derive(Debug, Clone)]
+struct PaddedBlock {
+    count: usize,
+    longest: usize,
+    /// Real tokens in the block.
+    tokens: usize,
+    /// `count·longest`: the packed token each padded slot reads (a padding slot repeats its
+    /// sequence's last token).
+    slot_tokens: std::sync::Arc<Vec<u32>>,
+    /// For each real token (packed order) and head, its row in the `count·heads·longest ×
+    /// head_dim` output.
+    back: Tensor,
+    /// `count × heads × longest × longest`: bias + positional mask + padded keys, or `None` when
+    /// all three are zero.
+    additive: Option<Tensor>,
+    /// Head-row gather indices by (heads per token row, first head, source heads).
+    indices: std::rc::Rc<std::cell::RefCell<HeadIndices>>,
+}
+
+impl PaddedBlock {
+    /// The rows (`token · width + at + head`) that lay `n` source heads out as `count × heads ×
+    /// longest`, query head `h` reading source head `h / (heads / n)`.
+    fn head_index(
+        &self,
+        width: usize,
+        at: usize,
+        n: usize,
+        heads: usize,
+        device: &Device,
+    ) -> Result<Tensor> {
+        let key = (width, at, n);
+        if let Some(index) = self.indices.borrow().get(&key) {
+            return Ok(index.clone());
+        }
+        let (b, l) = (self.count, self.longest);
+        let group = heads / n;
+        let mut rows = Vec::with_capacity(b * heads * l);
+        for s in 0..b {
+            for h in 0..heads {
+                for p in 0..l {
+                    let token = self.slot_tokens[s * l + p] as usize;
+                    rows.push((token * width + at + h / group) as u32);
+                }
+            }
+        }
+        let index = Tensor::from_vec(rows, b * heads * l, device)?;
+        self.indices.borrow_mut().insert(key, index.clone());
+        Ok(index)
+    }
+}
+
+/// The padded blocks of one pass's sequences (see [`padded_groups`]); groups of empty sequences
+/// only are left out (they have no rows).
+fn padded_blocks(
+    seq_lens: &[usize],
+    heads: usize,
+    mask: AttentionMask,
+    bias: Option<&dyn Fn(usize) -> Result<Tensor>>,
+    dtype: DType,
+    device: &Device,
+) -> Result<Vec<PaddedBlock>> {
     let starts: Vec<usize> = seq_lens
         .iter()
         .scan(0, |at, &len| {
@@ -476,114 +681,76 @@ fn padded_attention(
             Some(start)
         })
         .collect();
-    if starts.is_empty() || seq_lens.iter().sum::<usize>() == 0 {
-        return Ok(Tensor::zeros(
-            (0, heads * head_dim),
-            parts[0].dtype(),
-            device,
-        )?);
-    }
-    let mut outputs = Vec::new();
+    let mut blocks = Vec::new();
     for g in padded_groups(seq_lens, heads, PADDED_SCORES) {
         let (b, l) = (g.count, g.longest);
         if l == 0 {
             continue; // only empty sequences: no rows to attend or to return
         }
         let lens = &seq_lens[g.first..g.first + g.count];
-        // Row of each padded slot (a padding slot repeats its sequence's last token), the slot of
-        // each real token, and the additive mask of padded keys.
-        let mut gather = Vec::with_capacity(b * l);
-        let mut real = Vec::new();
+        let mut slot_tokens = Vec::with_capacity(b * l);
+        let mut back = Vec::new();
         let mut key_mask = vec![0f32; b * l];
         for (s, &len) in lens.iter().enumerate() {
             let start = starts[g.first + s];
             for p in 0..l {
-                // (An empty sequence reads row 0: it has no real rows to keep.)
-                gather.push(if len == 0 {
+                // (An empty sequence reads token 0: it has no real rows to keep.)
+                slot_tokens.push(if len == 0 {
                     0
                 } else {
                     (start + p.min(len - 1)) as u32
                 });
-                if p < len {
-                    real.push((s * l + p) as u32);
-                } else {
+                if p >= len {
                     key_mask[s * l + p] = f32::NEG_INFINITY;
                 }
             }
-        }
-        let gather = Tensor::from_vec(gather, b * l, device)?;
-        // `b × n × l × head_dim` for `n` heads from `rows` (`b·l × n·head_dim`, at column `at`).
-        let heads_of = |rows: &Tensor, at: usize, n: usize| -> Result<Tensor> {
-            let width = rows.dim(1)? / head_dim;
-            Ok(rows
-                .reshape((b, l, width, head_dim))?
-                .narrow(2, at, n)?
-                .transpose(1, 2)?
-                .contiguous()?)
-        };
-        let (q, mut k, mut v) = match parts {
-            [qkv] => {
-                let rows = qkv.contiguous()?.index_select(&gather, 0)?;
-                (
-                    heads_of(&rows, 0, heads)?,
-                    heads_of(&rows, heads, kv_heads)?,
-                    heads_of(&rows, heads + kv_heads, kv_heads)?,
-                )
+            for p in 0..len {
+                for h in 0..heads {
+                    back.push(((s * heads + h) * l + p) as u32);
+                }
             }
-            [q, k, v] => {
-                let rows = |t: &Tensor| -> Result<Tensor> {
-                    Ok(t.contiguous()?.index_select(&gather, 0)?)
-                };
-                (
-                    heads_of(&rows(q)?, 0, heads)?,
-                    heads_of(&rows(k)?, 0, kv_heads)?,
-                    heads_of(&rows(v)?, 0, kv_heads)?,
-                )
-            }
-            _ => unreachable!("padded_attention takes [qkv] or [q, k, v]"),
-        };
-        if group_size > 1 {
-            // Query head h reads key/value head h / group_size.
-            let repeat = |t: Tensor| -> Result<Tensor> {
-                Ok(t.unsqueeze(2)?
-                    .expand((b, kv_heads, group_size, l, head_dim))?
-                    .contiguous()?
-                    .reshape((b, heads, l, head_dim))?)
-            };
-            k = repeat(k)?;
-            v = repeat(v)?;
         }
-        let dtype = q.dtype();
-        // Scaling q (l × head_dim per head) costs a pass over far less than the scores (l × l).
-        let mut scores = (q * scale)?.matmul(&k.t()?)?;
+        let mut additive: Option<Tensor> = None;
+        let mut add = |t: Tensor| -> Result<()> {
+            additive = Some(match additive.take() {
+                None => t,
+                Some(a) => a.broadcast_add(&t)?,
+            });
+            Ok(())
+        };
         if let Some(bias) = bias {
-            scores = scores.broadcast_add(&bias(l)?.to_dtype(dtype)?)?;
+            add(bias(l)?.to_dtype(dtype)?.unsqueeze(0)?)?;
         }
-        let positional = match mask {
-            AttentionMask::Full => None,
-            AttentionMask::Causal => Some(causal_mask(l, dtype, device)?),
-            AttentionMask::Window(w) => Some(window_mask(l, w, dtype, device)?),
-        };
-        if let Some(m) = positional {
-            scores = scores.broadcast_add(&m)?;
+        match mask {
+            AttentionMask::Full => {}
+            AttentionMask::Causal => add(causal_mask(l, dtype, device)?.reshape((1, 1, l, l))?)?,
+            AttentionMask::Window(w) => {
+                add(window_mask(l, w, dtype, device)?.reshape((1, 1, l, l))?)?
+            }
         }
         if lens.iter().any(|&len| len < l) {
-            let keys = Tensor::from_vec(key_mask, (b, 1, 1, l), device)?.to_dtype(dtype)?;
-            scores = scores.broadcast_add(&keys)?;
+            add(Tensor::from_vec(key_mask, (b, 1, 1, l), device)?.to_dtype(dtype)?)?;
         }
-        let probs = candle_nn::ops::softmax_last_dim(&scores)?;
-        let out = probs
-            .matmul(&v)?
-            .transpose(1, 2)?
-            .reshape((b * l, heads * head_dim))?;
-        let real_len = real.len();
-        outputs.push(out.index_select(&Tensor::from_vec(real, real_len, device)?, 0)?);
+        let additive = additive
+            .map(|a| -> Result<Tensor> { Ok(a.broadcast_as((b, heads, l, l))?.contiguous()?) })
+            .transpose()?;
+        let back_len = back.len();
+        blocks.push(PaddedBlock {
+            count: b,
+            longest: l,
+            tokens: back_len / heads,
+            slot_tokens: std::sync::Arc::new(slot_tokens),
+            back: Tensor::from_vec(back, back_len, device)?,
+            additive,
+            indices: Default::default(),
+        });
     }
-    Ok(Tensor::cat(&outputs, 0)?)
+    Ok(blocks)
 }
 
 /// [`packed_attention_general`] on the CPU kernel (f32 tensors in CPU memory, kernels on):
 /// `None` where it does not apply.
+#[allow(clippy::too_many_arguments)]
 fn general_attention_on_cpu(
     q: &Tensor,
     k: &Tensor,
@@ -592,6 +759,7 @@ fn general_attention_on_cpu(
     shape: AttentionShape,
     mask: AttentionMask,
     bias: Option<&dyn Fn(usize) -> Result<Tensor>>,
+    cache: &AttentionCache,
 ) -> Option<Result<Vec<f32>>> {
     if !fast_path_enabled() || !q.device().is_cpu() || q.dtype() != DType::F32 {
         return None;
@@ -601,7 +769,7 @@ fn general_attention_on_cpu(
         kv_heads,
         head_dim,
     } = shape;
-    let biases = match bias.map(|bias| cpu_biases(q, seq_lens, bias)) {
+    let biases = match bias.map(|bias| cache.cpu_biases(q, seq_lens, bias)) {
         None => None,
         Some(Some(Ok(biases))) => Some(biases),
         Some(Some(Err(err))) => return Some(Err(err)),
@@ -830,12 +998,21 @@ mod tests {
             };
             let bias: Option<&dyn Fn(usize) -> Result<Tensor>> =
                 if with_bias { Some(&bias) } else { None };
-            let kernel = packed_attention_general(&q, &k, &v, &seq_lens, shape, mask, bias)
-                .unwrap()
-                .to_vec2::<f32>()
-                .unwrap();
+            let fresh = AttentionCache::default;
+            let kernel =
+                packed_attention_general(&q, &k, &v, &seq_lens, shape, mask, bias, &fresh())
+                    .unwrap()
+                    .to_vec2::<f32>()
+                    .unwrap();
             let padded = with_generic_ops(true, || {
-                packed_attention_general(&q, &k, &v, &seq_lens, shape, mask, bias)
+                // Twice with one cache: the second call (a later layer) reuses the blocks.
+                let cache = fresh();
+                let first =
+                    packed_attention_general(&q, &k, &v, &seq_lens, shape, mask, bias, &cache)?;
+                let again =
+                    packed_attention_general(&q, &k, &v, &seq_lens, shape, mask, bias, &cache)?;
+                assert_eq!(first.to_vec2::<f32>()?, again.to_vec2::<f32>()?);
+                Ok::<_, ModelError>(first)
             })
             .unwrap()
             .to_vec2::<f32>()
@@ -855,7 +1032,15 @@ mod tests {
         };
         let qkv = random(tokens, 3 * 32, 4);
         let fused = with_generic_ops(true, || {
-            packed_attention(&qkv, &seq_lens, 4, 8, false, None)
+            packed_attention(
+                &qkv,
+                &seq_lens,
+                4,
+                8,
+                false,
+                None,
+                &AttentionCache::default(),
+            )
         })
         .unwrap()
         .to_vec2::<f32>()
@@ -869,6 +1054,7 @@ mod tests {
             shape,
             AttentionMask::Full,
             None,
+            &AttentionCache::default(),
         )
         .unwrap()
         .to_vec2::<f32>()

@@ -22,7 +22,7 @@ use serde::Deserialize;
 
 use super::{activation, parse_config, weight_prefix, Encoder, PackedBatch};
 use crate::error::{ModelError, Result};
-use crate::ops::{packed_attention, HiddenAct, LayerNorm, Linear};
+use crate::ops::{packed_attention, AttentionCache, HiddenAct, LayerNorm, Linear};
 
 #[derive(Debug)]
 struct Layer {
@@ -427,7 +427,12 @@ impl Bert {
         self.embed_norm.forward(&x)
     }
 
-    fn attention(&self, qkv: &Tensor, seq_lens: &[usize]) -> Result<Tensor> {
+    fn attention(
+        &self,
+        qkv: &Tensor,
+        seq_lens: &[usize],
+        cache: &AttentionCache,
+    ) -> Result<Tensor> {
         let bias = self
             .relative_bias
             .as_ref()
@@ -439,6 +444,7 @@ impl Bert {
             self.head_dim,
             false,
             bias.as_ref().map(|b| b as &dyn Fn(usize) -> Result<Tensor>),
+            cache,
         )
     }
 }
@@ -456,9 +462,10 @@ impl Encoder for Bert {
         let device = self.word.embeddings().device().clone();
         let mut x = self.embed(batch, &device)?;
         drop(embed_span);
+        let cache = AttentionCache::default();
         for layer in &self.layers {
             let qkv = layer.qkv.forward(&x, None)?;
-            let ctx = self.attention(&qkv, &batch.seq_lens)?;
+            let ctx = self.attention(&qkv, &batch.seq_lens, &cache)?;
             let attn = layer.attn_out.forward(&ctx, None)?;
             x = layer.attn_norm.forward_residual(&attn, &x)?;
             let h = layer.ffn_up.forward(&x, Some(self.act))?;

@@ -22,7 +22,8 @@ use serde::Deserialize;
 use super::{parse_config, weight_prefix, Encoder, PackedBatch};
 use crate::error::{ModelError, Result};
 use crate::ops::{
-    packed_attention_general, AttentionMask, AttentionShape, HiddenAct, LayerNorm, Linear, Rope,
+    packed_attention_general, AttentionCache, AttentionMask, AttentionShape, HiddenAct, LayerNorm,
+    Linear, Rope,
 };
 
 #[derive(Debug)]
@@ -211,6 +212,7 @@ impl Encoder for ModernBert {
             kv_heads: self.heads,
             head_dim: self.head_dim,
         };
+        let cache = AttentionCache::default();
         for layer in &self.layers {
             let normed = match &layer.attn_norm {
                 Some(norm) => norm.forward(&x)?,
@@ -226,7 +228,8 @@ impl Encoder for ModernBert {
             let q = rope.apply(&part(0)?, &batch.seq_lens, self.heads)?;
             let k = rope.apply(&part(1)?, &batch.seq_lens, self.heads)?;
             let v = part(2)?.contiguous()?;
-            let ctx = packed_attention_general(&q, &k, &v, &batch.seq_lens, shape, mask, None)?;
+            let ctx =
+                packed_attention_general(&q, &k, &v, &batch.seq_lens, shape, mask, None, &cache)?;
             x = (x + layer.attn_out.forward(&ctx, None)?)?;
             let h = layer.mlp_in.forward(&layer.mlp_norm.forward(&x)?, None)?;
             let input = h.narrow(1, 0, self.intermediate)?;

@@ -24,7 +24,8 @@ use serde::Deserialize;
 use super::{parse_config, weight_prefix, Encoder, PackedBatch};
 use crate::error::{ModelError, Result};
 use crate::ops::{
-    packed_attention_general, AttentionMask, AttentionShape, HiddenAct, Linear, RmsNorm, Rope,
+    packed_attention_general, AttentionCache, AttentionMask, AttentionShape, HiddenAct, Linear,
+    RmsNorm, Rope,
 };
 
 #[derive(Debug)]
@@ -190,6 +191,7 @@ impl Encoder for Qwen3 {
         let AttentionShape {
             heads, kv_heads, ..
         } = self.shape;
+        let cache = AttentionCache::default();
         for layer in &self.layers {
             let h = layer.input_norm.forward(&x)?;
             let q = self.norm_heads(&layer.q.forward(&h, None)?, &layer.q_norm, heads)?;
@@ -205,6 +207,7 @@ impl Encoder for Qwen3 {
                 self.shape,
                 AttentionMask::Causal,
                 None,
+                &cache,
             )?;
             x = (x + layer.o.forward(&ctx, None)?)?;
             let h = layer.post_norm.forward(&x)?;
