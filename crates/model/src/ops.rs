@@ -519,9 +519,9 @@ fn padded_groups(seq_lens: &[usize], heads: usize, max_scores: usize) -> Vec<Pad
 /// a GPU is the difference between a few kernel launches and thousands.
 ///
 /// `parts` is `[qkv]` (`tokens × 3·heads·head_dim`, BERT's fused projection) or `[q, k, v]`.
-/// `bias(len)` (`heads × len × len`) is asked for once per group at the group's longest length and
-/// must depend only on positions (MPNet's relative buckets do), as must `mask`: a shorter sequence
-/// uses the top-left corner.
+/// `bias(len)` (`heads × len × len`) is asked for once per group and pass (the blocks live in
+/// `cache`) at the group's longest length and must depend only on positions (MPNet's relative
+/// buckets do), as must `mask`: a shorter sequence uses the top-left corner.
 fn padded_attention(
     parts: &[&Tensor],
     seq_lens: &[usize],
