@@ -16,8 +16,10 @@
 //! integer sums and the same float epilogue, so both give bit-identical outputs (the unit tests
 //! check it).
 //!
-//! AVX-512 VNNI (`vpdpbusd`: u8 × i8 in quads into i32, no saturation) would double the rate; it
-//! is not written because no machine this project builds or tests on has VNNI to check it.
+//! Where the CPU has AVX-512 VNNI, `vpdpbusd` (u8 × i8 in quads into i32, no saturation: the
+//! activations are already u8 and the weights i8) does 64 products an instruction on a second
+//! copy of the weights packed four k's to a lane; its sums and epilogue are the same, so the
+//! outputs are the same bits as the AVX2 and portable kernels' (the unit tests check all three).
 
 use multiversion::multiversion;
 use rayon::prelude::*;
@@ -46,6 +48,9 @@ pub struct QuantizedWeight {
     /// `data[(panel · k_pairs + p) · PANEL + c]` = q[panel·16 + c][2p .. 2p + 2] as two `i8`
     /// (first in the low byte); columns past `n` and k past the end are zero.
     data: Vec<u16>,
+    /// Where the CPU has AVX-512 VNNI (else empty): `quads[(panel · k_quads + q) · PANEL + c]` =
+    /// q[panel·16 + c][4q .. 4q + 4] as four `i8` (first in the low byte), for `vpdpbusd`.
+    quads: Vec<u32>,
 }
 
 /// Adding then subtracting 1.5 · 2²³ rounds a float of magnitude below 2²² to the nearest
@@ -177,18 +182,71 @@ impl QuantizedWeight {
                 *slot = u16::from_le_bytes([lo, hi]);
             }
         }
+        let quads = if vnni() {
+            pack_quads(&q, n, k)
+        } else {
+            Vec::new()
+        };
         Self {
             n,
             k,
             scales,
             sums,
             data,
+            quads,
         }
     }
 
     pub fn dims(&self) -> (usize, usize) {
         (self.n, self.k)
     }
+}
+
+/// Whether the AVX-512 VNNI kernel runs here.
+fn vnni() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        x86::vnni_supported()
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+/// `q` (n × k, i8) packed in panels of [`PANEL`] columns, four k's of a column in one `u32`.
+fn pack_quads(q: &[i8], n: usize, k: usize) -> Vec<u32> {
+    let k_quads = k.div_ceil(4);
+    let panels = n.div_ceil(PANEL);
+    let mut quads = vec![0u32; panels * k_quads * PANEL];
+    for (idx, slot) in quads.iter_mut().enumerate() {
+        let c = idx % PANEL;
+        let qi = (idx / PANEL) % k_quads;
+        let col = idx / (PANEL * k_quads) * PANEL + c;
+        if col < n {
+            let row = &q[col * k..(col + 1) * k];
+            let byte = |i: usize| row.get(4 * qi + i).copied().unwrap_or(0) as u8;
+            *slot = u32::from_le_bytes([byte(0), byte(1), byte(2), byte(3)]);
+        }
+    }
+    quads
+}
+
+/// Activations as four `u8` per `u32` (for `vpdpbusd`) from their `i16` pairs.
+fn quads_of_pairs(pairs: &[u32], rows: usize, k_pairs: usize) -> Vec<u32> {
+    let k_quads = k_pairs.div_ceil(2);
+    let mut quads = vec![0u32; rows * k_quads];
+    for (dst, src) in quads
+        .chunks_mut(k_quads.max(1))
+        .zip(pairs.chunks(k_pairs.max(1)))
+    {
+        for (d, two) in dst.iter_mut().zip(src.chunks(2)) {
+            let lo = two[0];
+            let hi = two.get(1).copied().unwrap_or(0);
+            *d = (lo & 0xFF) | (lo >> 8 & 0xFF00) | (hi & 0xFF) << 16 | (hi >> 16 & 0xFF) << 24;
+        }
+    }
+    quads
 }
 
 /// Rows of activations quantized into lanes of two `i16`, with their scales.
@@ -227,6 +285,11 @@ fn quantize_rows(x: &[f32], rows: usize, k: usize) -> QuantizedRows {
 /// `out += x · wᵀ` for row-major `x` (rows × k) and a quantized `w`; `out` is rows × n, already
 /// holding the bias (or zeros).
 pub fn matmul_bt(x: &[f32], rows: usize, w: &QuantizedWeight, out: &mut [f32]) {
+    matmul_bt_with(x, rows, w, out, !w.quads.is_empty());
+}
+
+/// [`matmul_bt`], on the VNNI kernel when `vnni` (the weight must have been packed for it).
+fn matmul_bt_with(x: &[f32], rows: usize, w: &QuantizedWeight, out: &mut [f32], vnni: bool) {
     let (n, k) = (w.n, w.k);
     assert_eq!(x.len(), rows * k, "int8: input is not rows × k");
     assert_eq!(out.len(), rows * n, "int8: output is not rows × n");
@@ -235,6 +298,13 @@ pub fn matmul_bt(x: &[f32], rows: usize, w: &QuantizedWeight, out: &mut [f32]) {
     }
     let a = quantize_rows(x, rows, k);
     let kq = a.k_pairs;
+    let aq = if vnni {
+        assert!(!w.quads.is_empty(), "int8: weight not packed for VNNI");
+        quads_of_pairs(&a.data, rows, kq)
+    } else {
+        Vec::new()
+    };
+    let k_quads = kq.div_ceil(2);
     let threads = rayon::current_num_threads().max(1);
     let panels = n.div_ceil(PANEL);
     if rows >= 32 * threads {
@@ -243,8 +313,13 @@ pub fn matmul_bt(x: &[f32], rows: usize, w: &QuantizedWeight, out: &mut [f32]) {
         out.par_chunks_mut(block * n)
             .zip(a.data.par_chunks(block * kq))
             .zip(a.scales.par_chunks(block))
-            .for_each(|((dst, data), scales)| {
-                product(data, scales, kq, w, 0..panels, dst, n);
+            .enumerate()
+            .for_each(|(i, ((dst, data), scales))| {
+                let quads = vnni.then(|| {
+                    let start = i * block * k_quads;
+                    &aq[start..start + scales.len() * k_quads]
+                });
+                product(data, quads, scales, kq, w, 0..panels, dst, n);
             });
     } else {
         // A few rows (a short query): split the panels instead.
@@ -252,15 +327,18 @@ pub fn matmul_bt(x: &[f32], rows: usize, w: &QuantizedWeight, out: &mut [f32]) {
         by_column_blocks(rows, n, per_task * PANEL, out, |j0, width, dst| {
             let p0 = j0 / PANEL;
             let p1 = (j0 + width).div_ceil(PANEL);
-            product(&a.data, &a.scales, kq, w, p0..p1, dst, width);
+            let quads = vnni.then_some(aq.as_slice());
+            product(&a.data, quads, &a.scales, kq, w, p0..p1, dst, width);
         });
     }
 }
 
 /// Panels `panels` of `w` against every row of `a`: `out[r][j − j0] += …` where `j0` is the first
 /// panel's first column and `ldc` the stride of `out`'s rows.
+#[allow(clippy::too_many_arguments)]
 fn product(
     a: &[u32],
+    a_quads: Option<&[u32]>,
     a_scales: &[RowScale],
     k_pairs: usize,
     w: &QuantizedWeight,
@@ -279,6 +357,7 @@ fn product(
             let j = panel * PANEL;
             let cols = (w.n - j).min(PANEL);
             let b = &w.data[panel * k_pairs * PANEL..(panel + 1) * k_pairs * PANEL];
+            let k_quads = k_pairs.div_ceil(2);
             let mut r = r0;
             while r < r1 {
                 let m = (r1 - r).min(MR);
@@ -289,6 +368,11 @@ fn product(
                     b,
                     w_scales: &w.scales[j..j + cols],
                     w_sums: &w.sums[j..j + PANEL],
+                    quads: a_quads.map(|aq| Quads {
+                        a: &aq[r * k_quads..(r + m) * k_quads],
+                        b: &w.quads[panel * k_quads * PANEL..(panel + 1) * k_quads * PANEL],
+                        k_quads,
+                    }),
                 };
                 let c = &mut out[r * ldc + (j - first * PANEL)..];
                 #[cfg(target_arch = "x86_64")]
@@ -315,6 +399,15 @@ struct Tile<'a> {
     w_scales: &'a [f32],
     /// The panel's column sums, [`PANEL`] of them.
     w_sums: &'a [i32],
+    /// The same activations and panel as quads, for the VNNI kernel.
+    quads: Option<Quads<'a>>,
+}
+
+/// A [`Tile`]'s operands four k's to a lane: `a` is rows × k_quads, `b` k_quads × [`PANEL`].
+struct Quads<'a> {
+    a: &'a [u32],
+    b: &'a [u32],
+    k_quads: usize,
 }
 
 /// One output value from its exact integer sum: the same operations, in the same order, as the
@@ -353,6 +446,17 @@ mod x86 {
         *SUPPORTED.get_or_init(|| std::arch::is_x86_feature_detected!("avx2"))
     }
 
+    /// AVX-512 with VNNI (`vpdpbusd`). `FATHOM_INT8_VNNI=0` turns the kernel off (to compare).
+    pub(super) fn vnni_supported() -> bool {
+        static SUPPORTED: OnceLock<bool> = OnceLock::new();
+        *SUPPORTED.get_or_init(|| {
+            std::arch::is_x86_feature_detected!("avx512f")
+                && std::arch::is_x86_feature_detected!("avx512bw")
+                && std::arch::is_x86_feature_detected!("avx512vnni")
+                && std::env::var("FATHOM_INT8_VNNI").map_or(true, |v| v != "0")
+        })
+    }
+
     /// [`super::portable_tile`] on AVX2; call only where [`supported`] holds.
     pub(super) fn tile(t: &Tile, c: &mut [f32], ldc: usize) {
         assert!(supported(), "int8 AVX2 kernel on a CPU without AVX2");
@@ -363,6 +467,25 @@ mod x86 {
         assert!((1..=MR).contains(&m) && (1..=PANEL).contains(&cols));
         assert!(t.a.len() >= m * t.k_pairs && t.b.len() >= t.k_pairs * PANEL);
         assert!(t.w_sums.len() >= PANEL && c.len() >= (m - 1) * ldc + cols);
+        if let Some(q) = &t.quads {
+            assert!(
+                vnni_supported(),
+                "int8 VNNI kernel on a CPU without AVX-512 VNNI"
+            );
+            assert!(q.a.len() >= m * q.k_quads && q.b.len() >= q.k_quads * PANEL);
+            // SAFETY: AVX-512 F/BW/VNNI are present and the bounds hold (asserted above).
+            unsafe {
+                match m {
+                    6 => kernel_vnni::<6>(t, q, c, ldc),
+                    5 => kernel_vnni::<5>(t, q, c, ldc),
+                    4 => kernel_vnni::<4>(t, q, c, ldc),
+                    3 => kernel_vnni::<3>(t, q, c, ldc),
+                    2 => kernel_vnni::<2>(t, q, c, ldc),
+                    _ => kernel_vnni::<1>(t, q, c, ldc),
+                }
+            }
+            return;
+        }
         // SAFETY: AVX2 is present (asserted above); the bounds the kernel relies on are
         // asserted above too.
         unsafe {
@@ -373,6 +496,66 @@ mod x86 {
                 3 => kernel::<3>(t, c, ldc),
                 2 => kernel::<2>(t, c, ldc),
                 _ => kernel::<1>(t, c, ldc),
+            }
+        }
+    }
+
+    /// R rows × one panel on AVX-512 VNNI: per k-quad one `vpdpbusd` per row (u8 activations ×
+    /// i8 weights, 64 products summed by fours into the panel's 16 i32 lanes, no saturation), then
+    /// the epilogue of [`kernel`] on 16 lanes: the same operations, so the same bits.
+    ///
+    /// # Safety
+    /// AVX-512 F, BW and VNNI; `q.a` holds R × k_quads lanes, `q.b` k_quads × PANEL, `t.w_sums`
+    /// PANEL, and `c` reaches (R − 1) · ldc + cols, with cols = `t.w_scales.len()` ≤ PANEL.
+    #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+    unsafe fn kernel_vnni<const R: usize>(t: &Tile, q: &super::Quads, c: &mut [f32], ldc: usize) {
+        let k_quads = q.k_quads;
+        let ap = q.a.as_ptr();
+        let bp = q.b.as_ptr();
+        for r in 0..R {
+            let row = c[r * ldc..].as_ptr();
+            // A hint only (never faults); `wrapping_add` keeps the address computation defined.
+            _mm_prefetch::<_MM_HINT_T0>(row.cast());
+            _mm_prefetch::<_MM_HINT_T0>(row.wrapping_add(15).cast());
+        }
+        let mut acc = [_mm512_setzero_si512(); R];
+        for p in 0..k_quads {
+            // SAFETY: p < k_quads: the 16 lanes (64 bytes) from p·16 lie inside `b`.
+            let b = unsafe { _mm512_loadu_si512(bp.add(p * PANEL).cast()) };
+            for (r, acc_r) in acc.iter_mut().enumerate() {
+                // SAFETY: r < R and p < k_quads: the lane lies inside `a`.
+                let lane = unsafe { *ap.add(r * k_quads + p) } as i32;
+                *acc_r = _mm512_dpbusd_epi32(*acc_r, _mm512_set1_epi32(lane), b);
+            }
+        }
+        let cols = t.w_scales.len();
+        let mut w_scales = [0f32; PANEL];
+        w_scales[..cols].copy_from_slice(t.w_scales);
+        // SAFETY: `w_scales` holds 16 floats and `t.w_sums` at least 16 ints (asserted).
+        let (ws, w_sum) = unsafe {
+            (
+                _mm512_loadu_ps(w_scales.as_ptr()),
+                _mm512_loadu_si512(t.w_sums.as_ptr().cast()),
+            )
+        };
+        let mask: __mmask16 = if cols == PANEL {
+            !0
+        } else {
+            (1u16 << cols) - 1
+        };
+        for (r, &sum) in acc.iter().enumerate() {
+            let s = t.a_scales[r];
+            let exact = _mm512_sub_epi32(sum, _mm512_mullo_epi32(_mm512_set1_epi32(s.zero), w_sum));
+            let value = _mm512_mul_ps(
+                _mm512_cvtepi32_ps(exact),
+                _mm512_mul_ps(_mm512_set1_ps(s.scale), ws),
+            );
+            let row = c[r * ldc..r * ldc + cols].as_mut_ptr();
+            // SAFETY: the mask covers the row's `cols` floats only; masked lanes are neither read
+            // nor written.
+            unsafe {
+                let old = _mm512_maskz_loadu_ps(mask, row);
+                _mm512_mask_storeu_ps(row, mask, _mm512_add_ps(old, value));
             }
         }
     }
@@ -480,6 +663,7 @@ mod tests {
                     b: &w.data[panel * kq * PANEL..(panel + 1) * kq * PANEL],
                     w_scales: &w.scales[j..j + cols],
                     w_sums: &w.sums[j..j + PANEL],
+                    quads: None,
                 };
                 portable_tile(&tile, &mut out[r * w.n + j..], w.n);
             }
@@ -538,6 +722,13 @@ mod tests {
                 got, portable,
                 "({rows},{k},{n}): SIMD and portable kernels differ"
             );
+            // Where VNNI runs by default, the AVX2 kernel must agree too.
+            assert_eq!(q.quads.is_empty(), !vnni());
+            if vnni() {
+                let mut avx2 = start.clone();
+                matmul_bt_with(&x, rows, &q, &mut avx2, false);
+                assert_eq!(avx2, portable, "({rows},{k},{n}): AVX2 and portable differ");
+            }
             for r in 0..rows {
                 let xr = &x[r * k..(r + 1) * k];
                 let (lo, hi) = xr
