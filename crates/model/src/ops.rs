@@ -479,16 +479,20 @@ const PADDED_SCORES: usize = 1 << 27;
 
 /// The sequences of one padded group: `count` of them from `first`, the longest `longest`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct PaddedGroup {
-    first: usize,
-    count: usize,
-    longest: usize,
+pub(crate) struct PaddedGroup {
+    pub first: usize,
+    pub count: usize,
+    pub longest: usize,
 }
 
 /// Consecutive sequences gathered into padded groups: a group grows while padding would add at
 /// most a quarter to its real tokens and its scores stay under `max_scores` (a sequence alone
 /// always makes a group). Length-sorted input (as `Embedder` packs it) gives few, full groups.
-fn padded_groups(seq_lens: &[usize], heads: usize, max_scores: usize) -> Vec<PaddedGroup> {
+pub(crate) fn padded_groups(
+    seq_lens: &[usize],
+    heads: usize,
+    max_scores: usize,
+) -> Vec<PaddedGroup> {
     let mut groups: Vec<PaddedGroup> = Vec::new();
     let mut tokens = 0;
     for (i, &len) in seq_lens.iter().enumerate() {
@@ -673,14 +677,7 @@ fn padded_blocks(
     dtype: DType,
     device: &Device,
 ) -> Result<Vec<PaddedBlock>> {
-    let starts: Vec<usize> = seq_lens
-        .iter()
-        .scan(0, |at, &len| {
-            let start = *at;
-            *at += len;
-            Some(start)
-        })
-        .collect();
+    let starts = kernels::seq_starts(seq_lens);
     let mut blocks = Vec::new();
     for g in padded_groups(seq_lens, heads, PADDED_SCORES) {
         let (b, l) = (g.count, g.longest);

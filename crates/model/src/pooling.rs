@@ -28,14 +28,7 @@ pub fn pool(
         let n = rows.len();
         Ok(Tensor::from_vec(rows, n, device)?)
     };
-    let starts: Vec<usize> = seq_lens
-        .iter()
-        .scan(0, |at, &len| {
-            let start = *at;
-            *at += len;
-            Some(start)
-        })
-        .collect();
+    let starts = crate::kernels::seq_starts(seq_lens);
     let kept: Vec<usize> = seq_lens
         .iter()
         .map(|len| len.saturating_sub(skip))
@@ -72,8 +65,11 @@ pub fn pool(
             mode => {
                 let source = padded_source.as_ref().expect("made for reducing modes");
                 let mut rows = Vec::with_capacity(seq_lens.len());
-                for group in padded_groups(&kept) {
-                    let (first, count, longest) = group;
+                // Groups of similar lengths (padding adds at most a quarter); an empty body
+                // still reads one (zero) slot.
+                for group in crate::ops::padded_groups(&kept, 1, usize::MAX) {
+                    let (first, count) = (group.first, group.count);
+                    let longest = group.longest.max(1);
                     let mut slots = Vec::with_capacity(count * longest);
                     let mut weights = Vec::with_capacity(count * longest);
                     let mut divisors = Vec::with_capacity(count);
@@ -124,27 +120,6 @@ pub fn pool(
         parts.push(part);
     }
     Ok(Tensor::cat(&parts, 1)?)
-}
-
-/// Consecutive lengths gathered into `(first, count, longest)` groups whose padding adds at most a
-/// quarter to their real rows (a length alone always makes a group; an empty one joins any).
-fn padded_groups(lens: &[usize]) -> Vec<(usize, usize, usize)> {
-    let mut groups: Vec<(usize, usize, usize)> = Vec::new();
-    let mut rows = 0;
-    for (i, &len) in lens.iter().enumerate() {
-        if let Some((_, count, longest)) = groups.last_mut() {
-            let wider = (*longest).max(len);
-            if 4 * (*count + 1) * wider <= 5 * (rows + len) + 4 * wider {
-                *count += 1;
-                *longest = wider;
-                rows += len;
-                continue;
-            }
-        }
-        groups.push((i, 1, len.max(1)));
-        rows = len;
-    }
-    groups
 }
 
 /// A sentence-transformers `Dense` module: linear then activation.

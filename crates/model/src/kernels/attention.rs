@@ -195,14 +195,7 @@ pub fn attention(
         );
     }
     let mut out = vec![0f32; tokens * hidden];
-    let starts: Vec<usize> = seq_lens
-        .iter()
-        .scan(0, |acc, &len| {
-            let start = *acc;
-            *acc += len;
-            Some(start)
-        })
-        .collect();
+    let starts = super::seq_starts(seq_lens);
     let tasks: Vec<(usize, usize, usize, usize)> = seq_lens
         .iter()
         .zip(&starts)

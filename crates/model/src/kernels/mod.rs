@@ -66,3 +66,15 @@ fn pseudo_random(n: usize, seed: u32) -> Vec<f32> {
         })
         .collect()
 }
+
+/// Where each packed sequence starts: the running sum of `seq_lens` before it.
+pub(crate) fn seq_starts(seq_lens: &[usize]) -> Vec<usize> {
+    seq_lens
+        .iter()
+        .scan(0, |at, &len| {
+            let start = *at;
+            *at += len;
+            Some(start)
+        })
+        .collect()
+}
