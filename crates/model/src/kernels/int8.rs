@@ -20,11 +20,19 @@
 //! activations are already u8 and the weights i8) does 64 products an instruction on a second
 //! copy of the weights packed four k's to a lane; its sums and epilogue are the same, so the
 //! outputs are the same bits as the AVX2 and portable kernels' (the unit tests check all three).
+//!
+//! Where the CPU has AMX-INT8 (Sapphire Rapids and later), [`amx`](super::amx) tiles do the
+//! same u8 × i8 sums 16 × 16 × 64 at a time, on the same quads padded to whole tiles (k to
+//! 64, columns to 32, rows to 32: the padding is zeros and changes no sum), with the same
+//! epilogue: again the same bits.
 
 use multiversion::multiversion;
 use rayon::prelude::*;
 
+use super::amx;
 use super::linear::by_column_blocks;
+use super::math::gelu_erf;
+use super::Epilogue;
 
 /// Columns per packed panel: two 8-lane vectors.
 const PANEL: usize = 16;
@@ -45,12 +53,43 @@ pub struct QuantizedWeight {
     scales: Vec<f32>,
     /// Per output column (padded with zeros to whole panels): `Σ_i q[j][i]`.
     sums: Vec<i32>,
-    /// `data[(panel · k_pairs + p) · PANEL + c]` = q[panel·16 + c][2p .. 2p + 2] as two `i8`
-    /// (first in the low byte); columns past `n` and k past the end are zero.
+    /// Which kernel the weight is packed for (and so runs on).
+    kernel: Kernel,
+    /// For [`Kernel::Pairs`] (else empty): `data[(panel · k_pairs + p) · PANEL + c]` =
+    /// q[panel·16 + c][2p .. 2p + 2] as two `i8` (first in the low byte); columns past `n` and k
+    /// past the end are zero.
     data: Vec<u16>,
-    /// Where the CPU has AVX-512 VNNI (else empty): `quads[(panel · k_quads + q) · PANEL + c]` =
-    /// q[panel·16 + c][4q .. 4q + 4] as four `i8` (first in the low byte), for `vpdpbusd`.
+    /// For [`Kernel::Vnni`] and [`Kernel::Amx`] (else empty): `quads[(panel · k_quads + q) ·
+    /// PANEL + c]` = q[panel·16 + c][4q .. 4q + 4] as four `i8` (first in the low byte), for
+    /// `vpdpbusd` and `tdpbusd`; for AMX, `k_quads` and the panels are padded (with zeros) to
+    /// whole tiles.
     quads: Vec<u32>,
+    /// Quads per column in `quads`.
+    k_quads: usize,
+}
+
+/// The integer kernels, all computing the same sums (so the same outputs, to the bit).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kernel {
+    /// Pairs of `i16` on AVX2 `vpmaddwd`, or the portable kernel where the CPU lacks AVX2.
+    Pairs,
+    /// Quads on AVX-512 VNNI `vpdpbusd`.
+    Vnni,
+    /// Quads on AMX tiles (`tdpbusd`).
+    Amx,
+}
+
+impl Kernel {
+    /// The fastest kernel this CPU runs.
+    fn best() -> Self {
+        if super::amx::int8() {
+            Self::Amx
+        } else if vnni() {
+            Self::Vnni
+        } else {
+            Self::Pairs
+        }
+    }
 }
 
 /// Adding then subtracting 1.5 · 2²³ rounds a float of magnitude below 2²² to the nearest
@@ -146,9 +185,17 @@ fn quantize_row(src: &[f32], s: RowScale, dst: &mut [u32]) {
 
 impl QuantizedWeight {
     pub fn quantize(w: &[f32], n: usize, k: usize) -> Self {
+        Self::quantize_for(w, n, k, Kernel::best())
+    }
+
+    fn quantize_for(w: &[f32], n: usize, k: usize, kernel: Kernel) -> Self {
         assert_eq!(w.len(), n * k, "int8: weight is not n × k");
-        let k_pairs = k.div_ceil(2);
-        let panels = n.div_ceil(PANEL);
+        let mut panels = n.div_ceil(PANEL);
+        let mut k_quads = k.div_ceil(4);
+        if kernel == Kernel::Amx {
+            panels = panels.next_multiple_of(amx::BLOCK / PANEL);
+            k_quads = k_quads.next_multiple_of(amx::STEP_BYTES / 4);
+        }
         let mut scales = vec![0f32; n];
         let mut sums = vec![0i32; panels * PANEL];
         let mut q = vec![0i8; n * k];
@@ -170,36 +217,45 @@ impl QuantizedWeight {
                 }
                 *sum = q.iter().map(|&v| v as i32).sum();
             });
-        let mut data = vec![0u16; panels * k_pairs * PANEL];
-        for (idx, slot) in data.iter_mut().enumerate() {
-            let c = idx % PANEL;
-            let p = (idx / PANEL) % k_pairs;
-            let col = idx / (PANEL * k_pairs) * PANEL + c;
-            if col < n {
-                let row = &q[col * k..(col + 1) * k];
-                let lo = row[2 * p] as u8;
-                let hi = row.get(2 * p + 1).copied().unwrap_or(0) as u8;
-                *slot = u16::from_le_bytes([lo, hi]);
-            }
-        }
-        let quads = if vnni() {
-            pack_quads(&q, n, k)
+        let (data, quads) = if kernel == Kernel::Pairs {
+            (pack_pairs(&q, n, k), Vec::new())
         } else {
-            Vec::new()
+            (Vec::new(), pack_quads(&q, n, k, panels, k_quads))
         };
         Self {
             n,
             k,
             scales,
             sums,
+            kernel,
             data,
             quads,
+            k_quads,
         }
     }
 
     pub fn dims(&self) -> (usize, usize) {
         (self.n, self.k)
     }
+}
+
+/// `q` (n × k, i8) packed in panels of [`PANEL`] columns, two k's of a column in one `u16`.
+fn pack_pairs(q: &[i8], n: usize, k: usize) -> Vec<u16> {
+    let k_pairs = k.div_ceil(2);
+    let panels = n.div_ceil(PANEL);
+    let mut data = vec![0u16; panels * k_pairs * PANEL];
+    for (idx, slot) in data.iter_mut().enumerate() {
+        let c = idx % PANEL;
+        let p = (idx / PANEL) % k_pairs;
+        let col = idx / (PANEL * k_pairs) * PANEL + c;
+        if col < n {
+            let row = &q[col * k..(col + 1) * k];
+            let lo = row[2 * p] as u8;
+            let hi = row.get(2 * p + 1).copied().unwrap_or(0) as u8;
+            *slot = u16::from_le_bytes([lo, hi]);
+        }
+    }
+    data
 }
 
 /// Whether the AVX-512 VNNI kernel runs here.
@@ -214,10 +270,9 @@ fn vnni() -> bool {
     }
 }
 
-/// `q` (n × k, i8) packed in panels of [`PANEL`] columns, four k's of a column in one `u32`.
-fn pack_quads(q: &[i8], n: usize, k: usize) -> Vec<u32> {
-    let k_quads = k.div_ceil(4);
-    let panels = n.div_ceil(PANEL);
+/// `q` (n × k, i8) packed in `panels` panels of [`PANEL`] columns, `k_quads` quads of four
+/// k's of a column in one `u32`; columns past `n` and k past the end are zero.
+fn pack_quads(q: &[i8], n: usize, k: usize, panels: usize, k_quads: usize) -> Vec<u32> {
     let mut quads = vec![0u32; panels * k_quads * PANEL];
     for (idx, slot) in quads.iter_mut().enumerate() {
         let c = idx % PANEL;
@@ -232,21 +287,52 @@ fn pack_quads(q: &[i8], n: usize, k: usize) -> Vec<u32> {
     quads
 }
 
-/// Activations as four `u8` per `u32` (for `vpdpbusd`) from their `i16` pairs.
-fn quads_of_pairs(pairs: &[u32], rows: usize, k_pairs: usize) -> Vec<u32> {
-    let k_quads = k_pairs.div_ceil(2);
-    let mut quads = vec![0u32; rows * k_quads];
-    for (dst, src) in quads
-        .chunks_mut(k_quads.max(1))
-        .zip(pairs.chunks(k_pairs.max(1)))
-    {
-        for (d, two) in dst.iter_mut().zip(src.chunks(2)) {
-            let lo = two[0];
-            let hi = two.get(1).copied().unwrap_or(0);
-            *d = (lo & 0xFF) | (lo >> 8 & 0xFF00) | (hi & 0xFF) << 16 | (hi >> 16 & 0xFF) << 24;
-        }
+/// One row quantized into lanes of four `u8` (the first in the low byte; k past the end 0).
+#[multiversion(targets("x86_64+avx512f+avx512bw", "x86_64+avx2+fma", "aarch64+neon"))]
+fn quantize_row_quads(src: &[f32], s: RowScale, dst: &mut [u32]) {
+    let quads = src.chunks_exact(4);
+    let tail = quads.remainder();
+    for (d, q) in dst.iter_mut().zip(quads) {
+        *d = s.quantize(q[0])
+            | s.quantize(q[1]) << 8
+            | s.quantize(q[2]) << 16
+            | s.quantize(q[3]) << 24;
     }
-    quads
+    if !tail.is_empty() {
+        dst[src.len() / 4] = tail
+            .iter()
+            .enumerate()
+            .fold(0, |d, (i, &v)| d | s.quantize(v) << (8 * i));
+    }
+}
+
+/// Rows of activations quantized into lanes of four `u8`, `k_quads` lanes a row, with their
+/// scales; the rows padded with zero rows to a multiple of `row_multiple`.
+fn quantize_rows_quads(
+    x: &[f32],
+    rows: usize,
+    k: usize,
+    k_quads: usize,
+    row_multiple: usize,
+) -> (Vec<RowScale>, Vec<u32>) {
+    let mut scales = vec![
+        RowScale {
+            scale: 0.0,
+            inv: 0.0,
+            zero: 0
+        };
+        rows
+    ];
+    let mut data = vec![0u32; rows.next_multiple_of(row_multiple) * k_quads];
+    data.par_chunks_mut(k_quads.max(1))
+        .zip(scales.par_iter_mut())
+        .zip(x.par_chunks(k.max(1)))
+        .with_min_len(16)
+        .for_each(|((dst, scale), src)| {
+            *scale = RowScale::of(src);
+            quantize_row_quads(src, *scale, dst);
+        });
+    (scales, data)
 }
 
 /// Rows of activations quantized into lanes of two `i16`, with their scales.
@@ -285,40 +371,54 @@ fn quantize_rows(x: &[f32], rows: usize, k: usize) -> QuantizedRows {
 /// `out += x · wᵀ` for row-major `x` (rows × k) and a quantized `w`; `out` is rows × n, already
 /// holding the bias (or zeros).
 pub fn matmul_bt(x: &[f32], rows: usize, w: &QuantizedWeight, out: &mut [f32]) {
-    matmul_bt_with(x, rows, w, out, !w.quads.is_empty());
-}
-
-/// [`matmul_bt`], on the VNNI kernel when `vnni` (the weight must have been packed for it).
-fn matmul_bt_with(x: &[f32], rows: usize, w: &QuantizedWeight, out: &mut [f32], vnni: bool) {
     let (n, k) = (w.n, w.k);
     assert_eq!(x.len(), rows * k, "int8: input is not rows × k");
     assert_eq!(out.len(), rows * n, "int8: output is not rows × n");
     if rows == 0 || n == 0 || k == 0 {
         return;
     }
-    let a = quantize_rows(x, rows, k);
-    let kq = a.k_pairs;
-    let aq = if vnni {
-        assert!(!w.quads.is_empty(), "int8: weight not packed for VNNI");
-        quads_of_pairs(&a.data, rows, kq)
-    } else {
-        Vec::new()
-    };
-    let k_quads = kq.div_ceil(2);
     let threads = rayon::current_num_threads().max(1);
+    if w.kernel == Kernel::Amx {
+        // The tiles' epilogue writes rather than adds (see [`linear`], which fuses the bias).
+        let mut product = vec![0f32; rows * n];
+        let fused = Fused {
+            bias: None,
+            gelu: false,
+        };
+        matmul_amx(x, rows, w, fused, &mut product, threads);
+        out.iter_mut().zip(&product).for_each(|(o, p)| *o += p);
+        return;
+    }
+    let (a, aq) = if w.kernel == Kernel::Vnni {
+        let (scales, quads) = quantize_rows_quads(x, rows, k, w.k_quads, 1);
+        let a = QuantizedRows {
+            k_pairs: k.div_ceil(2),
+            scales,
+            data: Vec::new(),
+        };
+        (a, quads)
+    } else {
+        (quantize_rows(x, rows, k), Vec::new())
+    };
+    let vnni = w.kernel == Kernel::Vnni;
+    let kq = a.k_pairs;
+    let k_quads = w.k_quads;
     let panels = n.div_ceil(PANEL);
+    let row_data = |r0: usize, r1: usize| {
+        if vnni {
+            (&[][..], Some(&aq[r0 * k_quads..r1 * k_quads]))
+        } else {
+            (&a.data[r0 * kq..r1 * kq], None)
+        }
+    };
     if rows >= 32 * threads {
         // Enough rows for every thread: split them, each block against every panel.
         let block = rows.div_ceil(threads).div_ceil(MR) * MR;
         out.par_chunks_mut(block * n)
-            .zip(a.data.par_chunks(block * kq))
             .zip(a.scales.par_chunks(block))
             .enumerate()
-            .for_each(|(i, ((dst, data), scales))| {
-                let quads = vnni.then(|| {
-                    let start = i * block * k_quads;
-                    &aq[start..start + scales.len() * k_quads]
-                });
+            .for_each(|(i, (dst, scales))| {
+                let (data, quads) = row_data(i * block, i * block + scales.len());
                 product(data, quads, scales, kq, w, 0..panels, dst, n);
             });
     } else {
@@ -327,9 +427,174 @@ fn matmul_bt_with(x: &[f32], rows: usize, w: &QuantizedWeight, out: &mut [f32], 
         by_column_blocks(rows, n, per_task * PANEL, out, |j0, width, dst| {
             let p0 = j0 / PANEL;
             let p1 = (j0 + width).div_ceil(PANEL);
-            let quads = vnni.then_some(aq.as_slice());
-            product(&a.data, quads, &a.scales, kq, w, p0..p1, dst, width);
+            let (data, quads) = row_data(0, rows);
+            product(data, quads, &a.scales, kq, w, p0..p1, dst, width);
         });
+    }
+}
+
+/// `x · wᵀ + bias` for row-major `x` (rows × k), then the epilogue: rows × n, row-major.
+pub fn linear(
+    x: &[f32],
+    rows: usize,
+    w: &QuantizedWeight,
+    bias: Option<&[f32]>,
+    epilogue: Epilogue,
+) -> Vec<f32> {
+    let (n, k) = (w.n, w.k);
+    if let Some(b) = bias {
+        assert_eq!(b.len(), n, "int8: bias is not n long");
+    }
+    if w.kernel != Kernel::Amx || rows == 0 || n == 0 || k == 0 {
+        return super::linear::with_bias_and_epilogue(rows, n, bias, epilogue, |out| {
+            matmul_bt(x, rows, w, out)
+        });
+    }
+    assert_eq!(x.len(), rows * k, "int8: input is not rows × k");
+    // Zeroed memory comes from the OS untouched; the tiles' epilogue writes every value once,
+    // bias and activation included, while the block is in cache.
+    let mut out = vec![0f32; rows * n];
+    let fused = Fused {
+        bias,
+        gelu: epilogue == Epilogue::GeluErf,
+    };
+    let threads = rayon::current_num_threads().max(1);
+    matmul_amx(x, rows, w, fused, &mut out, threads);
+    out
+}
+
+/// What the AMX epilogue does besides dequantizing: each output is written once, as `bias +
+/// value` (so whatever `out` held is overwritten), then the activation.
+#[derive(Clone, Copy)]
+struct Fused<'a> {
+    bias: Option<&'a [f32]>,
+    gelu: bool,
+}
+
+/// `out = x · wᵀ` with the [`Fused`] epilogue, on AMX tiles: blocks of 32 rows × 32 columns,
+/// the rows split across the threads where there are enough of them, else the columns.
+fn matmul_amx(
+    x: &[f32],
+    rows: usize,
+    w: &QuantizedWeight,
+    fused: Fused,
+    out: &mut [f32],
+    threads: usize,
+) {
+    let (n, k, k_quads) = (w.n, w.k, w.k_quads);
+    let (scales, quads) = quantize_rows_quads(x, rows, k, k_quads, amx::BLOCK);
+    let lda = 4 * k_quads;
+    let a = as_bytes(&quads);
+    let column_blocks = n.div_ceil(amx::BLOCK);
+    let row_blocks = rows.div_ceil(amx::BLOCK);
+    if row_blocks >= 2 * threads {
+        let per_task = row_blocks.div_ceil(threads) * amx::BLOCK;
+        out.par_chunks_mut(per_task * n)
+            .zip(scales.par_chunks(per_task))
+            .enumerate()
+            .for_each(|(i, (dst, scales))| {
+                let a = &a[i * per_task * lda..];
+                product_amx(a, scales, w, fused, 0..column_blocks, dst, n);
+            });
+    } else {
+        let per_task = column_blocks.div_ceil(threads * 2).max(1) * amx::BLOCK;
+        by_column_blocks(rows, n, per_task, out, |j0, width, dst| {
+            let blocks = j0 / amx::BLOCK..(j0 + width).div_ceil(amx::BLOCK);
+            product_amx(a, &scales, w, fused, blocks, dst, width);
+        });
+    }
+}
+
+/// `u32` lanes as their bytes (little-endian: a quad's first value first, as the tiles read it).
+fn as_bytes(v: &[u32]) -> &[u8] {
+    // SAFETY: `u8` has no alignment or validity requirement; the slice covers exactly the
+    // `4 · len` bytes of `v` and borrows it for its lifetime.
+    unsafe { std::slice::from_raw_parts(v.as_ptr().cast(), std::mem::size_of_val(v)) }
+}
+
+/// Column blocks `blocks` of `w` (32 columns each) against every row of `a` (quads, 4 · k_quads
+/// bytes a row, rows padded to whole blocks): `out[r][j − j0] = …` with the [`Fused`] epilogue,
+/// where `j0` is the first block's first column and `ldc` the stride of `out`'s rows.
+fn product_amx(
+    a: &[u8],
+    a_scales: &[RowScale],
+    w: &QuantizedWeight,
+    fused: Fused,
+    blocks: std::ops::Range<usize>,
+    out: &mut [f32],
+    ldc: usize,
+) {
+    let tiles = amx::Tiles::new().expect("int8: weight packed for AMX on a CPU without it");
+    let lda = 4 * w.k_quads;
+    let steps = lda / amx::STEP_BYTES;
+    let tile_bytes = amx::TILE * amx::STEP_BYTES;
+    let b = as_bytes(&w.quads);
+    let panel_bytes = steps * tile_bytes;
+    let first = blocks.start * amx::BLOCK;
+    let mut c: amx::Block<i32> = [[0; amx::TILE * amx::TILE]; 4];
+    for r0 in (0..a_scales.len()).step_by(amx::BLOCK) {
+        let a_rows = &a[r0 * lda..(r0 + amx::BLOCK) * lda];
+        for block in blocks.clone() {
+            let p0 = 2 * block;
+            let b0 = &b[p0 * panel_bytes..(p0 + 1) * panel_bytes];
+            let b1 = &b[(p0 + 1) * panel_bytes..(p0 + 2) * panel_bytes];
+            tiles.int8_block(a_rows, lda, [b0, b1], steps, &mut c);
+            for (t, tile) in c.iter().enumerate() {
+                let r = r0 + amx::TILE * (t / 2);
+                let j = (p0 + t % 2) * PANEL;
+                if r >= a_scales.len() || j >= w.n {
+                    continue;
+                }
+                let m = (a_scales.len() - r).min(amx::TILE);
+                let cols = (w.n - j).min(PANEL);
+                let dst = &mut out[r * ldc + (j - first)..];
+                dequantize_tile(
+                    tile,
+                    &a_scales[r..r + m],
+                    &w.scales[j..j + cols],
+                    &w.sums[j..j + PANEL],
+                    fused.bias.map(|b| &b[j..j + cols]),
+                    dst,
+                    ldc,
+                );
+            }
+            let j = block * amx::BLOCK;
+            if fused.gelu && j < w.n {
+                let cols = (w.n - j).min(amx::BLOCK);
+                for r in r0..(r0 + amx::BLOCK).min(a_scales.len()) {
+                    let at = r * ldc + (j - first);
+                    gelu_erf(&mut out[at..at + cols]);
+                }
+            }
+        }
+    }
+}
+
+/// `out[r][c] = bias[c] + dequantize(tile[r][c], …)` (bias 0 where there is none) for the
+/// tile's first `a_scales.len()` rows and `w_scales.len()` columns (row stride `ldc` in `out`).
+fn dequantize_tile(
+    tile: &[i32; amx::TILE * amx::TILE],
+    a_scales: &[RowScale],
+    w_scales: &[f32],
+    w_sums: &[i32],
+    bias: Option<&[f32]>,
+    out: &mut [f32],
+    ldc: usize,
+) {
+    let mut b = [0f32; PANEL];
+    if let Some(bias) = bias {
+        b[..bias.len()].copy_from_slice(bias);
+    }
+    #[cfg(target_arch = "x86_64")]
+    if x86::avx512() {
+        x86::dequantize_tile(tile, a_scales, w_scales, w_sums, &b, out, ldc);
+        return;
+    }
+    for (r, &s) in a_scales.iter().enumerate() {
+        let row = &mut out[r * ldc..r * ldc + w_scales.len()];
+        for (c, o) in row.iter_mut().enumerate() {
+            *o = b[c] + dequantize(tile[r * amx::TILE + c], s, w_sums[c], w_scales[c]);
+        }
     }
 }
 
@@ -356,13 +621,19 @@ fn product(
         for panel in panels.clone() {
             let j = panel * PANEL;
             let cols = (w.n - j).min(PANEL);
-            let b = &w.data[panel * k_pairs * PANEL..(panel + 1) * k_pairs * PANEL];
-            let k_quads = k_pairs.div_ceil(2);
+            let k_quads = w.k_quads;
+            let b = match a_quads {
+                Some(_) => &[][..],
+                None => &w.data[panel * k_pairs * PANEL..(panel + 1) * k_pairs * PANEL],
+            };
             let mut r = r0;
             while r < r1 {
                 let m = (r1 - r).min(MR);
                 let tile = Tile {
-                    a: &a[r * k_pairs..(r + m) * k_pairs],
+                    a: match a_quads {
+                        Some(_) => &[][..],
+                        None => &a[r * k_pairs..(r + m) * k_pairs],
+                    },
                     a_scales: &a_scales[r..r + m],
                     k_pairs,
                     b,
@@ -439,7 +710,7 @@ mod x86 {
     use std::arch::x86_64::*;
     use std::sync::OnceLock;
 
-    use super::{Tile, MR, PANEL};
+    use super::{RowScale, Tile, MR, PANEL};
 
     pub(super) fn supported() -> bool {
         static SUPPORTED: OnceLock<bool> = OnceLock::new();
@@ -457,6 +728,75 @@ mod x86 {
         })
     }
 
+    /// AVX-512 F (every CPU with AMX has it), for the AMX tiles' epilogue.
+    pub(super) fn avx512() -> bool {
+        static SUPPORTED: OnceLock<bool> = OnceLock::new();
+        *SUPPORTED.get_or_init(|| std::arch::is_x86_feature_detected!("avx512f"))
+    }
+
+    /// [`super::dequantize_tile`] 16 lanes at a time: the operations of [`kernel_vnni`]'s
+    /// epilogue (the bias its `old`), so the same bits.
+    pub(super) fn dequantize_tile(
+        tile: &[i32; 256],
+        a_scales: &[RowScale],
+        w_scales: &[f32],
+        w_sums: &[i32],
+        bias: &[f32; PANEL],
+        out: &mut [f32],
+        ldc: usize,
+    ) {
+        let (m, cols) = (a_scales.len(), w_scales.len());
+        assert!(avx512(), "int8 AVX-512 epilogue on a CPU without AVX-512");
+        assert!(m <= 16 && cols <= PANEL && w_sums.len() >= PANEL);
+        assert!(m == 0 || out.len() >= (m - 1) * ldc + cols);
+        // SAFETY: AVX-512 F is present and the bounds hold (asserted above).
+        unsafe { dequantize_tile_avx512(tile, a_scales, w_scales, w_sums, bias, out, ldc) }
+    }
+
+    /// # Safety
+    /// AVX-512 F; `a_scales.len()` ≤ 16, `w_scales.len()` ≤ 16 ≤ `w_sums.len()`, and `out`
+    /// reaches (rows − 1) · ldc + cols.
+    #[target_feature(enable = "avx512f")]
+    unsafe fn dequantize_tile_avx512(
+        tile: &[i32; 256],
+        a_scales: &[RowScale],
+        w_scales: &[f32],
+        w_sums: &[i32],
+        bias: &[f32; PANEL],
+        out: &mut [f32],
+        ldc: usize,
+    ) {
+        let cols = w_scales.len();
+        let mut scales = [0f32; PANEL];
+        scales[..cols].copy_from_slice(w_scales);
+        // SAFETY: `scales` and `bias` hold 16 floats, `w_sums` at least 16 ints (the caller's
+        // contract).
+        let (ws, w_sum, b) = unsafe {
+            (
+                _mm512_loadu_ps(scales.as_ptr()),
+                _mm512_loadu_si512(w_sums.as_ptr().cast()),
+                _mm512_loadu_ps(bias.as_ptr()),
+            )
+        };
+        let mask: __mmask16 = if cols == PANEL {
+            !0
+        } else {
+            (1u16 << cols) - 1
+        };
+        for (r, s) in a_scales.iter().enumerate() {
+            // SAFETY: row r < 16 of the tile: 16 ints inside `tile`.
+            let sum = unsafe { _mm512_loadu_si512(tile.as_ptr().add(r * 16).cast()) };
+            let exact = _mm512_sub_epi32(sum, _mm512_mullo_epi32(_mm512_set1_epi32(s.zero), w_sum));
+            let value = _mm512_mul_ps(
+                _mm512_cvtepi32_ps(exact),
+                _mm512_mul_ps(_mm512_set1_ps(s.scale), ws),
+            );
+            let row = out[r * ldc..r * ldc + cols].as_mut_ptr();
+            // SAFETY: the mask covers the row's `cols` floats only; masked lanes are not written.
+            unsafe { _mm512_mask_storeu_ps(row, mask, _mm512_add_ps(b, value)) };
+        }
+    }
+
     /// [`super::portable_tile`] on AVX2; call only where [`supported`] holds.
     pub(super) fn tile(t: &Tile, c: &mut [f32], ldc: usize) {
         assert!(supported(), "int8 AVX2 kernel on a CPU without AVX2");
@@ -465,7 +805,6 @@ mod x86 {
         // Checked once per call, outside the loops: these bounds keep the kernel's raw loads
         // and stores inside `a`, `b`, `w_sums` and `c`.
         assert!((1..=MR).contains(&m) && (1..=PANEL).contains(&cols));
-        assert!(t.a.len() >= m * t.k_pairs && t.b.len() >= t.k_pairs * PANEL);
         assert!(t.w_sums.len() >= PANEL && c.len() >= (m - 1) * ldc + cols);
         if let Some(q) = &t.quads {
             assert!(
@@ -486,6 +825,7 @@ mod x86 {
             }
             return;
         }
+        assert!(t.a.len() >= m * t.k_pairs && t.b.len() >= t.k_pairs * PANEL);
         // SAFETY: AVX2 is present (asserted above); the bounds the kernel relies on are
         // asserted above too.
         unsafe {
@@ -694,6 +1034,38 @@ mod tests {
         assert_eq!(out, vec![1.0, 1.0]);
     }
 
+    /// The kernels this CPU runs.
+    fn kernels() -> Vec<Kernel> {
+        [
+            (Kernel::Pairs, true),
+            (Kernel::Vnni, vnni()),
+            (Kernel::Amx, amx::int8()),
+        ]
+        .into_iter()
+        .filter_map(|(kernel, runs)| runs.then_some(kernel))
+        .collect()
+    }
+
+    #[test]
+    fn fused_bias_and_gelu_give_the_same_bits_on_every_kernel() {
+        // Row counts on both sides of the AMX row split, ragged blocks, odd k.
+        for (rows, k, n) in [(3, 37, 70), (200, 96, 50), (70, 385, 100)] {
+            let x: Vec<f32> = pseudo_random(rows * k, 9).iter().map(|v| v + 0.3).collect();
+            let w = pseudo_random(n * k, 10);
+            let bias = pseudo_random(n, 11);
+            let pairs = QuantizedWeight::quantize_for(&w, n, k, Kernel::Pairs);
+            for (bias, epilogue) in [(Some(&bias[..]), Epilogue::GeluErf), (None, Epilogue::None)] {
+                let want = linear(&x, rows, &pairs, bias, epilogue);
+                for kernel in kernels() {
+                    let q = QuantizedWeight::quantize_for(&w, n, k, kernel);
+                    let got = linear(&x, rows, &q, bias, epilogue);
+                    assert_eq!(got, want, "({rows},{k},{n}) {kernel:?} {epilogue:?}");
+                }
+            }
+        }
+        eprintln!("int8 kernels on this CPU: {:?}", kernels());
+    }
+
     #[test]
     fn int8_matmul_is_within_quantization_error_and_simd_equals_portable() {
         // Odd k (a half-empty last pair), ragged panels, every row count up
@@ -704,6 +1076,7 @@ mod tests {
             (7, 64, 16),
             (13, 383, 33),
             (200, 96, 50),
+            (70, 1536, 100),
         ] {
             // Skewed activations (as after a GELU) exercise the zero point.
             let x: Vec<f32> = pseudo_random(rows * k, rows as u32)
@@ -712,22 +1085,25 @@ mod tests {
                 .collect();
             let w = pseudo_random(n * k, k as u32);
             let bias = pseudo_random(n, 3);
-            let q = QuantizedWeight::quantize(&w, n, k);
             let start: Vec<f32> = (0..rows).flat_map(|_| bias.clone()).collect();
             let mut got = start.clone();
-            matmul_bt(&x, rows, &q, &mut got);
+            matmul_bt(&x, rows, &QuantizedWeight::quantize(&w, n, k), &mut got);
             let mut portable = start.clone();
-            portable_matmul(&x, rows, &q, &mut portable);
+            let pairs = QuantizedWeight::quantize_for(&w, n, k, Kernel::Pairs);
+            portable_matmul(&x, rows, &pairs, &mut portable);
             assert_eq!(
                 got, portable,
-                "({rows},{k},{n}): SIMD and portable kernels differ"
+                "({rows},{k},{n}): best and portable kernels differ"
             );
-            // Where VNNI runs by default, the AVX2 kernel must agree too.
-            assert_eq!(q.quads.is_empty(), !vnni());
-            if vnni() {
-                let mut avx2 = start.clone();
-                matmul_bt_with(&x, rows, &q, &mut avx2, false);
-                assert_eq!(avx2, portable, "({rows},{k},{n}): AVX2 and portable differ");
+            // Every kernel this CPU runs gives the same bits.
+            for kernel in kernels() {
+                let mut other = start.clone();
+                let q = QuantizedWeight::quantize_for(&w, n, k, kernel);
+                matmul_bt(&x, rows, &q, &mut other);
+                assert_eq!(
+                    other, portable,
+                    "({rows},{k},{n}): {kernel:?} and portable differ"
+                );
             }
             for r in 0..rows {
                 let xr = &x[r * k..(r + 1) * k];

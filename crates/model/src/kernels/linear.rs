@@ -141,15 +141,12 @@ pub fn linear_int8(
     bias: Option<&[f32]>,
     epilogue: Epilogue,
 ) -> Vec<f32> {
-    let (n, _) = w.dims();
-    with_bias_and_epilogue(rows, n, bias, epilogue, |out| {
-        int8::matmul_bt(x, rows, w, out)
-    })
+    int8::linear(x, rows, w, bias, epilogue)
 }
 
 /// A rows × n buffer holding the bias (or zeros), `product` accumulated into it, then the
 /// epilogue applied while the rows are still warm.
-fn with_bias_and_epilogue(
+pub(super) fn with_bias_and_epilogue(
     rows: usize,
     n: usize,
     bias: Option<&[f32]>,
