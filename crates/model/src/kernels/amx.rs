@@ -79,87 +79,73 @@ impl Tiles {
     }
 
     /// `c = a · b` over `steps` steps of 64 k's, u8 × i8 into i32 (`tdpbusd`). `a`: 32 rows of
-    /// u8, k in order, row r at `a[r · lda ..]`. `b`: the block's two column tiles, each `steps`
-    /// tiles of 16 rows (k-quads) × 16 columns × 4 i8 (the quad's four k's), one after the other.
+    /// quads (four u8 of consecutive k's in a lane, the first in the low byte), row r at
+    /// `a[r · lda ..]`. `b`: the block's two column tiles, each `steps` tiles of 16 rows
+    /// (k-quads) × 16 columns (a lane of four i8 each), one after the other.
     pub(super) fn int8_block(
         &self,
-        a: &[u8],
+        a: &[u32],
         lda: usize,
-        b: [&[u8]; 2],
+        b: [&[u32]; 2],
         steps: usize,
         c: &mut Block<i32>,
     ) {
-        check(a.len(), lda, [b[0].len(), b[1].len()], steps);
-        #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
-        // SAFETY: the guard exists, so this thread's tiles are configured as `configure` sets
-        // them (16 rows × 64 bytes each); `check` asserted that every row the kernel loads lies
-        // inside `a` and the two column slices; `c` is four whole 16 × 16 tiles of 4 bytes.
-        unsafe {
-            x86::block::<false>(
-                a.as_ptr(),
-                lda,
-                [b[0].as_ptr(), b[1].as_ptr()],
-                steps,
-                c.as_mut_ptr().cast(),
-            )
-        }
-        #[cfg(not(all(target_arch = "x86_64", target_os = "linux")))]
-        let _ = c;
+        self.block::<false>(a, lda, b, steps, c.as_mut_ptr().cast());
     }
 
     /// `c = a · b` over `steps` steps of 32 k's, bf16 × bf16 into f32 (`tdpbf16ps`). `a`: 32
-    /// rows of bf16 bits, k in order, row r at `a[r · lda ..]` (`lda` in values). `b`: the
-    /// block's two column tiles, each `steps` tiles of 16 rows (k-pairs) × 16 columns × 2 bf16,
-    /// one after the other.
+    /// rows of pairs (two bf16 of consecutive k's in a lane, the first in the low half), row r
+    /// at `a[r · lda ..]`. `b`: the block's two column tiles, each `steps` tiles of 16 rows
+    /// (k-pairs) × 16 columns (a lane of two bf16 each), one after the other.
     pub(super) fn bf16_block(
         &self,
-        a: &[u16],
+        a: &[u32],
         lda: usize,
-        b: [&[u16]; 2],
+        b: [&[u32]; 2],
         steps: usize,
         c: &mut Block<f32>,
     ) {
-        check(
-            2 * a.len(),
-            2 * lda,
-            [2 * b[0].len(), 2 * b[1].len()],
-            steps,
-        );
+        self.block::<true>(a, lda, b, steps, c.as_mut_ptr().cast());
+    }
+
+    /// Either product into the four tiles at `c` (4 · 1024 bytes).
+    fn block<const BF16: bool>(
+        &self,
+        a: &[u32],
+        lda: usize,
+        b: [&[u32]; 2],
+        steps: usize,
+        c: *mut u8,
+    ) {
+        let lanes = STEP_BYTES / 4;
+        if steps > 0 {
+            assert!(lda >= steps * lanes, "amx: row stride below {steps} steps");
+            assert!(
+                a.len() >= (BLOCK - 1) * lda + steps * lanes,
+                "amx: rows shorter than {steps} steps"
+            );
+            assert!(
+                b.iter().all(|b| b.len() >= steps * TILE * lanes),
+                "amx: column tiles shorter than {steps} steps"
+            );
+        }
         #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
-        // SAFETY: as in `int8_block`: tiles configured by the guard, every loaded row inside
-        // `a` and the two column slices (`check`, in bytes), `c` four whole tiles of 4 bytes.
+        // SAFETY: the guard exists, so this thread's tiles are configured as `configure` sets
+        // them (16 rows × 64 bytes each); every row the kernel loads lies inside `a` and the
+        // two column slices (asserted above); both callers pass four whole 16 × 16 tiles of
+        // 4-byte values at `c`.
         unsafe {
-            x86::block::<true>(
+            x86::block::<BF16>(
                 a.as_ptr().cast(),
-                2 * lda,
+                4 * lda,
                 [b[0].as_ptr().cast(), b[1].as_ptr().cast()],
                 steps,
-                c.as_mut_ptr().cast(),
+                c,
             )
         }
         #[cfg(not(all(target_arch = "x86_64", target_os = "linux")))]
-        let _ = c;
+        let _ = (a, b, c);
     }
-}
-
-/// Asserts that 32 rows at byte stride `lda` of a slice of `a_len` bytes, and two column slices
-/// of `b_len` bytes, hold `steps` steps: everything the kernel loads.
-fn check(a_len: usize, lda: usize, b_len: [usize; 2], steps: usize) {
-    if steps == 0 {
-        return;
-    }
-    assert!(
-        lda >= steps * STEP_BYTES,
-        "amx: row stride below {steps} steps"
-    );
-    assert!(
-        a_len >= (BLOCK - 1) * lda + steps * STEP_BYTES,
-        "amx: rows shorter than {steps} steps"
-    );
-    assert!(
-        b_len.iter().all(|&b| b >= steps * TILE * STEP_BYTES),
-        "amx: column tiles shorter than {steps} steps"
-    );
 }
 
 impl Drop for Tiles {

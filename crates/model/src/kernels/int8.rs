@@ -26,6 +26,8 @@
 //! 64, columns to 32, rows to 32: the padding is zeros and changes no sum), with the same
 //! epilogue: again the same bits.
 
+use std::mem::MaybeUninit;
+
 use multiversion::multiversion;
 use rayon::prelude::*;
 
@@ -233,10 +235,6 @@ impl QuantizedWeight {
             k_quads,
         }
     }
-
-    pub fn dims(&self) -> (usize, usize) {
-        (self.n, self.k)
-    }
 }
 
 /// `q` (n × k, i8) packed in panels of [`PANEL`] columns, two k's of a column in one `u16`.
@@ -380,12 +378,7 @@ pub fn matmul_bt(x: &[f32], rows: usize, w: &QuantizedWeight, out: &mut [f32]) {
     let threads = rayon::current_num_threads().max(1);
     if w.kernel == Kernel::Amx {
         // The tiles' epilogue writes rather than adds (see [`linear`], which fuses the bias).
-        let mut product = vec![0f32; rows * n];
-        let fused = Fused {
-            bias: None,
-            gelu: false,
-        };
-        matmul_amx(x, rows, w, fused, &mut product, threads);
+        let product = linear(x, rows, w, None, Epilogue::None);
         out.iter_mut().zip(&product).for_each(|(o, p)| *o += p);
         return;
     }
@@ -451,15 +444,25 @@ pub fn linear(
         });
     }
     assert_eq!(x.len(), rows * k, "int8: input is not rows × k");
-    // Zeroed memory comes from the OS untouched; the tiles' epilogue writes every value once,
-    // bias and activation included, while the block is in cache.
-    let mut out = vec![0f32; rows * n];
+    // The tiles' epilogue writes every value once, bias and activation included, while its
+    // block is in cache: the buffer is neither zeroed nor filled first.
+    let mut out = Vec::with_capacity(rows * n);
     let fused = Fused {
         bias,
         gelu: epilogue == Epilogue::GeluErf,
     };
     let threads = rayon::current_num_threads().max(1);
-    matmul_amx(x, rows, w, fused, &mut out, threads);
+    matmul_amx(
+        x,
+        rows,
+        w,
+        fused,
+        &mut out.spare_capacity_mut()[..rows * n],
+        threads,
+    );
+    // SAFETY: `matmul_amx` initialized all rows × n values: every (row, column) lies in exactly
+    // one block of one task, whose epilogue writes it (`product_amx`).
+    unsafe { out.set_len(rows * n) };
     out
 }
 
@@ -478,13 +481,13 @@ fn matmul_amx(
     rows: usize,
     w: &QuantizedWeight,
     fused: Fused,
-    out: &mut [f32],
+    out: &mut [MaybeUninit<f32>],
     threads: usize,
 ) {
     let (n, k, k_quads) = (w.n, w.k, w.k_quads);
     let (scales, quads) = quantize_rows_quads(x, rows, k, k_quads, amx::BLOCK);
-    let lda = 4 * k_quads;
-    let a = as_bytes(&quads);
+    let lda = k_quads;
+    let a = &quads[..];
     let column_blocks = n.div_ceil(amx::BLOCK);
     let row_blocks = rows.div_ceil(amx::BLOCK);
     if row_blocks >= 2 * threads {
@@ -497,47 +500,54 @@ fn matmul_amx(
                 product_amx(a, scales, w, fused, 0..column_blocks, dst, n);
             });
     } else {
+        // Few rows (a short query): the columns split, each task into its own buffer, copied
+        // into `out` after.
         let per_task = column_blocks.div_ceil(threads * 2).max(1) * amx::BLOCK;
-        by_column_blocks(rows, n, per_task, out, |j0, width, dst| {
-            let blocks = j0 / amx::BLOCK..(j0 + width).div_ceil(amx::BLOCK);
-            product_amx(a, &scales, w, fused, blocks, dst, width);
-        });
+        let starts: Vec<usize> = (0..n).step_by(per_task).collect();
+        let parts: Vec<Vec<MaybeUninit<f32>>> = starts
+            .par_iter()
+            .map(|&j0| {
+                let width = per_task.min(n - j0);
+                let mut dst = vec![MaybeUninit::new(0f32); rows * width];
+                let blocks = j0 / amx::BLOCK..(j0 + width).div_ceil(amx::BLOCK);
+                product_amx(a, &scales, w, fused, blocks, &mut dst, width);
+                dst
+            })
+            .collect();
+        for (&j0, dst) in starts.iter().zip(&parts) {
+            let width = dst.len() / rows;
+            for (r, src) in dst.chunks(width).enumerate() {
+                out[r * n + j0..r * n + j0 + width].copy_from_slice(src);
+            }
+        }
     }
 }
 
-/// `u32` lanes as their bytes (little-endian: a quad's first value first, as the tiles read it).
-fn as_bytes(v: &[u32]) -> &[u8] {
-    // SAFETY: `u8` has no alignment or validity requirement; the slice covers exactly the
-    // `4 · len` bytes of `v` and borrows it for its lifetime.
-    unsafe { std::slice::from_raw_parts(v.as_ptr().cast(), std::mem::size_of_val(v)) }
-}
-
-/// Column blocks `blocks` of `w` (32 columns each) against every row of `a` (quads, 4 · k_quads
-/// bytes a row, rows padded to whole blocks): `out[r][j − j0] = …` with the [`Fused`] epilogue,
+/// Column blocks `blocks` of `w` (32 columns each) against every row of `a` (k_quads quads a
+/// row, rows padded to whole blocks): `out[r][j − j0] = …` with the [`Fused`] epilogue,
 /// where `j0` is the first block's first column and `ldc` the stride of `out`'s rows.
 fn product_amx(
-    a: &[u8],
+    a: &[u32],
     a_scales: &[RowScale],
     w: &QuantizedWeight,
     fused: Fused,
     blocks: std::ops::Range<usize>,
-    out: &mut [f32],
+    out: &mut [MaybeUninit<f32>],
     ldc: usize,
 ) {
     let tiles = amx::Tiles::new().expect("int8: weight packed for AMX on a CPU without it");
-    let lda = 4 * w.k_quads;
-    let steps = lda / amx::STEP_BYTES;
-    let tile_bytes = amx::TILE * amx::STEP_BYTES;
-    let b = as_bytes(&w.quads);
-    let panel_bytes = steps * tile_bytes;
+    let lda = w.k_quads;
+    let steps = 4 * lda / amx::STEP_BYTES;
+    let b = &w.quads;
+    let panel_lanes = lda * PANEL;
     let first = blocks.start * amx::BLOCK;
     let mut c: amx::Block<i32> = [[0; amx::TILE * amx::TILE]; 4];
     for r0 in (0..a_scales.len()).step_by(amx::BLOCK) {
         let a_rows = &a[r0 * lda..(r0 + amx::BLOCK) * lda];
         for block in blocks.clone() {
             let p0 = 2 * block;
-            let b0 = &b[p0 * panel_bytes..(p0 + 1) * panel_bytes];
-            let b1 = &b[(p0 + 1) * panel_bytes..(p0 + 2) * panel_bytes];
+            let b0 = &b[p0 * panel_lanes..(p0 + 1) * panel_lanes];
+            let b1 = &b[(p0 + 1) * panel_lanes..(p0 + 2) * panel_lanes];
             tiles.int8_block(a_rows, lda, [b0, b1], steps, &mut c);
             for (t, tile) in c.iter().enumerate() {
                 let r = r0 + amx::TILE * (t / 2);
@@ -563,7 +573,12 @@ fn product_amx(
                 let cols = (w.n - j).min(amx::BLOCK);
                 for r in r0..(r0 + amx::BLOCK).min(a_scales.len()) {
                     let at = r * ldc + (j - first);
-                    gelu_erf(&mut out[at..at + cols]);
+                    let row = &mut out[at..at + cols];
+                    // SAFETY: the two tiles of this row just wrote all `cols` values (the
+                    // block's columns below n), so the slice is initialized; `MaybeUninit<f32>`
+                    // has the layout of `f32`.
+                    let row = unsafe { &mut *(row as *mut [MaybeUninit<f32>] as *mut [f32]) };
+                    gelu_erf(row);
                 }
             }
         }
@@ -578,7 +593,7 @@ fn dequantize_tile(
     w_scales: &[f32],
     w_sums: &[i32],
     bias: Option<&[f32]>,
-    out: &mut [f32],
+    out: &mut [MaybeUninit<f32>],
     ldc: usize,
 ) {
     let mut b = [0f32; PANEL];
@@ -593,7 +608,7 @@ fn dequantize_tile(
     for (r, &s) in a_scales.iter().enumerate() {
         let row = &mut out[r * ldc..r * ldc + w_scales.len()];
         for (c, o) in row.iter_mut().enumerate() {
-            *o = b[c] + dequantize(tile[r * amx::TILE + c], s, w_sums[c], w_scales[c]);
+            o.write(b[c] + dequantize(tile[r * amx::TILE + c], s, w_sums[c], w_scales[c]));
         }
     }
 }
@@ -710,6 +725,8 @@ mod x86 {
     use std::arch::x86_64::*;
     use std::sync::OnceLock;
 
+    use std::mem::MaybeUninit;
+
     use super::{RowScale, Tile, MR, PANEL};
 
     pub(super) fn supported() -> bool {
@@ -742,7 +759,7 @@ mod x86 {
         w_scales: &[f32],
         w_sums: &[i32],
         bias: &[f32; PANEL],
-        out: &mut [f32],
+        out: &mut [MaybeUninit<f32>],
         ldc: usize,
     ) {
         let (m, cols) = (a_scales.len(), w_scales.len());
@@ -763,7 +780,7 @@ mod x86 {
         w_scales: &[f32],
         w_sums: &[i32],
         bias: &[f32; PANEL],
-        out: &mut [f32],
+        out: &mut [MaybeUninit<f32>],
         ldc: usize,
     ) {
         let cols = w_scales.len();
@@ -791,8 +808,9 @@ mod x86 {
                 _mm512_cvtepi32_ps(exact),
                 _mm512_mul_ps(_mm512_set1_ps(s.scale), ws),
             );
-            let row = out[r * ldc..r * ldc + cols].as_mut_ptr();
-            // SAFETY: the mask covers the row's `cols` floats only; masked lanes are not written.
+            let row = out[r * ldc..r * ldc + cols].as_mut_ptr().cast::<f32>();
+            // SAFETY: the mask covers the row's `cols` values only (masked lanes are not
+            // written); `MaybeUninit<f32>` has the layout of `f32`.
             unsafe { _mm512_mask_storeu_ps(row, mask, _mm512_add_ps(b, value)) };
         }
     }
