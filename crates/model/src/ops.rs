@@ -193,7 +193,7 @@ impl Linear {
                 return Some(kernels::linear_int8(xs, rows, q, bias, epilogue));
             }
             match &self.packed_bf16 {
-                Some(packed) => Some(kernels::linear_bf16(xs, rows, packed, n, bias, epilogue)),
+                Some(packed) => Some(kernels::linear_bf16(xs, rows, packed, bias, epilogue)),
                 None => with_cpu_f32(&self.weight, |ws| {
                     kernels::linear(xs, rows, k, ws, n, bias, epilogue)
                 }),

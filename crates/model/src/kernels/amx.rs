@@ -20,12 +20,98 @@
 //! of 64 bytes along k. Operands are padded by the callers to whole blocks and steps, so the
 //! tile shape never changes and is configured once per [`Tiles`] guard.
 
+use std::mem::MaybeUninit;
+use std::ops::Range;
+
+use rayon::prelude::*;
+
 /// Rows (and columns) of one tile; a block is two tiles of rows by two of columns.
 pub(super) const TILE: usize = 16;
 /// Bytes of one tile row: one step along k (64 int8 values, or 32 bf16).
 pub(super) const STEP_BYTES: usize = 64;
 /// Rows and columns of one block.
 pub(super) const BLOCK: usize = 2 * TILE;
+
+/// Runs `product(rows, blocks, out, ldc)` in parallel over a rows × n output: `rows` (whole
+/// blocks of 32, but for the last) against the column blocks `blocks` (32 columns each, the last
+/// ragged), `out` starting at the first of those rows and columns with row stride `ldc`. The
+/// rows are split across the threads where there are enough of them, else the columns (a short
+/// query: each task then writes its own buffer, copied into `out` after). Every (row, column)
+/// goes to exactly one call.
+pub(super) fn for_blocks(
+    rows: usize,
+    n: usize,
+    out: &mut [MaybeUninit<f32>],
+    product: impl Fn(Range<usize>, Range<usize>, &mut [MaybeUninit<f32>], usize) + Sync,
+) {
+    assert_eq!(out.len(), rows * n, "amx: output is not rows × n");
+    let threads = rayon::current_num_threads().max(1);
+    let column_blocks = n.div_ceil(BLOCK);
+    let row_blocks = rows.div_ceil(BLOCK);
+    if row_blocks >= 2 * threads {
+        let per_task = row_blocks.div_ceil(threads) * BLOCK;
+        out.par_chunks_mut(per_task * n)
+            .enumerate()
+            .for_each(|(i, dst)| {
+                let r0 = i * per_task;
+                product(r0..r0 + dst.len() / n, 0..column_blocks, dst, n);
+            });
+    } else {
+        let per_task = column_blocks.div_ceil(threads * 2).max(1) * BLOCK;
+        let starts: Vec<usize> = (0..n).step_by(per_task).collect();
+        let parts: Vec<Vec<MaybeUninit<f32>>> = starts
+            .par_iter()
+            .map(|&j0| {
+                let width = per_task.min(n - j0);
+                let mut dst = vec![MaybeUninit::new(0f32); rows * width];
+                let blocks = j0 / BLOCK..(j0 + width).div_ceil(BLOCK);
+                product(0..rows, blocks, &mut dst, width);
+                dst
+            })
+            .collect();
+        for (&j0, dst) in starts.iter().zip(&parts) {
+            let width = dst.len() / rows.max(1);
+            for (r, src) in dst.chunks(width.max(1)).enumerate() {
+                out[r * n + j0..r * n + j0 + width].copy_from_slice(src);
+            }
+        }
+    }
+}
+
+/// What an AMX epilogue does besides finishing the products: each output is written once, as
+/// `bias + value` (so whatever the output held is overwritten), then the activation.
+#[derive(Clone, Copy)]
+pub(super) struct Fused<'a> {
+    pub(super) bias: Option<&'a [f32]>,
+    pub(super) gelu: bool,
+}
+
+/// A rows × n output written by `write`, which must initialize every value (unchecked: hence
+/// `unsafe`).
+///
+/// # Safety
+/// `write` initializes all `rows · n` values of the slice it is given.
+pub(super) unsafe fn written_by(
+    rows: usize,
+    n: usize,
+    write: impl FnOnce(&mut [MaybeUninit<f32>]),
+) -> Vec<f32> {
+    let mut out = Vec::with_capacity(rows * n);
+    write(&mut out.spare_capacity_mut()[..rows * n]);
+    // SAFETY: the caller guarantees `write` initialized all rows × n values.
+    unsafe { out.set_len(rows * n) };
+    out
+}
+
+/// GELU over values a block's epilogue has just written.
+///
+/// # Safety
+/// Every value of `values` is initialized.
+pub(super) unsafe fn gelu_written(values: &mut [MaybeUninit<f32>]) {
+    // SAFETY: initialized (the caller's contract); `MaybeUninit<f32>` has the layout of `f32`.
+    let values = unsafe { &mut *(values as *mut [MaybeUninit<f32>] as *mut [f32]) };
+    super::math::gelu_erf(values);
+}
 
 /// Whether the AMX int8 kernel runs here.
 pub(super) fn int8() -> bool {

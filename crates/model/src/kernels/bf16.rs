@@ -9,7 +9,12 @@
 //! The micro-kernel reads and writes through raw pointers for speed; it asserts the bounds that
 //! make that sound once per call, outside its loops.
 
+use std::mem::MaybeUninit;
+
 use rayon::prelude::*;
+
+use super::amx::{self, Fused};
+use super::Epilogue;
 
 /// Columns per packed panel: four 16-lane vectors.
 const PANEL: usize = 64;
@@ -48,29 +53,160 @@ fn pair(lo: f32, hi: f32) -> u32 {
 pub struct PackedWeight {
     n: usize,
     k: usize,
-    /// `data[(panel * k_pairs + p) * PANEL + c]` = (w[panel·64 + c][2p], w[..][2p + 1]) as bf16.
+    /// Whether packed for the AMX tiles (else for the AVX512-BF16 kernel).
+    amx: bool,
+    /// Pairs per column in `data` (for AMX padded with zeros to whole tile steps).
+    k_pairs: usize,
+    /// `data[(panel * k_pairs + p) * width + c]` = (w[panel·width + c][2p], w[..][2p + 1]) as
+    /// bf16, in panels of `width` columns: [`PANEL`], or for AMX one tile's 16 (their number
+    /// padded to whole blocks of two).
     data: Vec<u32>,
 }
 
 impl PackedWeight {
     pub fn pack(w: &[f32], n: usize, k: usize) -> Self {
+        Self::pack_for(w, n, k, amx::bf16())
+    }
+
+    fn pack_for(w: &[f32], n: usize, k: usize, amx: bool) -> Self {
         assert_eq!(w.len(), n * k);
-        let k_pairs = k.div_ceil(2);
-        let panels = n.div_ceil(PANEL);
-        let mut data = vec![0u32; panels * k_pairs * PANEL];
-        for (idx, slot) in data.iter_mut().enumerate() {
-            let c = idx % PANEL;
-            let p = (idx / PANEL) % k_pairs;
-            let panel = idx / (PANEL * k_pairs);
-            let col = panel * PANEL + c;
-            if col < n {
-                let row = &w[col * k..(col + 1) * k];
-                let lo = row[2 * p];
-                let hi = if 2 * p + 1 < k { row[2 * p + 1] } else { 0.0 };
-                *slot = pair(lo, hi);
+        let (width, panels, k_pairs) = if amx {
+            let panels = n
+                .div_ceil(amx::TILE)
+                .next_multiple_of(amx::BLOCK / amx::TILE);
+            let k_pairs = k.div_ceil(2).next_multiple_of(amx::STEP_BYTES / 4);
+            (amx::TILE, panels, k_pairs)
+        } else {
+            (PANEL, n.div_ceil(PANEL), k.div_ceil(2))
+        };
+        let mut data = vec![0u32; panels * k_pairs * width];
+        data.par_chunks_mut(k_pairs * width)
+            .enumerate()
+            .for_each(|(panel, dst)| {
+                for (idx, slot) in dst.iter_mut().enumerate() {
+                    let (p, col) = (idx / width, panel * width + idx % width);
+                    if col < n && 2 * p < k {
+                        let row = &w[col * k..(col + 1) * k];
+                        let hi = row.get(2 * p + 1).copied().unwrap_or(0.0);
+                        *slot = pair(row[2 * p], hi);
+                    }
+                }
+            });
+        Self {
+            n,
+            k,
+            amx,
+            k_pairs,
+            data,
+        }
+    }
+}
+
+/// `x · wᵀ + bias` for row-major `x` (rows × k), then the epilogue: rows × n, row-major. Panics
+/// unless [`supported`].
+pub fn linear(
+    x: &[f32],
+    rows: usize,
+    w: &PackedWeight,
+    bias: Option<&[f32]>,
+    epilogue: Epilogue,
+) -> Vec<f32> {
+    let (n, k) = (w.n, w.k);
+    if let Some(b) = bias {
+        assert_eq!(b.len(), n, "bf16: bias is not n long");
+    }
+    if !w.amx || rows == 0 || n == 0 || k == 0 {
+        return super::linear::with_bias_and_epilogue(rows, n, bias, epilogue, |out| {
+            matmul_bt(x, rows, w, out)
+        });
+    }
+    assert!(supported(), "bf16 kernels need AVX512-BF16");
+    assert_eq!(x.len(), rows * k, "bf16: input is not rows × k");
+    let lda = w.k_pairs;
+    // Activations to bf16 pairs, the rows padded with zero rows to whole blocks.
+    let mut a = vec![0u32; rows.next_multiple_of(amx::BLOCK) * lda];
+    a.par_chunks_mut(lda * 64)
+        .zip(x.par_chunks(k * 64))
+        .for_each(|(dst, src)| {
+            for (d, s) in dst.chunks_mut(lda).zip(src.chunks(k)) {
+                convert_row(s, &mut d[..k.div_ceil(2)]);
+            }
+        });
+    let fused = Fused {
+        bias,
+        gelu: epilogue == Epilogue::GeluErf,
+    };
+    // SAFETY: `for_blocks` hands every (row, column) to exactly one `product_amx`, which writes
+    // each value of its rows and blocks.
+    unsafe {
+        amx::written_by(rows, n, |out| {
+            amx::for_blocks(rows, n, out, |rows, blocks, dst, ldc| {
+                product_amx(
+                    &a[rows.start * lda..],
+                    rows.len(),
+                    w,
+                    fused,
+                    blocks,
+                    dst,
+                    ldc,
+                );
+            })
+        })
+    }
+}
+
+/// Column blocks `blocks` of `w` (32 columns each) against the first `m` rows of `a` (k_pairs
+/// pairs a row, rows padded to whole blocks): `out[r][j − j0] = bias[j] + …`, then the
+/// activation, where `j0` is the first block's first column and `ldc` the stride of `out`.
+fn product_amx(
+    a: &[u32],
+    m: usize,
+    w: &PackedWeight,
+    fused: Fused,
+    blocks: std::ops::Range<usize>,
+    out: &mut [MaybeUninit<f32>],
+    ldc: usize,
+) {
+    let tiles = amx::Tiles::new().expect("bf16: weight packed for AMX on a CPU without it");
+    let lda = w.k_pairs;
+    let steps = 4 * lda / amx::STEP_BYTES;
+    let panel = lda * amx::TILE;
+    let first = blocks.start * amx::BLOCK;
+    let zeros = [0f32; amx::TILE];
+    let mut c: amx::Block<f32> = [[0.0; amx::TILE * amx::TILE]; 4];
+    for r0 in (0..m).step_by(amx::BLOCK) {
+        let a_rows = &a[r0 * lda..(r0 + amx::BLOCK) * lda];
+        for block in blocks.clone() {
+            let p0 = 2 * block;
+            let b0 = &w.data[p0 * panel..(p0 + 1) * panel];
+            let b1 = &w.data[(p0 + 1) * panel..(p0 + 2) * panel];
+            tiles.bf16_block(a_rows, lda, [b0, b1], steps, &mut c);
+            for (t, tile) in c.iter().enumerate() {
+                let r = r0 + amx::TILE * (t / 2);
+                let j = (p0 + t % 2) * amx::TILE;
+                if r >= m || j >= w.n {
+                    continue;
+                }
+                let cols = (w.n - j).min(amx::TILE);
+                let bias = fused.bias.map_or(&zeros[..cols], |b| &b[j..j + cols]);
+                for (rr, values) in tile.chunks(amx::TILE).take(m - r).enumerate() {
+                    let at = (r + rr) * ldc + (j - first);
+                    for ((o, v), b) in out[at..at + cols].iter_mut().zip(values).zip(bias) {
+                        o.write(b + v);
+                    }
+                }
+            }
+            let j = block * amx::BLOCK;
+            if fused.gelu && j < w.n {
+                let cols = (w.n - j).min(amx::BLOCK);
+                for r in r0..(r0 + amx::BLOCK).min(m) {
+                    let at = r * ldc + (j - first);
+                    // SAFETY: the two tiles of this row just wrote all `cols` values (the
+                    // block's columns below n).
+                    unsafe { amx::gelu_written(&mut out[at..at + cols]) };
+                }
             }
         }
-        Self { n, k, data }
     }
 }
 
@@ -82,6 +218,12 @@ pub fn matmul_bt(x: &[f32], rows: usize, w: &PackedWeight, out: &mut [f32]) {
     assert_eq!(x.len(), rows * k);
     assert_eq!(out.len(), rows * n);
     if rows == 0 || n == 0 {
+        return;
+    }
+    if w.amx {
+        // The tiles' epilogue writes rather than adds (see [`linear`], which fuses the bias).
+        let product = linear(x, rows, w, None, Epilogue::None);
+        out.iter_mut().zip(&product).for_each(|(o, p)| *o += p);
         return;
     }
     let k_pairs = k.div_ceil(2);
@@ -112,7 +254,24 @@ pub fn matmul_bt(x: &[f32], rows: usize, w: &PackedWeight, out: &mut [f32]) {
         });
 }
 
+/// One row of activations to bf16 pairs (`dst` holds `src.len()` / 2 lanes, rounded up).
 fn convert_row(src: &[f32], dst: &mut [u32]) {
+    #[cfg(target_arch = "x86_64")]
+    if supported() {
+        let whole = src.len() / 16;
+        assert!(
+            dst.len() >= 8 * whole,
+            "bf16: row of pairs shorter than its values"
+        );
+        // SAFETY: AVX512F and AVX512-BF16 are present (`supported`); `src` holds 16 · whole
+        // floats and `dst` 8 · whole lanes (asserted above).
+        unsafe { x86::convert_16s(src, dst, whole) };
+        for (p, d) in dst.iter_mut().enumerate().skip(8 * whole) {
+            let hi = src.get(2 * p + 1).copied().unwrap_or(0.0);
+            *d = pair(src[2 * p], hi);
+        }
+        return;
+    }
     for (p, d) in dst.iter_mut().enumerate() {
         let lo = src[2 * p];
         let hi = src.get(2 * p + 1).copied().unwrap_or(0.0);
@@ -159,6 +318,24 @@ mod x86 {
                 }
             }
             r0 = r1;
+        }
+    }
+
+    /// The first 16 · `whole` values of `src` to bf16 (nearest even, as [`super::to_bf16`];
+    /// denormals flush to zero), two to a lane of `dst`, in order.
+    ///
+    /// # Safety
+    /// AVX512F and AVX512-BF16; `src` holds 16 · `whole` floats, `dst` 8 · `whole` lanes.
+    #[target_feature(enable = "avx512f,avx512bf16")]
+    pub unsafe fn convert_16s(src: &[f32], dst: &mut [u32], whole: usize) {
+        for i in 0..whole {
+            // SAFETY: i < whole: floats 16i..16i + 16 of `src` and lanes 8i..8i + 8 of `dst`
+            // exist (the caller's contract); unaligned load and store.
+            unsafe {
+                let v = _mm512_loadu_ps(src.as_ptr().add(16 * i));
+                let b: __m256i = std::mem::transmute(_mm512_cvtneps_pbh(v));
+                _mm256_storeu_si256(dst.as_mut_ptr().add(8 * i).cast(), b);
+            }
         }
     }
 
@@ -261,7 +438,13 @@ mod tests {
             eprintln!("no AVX512-BF16 on this CPU: the bf16 path is not used here");
             return;
         }
-        for (rows, k, n) in [(13, 37, 70), (64, 384, 128), (7, 2, 16), (1, 5, 1)] {
+        for (rows, k, n) in [
+            (13, 37, 70),
+            (64, 384, 128),
+            (7, 2, 16),
+            (1, 5, 1),
+            (150, 100, 40),
+        ] {
             let x: Vec<f32> = (0..rows * k)
                 .map(|i| ((i * 37 % 101) as f32 / 50.0) - 1.0)
                 .collect();
@@ -269,8 +452,28 @@ mod tests {
                 .map(|i| ((i * 53 % 97) as f32 / 48.0) - 1.0)
                 .collect();
             let bias: Vec<f32> = (0..n).map(|j| j as f32 * 0.01).collect();
-            let mut out: Vec<f32> = (0..rows).flat_map(|_| bias.clone()).collect();
-            matmul_bt(&x, rows, &PackedWeight::pack(&w, n, k), &mut out);
+            let start: Vec<f32> = (0..rows).flat_map(|_| bias.clone()).collect();
+            let mut out = start.clone();
+            matmul_bt(&x, rows, &PackedWeight::pack_for(&w, n, k, false), &mut out);
+            if amx::bf16() {
+                // The AMX tiles (bias fused, GELU after): the same products, summed in another
+                // order, so within rounding of the AVX512-BF16 kernel's.
+                let mut tiles = start.clone();
+                matmul_bt(
+                    &x,
+                    rows,
+                    &PackedWeight::pack_for(&w, n, k, true),
+                    &mut tiles,
+                );
+                let packed = PackedWeight::pack_for(&w, n, k, true);
+                let fused = linear(&x, rows, &packed, Some(&bias), Epilogue::GeluErf);
+                let mut gelu = out.clone();
+                super::super::math::gelu_erf(&mut gelu);
+                for ((t, o), (f, g)) in tiles.iter().zip(&out).zip(fused.iter().zip(&gelu)) {
+                    assert!((t - o).abs() <= 1e-4 * o.abs().max(1.0), "{t} vs {o}");
+                    assert!((f - g).abs() <= 1e-4 * g.abs().max(1.0), "{f} vs {g}");
+                }
+            }
             for r in 0..rows {
                 for j in 0..n {
                     let exact: f64 = bias[j] as f64

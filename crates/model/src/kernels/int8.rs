@@ -31,9 +31,8 @@ use std::mem::MaybeUninit;
 use multiversion::multiversion;
 use rayon::prelude::*;
 
-use super::amx;
+use super::amx::{self, Fused};
 use super::linear::by_column_blocks;
-use super::math::gelu_erf;
 use super::Epilogue;
 
 /// Columns per packed panel: two 8-lane vectors.
@@ -375,7 +374,6 @@ pub fn matmul_bt(x: &[f32], rows: usize, w: &QuantizedWeight, out: &mut [f32]) {
     if rows == 0 || n == 0 || k == 0 {
         return;
     }
-    let threads = rayon::current_num_threads().max(1);
     if w.kernel == Kernel::Amx {
         // The tiles' epilogue writes rather than adds (see [`linear`], which fuses the bias).
         let product = linear(x, rows, w, None, Epilogue::None);
@@ -394,6 +392,7 @@ pub fn matmul_bt(x: &[f32], rows: usize, w: &QuantizedWeight, out: &mut [f32]) {
         (quantize_rows(x, rows, k), Vec::new())
     };
     let vnni = w.kernel == Kernel::Vnni;
+    let threads = rayon::current_num_threads().max(1);
     let kq = a.k_pairs;
     let k_quads = w.k_quads;
     let panels = n.div_ceil(PANEL);
@@ -444,82 +443,22 @@ pub fn linear(
         });
     }
     assert_eq!(x.len(), rows * k, "int8: input is not rows × k");
-    // The tiles' epilogue writes every value once, bias and activation included, while its
-    // block is in cache: the buffer is neither zeroed nor filled first.
-    let mut out = Vec::with_capacity(rows * n);
     let fused = Fused {
         bias,
         gelu: epilogue == Epilogue::GeluErf,
     };
-    let threads = rayon::current_num_threads().max(1);
-    matmul_amx(
-        x,
-        rows,
-        w,
-        fused,
-        &mut out.spare_capacity_mut()[..rows * n],
-        threads,
-    );
-    // SAFETY: `matmul_amx` initialized all rows × n values: every (row, column) lies in exactly
-    // one block of one task, whose epilogue writes it (`product_amx`).
-    unsafe { out.set_len(rows * n) };
-    out
-}
-
-/// What the AMX epilogue does besides dequantizing: each output is written once, as `bias +
-/// value` (so whatever `out` held is overwritten), then the activation.
-#[derive(Clone, Copy)]
-struct Fused<'a> {
-    bias: Option<&'a [f32]>,
-    gelu: bool,
-}
-
-/// `out = x · wᵀ` with the [`Fused`] epilogue, on AMX tiles: blocks of 32 rows × 32 columns,
-/// the rows split across the threads where there are enough of them, else the columns.
-fn matmul_amx(
-    x: &[f32],
-    rows: usize,
-    w: &QuantizedWeight,
-    fused: Fused,
-    out: &mut [MaybeUninit<f32>],
-    threads: usize,
-) {
-    let (n, k, k_quads) = (w.n, w.k, w.k_quads);
-    let (scales, quads) = quantize_rows_quads(x, rows, k, k_quads, amx::BLOCK);
-    let lda = k_quads;
-    let a = &quads[..];
-    let column_blocks = n.div_ceil(amx::BLOCK);
-    let row_blocks = rows.div_ceil(amx::BLOCK);
-    if row_blocks >= 2 * threads {
-        let per_task = row_blocks.div_ceil(threads) * amx::BLOCK;
-        out.par_chunks_mut(per_task * n)
-            .zip(scales.par_chunks(per_task))
-            .enumerate()
-            .for_each(|(i, (dst, scales))| {
-                let a = &a[i * per_task * lda..];
-                product_amx(a, scales, w, fused, 0..column_blocks, dst, n);
-            });
-    } else {
-        // Few rows (a short query): the columns split, each task into its own buffer, copied
-        // into `out` after.
-        let per_task = column_blocks.div_ceil(threads * 2).max(1) * amx::BLOCK;
-        let starts: Vec<usize> = (0..n).step_by(per_task).collect();
-        let parts: Vec<Vec<MaybeUninit<f32>>> = starts
-            .par_iter()
-            .map(|&j0| {
-                let width = per_task.min(n - j0);
-                let mut dst = vec![MaybeUninit::new(0f32); rows * width];
-                let blocks = j0 / amx::BLOCK..(j0 + width).div_ceil(amx::BLOCK);
-                product_amx(a, &scales, w, fused, blocks, &mut dst, width);
-                dst
+    let (scales, quads) = quantize_rows_quads(x, rows, k, w.k_quads, amx::BLOCK);
+    // The tiles' epilogue writes every value once, bias and activation included, while its
+    // block is in cache: the buffer is neither zeroed nor filled first.
+    // SAFETY: `for_blocks` hands every (row, column) to exactly one `product_amx`, which writes
+    // each value of its rows and blocks.
+    unsafe {
+        amx::written_by(rows, n, |out| {
+            amx::for_blocks(rows, n, out, |rows, blocks, dst, ldc| {
+                let a = &quads[rows.start * w.k_quads..];
+                product_amx(a, &scales[rows], w, fused, blocks, dst, ldc);
             })
-            .collect();
-        for (&j0, dst) in starts.iter().zip(&parts) {
-            let width = dst.len() / rows;
-            for (r, src) in dst.chunks(width).enumerate() {
-                out[r * n + j0..r * n + j0 + width].copy_from_slice(src);
-            }
-        }
+        })
     }
 }
 
@@ -573,12 +512,9 @@ fn product_amx(
                 let cols = (w.n - j).min(amx::BLOCK);
                 for r in r0..(r0 + amx::BLOCK).min(a_scales.len()) {
                     let at = r * ldc + (j - first);
-                    let row = &mut out[at..at + cols];
                     // SAFETY: the two tiles of this row just wrote all `cols` values (the
-                    // block's columns below n), so the slice is initialized; `MaybeUninit<f32>`
-                    // has the layout of `f32`.
-                    let row = unsafe { &mut *(row as *mut [MaybeUninit<f32>] as *mut [f32]) };
-                    gelu_erf(row);
+                    // block's columns below n).
+                    unsafe { amx::gelu_written(&mut out[at..at + cols]) };
                 }
             }
         }

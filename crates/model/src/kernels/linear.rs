@@ -124,13 +124,10 @@ pub fn linear_bf16(
     x: &[f32],
     rows: usize,
     w: &PackedWeight,
-    n: usize,
     bias: Option<&[f32]>,
     epilogue: Epilogue,
 ) -> Vec<f32> {
-    with_bias_and_epilogue(rows, n, bias, epilogue, |out| {
-        bf16::matmul_bt(x, rows, w, out)
-    })
+    bf16::linear(x, rows, w, bias, epilogue)
 }
 
 /// [`linear`] with the weight quantized to int8 (reduced precision, activations quantized per row).
