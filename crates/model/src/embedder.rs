@@ -123,6 +123,9 @@ pub struct Embedder {
     precision: Precision,
     /// [`LoadOptions::generic_ops`], applied to every forward pass.
     generic_ops: bool,
+    /// Whether the CPU attention may run in bf16 (on AMX tiles): in the reduced precisions,
+    /// whose products are already 8- or 16-bit.
+    bf16_attention: bool,
 }
 
 /// One tokenized input, ready to pack.
@@ -304,6 +307,8 @@ impl Embedder {
             }
             layout.max_seq_length = layout.max_seq_length.min(cap);
         }
+        let bf16_attention =
+            device.is_cpu() && matches!(options.precision, Precision::Int8 | Precision::Bf16);
         Ok(Self {
             layout,
             tokenizer,
@@ -313,6 +318,7 @@ impl Embedder {
             max_batch_tokens: options.max_batch_tokens.max(1),
             precision: options.precision,
             generic_ops: options.generic_ops,
+            bf16_attention,
         })
     }
 
@@ -579,7 +585,9 @@ impl Embedder {
     fn forward_pooled(&self, batch: &PackedBatch, skip: usize) -> Result<Vec<Vec<f32>>> {
         let forward = || {
             crate::ops::with_generic_ops(self.generic_ops, || {
-                let hidden = self.encoder.forward(batch)?;
+                let hidden = crate::ops::with_bf16_attention(self.bf16_attention, || {
+                    self.encoder.forward(batch)
+                })?;
                 let _span = crate::profile::span("pooling+dense");
                 let mut x: Tensor = pool(&hidden, &batch.seq_lens, &self.layout.pooling, skip)?;
                 for dense in &self.dense {

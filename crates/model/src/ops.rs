@@ -16,6 +16,26 @@ use crate::profile;
 thread_local! {
     /// `true` while a forward pass of a model loaded with `generic_ops` runs on this thread.
     static GENERIC_OPS: Cell<bool> = const { Cell::new(false) };
+    /// `true` while a forward pass of a model in a reduced precision (int8, bf16) runs on this
+    /// thread: its CPU attention may run in bf16 ([`kernels::attention`]).
+    static BF16_ATTENTION: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Runs `forward` with [`BF16_ATTENTION`] set to `on`, restoring it afterwards (also on panic);
+/// reaches the ops the way [`with_generic_ops`] does.
+pub(crate) fn with_bf16_attention<R>(on: bool, forward: impl FnOnce() -> R) -> R {
+    struct Restore(bool);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            BF16_ATTENTION.set(self.0);
+        }
+    }
+    let _restore = Restore(BF16_ATTENTION.replace(on));
+    forward()
+}
+
+fn bf16_attention() -> bool {
+    BF16_ATTENTION.get()
 }
 
 /// Runs `forward` (one forward pass of a model) with the CPU kernels off (`generic`: plain candle
@@ -336,7 +356,12 @@ pub fn packed_attention(
     let on_cpu: Option<Result<Vec<f32>>> = match bias {
         None => with_cpu_f32(qkv, |data| {
             Ok(kernels::varlen_attention(
-                data, seq_lens, num_heads, head_dim, causal,
+                data,
+                seq_lens,
+                num_heads,
+                head_dim,
+                causal,
+                bf16_attention(),
             ))
         }),
         Some(bias) => cache.cpu_biases(qkv, seq_lens, bias).and_then(|biases| {
@@ -356,6 +381,7 @@ pub fn packed_attention(
                     head_dim,
                     mask,
                     Some(&bias_of),
+                    bf16_attention(),
                 ))
             })
         }),
@@ -798,6 +824,7 @@ fn general_attention_on_cpu(
                     head_dim,
                     mask,
                     bias_of.as_deref(),
+                    bf16_attention(),
                 )
             })
         })

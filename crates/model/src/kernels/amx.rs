@@ -144,9 +144,8 @@ pub(super) struct Tiles {
     _not_send: std::marker::PhantomData<*const ()>,
 }
 
-/// `c` of one block: four 16 × 16 tiles, rows 0–15 × columns 0–15, rows 0–15 × 16–31,
-/// rows 16–31 × 0–15, rows 16–31 × 16–31, each row-major.
-pub(super) type Block<T> = [[T; TILE * TILE]; 4];
+/// `c` of one block: 32 × 32, row-major.
+pub(super) type Block<T> = [T; BLOCK * BLOCK];
 
 impl Tiles {
     /// Configures the tiles on this thread; `None` where neither AMX kernel runs.
@@ -176,25 +175,31 @@ impl Tiles {
         steps: usize,
         c: &mut Block<i32>,
     ) {
-        self.block::<false>(a, lda, b, steps, c.as_mut_ptr().cast());
+        self.block::<false>(a, lda, b, steps, c.as_mut_ptr().cast(), BLOCK);
     }
 
     /// `c = a · b` over `steps` steps of 32 k's, bf16 × bf16 into f32 (`tdpbf16ps`). `a`: 32
     /// rows of pairs (two bf16 of consecutive k's in a lane, the first in the low half), row r
     /// at `a[r · lda ..]`. `b`: the block's two column tiles, each `steps` tiles of 16 rows
-    /// (k-pairs) × 16 columns (a lane of two bf16 each), one after the other.
+    /// (k-pairs) × 16 columns (a lane of two bf16 each), one after the other. `c`: 32 rows of
+    /// 32 values at row stride `ldc`.
     pub(super) fn bf16_block(
         &self,
         a: &[u32],
         lda: usize,
         b: [&[u32]; 2],
         steps: usize,
-        c: &mut Block<f32>,
+        c: &mut [f32],
+        ldc: usize,
     ) {
-        self.block::<true>(a, lda, b, steps, c.as_mut_ptr().cast());
+        assert!(
+            ldc >= BLOCK && c.len() >= (BLOCK - 1) * ldc + BLOCK,
+            "amx: output shorter than a block at stride {ldc}"
+        );
+        self.block::<true>(a, lda, b, steps, c.as_mut_ptr().cast(), ldc);
     }
 
-    /// Either product into the four tiles at `c` (4 · 1024 bytes).
+    /// Either product into 32 rows of 32 4-byte values at `c`, row stride `ldc` values.
     fn block<const BF16: bool>(
         &self,
         a: &[u32],
@@ -202,6 +207,7 @@ impl Tiles {
         b: [&[u32]; 2],
         steps: usize,
         c: *mut u8,
+        ldc: usize,
     ) {
         let lanes = STEP_BYTES / 4;
         if steps > 0 {
@@ -218,8 +224,8 @@ impl Tiles {
         #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
         // SAFETY: the guard exists, so this thread's tiles are configured as `configure` sets
         // them (16 rows × 64 bytes each); every row the kernel loads lies inside `a` and the
-        // two column slices (asserted above); both callers pass four whole 16 × 16 tiles of
-        // 4-byte values at `c`.
+        // two column slices (asserted above); both callers pass 32 rows of 32 4-byte values at
+        // `c` with row stride `ldc` (a whole `Block`, or asserted in `bf16_block`).
         unsafe {
             x86::block::<BF16>(
                 a.as_ptr().cast(),
@@ -227,10 +233,11 @@ impl Tiles {
                 [b[0].as_ptr().cast(), b[1].as_ptr().cast()],
                 steps,
                 c,
+                4 * ldc,
             )
         }
         #[cfg(not(all(target_arch = "x86_64", target_os = "linux")))]
-        let _ = (a, b, c);
+        let _ = (a, b, c, ldc);
     }
 }
 
@@ -321,13 +328,15 @@ mod x86 {
     ///
     /// # Safety
     /// Tiles configured by [`configure`] on this thread; 32 rows of `steps` · 64 bytes at
-    /// stride `lda` from `a`, `steps` · 1024 bytes from each of `b`, and 4 · 1024 bytes at `c`.
+    /// stride `lda` from `a`, `steps` · 1024 bytes from each of `b`, and 32 rows of 128 bytes
+    /// at stride `ldc` (bytes) at `c`.
     pub(super) unsafe fn block<const BF16: bool>(
         a: *const u8,
         lda: usize,
         b: [*const u8; 2],
         steps: usize,
         c: *mut u8,
+        ldc: usize,
     ) {
         // SAFETY: tilezero writes tiles only.
         unsafe {
@@ -381,8 +390,8 @@ mod x86 {
                 }
             }
         }
-        // SAFETY: the caller guarantees 4 tiles of 1024 bytes at `c`; each is stored row-major
-        // at stride 64.
+        // SAFETY: the caller guarantees 32 rows of 128 bytes at stride `ldc` from `c`: the four
+        // tiles (16 rows of 64 bytes each) are its quarters.
         unsafe {
             asm!(
                 "tilestored [{c0} + {ldc}*1], tmm0",
@@ -390,10 +399,10 @@ mod x86 {
                 "tilestored [{c2} + {ldc}*1], tmm2",
                 "tilestored [{c3} + {ldc}*1], tmm3",
                 c0 = in(reg) c,
-                c1 = in(reg) c.wrapping_add(tile),
-                c2 = in(reg) c.wrapping_add(2 * tile),
-                c3 = in(reg) c.wrapping_add(3 * tile),
-                ldc = in(reg) STEP_BYTES,
+                c1 = in(reg) c.wrapping_add(STEP_BYTES),
+                c2 = in(reg) c.wrapping_add(TILE * ldc),
+                c3 = in(reg) c.wrapping_add(TILE * ldc + STEP_BYTES),
+                ldc = in(reg) ldc,
                 options(nostack)
             )
         };

@@ -141,6 +141,7 @@ pub fn varlen_attention(
     num_heads: usize,
     head_dim: usize,
     causal: bool,
+    bf16: bool,
 ) -> Vec<f32> {
     let hidden = num_heads * head_dim;
     let tokens: usize = seq_lens.iter().sum();
@@ -159,7 +160,16 @@ pub fn varlen_attention(
     } else {
         AttentionMask::Full
     };
-    attention(part(0), part(1), part(2), seq_lens, head_dim, mask, None)
+    attention(
+        part(0),
+        part(1),
+        part(2),
+        seq_lens,
+        head_dim,
+        mask,
+        None,
+        bf16,
+    )
 }
 
 /// [`varlen_attention`] in general: separate Q, K and V (`k.heads` may divide `q.heads`:
@@ -167,6 +177,11 @@ pub fn varlen_attention(
 /// [`AttentionMask`], and an optional additive bias per sequence (`bias[s]` is
 /// `heads × len × len` for sequence `s`: MPNet's relative positions). Returns
 /// `tokens × q.heads·head_dim`.
+///
+/// `bf16` (the reduced-precision modes) lets sequences longer than [`SHORT`] run on AMX tiles
+/// where the CPU has AMX-BF16: Q, K, V and the probabilities rounded to bf16, the products
+/// summed and the softmax computed in f32 ([`amx_head`]).
+#[allow(clippy::too_many_arguments)]
 pub fn attention(
     q: Heads<'_>,
     k: Heads<'_>,
@@ -175,7 +190,9 @@ pub fn attention(
     head_dim: usize,
     mask: AttentionMask,
     bias: Option<&[&[f32]]>,
+    bf16: bool,
 ) -> Vec<f32> {
+    let tiles = bf16 && super::amx::bf16();
     let heads = q.heads;
     assert!(
         k.heads > 0 && v.heads == k.heads && heads.is_multiple_of(k.heads),
@@ -205,7 +222,7 @@ pub fn attention(
         .collect();
     let scale = 1.0 / (head_dim as f32).sqrt();
     let shared = SharedOut(out.as_mut_ptr());
-    let task = |scores: &mut Vec<f32>, (s, start, len, h): (usize, usize, usize, usize)| {
+    let task = |scratch: &mut Scratch, (s, start, len, h): (usize, usize, usize, usize)| {
         let qh = &q.data[start * q.ld + h * head_dim..];
         let kh = &k.data[start * k.ld + (h / group) * head_dim..];
         let vh = &v.data[start * v.ld + (h / group) * head_dim..];
@@ -218,12 +235,36 @@ pub fn attention(
             );
             &b[h * len * len..(h + 1) * len * len]
         });
+        let one = |data, ld| Heads { data, ld, heads: 1 };
+        if tiles && len > SHORT {
+            let (values, ld) = amx_head(
+                (one(qh, q.ld), one(kh, k.ld), one(vh, v.ld)),
+                len,
+                head_dim,
+                scale,
+                mask,
+                bias,
+                &mut scratch.amx,
+            );
+            for (i, o) in values.chunks(ld).take(len).enumerate() {
+                // SAFETY: as for a short sequence below: row start + i of this sequence, the
+                // columns of head h, written by this task only, from its own scratch.
+                unsafe {
+                    std::ptr::copy_nonoverlapping(
+                        o.as_ptr(),
+                        shared.ptr().add((start + i) * hidden + h * head_dim),
+                        head_dim,
+                    );
+                }
+            }
+            return;
+        }
+        let scores = &mut scratch.scores;
         if len <= SHORT {
             scores.clear();
             scores.resize(len + len * head_dim, 0.0);
             let (row, head_out) = scores.split_at_mut(len);
             // One head each: the slices start at this head's first column.
-            let one = |data, ld| Heads { data, ld, heads: 1 };
             short_head(
                 (one(qh, q.ld), one(kh, k.ld), one(vh, v.ld)),
                 len,
@@ -289,12 +330,145 @@ pub fn attention(
     };
     let work: usize = seq_lens.iter().map(|&len| len * len).sum::<usize>() * heads * head_dim;
     if work < SEQUENTIAL_WORK {
-        let mut scores = Vec::new();
-        tasks.into_iter().for_each(|t| task(&mut scores, t));
+        let mut scratch = Scratch::default();
+        tasks.into_iter().for_each(|t| task(&mut scratch, t));
     } else {
-        tasks.into_par_iter().for_each_init(Vec::new, task);
+        tasks.into_par_iter().for_each_init(Scratch::default, task);
     }
     out
+}
+
+/// One thread's buffers, reused across its (sequence, head) tasks.
+#[derive(Default)]
+struct Scratch {
+    scores: Vec<f32>,
+    amx: AmxScratch,
+}
+
+/// [`amx_head`]'s buffers.
+#[derive(Default)]
+struct AmxScratch {
+    /// Q: rows × pairs of head dims.
+    q: Vec<u32>,
+    /// K in panels of 16 keys (the tiles' column operand): pairs of head dims × 16 keys each.
+    k: Vec<u32>,
+    /// V in panels of 16 head dims: pairs of keys × 16 dims each.
+    v: Vec<u32>,
+    /// Scores, then probabilities, in f32: rows × keys.
+    scores: Vec<f32>,
+    /// The probabilities as bf16: rows × pairs of keys.
+    p: Vec<u32>,
+    /// The output: rows × head dims (padded).
+    out: Vec<f32>,
+    /// Two rows of bf16 pairs, for packing K and V.
+    rows: Vec<u32>,
+}
+
+/// `v` as `len` zeros (its capacity kept).
+fn zeroed<T: Copy + Default>(v: &mut Vec<T>, len: usize) {
+    v.clear();
+    v.resize(len, T::default());
+}
+
+/// One head of one sequence on AMX tiles: softmax(scale · q·kᵀ + bias, masked) · v with q, k,
+/// v and the probabilities rounded to bf16 and every sum and the softmax in f32. Rows and keys
+/// are padded with zeros to whole blocks of 32, head dims too. Returns the output (`len` rows
+/// of `d` values, at the returned row stride) inside `s`.
+#[allow(clippy::too_many_arguments)]
+fn amx_head<'s>(
+    (q, k, v): (Heads<'_>, Heads<'_>, Heads<'_>),
+    len: usize,
+    d: usize,
+    scale: f32,
+    mask: AttentionMask,
+    bias: Option<&[f32]>,
+    s: &'s mut AmxScratch,
+) -> (&'s [f32], usize) {
+    use super::amx::{Tiles, BLOCK, TILE};
+    use super::bf16::convert_row;
+    let tiles = Tiles::new().expect("attention: AMX tiles on a CPU without them");
+    let lp = len.next_multiple_of(BLOCK);
+    let dp = d.next_multiple_of(BLOCK);
+    let (dq, kq) = (dp / 2, lp / 2);
+    let half = d.div_ceil(2);
+    zeroed(&mut s.q, lp * dq);
+    zeroed(&mut s.k, lp * dq);
+    zeroed(&mut s.v, dp * kq);
+    zeroed(&mut s.rows, 2 * half);
+    let (row0, row1) = s.rows.split_at_mut(half);
+    for j in 0..len {
+        let qr = &q.data[j * q.ld..j * q.ld + d];
+        convert_row(qr, &mut s.q[j * dq..j * dq + half]);
+        // Key j is column j % 16 of its panel: its pairs 16 lanes apart.
+        convert_row(&k.data[j * k.ld..j * k.ld + d], row0);
+        let base = (j / TILE) * dq * TILE + j % TILE;
+        for (p, &lane) in row0.iter().enumerate() {
+            s.k[base + p * TILE] = lane;
+        }
+    }
+    // A lane of V's operand pairs two keys (2p, 2p + 1) at one head dim.
+    let bf16_at = |row: &[u32], c: usize| row[c / 2] >> (16 * (c % 2)) & 0xFFFF;
+    for p in 0..len.div_ceil(2) {
+        convert_row(&v.data[2 * p * v.ld..2 * p * v.ld + d], row0);
+        if 2 * p + 1 < len {
+            convert_row(&v.data[(2 * p + 1) * v.ld..(2 * p + 1) * v.ld + d], row1);
+        } else {
+            row1.fill(0);
+        }
+        for c in 0..d {
+            let lane = bf16_at(row0, c) | bf16_at(row1, c) << 16;
+            s.v[((c / TILE) * kq + p) * TILE + c % TILE] = lane;
+        }
+    }
+    // Scores: every block a causal mask leaves any key visible in.
+    s.scores.resize(lp * lp, 0.0);
+    let panel = dq * TILE;
+    for r0 in (0..lp).step_by(BLOCK) {
+        for kb in 0..lp / BLOCK {
+            if mask == AttentionMask::Causal && kb * BLOCK > r0 + BLOCK - 1 {
+                break;
+            }
+            let b = [
+                &s.k[2 * kb * panel..(2 * kb + 1) * panel],
+                &s.k[(2 * kb + 1) * panel..(2 * kb + 2) * panel],
+            ];
+            let c = &mut s.scores[r0 * lp + kb * BLOCK..];
+            tiles.bf16_block(&s.q[r0 * dq..], dq, b, dq / TILE, c, lp);
+        }
+    }
+    zeroed(&mut s.p, lp * kq);
+    for i in 0..len {
+        let (lo, hi) = mask.visible(i, len);
+        let row = &mut s.scores[i * lp..(i + 1) * lp];
+        for x in &mut row[lo..hi] {
+            *x *= scale;
+        }
+        bias_and_softmax(
+            &mut row[lo..hi],
+            bias.map(|b| &b[i * len + lo..i * len + hi]),
+        );
+        row[..lo].fill(0.0);
+        row[hi..].fill(0.0);
+        convert_row(row, &mut s.p[i * kq..(i + 1) * kq]);
+    }
+    // Output: under a causal mask, row block r0's probabilities end at key r0 + 31.
+    s.out.resize(lp * dp, 0.0);
+    let panel = kq * TILE;
+    for r0 in (0..lp).step_by(BLOCK) {
+        let steps = match mask {
+            AttentionMask::Causal => (r0 / BLOCK + 1) * (BLOCK / 2) / TILE,
+            _ => kq / TILE,
+        };
+        for db in 0..dp / BLOCK {
+            let b = [
+                &s.v[2 * db * panel..(2 * db + 1) * panel],
+                &s.v[(2 * db + 1) * panel..(2 * db + 2) * panel],
+            ];
+            let c = &mut s.out[r0 * dp + db * BLOCK..];
+            tiles.bf16_block(&s.p[r0 * kq..], kq, b, steps, c, dp);
+        }
+    }
+    (&s.out, dp)
 }
 
 #[cfg(test)]
@@ -355,7 +529,7 @@ mod tests {
         let qkv = pseudo_random(tokens * 3 * heads * d, 7);
         for causal in [false, true] {
             let want = naive_attention(&qkv, &lens, heads, d, causal);
-            let got = varlen_attention(&qkv, &lens, heads, d, causal);
+            let got = varlen_attention(&qkv, &lens, heads, d, causal, false);
             for (g, w) in got.iter().zip(&want) {
                 assert!((g - w).abs() < 1e-5, "causal={causal}: {g} vs {w}");
             }
@@ -414,7 +588,22 @@ mod tests {
 
     #[test]
     fn grouped_heads_windows_causal_and_bias_match_naive() {
-        let (heads, kv_heads, d) = (4, 2, 8);
+        check_general(8, false);
+    }
+
+    /// The AMX tiles in bf16 (where the CPU has them: elsewhere `bf16` changes nothing and the
+    /// f32 bound applies): within bf16 rounding of the exact values, for head dims that fill
+    /// a tile's rows partly (8), oddly (33) and exactly (64).
+    #[test]
+    fn bf16_tiles_match_naive_within_bf16_rounding() {
+        eprintln!("AMX-BF16 here: {}", super::super::amx::bf16());
+        for d in [8, 33, 64] {
+            check_general(d, true);
+        }
+    }
+
+    fn check_general(d: usize, bf16: bool) {
+        let (heads, kv_heads) = (4, 2);
         let lens = [6, 1, 13, 9, SHORT + 1, 300];
         let tokens: usize = lens.iter().sum();
         let q = pseudo_random(tokens * heads * d, 11);
@@ -461,13 +650,25 @@ mod tests {
                     d,
                     mask,
                     with_bias.then_some(bias_of.as_slice()),
+                    bf16,
                 );
+                // bf16 keeps 8 bits of each operand: outputs (weighted means of values in
+                // [-1, 1]) within a few 2⁻⁸, and far closer on average.
+                let tiles = bf16 && super::super::amx::bf16();
+                let (max_err, mean_err) = if tiles { (3e-2, 4e-3) } else { (1e-5, 1e-5) };
+                let mut total = 0.0;
                 for (g, w) in got.iter().zip(&want) {
                     assert!(
-                        (g - w).abs() < 1e-5,
-                        "{mask:?} bias={with_bias}: {g} vs {w}"
+                        (g - w).abs() < max_err,
+                        "d={d} {mask:?} bias={with_bias}: {g} vs {w}"
                     );
+                    total += (g - w).abs() as f64;
                 }
+                let mean = total / got.len() as f64;
+                assert!(
+                    mean < mean_err,
+                    "d={d} {mask:?} bias={with_bias}: mean error {mean}"
+                );
             }
         }
     }

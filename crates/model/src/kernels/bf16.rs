@@ -173,23 +173,26 @@ fn product_amx(
     let panel = lda * amx::TILE;
     let first = blocks.start * amx::BLOCK;
     let zeros = [0f32; amx::TILE];
-    let mut c: amx::Block<f32> = [[0.0; amx::TILE * amx::TILE]; 4];
+    let mut c: amx::Block<f32> = [0.0; amx::BLOCK * amx::BLOCK];
     for r0 in (0..m).step_by(amx::BLOCK) {
         let a_rows = &a[r0 * lda..(r0 + amx::BLOCK) * lda];
         for block in blocks.clone() {
             let p0 = 2 * block;
             let b0 = &w.data[p0 * panel..(p0 + 1) * panel];
             let b1 = &w.data[(p0 + 1) * panel..(p0 + 2) * panel];
-            tiles.bf16_block(a_rows, lda, [b0, b1], steps, &mut c);
-            for (t, tile) in c.iter().enumerate() {
-                let r = r0 + amx::TILE * (t / 2);
+            tiles.bf16_block(a_rows, lda, [b0, b1], steps, &mut c, amx::BLOCK);
+            for t in 0..4 {
+                let (tr, tc) = (amx::TILE * (t / 2), amx::TILE * (t % 2));
+                let tile = &c[tr * amx::BLOCK + tc..];
+                let r = r0 + tr;
                 let j = (p0 + t % 2) * amx::TILE;
                 if r >= m || j >= w.n {
                     continue;
                 }
                 let cols = (w.n - j).min(amx::TILE);
                 let bias = fused.bias.map_or(&zeros[..cols], |b| &b[j..j + cols]);
-                for (rr, values) in tile.chunks(amx::TILE).take(m - r).enumerate() {
+                for rr in 0..(m - r).min(amx::TILE) {
+                    let values = &tile[rr * amx::BLOCK..rr * amx::BLOCK + cols];
                     let at = (r + rr) * ldc + (j - first);
                     for ((o, v), b) in out[at..at + cols].iter_mut().zip(values).zip(bias) {
                         o.write(b + v);
@@ -255,7 +258,7 @@ pub fn matmul_bt(x: &[f32], rows: usize, w: &PackedWeight, out: &mut [f32]) {
 }
 
 /// One row of activations to bf16 pairs (`dst` holds `src.len()` / 2 lanes, rounded up).
-fn convert_row(src: &[f32], dst: &mut [u32]) {
+pub(super) fn convert_row(src: &[f32], dst: &mut [u32]) {
     #[cfg(target_arch = "x86_64")]
     if supported() {
         let whole = src.len() / 16;

@@ -480,7 +480,7 @@ fn product_amx(
     let b = &w.quads;
     let panel_lanes = lda * PANEL;
     let first = blocks.start * amx::BLOCK;
-    let mut c: amx::Block<i32> = [[0; amx::TILE * amx::TILE]; 4];
+    let mut c: amx::Block<i32> = [0; amx::BLOCK * amx::BLOCK];
     for r0 in (0..a_scales.len()).step_by(amx::BLOCK) {
         let a_rows = &a[r0 * lda..(r0 + amx::BLOCK) * lda];
         for block in blocks.clone() {
@@ -488,8 +488,10 @@ fn product_amx(
             let b0 = &b[p0 * panel_lanes..(p0 + 1) * panel_lanes];
             let b1 = &b[(p0 + 1) * panel_lanes..(p0 + 2) * panel_lanes];
             tiles.int8_block(a_rows, lda, [b0, b1], steps, &mut c);
-            for (t, tile) in c.iter().enumerate() {
-                let r = r0 + amx::TILE * (t / 2);
+            for t in 0..4 {
+                let (tr, tc) = (amx::TILE * (t / 2), amx::TILE * (t % 2));
+                let tile = &c[tr * amx::BLOCK + tc..];
+                let r = r0 + tr;
                 let j = (p0 + t % 2) * PANEL;
                 if r >= a_scales.len() || j >= w.n {
                     continue;
@@ -522,9 +524,10 @@ fn product_amx(
 }
 
 /// `out[r][c] = bias[c] + dequantize(tile[r][c], …)` (bias 0 where there is none) for the
-/// tile's first `a_scales.len()` rows and `w_scales.len()` columns (row stride `ldc` in `out`).
+/// tile's first `a_scales.len()` rows and `w_scales.len()` columns (row stride
+/// [`amx::BLOCK`] in `tile`, `ldc` in `out`).
 fn dequantize_tile(
-    tile: &[i32; amx::TILE * amx::TILE],
+    tile: &[i32],
     a_scales: &[RowScale],
     w_scales: &[f32],
     w_sums: &[i32],
@@ -544,7 +547,7 @@ fn dequantize_tile(
     for (r, &s) in a_scales.iter().enumerate() {
         let row = &mut out[r * ldc..r * ldc + w_scales.len()];
         for (c, o) in row.iter_mut().enumerate() {
-            o.write(b[c] + dequantize(tile[r * amx::TILE + c], s, w_sums[c], w_scales[c]));
+            o.write(b[c] + dequantize(tile[r * amx::BLOCK + c], s, w_sums[c], w_scales[c]));
         }
     }
 }
@@ -665,6 +668,9 @@ mod x86 {
 
     use super::{RowScale, Tile, MR, PANEL};
 
+    /// Row stride of the AMX block the epilogue reads.
+    const TILE_STRIDE: usize = super::amx::BLOCK;
+
     pub(super) fn supported() -> bool {
         static SUPPORTED: OnceLock<bool> = OnceLock::new();
         *SUPPORTED.get_or_init(|| std::arch::is_x86_feature_detected!("avx2"))
@@ -690,7 +696,7 @@ mod x86 {
     /// [`super::dequantize_tile`] 16 lanes at a time: the operations of [`kernel_vnni`]'s
     /// epilogue (the bias its `old`), so the same bits.
     pub(super) fn dequantize_tile(
-        tile: &[i32; 256],
+        tile: &[i32],
         a_scales: &[RowScale],
         w_scales: &[f32],
         w_sums: &[i32],
@@ -702,16 +708,17 @@ mod x86 {
         assert!(avx512(), "int8 AVX-512 epilogue on a CPU without AVX-512");
         assert!(m <= 16 && cols <= PANEL && w_sums.len() >= PANEL);
         assert!(m == 0 || out.len() >= (m - 1) * ldc + cols);
+        assert!(m == 0 || tile.len() >= (m - 1) * TILE_STRIDE + PANEL);
         // SAFETY: AVX-512 F is present and the bounds hold (asserted above).
         unsafe { dequantize_tile_avx512(tile, a_scales, w_scales, w_sums, bias, out, ldc) }
     }
 
     /// # Safety
-    /// AVX-512 F; `a_scales.len()` ≤ 16, `w_scales.len()` ≤ 16 ≤ `w_sums.len()`, and `out`
-    /// reaches (rows − 1) · ldc + cols.
+    /// AVX-512 F; `a_scales.len()` ≤ 16, `w_scales.len()` ≤ 16 ≤ `w_sums.len()`, `tile`
+    /// reaches (rows − 1) · [`TILE_STRIDE`] + 16 and `out` (rows − 1) · ldc + cols.
     #[target_feature(enable = "avx512f")]
     unsafe fn dequantize_tile_avx512(
-        tile: &[i32; 256],
+        tile: &[i32],
         a_scales: &[RowScale],
         w_scales: &[f32],
         w_sums: &[i32],
@@ -737,8 +744,8 @@ mod x86 {
             (1u16 << cols) - 1
         };
         for (r, s) in a_scales.iter().enumerate() {
-            // SAFETY: row r < 16 of the tile: 16 ints inside `tile`.
-            let sum = unsafe { _mm512_loadu_si512(tile.as_ptr().add(r * 16).cast()) };
+            // SAFETY: row r < m of the tile: 16 ints inside `tile` (the caller's contract).
+            let sum = unsafe { _mm512_loadu_si512(tile.as_ptr().add(r * TILE_STRIDE).cast()) };
             let exact = _mm512_sub_epi32(sum, _mm512_mullo_epi32(_mm512_set1_epi32(s.zero), w_sum));
             let value = _mm512_mul_ps(
                 _mm512_cvtepi32_ps(exact),
