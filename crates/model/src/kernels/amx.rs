@@ -2,11 +2,12 @@
 //! registers of 16 rows × 64 bytes and one instruction that multiplies two of them into a third —
 //! `tdpbusd` (u8 × i8 → i32, 16 × 16 × 64 products) for [`int8`](super::int8) and `tdpbf16ps`
 //! (bf16 × bf16 → f32, 16 × 16 × 32) for [`bf16`](super::bf16). One such instruction does the
-//! work of 16 AVX-512 VNNI ones; measured on a 2-core Xeon VM, ~670 G int8 multiply-adds per
-//! second per core from L1 against ~60 G for the VNNI kernel in a real forward pass.
+//! work of 16 AVX-512 VNNI ones; on a 2-core Xeon VM a loop of them ran ~670 G int8
+//! multiply-adds per second per core from L1, where the VNNI kernel's linears averaged ~55 G in a
+//! forward pass (all-MiniLM-L6-v2 on SciFact, `FATHOM_PROFILE=1`).
 //!
-//! Rust has no stable AMX intrinsics, so the five instructions used (`ldtilecfg`, `tilezero`,
-//! `tileloadd`, the product, `tilestored`, and `tilerelease`) are inline assembly (stable
+//! Rust has no stable AMX intrinsics, so the instructions used (`ldtilecfg`, `tilezero`,
+//! `tileloadd`, the two products, `tilestored`, `tilerelease`) are inline assembly (stable
 //! `asm!`); the tile registers are named in the instruction text, invisible to the compiler,
 //! which is sound because no compiled code uses them.
 //!

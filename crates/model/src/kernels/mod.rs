@@ -18,14 +18,16 @@
 //!   dots it with every input row, the output columns split across the threads;
 //! - [`bf16`] computes the products of [`linear_bf16`] in bf16 (opt-in, AVX512-BF16 CPUs only);
 //! - [`int8`] computes the products of [`linear_int8`] on 8-bit integers (opt-in, any CPU; AVX2
-//!   kernels where present): 8-bit weights per output channel, 8-bit activations per token.
+//!   kernels where present): 8-bit weights per output channel, 8-bit activations per token;
+//! - `amx` runs the int8 and bf16 products, and in those precisions attention, on AMX tiles
+//!   (Sapphire Rapids and later Xeons), through inline assembly.
 //!
 //! One file per concern: `gemm` (the single-threaded sgemm over OpenBLAS or `gemm`), `linear`,
-//! `few_rows`, `math` (erf, GELU, exp, lane-wise sums), `attention`, `norm`, `bf16` and `int8`.
+//! `few_rows`, `math` (erf, GELU, exp, lane-wise sums), `attention`, `norm`, `bf16`, `int8` and `amx`.
 //!
 //! `unsafe` is confined to the calls into OpenBLAS or `gemm` (raw pointers and strides), to handing
 //! each parallel attention task its own disjoint columns of the output, and to the SIMD
-//! intrinsics (AVX2, FMA, AVX512-BF16). It is allowed in this module only (the workspace denies it
+//! intrinsics (AVX2, FMA, AVX512-BF16) and the AMX inline assembly. It is allowed in this module only (the workspace denies it
 //! elsewhere), every unsafe operation sits in its own `unsafe` block even inside an `unsafe fn`,
 //! and every block says in a `// SAFETY:` comment which checked invariant makes it sound; the two
 //! lints below enforce that.
