@@ -23,11 +23,13 @@
 //!   (Sapphire Rapids and later Xeons), through inline assembly.
 //!
 //! One file per concern: `gemm` (the single-threaded sgemm over OpenBLAS or `gemm`), `linear`,
-//! `few_rows`, `math` (erf, GELU, exp, lane-wise sums), `attention`, `norm`, `bf16`, `int8` and `amx`.
+//! `few_rows`, `math` (erf, GELU, exp, lane-wise sums), `attention`, `norm`, `bf16`, `int8`,
+//! `amx`.
 //!
 //! `unsafe` is confined to the calls into OpenBLAS or `gemm` (raw pointers and strides), to handing
-//! each parallel attention task its own disjoint columns of the output, and to the SIMD
-//! intrinsics (AVX2, FMA, AVX512-BF16) and the AMX inline assembly. It is allowed in this module only (the workspace denies it
+//! each parallel attention task its own disjoint columns of the output, to the SIMD intrinsics
+//! (AVX2, FMA, AVX512-BF16) and the AMX inline assembly, and to outputs the AMX epilogues write
+//! once without zeroing first. It is allowed in this module only (the workspace denies it
 //! elsewhere), every unsafe operation sits in its own `unsafe` block even inside an `unsafe fn`,
 //! and every block says in a `// SAFETY:` comment which checked invariant makes it sound; the two
 //! lints below enforce that.
