@@ -362,6 +362,8 @@ struct AmxScratch {
     out: Vec<f32>,
     /// Two rows of bf16 pairs, for packing K and V.
     rows: Vec<u32>,
+    /// One row of Q times the scale.
+    scaled: Vec<f32>,
 }
 
 /// `v` as `len` zeros (its capacity kept).
@@ -370,8 +372,8 @@ fn zeroed<T: Copy + Default>(v: &mut Vec<T>, len: usize) {
     v.resize(len, T::default());
 }
 
-/// One head of one sequence on AMX tiles: softmax(scale · q·kᵀ + bias, masked) · v with q, k,
-/// v and the probabilities rounded to bf16 and every sum and the softmax in f32. Rows and keys
+/// One head of one sequence on AMX tiles: softmax(scale · q·kᵀ + bias, masked) · v with
+/// scale · q, k, v and the probabilities rounded to bf16 and every sum and the softmax in f32. Rows and keys
 /// are padded with zeros to whole blocks of 32, head dims too. Returns the output (`len` rows
 /// of `d` values, at the returned row stride) inside `s`.
 #[allow(clippy::too_many_arguments)]
@@ -395,10 +397,15 @@ fn amx_head<'s>(
     zeroed(&mut s.k, lp * dq);
     zeroed(&mut s.v, dp * kq);
     zeroed(&mut s.rows, 2 * half);
+    zeroed(&mut s.scaled, d);
     let (row0, row1) = s.rows.split_at_mut(half);
     for j in 0..len {
+        // The scale folded into Q (one rounding to bf16 either way).
         let qr = &q.data[j * q.ld..j * q.ld + d];
-        convert_row(qr, &mut s.q[j * dq..j * dq + half]);
+        for (x, &y) in s.scaled.iter_mut().zip(qr) {
+            *x = y * scale;
+        }
+        convert_row(&s.scaled, &mut s.q[j * dq..j * dq + half]);
         // Key j is column j % 16 of its panel: its pairs 16 lanes apart.
         convert_row(&k.data[j * k.ld..j * k.ld + d], row0);
         let base = (j / TILE) * dq * TILE + j % TILE;
@@ -436,20 +443,23 @@ fn amx_head<'s>(
             tiles.bf16_block(&s.q[r0 * dq..], dq, b, dq / TILE, c, lp);
         }
     }
-    zeroed(&mut s.p, lp * kq);
+    // Probabilities: rows past `len` zero, every other row written whole.
+    s.p.resize(lp * kq, 0);
+    s.p[len * kq..].fill(0);
     for i in 0..len {
         let (lo, hi) = mask.visible(i, len);
         let row = &mut s.scores[i * lp..(i + 1) * lp];
-        for x in &mut row[lo..hi] {
-            *x *= scale;
+        bias_and_softmax(&mut row[lo..hi], bias.map(|b| &b[i * len + lo..i * len + hi]));
+        let p = &mut s.p[i * kq..(i + 1) * kq];
+        if lo == 0 {
+            let visible = hi.div_ceil(2);
+            convert_row(&row[..hi], &mut p[..visible]);
+            p[visible..].fill(0);
+        } else {
+            row[..lo].fill(0.0);
+            row[hi..].fill(0.0);
+            convert_row(row, p);
         }
-        bias_and_softmax(
-            &mut row[lo..hi],
-            bias.map(|b| &b[i * len + lo..i * len + hi]),
-        );
-        row[..lo].fill(0.0);
-        row[hi..].fill(0.0);
-        convert_row(row, &mut s.p[i * kq..(i + 1) * kq]);
     }
     // Output: under a causal mask, row block r0's probabilities end at key r0 + 31.
     s.out.resize(lp * dp, 0.0);
