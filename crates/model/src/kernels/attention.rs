@@ -180,12 +180,12 @@ pub fn varlen_attention(
 ///
 /// `bf16` (the reduced-precision modes) lets sequences longer than [`SHORT`] run on AMX tiles
 /// where the CPU has AMX-BF16: Q, K, V and the probabilities rounded to bf16, the products
-/// summed and the softmax computed in f32 ([`amx_head`]).
+/// summed and the softmax computed in f32 ([`amx_sequence`]).
 #[allow(clippy::too_many_arguments)]
-pub fn attention(
-    q: Heads<'_>,
-    k: Heads<'_>,
-    v: Heads<'_>,
+pub fn attention<'a>(
+    q: Heads<'a>,
+    k: Heads<'a>,
+    v: Heads<'a>,
     seq_lens: &[usize],
     head_dim: usize,
     mask: AttentionMask,
@@ -213,19 +213,23 @@ pub fn attention(
     }
     let mut out = vec![0f32; tokens * hidden];
     let starts = super::seq_starts(seq_lens);
-    let tasks: Vec<(usize, usize, usize, usize)> = seq_lens
+    // One task per sequence and head; on the tiles one per sequence (all its heads: its rows of
+    // Q, K and V are then read once, in order, rather than one head's columns at a time).
+    let tasks: Vec<(usize, usize, usize, Option<usize>)> = seq_lens
         .iter()
         .zip(&starts)
         .enumerate()
         .filter(|(_, (len, _))| **len > 0)
-        .flat_map(|(s, (&len, &start))| (0..heads).map(move |h| (s, start, len, h)))
+        .flat_map(|(s, (&len, &start))| {
+            let whole = tiles && len > SHORT;
+            let per_head = (0..heads).filter(move |_| !whole).map(Some);
+            let all = whole.then_some(None);
+            per_head.chain(all).map(move |h| (s, start, len, h))
+        })
         .collect();
     let scale = 1.0 / (head_dim as f32).sqrt();
     let shared = SharedOut(out.as_mut_ptr());
-    let task = |scratch: &mut Scratch, (s, start, len, h): (usize, usize, usize, usize)| {
-        let qh = &q.data[start * q.ld + h * head_dim..];
-        let kh = &k.data[start * k.ld + (h / group) * head_dim..];
-        let vh = &v.data[start * v.ld + (h / group) * head_dim..];
+    let task = |scratch: &mut Scratch, (s, start, len, h): (usize, usize, usize, Option<usize>)| {
         let bias = bias.map(|b| {
             let b = b[s];
             assert_eq!(
@@ -233,32 +237,35 @@ pub fn attention(
                 heads * len * len,
                 "attention: bias is not heads × len × len"
             );
-            &b[h * len * len..(h + 1) * len * len]
+            b
         });
-        let one = |data, ld| Heads { data, ld, heads: 1 };
-        if tiles && len > SHORT {
-            let (values, ld) = amx_head(
-                (one(qh, q.ld), one(kh, k.ld), one(vh, v.ld)),
-                len,
-                head_dim,
-                scale,
-                mask,
-                bias,
-                &mut scratch.amx,
-            );
-            for (i, o) in values.chunks(ld).take(len).enumerate() {
-                // SAFETY: as for a short sequence below: row start + i of this sequence, the
-                // columns of head h, written by this task only, from its own scratch.
+        let Some(h) = h else {
+            let at = |m: &Heads<'a>| Heads {
+                data: &m.data[start * m.ld..],
+                ..*m
+            };
+            let shape = (len, head_dim, scale, mask);
+            let values = amx_sequence((at(&q), at(&k), at(&v)), shape, bias, &mut scratch.amx);
+            for (i, o) in values.chunks_exact(hidden).enumerate() {
+                // SAFETY: row start + i (< start + len <= tokens) of `out` (tokens × hidden),
+                // all its columns, from this task's own scratch. Exclusive: each sequence is
+                // one task (its heads no others), and nothing else touches `out` until the
+                // tasks end.
                 unsafe {
                     std::ptr::copy_nonoverlapping(
                         o.as_ptr(),
-                        shared.ptr().add((start + i) * hidden + h * head_dim),
-                        head_dim,
+                        shared.ptr().add((start + i) * hidden),
+                        hidden,
                     );
                 }
             }
             return;
-        }
+        };
+        let bias = bias.map(|b| &b[h * len * len..(h + 1) * len * len]);
+        let qh = &q.data[start * q.ld + h * head_dim..];
+        let kh = &k.data[start * k.ld + (h / group) * head_dim..];
+        let vh = &v.data[start * v.ld + (h / group) * head_dim..];
+        let one = |data, ld| Heads { data, ld, heads: 1 };
         let scores = &mut scratch.scores;
         if len <= SHORT {
             scores.clear();
@@ -345,20 +352,23 @@ struct Scratch {
     amx: AmxScratch,
 }
 
-/// [`amx_head`]'s buffers.
+/// [`amx_sequence`]'s buffers.
 #[derive(Default)]
 struct AmxScratch {
-    /// Q: rows × pairs of head dims.
+    /// Q per head: rows × pairs of head dims.
     q: Vec<u32>,
-    /// K in panels of 16 keys (the tiles' column operand): pairs of head dims × 16 keys each.
+    /// K per key/value head in panels of 16 keys (the tiles' column operand): pairs of head
+    /// dims × 16 keys each.
     k: Vec<u32>,
-    /// V in panels of 16 head dims: pairs of keys × 16 dims each.
+    /// V per key/value head in panels of 16 head dims: pairs of keys × 16 dims each.
     v: Vec<u32>,
-    /// Scores, then probabilities, in f32: rows × keys.
+    /// One head's scores, then probabilities, in f32: rows × keys.
     scores: Vec<f32>,
-    /// The probabilities as bf16: rows × pairs of keys.
+    /// One head's probabilities as bf16: rows × pairs of keys.
     p: Vec<u32>,
-    /// The output: rows × head dims (padded).
+    /// One head's output: rows × head dims (padded).
+    head: Vec<f32>,
+    /// The sequence's output: rows × heads · head dims.
     out: Vec<f32>,
     /// Two rows of bf16 pairs, for packing K and V.
     rows: Vec<u32>,
@@ -372,113 +382,136 @@ fn zeroed<T: Copy + Default>(v: &mut Vec<T>, len: usize) {
     v.resize(len, T::default());
 }
 
-/// One head of one sequence on AMX tiles: softmax(scale · q·kᵀ + bias, masked) · v with
-/// scale · q, k, v and the probabilities rounded to bf16 and every sum and the softmax in f32. Rows and keys
-/// are padded with zeros to whole blocks of 32, head dims too. Returns the output (`len` rows
-/// of `d` values, at the returned row stride) inside `s`.
-#[allow(clippy::too_many_arguments)]
-fn amx_head<'s>(
+/// One sequence, all heads, on AMX tiles: per head softmax(scale · q·kᵀ + bias, masked) · v
+/// with scale · q, k, v and the probabilities rounded to bf16 and every sum and the softmax in
+/// f32. `q`, `k`, `v` start at the sequence's first token (grouped heads as in [`attention`]);
+/// `bias` is `heads × len × len`. Rows and keys are padded with zeros to whole blocks of 32,
+/// head dims too. Returns the output, `len` rows of `heads · d` values, inside `s`.
+fn amx_sequence<'s>(
     (q, k, v): (Heads<'_>, Heads<'_>, Heads<'_>),
-    len: usize,
-    d: usize,
-    scale: f32,
-    mask: AttentionMask,
+    (len, d, scale, mask): (usize, usize, f32, AttentionMask),
     bias: Option<&[f32]>,
     s: &'s mut AmxScratch,
-) -> (&'s [f32], usize) {
+) -> &'s [f32] {
     use super::amx::{Tiles, BLOCK, TILE};
     use super::bf16::convert_row;
     let tiles = Tiles::new().expect("attention: AMX tiles on a CPU without them");
+    let (heads, kv_heads) = (q.heads, k.heads);
+    let group = heads / kv_heads;
     let lp = len.next_multiple_of(BLOCK);
     let dp = d.next_multiple_of(BLOCK);
     let (dq, kq) = (dp / 2, lp / 2);
     let half = d.div_ceil(2);
-    zeroed(&mut s.q, lp * dq);
-    zeroed(&mut s.k, lp * dq);
-    zeroed(&mut s.v, dp * kq);
+    // Every head's operands, packed from the rows read in order: Q rows × pairs of dims; K in
+    // panels of 16 keys (key j is column j % 16 of its panel, its pairs 16 lanes apart); V in
+    // panels of 16 dims, a lane pairing keys 2p and 2p + 1 at one dim.
+    let (q_size, k_size, v_size) = (lp * dq, lp * dq, dp * kq);
+    zeroed(&mut s.q, heads * q_size);
+    zeroed(&mut s.k, kv_heads * k_size);
+    zeroed(&mut s.v, kv_heads * v_size);
     zeroed(&mut s.rows, 2 * half);
     zeroed(&mut s.scaled, d);
     let (row0, row1) = s.rows.split_at_mut(half);
     for j in 0..len {
-        // The scale folded into Q (one rounding to bf16 either way).
-        let qr = &q.data[j * q.ld..j * q.ld + d];
-        for (x, &y) in s.scaled.iter_mut().zip(qr) {
-            *x = y * scale;
+        for h in 0..heads {
+            let qr = &q.data[j * q.ld + h * d..j * q.ld + (h + 1) * d];
+            for (x, &y) in s.scaled.iter_mut().zip(qr) {
+                *x = y * scale;
+            }
+            let at = h * q_size + j * dq;
+            convert_row(&s.scaled, &mut s.q[at..at + half]);
         }
-        convert_row(&s.scaled, &mut s.q[j * dq..j * dq + half]);
-        // Key j is column j % 16 of its panel: its pairs 16 lanes apart.
-        convert_row(&k.data[j * k.ld..j * k.ld + d], row0);
-        let base = (j / TILE) * dq * TILE + j % TILE;
-        for (p, &lane) in row0.iter().enumerate() {
-            s.k[base + p * TILE] = lane;
+        for g in 0..kv_heads {
+            convert_row(&k.data[j * k.ld + g * d..j * k.ld + (g + 1) * d], row0);
+            let base = g * k_size + (j / TILE) * dq * TILE + j % TILE;
+            for (p, &lane) in row0.iter().enumerate() {
+                s.k[base + p * TILE] = lane;
+            }
         }
     }
-    // A lane of V's operand pairs two keys (2p, 2p + 1) at one head dim.
     let bf16_at = |row: &[u32], c: usize| row[c / 2] >> (16 * (c % 2)) & 0xFFFF;
     for p in 0..len.div_ceil(2) {
-        convert_row(&v.data[2 * p * v.ld..2 * p * v.ld + d], row0);
-        if 2 * p + 1 < len {
-            convert_row(&v.data[(2 * p + 1) * v.ld..(2 * p + 1) * v.ld + d], row1);
-        } else {
-            row1.fill(0);
-        }
-        for c in 0..d {
-            let lane = bf16_at(row0, c) | bf16_at(row1, c) << 16;
-            s.v[((c / TILE) * kq + p) * TILE + c % TILE] = lane;
-        }
-    }
-    // Scores: every block a causal mask leaves any key visible in.
-    s.scores.resize(lp * lp, 0.0);
-    let panel = dq * TILE;
-    for r0 in (0..lp).step_by(BLOCK) {
-        for kb in 0..lp / BLOCK {
-            if mask == AttentionMask::Causal && kb * BLOCK > r0 + BLOCK - 1 {
-                break;
+        for g in 0..kv_heads {
+            let (j0, j1) = (2 * p * v.ld + g * d, (2 * p + 1) * v.ld + g * d);
+            convert_row(&v.data[j0..j0 + d], row0);
+            if 2 * p + 1 < len {
+                convert_row(&v.data[j1..j1 + d], row1);
+            } else {
+                row1.fill(0);
             }
-            let b = [
-                &s.k[2 * kb * panel..(2 * kb + 1) * panel],
-                &s.k[(2 * kb + 1) * panel..(2 * kb + 2) * panel],
-            ];
-            let c = &mut s.scores[r0 * lp + kb * BLOCK..];
-            tiles.bf16_block(&s.q[r0 * dq..], dq, b, dq / TILE, c, lp);
+            let base = g * v_size + p * TILE;
+            for c in 0..d {
+                let lane = bf16_at(row0, c) | bf16_at(row1, c) << 16;
+                s.v[base + (c / TILE) * kq * TILE + c % TILE] = lane;
+            }
         }
     }
-    // Probabilities: rows past `len` zero, every other row written whole.
+    s.scores.resize(lp * lp, 0.0);
     s.p.resize(lp * kq, 0);
-    s.p[len * kq..].fill(0);
-    for i in 0..len {
-        let (lo, hi) = mask.visible(i, len);
-        let row = &mut s.scores[i * lp..(i + 1) * lp];
-        bias_and_softmax(&mut row[lo..hi], bias.map(|b| &b[i * len + lo..i * len + hi]));
-        let p = &mut s.p[i * kq..(i + 1) * kq];
-        if lo == 0 {
-            let visible = hi.div_ceil(2);
-            convert_row(&row[..hi], &mut p[..visible]);
-            p[visible..].fill(0);
-        } else {
-            row[..lo].fill(0.0);
-            row[hi..].fill(0.0);
-            convert_row(row, p);
+    s.head.resize(lp * dp, 0.0);
+    s.out.resize(len * heads * d, 0.0);
+    for h in 0..heads {
+        let g = h / group;
+        let (qs, ks) = (&s.q[h * q_size..], &s.k[g * k_size..(g + 1) * k_size]);
+        let vs = &s.v[g * v_size..(g + 1) * v_size];
+        // Scores: every block a causal mask leaves any key visible in.
+        let panel = dq * TILE;
+        for r0 in (0..lp).step_by(BLOCK) {
+            for kb in 0..lp / BLOCK {
+                if mask == AttentionMask::Causal && kb * BLOCK > r0 + BLOCK - 1 {
+                    break;
+                }
+                let b = [
+                    &ks[2 * kb * panel..(2 * kb + 1) * panel],
+                    &ks[(2 * kb + 1) * panel..(2 * kb + 2) * panel],
+                ];
+                let c = &mut s.scores[r0 * lp + kb * BLOCK..];
+                tiles.bf16_block(&qs[r0 * dq..], dq, b, dq / TILE, c, lp);
+            }
+        }
+        // Probabilities: rows past `len` zero, every other row written whole.
+        s.p[len * kq..].fill(0);
+        let bias = bias.map(|b| &b[h * len * len..(h + 1) * len * len]);
+        for i in 0..len {
+            let (lo, hi) = mask.visible(i, len);
+            let row = &mut s.scores[i * lp..(i + 1) * lp];
+            bias_and_softmax(
+                &mut row[lo..hi],
+                bias.map(|b| &b[i * len + lo..i * len + hi]),
+            );
+            let p = &mut s.p[i * kq..(i + 1) * kq];
+            if lo == 0 {
+                let visible = hi.div_ceil(2);
+                convert_row(&row[..hi], &mut p[..visible]);
+                p[visible..].fill(0);
+            } else {
+                row[..lo].fill(0.0);
+                row[hi..].fill(0.0);
+                convert_row(row, p);
+            }
+        }
+        // Output: under a causal mask, row block r0's probabilities end at key r0 + 31.
+        let panel = kq * TILE;
+        for r0 in (0..lp).step_by(BLOCK) {
+            let steps = match mask {
+                AttentionMask::Causal => r0 / BLOCK + 1,
+                _ => kq / TILE,
+            };
+            for db in 0..dp / BLOCK {
+                let b = [
+                    &vs[2 * db * panel..(2 * db + 1) * panel],
+                    &vs[(2 * db + 1) * panel..(2 * db + 2) * panel],
+                ];
+                let c = &mut s.head[r0 * dp + db * BLOCK..];
+                tiles.bf16_block(&s.p[r0 * kq..], kq, b, steps, c, dp);
+            }
+        }
+        for (i, row) in s.head.chunks_exact(dp).take(len).enumerate() {
+            let at = i * heads * d + h * d;
+            s.out[at..at + d].copy_from_slice(&row[..d]);
         }
     }
-    // Output: under a causal mask, row block r0's probabilities end at key r0 + 31.
-    s.out.resize(lp * dp, 0.0);
-    let panel = kq * TILE;
-    for r0 in (0..lp).step_by(BLOCK) {
-        let steps = match mask {
-            AttentionMask::Causal => (r0 / BLOCK + 1) * (BLOCK / 2) / TILE,
-            _ => kq / TILE,
-        };
-        for db in 0..dp / BLOCK {
-            let b = [
-                &s.v[2 * db * panel..(2 * db + 1) * panel],
-                &s.v[(2 * db + 1) * panel..(2 * db + 2) * panel],
-            ];
-            let c = &mut s.out[r0 * dp + db * BLOCK..];
-            tiles.bf16_block(&s.p[r0 * kq..], kq, b, steps, c, dp);
-        }
-    }
-    (&s.out, dp)
+    &s.out[..len * heads * d]
 }
 
 #[cfg(test)]
