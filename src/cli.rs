@@ -445,9 +445,11 @@ pub struct ModelArgs {
     pub device: String,
 
     /// Compute precision: f32 (exact), f16 (CUDA only), bf16 (CUDA; on CPUs with AVX512-BF16
-    /// the matrix products run in bf16, about 1.3x faster, cosine > 0.999 to f32), or int8 (CPU:
-    /// the matrix products in int8, weights quantized at load; faster, at a small cost in
-    /// quality: cosine ~0.99 to f32, SciFact nDCG@10 in the README).
+    /// the matrix products run in bf16, and with AMX attention too: cosine > 0.999 to f32,
+    /// SciFact nDCG@10 unchanged; ~2.7x sentence-transformers with AMX, slower than f32
+    /// without), or int8 (CPU: weights quantized per channel at load, activations per token;
+    /// cosine ~0.99 to f32, SciFact nDCG@10 0.002 lower; ~3.2x sentence-transformers with AMX,
+    /// ~1.3-1.6x without). Figures in the README.
     #[arg(long, env = "FATHOM_DTYPE", value_enum, default_value_t = Precision::F32)]
     pub dtype: Precision,
 

@@ -2,9 +2,11 @@
 //! P·V gemm per sequence and head, in parallel.
 
 use multiversion::multiversion;
+use std::ops::Range;
+
 use rayon::prelude::*;
 
-use super::gemm::{sgemm, sgemm_raw, Mat};
+use super::gemm::{sgemm, Mat};
 use super::math::{dot, exp_approx, max_lanes, sum_lanes};
 
 /// Softmax of one row in place (the scale is already folded into the row by the caller).
@@ -180,7 +182,7 @@ pub fn varlen_attention(
 ///
 /// `bf16` (the reduced-precision modes) lets sequences longer than [`SHORT`] run on AMX tiles
 /// where the CPU has AMX-BF16: Q, K, V and the probabilities rounded to bf16, the products
-/// summed and the softmax computed in f32 ([`amx_sequence`]).
+/// summed and the softmax computed in f32 ([`amx_heads`]).
 #[allow(clippy::too_many_arguments)]
 pub fn attention<'a>(
     q: Heads<'a>,
@@ -200,7 +202,6 @@ pub fn attention<'a>(
         k.heads,
         v.heads
     );
-    let group = heads / k.heads;
     let hidden = heads * head_dim;
     let tokens: usize = seq_lens.iter().sum();
     for (name, m) in [("q", &q), ("k", &k), ("v", &v)] {
@@ -213,23 +214,27 @@ pub fn attention<'a>(
     }
     let mut out = vec![0f32; tokens * hidden];
     let starts = super::seq_starts(seq_lens);
-    // One task per sequence and head; on the tiles one per sequence (all its heads: its rows of
-    // Q, K and V are then read once, in order, rather than one head's columns at a time).
-    let tasks: Vec<(usize, usize, usize, Option<usize>)> = seq_lens
+    // Long sequences run all their heads in one task when there are enough of them to keep
+    // every thread busy: their rows of Q, K and V are then read once, in order (one head's
+    // columns at a time, a row's length apart, missed the cache); otherwise one head per task.
+    let threads = rayon::current_num_threads().max(1);
+    let long = seq_lens.iter().filter(|&&len| len > SHORT).count();
+    let per_task = if long >= 2 * threads { heads } else { 1 };
+    let tasks: Vec<(usize, usize, usize, Range<usize>)> = seq_lens
         .iter()
         .zip(&starts)
         .enumerate()
         .filter(|(_, (len, _))| **len > 0)
         .flat_map(|(s, (&len, &start))| {
-            let whole = tiles && len > SHORT;
-            let per_head = (0..heads).filter(move |_| !whole).map(Some);
-            let all = whole.then_some(None);
-            per_head.chain(all).map(move |h| (s, start, len, h))
+            let step = if len > SHORT { per_task } else { 1 };
+            (0..heads)
+                .step_by(step)
+                .map(move |h| (s, start, len, h..(h + step).min(heads)))
         })
         .collect();
     let scale = 1.0 / (head_dim as f32).sqrt();
     let shared = SharedOut(out.as_mut_ptr());
-    let task = |scratch: &mut Scratch, (s, start, len, h): (usize, usize, usize, Option<usize>)| {
+    let task = |scratch: &mut Scratch, (s, start, len, hs): (usize, usize, usize, Range<usize>)| {
         let bias = bias.map(|b| {
             let b = b[s];
             assert_eq!(
@@ -239,100 +244,33 @@ pub fn attention<'a>(
             );
             b
         });
-        let Some(h) = h else {
-            let at = |m: &Heads<'a>| Heads {
-                data: &m.data[start * m.ld..],
-                ..*m
-            };
-            let shape = (len, head_dim, scale, mask);
-            let values = amx_sequence((at(&q), at(&k), at(&v)), shape, bias, &mut scratch.amx);
-            for (i, o) in values.chunks_exact(hidden).enumerate() {
-                // SAFETY: row start + i (< start + len <= tokens) of `out` (tokens × hidden),
-                // all its columns, from this task's own scratch. Exclusive: each sequence is
-                // one task (its heads no others), and nothing else touches `out` until the
-                // tasks end.
-                unsafe {
-                    std::ptr::copy_nonoverlapping(
-                        o.as_ptr(),
-                        shared.ptr().add((start + i) * hidden),
-                        hidden,
-                    );
-                }
-            }
-            return;
+        let at = |m: &Heads<'a>| Heads {
+            data: &m.data[start * m.ld..],
+            ..*m
         };
-        let bias = bias.map(|b| &b[h * len * len..(h + 1) * len * len]);
-        let qh = &q.data[start * q.ld + h * head_dim..];
-        let kh = &k.data[start * k.ld + (h / group) * head_dim..];
-        let vh = &v.data[start * v.ld + (h / group) * head_dim..];
-        let one = |data, ld| Heads { data, ld, heads: 1 };
-        let scores = &mut scratch.scores;
-        if len <= SHORT {
-            scores.clear();
-            scores.resize(len + len * head_dim, 0.0);
-            let (row, head_out) = scores.split_at_mut(len);
-            // One head each: the slices start at this head's first column.
-            short_head(
-                (one(qh, q.ld), one(kh, k.ld), one(vh, v.ld)),
-                len,
-                head_dim,
-                scale,
-                mask,
-                bias,
-                row,
-                head_out,
-            );
-            for (i, o) in head_out.chunks_exact(head_dim).enumerate() {
-                // SAFETY: writes row start + i (< start + len <= tokens), columns
-                // h·d..(h+1)·d (h < heads) of `out` (tokens × hidden), from this task's own
-                // scratch (another allocation, so no overlap). Exclusive: each (sequence, head)
-                // pair is exactly one task, and nothing else touches `out` until the tasks end.
-                unsafe {
-                    std::ptr::copy_nonoverlapping(
-                        o.as_ptr(),
-                        shared.ptr().add((start + i) * hidden + h * head_dim),
-                        head_dim,
-                    );
-                }
+        let operands = (at(&q), at(&k), at(&v));
+        let shape = (len, head_dim, scale, mask);
+        let width = hs.len() * head_dim;
+        let values = if len <= SHORT {
+            short_heads(operands, hs.clone(), shape, bias, &mut scratch.scores)
+        } else if tiles {
+            amx_heads(operands, hs.clone(), shape, bias, &mut scratch.amx)
+        } else {
+            exact_heads(operands, hs.clone(), shape, bias, &mut scratch.exact)
+        };
+        for (i, o) in values.chunks_exact(width).take(len).enumerate() {
+            // SAFETY: writes row start + i (< start + len <= tokens: the starts are prefix sums
+            // of `seq_lens`, whose total is `tokens`), columns of heads `hs` (< heads), of `out`
+            // (tokens × hidden), from this task's own scratch (another allocation, so no
+            // overlap). Exclusive: each (sequence, head) pair is in exactly one task, and
+            // nothing else touches `out` until the tasks end.
+            unsafe {
+                std::ptr::copy_nonoverlapping(
+                    o.as_ptr(),
+                    shared.ptr().add((start + i) * hidden + hs.start * head_dim),
+                    width,
+                );
             }
-            return;
-        }
-        scores.clear();
-        scores.resize(len * len, 0.0);
-        sgemm(
-            len,
-            len,
-            head_dim,
-            scale,
-            Mat::new(qh, q.ld),
-            Mat::t(kh, k.ld),
-            0.0,
-            scores,
-            len,
-        );
-        for (i, r) in scores.chunks_exact_mut(len).enumerate() {
-            let (lo, hi) = mask.visible(i, len);
-            r[..lo].fill(0.0);
-            bias_and_softmax(&mut r[lo..hi], bias.map(|b| &b[i * len + lo..i * len + hi]));
-            r[hi..].fill(0.0);
-        }
-        // SAFETY: this task writes rows start..start+len, columns h·d..(h+1)·d of `out` (row
-        // stride `hidden`). In bounds: start+len <= tokens (the starts are prefix sums of
-        // `seq_lens`, whose total is `tokens`, and `out` is tokens × hidden) and h < heads.
-        // Exclusive: each (sequence, head) pair is exactly one task, so no other task writes
-        // these elements, and nothing else touches `out` until the tasks end.
-        unsafe {
-            sgemm_raw(
-                len,
-                head_dim,
-                len,
-                1.0,
-                Mat::new(scores, len),
-                Mat::new(vh, v.ld),
-                0.0,
-                shared.ptr().add(start * hidden + h * head_dim),
-                hidden,
-            );
         }
     };
     let work: usize = seq_lens.iter().map(|&len| len * len).sum::<usize>() * heads * head_dim;
@@ -345,14 +283,138 @@ pub fn attention<'a>(
     out
 }
 
-/// One thread's buffers, reused across its (sequence, head) tasks.
+/// One thread's buffers, reused across its tasks.
 #[derive(Default)]
 struct Scratch {
     scores: Vec<f32>,
+    exact: ExactScratch,
     amx: AmxScratch,
 }
 
-/// [`amx_sequence`]'s buffers.
+/// [`exact_heads`]'s buffers.
+#[derive(Default)]
+struct ExactScratch {
+    /// Q, K and V of the task's heads, each head's rows contiguous.
+    q: Vec<f32>,
+    k: Vec<f32>,
+    v: Vec<f32>,
+    scores: Vec<f32>,
+    /// The output: rows × the heads' dims.
+    out: Vec<f32>,
+}
+
+/// (len, head_dim, scale, mask) of one sequence's attention.
+type Shape = (usize, usize, f32, AttentionMask);
+
+/// The key/value heads that query heads `hs` read (grouped-query attention).
+fn kv_heads(q: &Heads, k: &Heads, hs: &Range<usize>) -> Range<usize> {
+    let group = q.heads / k.heads;
+    hs.start / group..(hs.end - 1) / group + 1
+}
+
+/// Heads `hs` of one short sequence, directly ([`short_head`] each): `len` rows of the heads'
+/// dims, in `scratch`.
+fn short_heads<'a, 's>(
+    (q, k, v): (Heads<'a>, Heads<'a>, Heads<'a>),
+    hs: Range<usize>,
+    (len, d, scale, mask): Shape,
+    bias: Option<&[f32]>,
+    scratch: &'s mut Vec<f32>,
+) -> &'s [f32] {
+    let group = q.heads / k.heads;
+    let width = hs.len() * d;
+    zeroed(scratch, len + len * d + len * width);
+    let (row, rest) = scratch.split_at_mut(len);
+    let (head_out, out) = rest.split_at_mut(len * d);
+    for (i, h) in hs.enumerate() {
+        let g = h / group;
+        let one = |m: &Heads<'a>, head: usize| Heads {
+            data: &m.data[head * d..],
+            ld: m.ld,
+            heads: 1,
+        };
+        let bias = bias.map(|b| &b[h * len * len..(h + 1) * len * len]);
+        let operands = (one(&q, h), one(&k, g), one(&v, g));
+        short_head(operands, len, d, scale, mask, bias, row, head_out);
+        for (r, o) in head_out.chunks_exact(d).enumerate() {
+            out[r * width + i * d..r * width + (i + 1) * d].copy_from_slice(o);
+        }
+    }
+    out
+}
+
+/// Heads `hs` of one sequence in f32: per head one Q·Kᵀ product (the scale folded in), the
+/// softmax, one P·V product, on copies of the heads' Q, K and V made contiguous first. Returns
+/// `len` rows of the heads' dims, in `s`.
+fn exact_heads<'s>(
+    (q, k, v): (Heads<'_>, Heads<'_>, Heads<'_>),
+    hs: Range<usize>,
+    (len, d, scale, mask): Shape,
+    bias: Option<&[f32]>,
+    s: &'s mut ExactScratch,
+) -> &'s [f32] {
+    let group = q.heads / k.heads;
+    let gs = kv_heads(&q, &k, &hs);
+    let (nh, ng) = (hs.len(), gs.len());
+    // Every value below is overwritten: the copies whole, the scores and output by the products.
+    s.q.resize(nh * len * d, 0.0);
+    s.k.resize(ng * len * d, 0.0);
+    s.v.resize(ng * len * d, 0.0);
+    for j in 0..len {
+        for (i, h) in hs.clone().enumerate() {
+            let src = &q.data[j * q.ld + h * d..j * q.ld + (h + 1) * d];
+            s.q[(i * len + j) * d..(i * len + j + 1) * d].copy_from_slice(src);
+        }
+        for (i, g) in gs.clone().enumerate() {
+            let at = (i * len + j) * d;
+            s.k[at..at + d].copy_from_slice(&k.data[j * k.ld + g * d..j * k.ld + (g + 1) * d]);
+            s.v[at..at + d].copy_from_slice(&v.data[j * v.ld + g * d..j * v.ld + (g + 1) * d]);
+        }
+    }
+    s.scores.resize(len * len, 0.0);
+    s.out.resize(len * nh * d, 0.0);
+    for (i, h) in hs.enumerate() {
+        let g = h / group - gs.start;
+        let (qh, kh) = (&s.q[i * len * d..], &s.k[g * len * d..]);
+        sgemm(
+            len,
+            len,
+            d,
+            scale,
+            Mat::new(qh, d),
+            Mat::t(kh, d),
+            0.0,
+            &mut s.scores,
+            len,
+        );
+        let bias = bias.map(|b| &b[h * len * len..(h + 1) * len * len]);
+        for (r, row) in s.scores.chunks_exact_mut(len).enumerate() {
+            let (lo, hi) = mask.visible(r, len);
+            row[..lo].fill(0.0);
+            bias_and_softmax(
+                &mut row[lo..hi],
+                bias.map(|b| &b[r * len + lo..r * len + hi]),
+            );
+            row[hi..].fill(0.0);
+        }
+        let vh = &s.v[g * len * d..];
+        let out = &mut s.out[i * d..];
+        sgemm(
+            len,
+            d,
+            len,
+            1.0,
+            Mat::new(&s.scores, len),
+            Mat::new(vh, d),
+            0.0,
+            out,
+            nh * d,
+        );
+    }
+    &s.out
+}
+
+/// [`amx_heads`]'s buffers.
 #[derive(Default)]
 struct AmxScratch {
     /// Q per head: rows × pairs of head dims.
@@ -382,22 +444,24 @@ fn zeroed<T: Copy + Default>(v: &mut Vec<T>, len: usize) {
     v.resize(len, T::default());
 }
 
-/// One sequence, all heads, on AMX tiles: per head softmax(scale · q·kᵀ + bias, masked) · v
+/// Heads `hs` of one sequence on AMX tiles: per head softmax(scale · q·kᵀ + bias, masked) · v
 /// with scale · q, k, v and the probabilities rounded to bf16 and every sum and the softmax in
 /// f32. `q`, `k`, `v` start at the sequence's first token (grouped heads as in [`attention`]);
 /// `bias` is `heads × len × len`. Rows and keys are padded with zeros to whole blocks of 32,
-/// head dims too. Returns the output, `len` rows of `heads · d` values, inside `s`.
-fn amx_sequence<'s>(
+/// head dims too. Returns the output, `len` rows of the heads' dims, inside `s`.
+fn amx_heads<'s>(
     (q, k, v): (Heads<'_>, Heads<'_>, Heads<'_>),
-    (len, d, scale, mask): (usize, usize, f32, AttentionMask),
+    hs: Range<usize>,
+    (len, d, scale, mask): Shape,
     bias: Option<&[f32]>,
     s: &'s mut AmxScratch,
 ) -> &'s [f32] {
     use super::amx::{Tiles, BLOCK, TILE};
     use super::bf16::convert_row;
     let tiles = Tiles::new().expect("attention: AMX tiles on a CPU without them");
-    let (heads, kv_heads) = (q.heads, k.heads);
-    let group = heads / kv_heads;
+    let group = q.heads / k.heads;
+    let gs = kv_heads(&q, &k, &hs);
+    let (heads, kv_heads) = (hs.len(), gs.len());
     let lp = len.next_multiple_of(BLOCK);
     let dp = d.next_multiple_of(BLOCK);
     let (dq, kq) = (dp / 2, lp / 2);
@@ -413,17 +477,17 @@ fn amx_sequence<'s>(
     zeroed(&mut s.scaled, d);
     let (row0, row1) = s.rows.split_at_mut(half);
     for j in 0..len {
-        for h in 0..heads {
+        for (i, h) in hs.clone().enumerate() {
             let qr = &q.data[j * q.ld + h * d..j * q.ld + (h + 1) * d];
             for (x, &y) in s.scaled.iter_mut().zip(qr) {
                 *x = y * scale;
             }
-            let at = h * q_size + j * dq;
+            let at = i * q_size + j * dq;
             convert_row(&s.scaled, &mut s.q[at..at + half]);
         }
-        for g in 0..kv_heads {
+        for (i, g) in gs.clone().enumerate() {
             convert_row(&k.data[j * k.ld + g * d..j * k.ld + (g + 1) * d], row0);
-            let base = g * k_size + (j / TILE) * dq * TILE + j % TILE;
+            let base = i * k_size + (j / TILE) * dq * TILE + j % TILE;
             for (p, &lane) in row0.iter().enumerate() {
                 s.k[base + p * TILE] = lane;
             }
@@ -431,7 +495,7 @@ fn amx_sequence<'s>(
     }
     let bf16_at = |row: &[u32], c: usize| row[c / 2] >> (16 * (c % 2)) & 0xFFFF;
     for p in 0..len.div_ceil(2) {
-        for g in 0..kv_heads {
+        for (i, g) in gs.clone().enumerate() {
             let (j0, j1) = (2 * p * v.ld + g * d, (2 * p + 1) * v.ld + g * d);
             convert_row(&v.data[j0..j0 + d], row0);
             if 2 * p + 1 < len {
@@ -439,7 +503,7 @@ fn amx_sequence<'s>(
             } else {
                 row1.fill(0);
             }
-            let base = g * v_size + p * TILE;
+            let base = i * v_size + p * TILE;
             for c in 0..d {
                 let lane = bf16_at(row0, c) | bf16_at(row1, c) << 16;
                 s.v[base + (c / TILE) * kq * TILE + c % TILE] = lane;
@@ -450,9 +514,9 @@ fn amx_sequence<'s>(
     s.p.resize(lp * kq, 0);
     s.head.resize(lp * dp, 0.0);
     s.out.resize(len * heads * d, 0.0);
-    for h in 0..heads {
-        let g = h / group;
-        let (qs, ks) = (&s.q[h * q_size..], &s.k[g * k_size..(g + 1) * k_size]);
+    for (i, h) in hs.enumerate() {
+        let g = h / group - gs.start;
+        let (qs, ks) = (&s.q[i * q_size..], &s.k[g * k_size..(g + 1) * k_size]);
         let vs = &s.v[g * v_size..(g + 1) * v_size];
         // Scores: every block a causal mask leaves any key visible in.
         let panel = dq * TILE;
@@ -506,8 +570,8 @@ fn amx_sequence<'s>(
                 tiles.bf16_block(&s.p[r0 * kq..], kq, b, steps, c, dp);
             }
         }
-        for (i, row) in s.head.chunks_exact(dp).take(len).enumerate() {
-            let at = i * heads * d + h * d;
+        for (r, row) in s.head.chunks_exact(dp).take(len).enumerate() {
+            let at = r * heads * d + i * d;
             s.out[at..at + d].copy_from_slice(&row[..d]);
         }
     }
@@ -570,13 +634,15 @@ mod tests {
         let lens = [5, 1, 12, 7, SHORT + 1, 300];
         let tokens: usize = lens.iter().sum();
         let qkv = pseudo_random(tokens * 3 * heads * d, 7);
-        for causal in [false, true] {
-            let want = naive_attention(&qkv, &lens, heads, d, causal);
-            let got = varlen_attention(&qkv, &lens, heads, d, causal, false);
-            for (g, w) in got.iter().zip(&want) {
-                assert!((g - w).abs() < 1e-5, "causal={causal}: {g} vs {w}");
+        on_both_splits(|| {
+            for causal in [false, true] {
+                let want = naive_attention(&qkv, &lens, heads, d, causal);
+                let got = varlen_attention(&qkv, &lens, heads, d, causal, false);
+                for (g, w) in got.iter().zip(&want) {
+                    assert!((g - w).abs() < 1e-5, "causal={causal}: {g} vs {w}");
+                }
             }
-        }
+        });
     }
 
     /// Naive reference for [`attention`]: grouped heads, any mask, optional bias.
@@ -629,9 +695,21 @@ mod tests {
         out
     }
 
+    /// `check` on a pool of 1 thread (enough long sequences to run all heads of one in a task)
+    /// and of 16 (too few: one head per task).
+    fn on_both_splits(check: impl Fn() + Sync) {
+        for threads in [1, 16] {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
+            pool.install(&check);
+        }
+    }
+
     #[test]
     fn grouped_heads_windows_causal_and_bias_match_naive() {
-        check_general(8, false);
+        on_both_splits(|| check_general(8, false));
     }
 
     /// The AMX tiles in bf16 (where the CPU has them: elsewhere `bf16` changes nothing and the
@@ -640,9 +718,11 @@ mod tests {
     #[test]
     fn bf16_tiles_match_naive_within_bf16_rounding() {
         eprintln!("AMX-BF16 here: {}", super::super::amx::bf16());
-        for d in [8, 33, 64] {
-            check_general(d, true);
-        }
+        on_both_splits(|| {
+            for d in [8, 33, 64] {
+                check_general(d, true);
+            }
+        });
     }
 
     fn check_general(d: usize, bf16: bool) {
