@@ -109,6 +109,21 @@ impl HiddenAct {
     }
 }
 
+/// A gated MLP's middle: `act(h[:, ..inter]) · h[:, inter..]` for `h` = tokens × 2·`inter`
+/// (one linear's `input ‖ gate`); on CPU in one pass for GELU (ModernBERT's GeGLU), else candle
+/// ops.
+pub fn gated(h: &Tensor, inter: usize, act: HiddenAct) -> Result<Tensor> {
+    if act == HiddenAct::GeluErf && h.dims() == [h.dim(0)?, 2 * inter] {
+        let rows = h.dim(0)?;
+        if let Some(out) = with_cpu_f32(h, |data| kernels::gated_gelu(data, rows, inter)) {
+            return cpu_tensor(out, rows, inter);
+        }
+    }
+    let input = h.narrow(1, 0, inter)?;
+    let gate = h.narrow(1, inter, inter)?;
+    Ok((act.apply(&input.contiguous()?)? * gate)?)
+}
+
 /// `x · Wᵀ + b` over a packed `tokens × in` matrix, optionally followed by an activation.
 #[derive(Debug, Clone)]
 pub struct Linear {

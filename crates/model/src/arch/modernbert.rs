@@ -232,9 +232,7 @@ impl Encoder for ModernBert {
                 packed_attention_general(&q, &k, &v, &batch.seq_lens, shape, mask, None, &cache)?;
             x = (x + layer.attn_out.forward(&ctx, None)?)?;
             let h = layer.mlp_in.forward(&layer.mlp_norm.forward(&x)?, None)?;
-            let input = h.narrow(1, 0, self.intermediate)?;
-            let gate = h.narrow(1, self.intermediate, self.intermediate)?;
-            let gated = (self.act.apply(&input.contiguous()?)? * gate)?;
+            let gated = crate::ops::gated(&h, self.intermediate, self.act)?;
             x = (x + layer.mlp_out.forward(&gated.contiguous()?, None)?)?;
         }
         self.final_norm.forward(&x)

@@ -119,6 +119,29 @@ pub(super) fn by_column_blocks(
     }
 }
 
+/// A gated GELU (GeGLU): for `h` = rows × 2·`inter` (`input ‖ gate` per row, as one linear
+/// gives them), `gelu_erf(input) · gate`, rows × `inter`, in one pass over each row.
+pub fn gated_gelu(h: &[f32], rows: usize, inter: usize) -> Vec<f32> {
+    assert_eq!(h.len(), rows * 2 * inter, "gated_gelu: input is not rows × 2·inter");
+    let mut out = vec![0f32; rows * inter];
+    if inter == 0 {
+        return out;
+    }
+    out.par_chunks_mut(inter * 16)
+        .zip(h.par_chunks(2 * inter * 16))
+        .for_each(|(out, h)| {
+            for (o, row) in out.chunks_exact_mut(inter).zip(h.chunks_exact(2 * inter)) {
+                let (input, gate) = row.split_at(inter);
+                o.copy_from_slice(input);
+                gelu_erf(o);
+                for (v, g) in o.iter_mut().zip(gate) {
+                    *v *= g;
+                }
+            }
+        });
+    out
+}
+
 /// [`linear`] with the weight packed for the bf16 kernels (reduced precision).
 pub fn linear_bf16(
     x: &[f32],
@@ -205,6 +228,21 @@ mod tests {
         }
         let got = linear(&x, rows, k, &w, n, Some(&b), Epilogue::GeluErf);
         check_gelu(&got, &want);
+    }
+
+    #[test]
+    fn gated_gelu_is_gelu_of_the_input_half_times_the_gate_half() {
+        let (rows, inter) = (37, 19);
+        let h = pseudo_random(rows * 2 * inter, 8);
+        let got = gated_gelu(&h, rows, inter);
+        for r in 0..rows {
+            for c in 0..inter {
+                let (x, g) = (h[r * 2 * inter + c] as f64, h[r * 2 * inter + inter + c] as f64);
+                let want = 0.5 * x * (1.0 + candle_core::cpu::erf::erf_f64(x / 2f64.sqrt())) * g;
+                let v = got[r * inter + c] as f64;
+                assert!((v - want).abs() < 1e-6, "[{r},{c}]: {v} vs {want}");
+            }
+        }
     }
 
     #[test]

@@ -48,7 +48,7 @@ mod math;
 mod norm;
 
 pub use attention::{attention, varlen_attention, AttentionMask, Heads};
-pub use linear::{linear, linear_bf16, linear_int8};
+pub use linear::{gated_gelu, linear, linear_bf16, linear_int8};
 pub use norm::add_layer_norm;
 
 /// Activation applied in the epilogue of [`linear`].
