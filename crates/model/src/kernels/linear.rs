@@ -122,7 +122,11 @@ pub(super) fn by_column_blocks(
 /// A gated GELU (GeGLU): for `h` = rows × 2·`inter` (`input ‖ gate` per row, as one linear
 /// gives them), `gelu_erf(input) · gate`, rows × `inter`, in one pass over each row.
 pub fn gated_gelu(h: &[f32], rows: usize, inter: usize) -> Vec<f32> {
-    assert_eq!(h.len(), rows * 2 * inter, "gated_gelu: input is not rows × 2·inter");
+    assert_eq!(
+        h.len(),
+        rows * 2 * inter,
+        "gated_gelu: input is not rows × 2·inter"
+    );
     let mut out = vec![0f32; rows * inter];
     if inter == 0 {
         return out;
@@ -237,7 +241,10 @@ mod tests {
         let got = gated_gelu(&h, rows, inter);
         for r in 0..rows {
             for c in 0..inter {
-                let (x, g) = (h[r * 2 * inter + c] as f64, h[r * 2 * inter + inter + c] as f64);
+                let (x, g) = (
+                    h[r * 2 * inter + c] as f64,
+                    h[r * 2 * inter + inter + c] as f64,
+                );
                 let want = 0.5 * x * (1.0 + candle_core::cpu::erf::erf_f64(x / 2f64.sqrt())) * g;
                 let v = got[r * inter + c] as f64;
                 assert!((v - want).abs() < 1e-6, "[{r},{c}]: {v} vs {want}");
