@@ -1,5 +1,7 @@
-//! Scaled dot-product attention over packed sequences: one Q·Kᵀ gemm, one softmax pass and one
-//! P·V gemm per sequence and head, in parallel.
+//! Scaled dot-product attention over packed sequences: one Q·Kᵀ product, one softmax pass and
+//! one P·V product per sequence and head, in parallel (all of a sequence's heads in one task
+//! when there are enough sequences for every thread). In the reduced precisions on AMX CPUs the
+//! products run on bf16 tiles ([`amx_heads`]); otherwise in f32 on sgemm.
 
 use multiversion::multiversion;
 use std::ops::Range;

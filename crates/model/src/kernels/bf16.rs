@@ -1,10 +1,13 @@
-//! Opt-in reduced precision on CPU: matrix products in bf16 with f32 accumulation, on the
-//! AVX512-BF16 dot-product instruction (`vdpbf16ps`: two bf16 products per f32 lane).
+//! Opt-in reduced precision on CPU: matrix products in bf16 with f32 accumulation, on AMX tiles
+//! (`tdpbf16ps`, see [`amx`](super::amx)) where the CPU has them, else on the AVX512-BF16
+//! dot-product instruction (`vdpbf16ps`: two bf16 products per f32 lane).
 //!
-//! Weights are packed once at load time into panels of 64 columns, each k-pair of a column stored
-//! as one 32-bit lane; activations are rounded to bf16 (nearest even) per call. Everything around
-//! the products (attention, softmax, layer norm, GELU, pooling) stays f32. Used only where the
-//! CPU has AVX512-BF16 (`supported()`); the caller falls back to f32 elsewhere.
+//! Weights are packed once at load time, each k-pair of a column stored as one 32-bit lane, in
+//! panels of 64 columns (or, for the tiles, 16 columns with k padded to whole tile steps);
+//! activations are rounded to bf16 (nearest even) per call. Everything around the products
+//! (softmax, layer norm, GELU, pooling) stays f32; attention runs on bf16 tiles on AMX CPUs
+//! ([`attention`](super::attention)). Used only where the CPU has AVX512-BF16 (`supported()`);
+//! the caller falls back to f32 elsewhere.
 //!
 //! The micro-kernel reads and writes through raw pointers for speed; it asserts the bounds that
 //! make that sound once per call, outside its loops.
