@@ -1,12 +1,12 @@
 //! Opt-in reduced precision on CPU: matrix products in bf16 with f32 accumulation, on AMX tiles
-//! (`tdpbf16ps`, see [`amx`](super::amx)) where the CPU has them, else on the AVX512-BF16
+//! (`tdpbf16ps`, see [`super::amx`]) where the CPU has them, else on the AVX512-BF16
 //! dot-product instruction (`vdpbf16ps`: two bf16 products per f32 lane).
 //!
 //! Weights are packed once at load time, each k-pair of a column stored as one 32-bit lane, in
 //! panels of 64 columns (or, for the tiles, 16 columns with k padded to whole tile steps);
 //! activations are rounded to bf16 (nearest even) per call. Everything around the products
 //! (softmax, layer norm, GELU, pooling) stays f32; attention runs on bf16 tiles on AMX CPUs
-//! ([`attention`](super::attention)). Used only where the CPU has AVX512-BF16 (`supported()`);
+//! ([`attention`](mod@super::attention)). Used only where the CPU has AVX512-BF16 (`supported()`);
 //! the caller falls back to f32 elsewhere.
 //!
 //! The micro-kernel reads and writes through raw pointers for speed; it asserts the bounds that
@@ -60,7 +60,7 @@ pub struct PackedWeight {
     amx: bool,
     /// Pairs per column in `data` (for AMX padded with zeros to whole tile steps).
     k_pairs: usize,
-    /// `data[(panel * k_pairs + p) * width + c]` = (w[panel·width + c][2p], w[..][2p + 1]) as
+    /// `data[(panel * k_pairs + p) * width + c]` = `(w[panel·width + c][2p], w[..][2p + 1])` as
     /// bf16, in panels of `width` columns: [`PANEL`], or for AMX one tile's 16 (their number
     /// padded to whole blocks of two).
     data: Vec<u32>,

@@ -21,7 +21,7 @@
 //! copy of the weights packed four k's to a lane; its sums and epilogue are the same, so the
 //! outputs are the same bits as the AVX2 and portable kernels' (the unit tests check all three).
 //!
-//! Where the CPU has AMX-INT8 (Sapphire Rapids and later), [`amx`](super::amx) tiles do the
+//! Where the CPU has AMX-INT8 (Sapphire Rapids and later), [`super::amx`] tiles do the
 //! same u8 × i8 sums 16 × 16 × 64 at a time, on the same quads padded to whole tiles (k to
 //! 64, columns to 32, rows to 32: the padding is zeros and changes no sum), with the same
 //! epilogue: again the same bits.
