@@ -21,17 +21,27 @@ thread_local! {
     static BF16_ATTENTION: Cell<bool> = const { Cell::new(false) };
 }
 
-/// Runs `forward` with [`BF16_ATTENTION`] set to `on`, restoring it afterwards (also on panic);
-/// reaches the ops the way [`with_generic_ops`] does.
-pub(crate) fn with_bf16_attention<R>(on: bool, forward: impl FnOnce() -> R) -> R {
-    struct Restore(bool);
+/// Runs `forward` with the thread-local `flag` set to `value`, restoring the previous value
+/// afterwards, also on panic.
+fn with_flag<R>(
+    flag: &'static std::thread::LocalKey<Cell<bool>>,
+    value: bool,
+    forward: impl FnOnce() -> R,
+) -> R {
+    struct Restore(&'static std::thread::LocalKey<Cell<bool>>, bool);
     impl Drop for Restore {
         fn drop(&mut self) {
-            BF16_ATTENTION.set(self.0);
+            self.0.set(self.1);
         }
     }
-    let _restore = Restore(BF16_ATTENTION.replace(on));
+    let _restore = Restore(flag, flag.replace(value));
     forward()
+}
+
+/// Runs `forward` with [`BF16_ATTENTION`] set to `on`; reaches the ops the way
+/// [`with_generic_ops`] does.
+pub(crate) fn with_bf16_attention<R>(on: bool, forward: impl FnOnce() -> R) -> R {
+    with_flag(&BF16_ATTENTION, on, forward)
 }
 
 fn bf16_attention() -> bool {
@@ -46,14 +56,7 @@ fn bf16_attention() -> bool {
 /// which carry no load options. Only the thread running the pass reads it (the kernels' rayon
 /// tasks never do), so models with different settings can run side by side on other threads.
 pub(crate) fn with_generic_ops<R>(generic: bool, forward: impl FnOnce() -> R) -> R {
-    struct Restore(bool);
-    impl Drop for Restore {
-        fn drop(&mut self) {
-            GENERIC_OPS.set(self.0);
-        }
-    }
-    let _restore = Restore(GENERIC_OPS.replace(generic));
-    forward()
+    with_flag(&GENERIC_OPS, generic, forward)
 }
 
 /// Whether the CPU kernels may be used: not inside [`with_generic_ops`]`(true, ..)`.
@@ -363,40 +366,22 @@ pub fn packed_attention(
     let _span = profile::span("attention");
     let hidden = num_heads * head_dim;
     let tokens: usize = seq_lens.iter().sum();
-    let mask = if causal {
-        AttentionMask::Causal
-    } else {
-        AttentionMask::Full
-    };
+    let heads = (num_heads, head_dim);
     let on_cpu: Option<Result<Vec<f32>>> = match bias {
         None => with_cpu_f32(qkv, |data| {
+            let bf16 = bf16_attention();
             Ok(kernels::varlen_attention(
-                data,
-                seq_lens,
-                num_heads,
-                head_dim,
-                causal,
-                bf16_attention(),
+                data, seq_lens, heads, causal, None, bf16,
             ))
         }),
         Some(bias) => cache.cpu_biases(qkv, seq_lens, bias).and_then(|biases| {
             with_cpu_f32(qkv, |data| {
                 let biases = biases?;
                 let bias_of: Vec<&[f32]> = biases.iter().map(|b| b.as_slice()).collect();
-                let part = |i: usize| kernels::Heads {
-                    data: &data[i * hidden..],
-                    ld: 3 * hidden,
-                    heads: num_heads,
-                };
-                Ok(kernels::attention(
-                    part(0),
-                    part(1),
-                    part(2),
-                    seq_lens,
-                    head_dim,
-                    mask,
-                    Some(&bias_of),
-                    bf16_attention(),
+                let bf16 = bf16_attention();
+                let bias_of = Some(bias_of.as_slice());
+                Ok(kernels::varlen_attention(
+                    data, seq_lens, heads, causal, bias_of, bf16,
                 ))
             })
         }),
@@ -408,6 +393,11 @@ pub fn packed_attention(
         heads: num_heads,
         kv_heads: num_heads,
         head_dim,
+    };
+    let mask = if causal {
+        AttentionMask::Causal
+    } else {
+        AttentionMask::Full
     };
     padded_attention(&[qkv], seq_lens, shape, mask, bias, cache)
 }

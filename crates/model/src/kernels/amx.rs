@@ -104,14 +104,28 @@ pub(super) unsafe fn written_by(
     out
 }
 
-/// GELU over values a block's epilogue has just written.
+/// GELU over the block an epilogue has just written: rows `rows` of `out` (row stride `ldc`),
+/// output columns `j..j + 32` below `n`, which sit at `j − first` in `out`.
 ///
 /// # Safety
-/// Every value of `values` is initialized.
-pub(super) unsafe fn gelu_written(values: &mut [MaybeUninit<f32>]) {
-    // SAFETY: initialized (the caller's contract); `MaybeUninit<f32>` has the layout of `f32`.
-    let values = unsafe { &mut *(values as *mut [MaybeUninit<f32>] as *mut [f32]) };
-    super::math::gelu_erf(values);
+/// Those values are initialized.
+pub(super) unsafe fn gelu_block(
+    out: &mut [MaybeUninit<f32>],
+    rows: Range<usize>,
+    (j, n, first): (usize, usize, usize),
+    ldc: usize,
+) {
+    if j >= n {
+        return;
+    }
+    let cols = (n - j).min(BLOCK);
+    for r in rows {
+        let values = &mut out[r * ldc + j - first..r * ldc + j - first + cols];
+        // SAFETY: initialized (the caller's contract); `MaybeUninit<f32>` has the layout of
+        // `f32`.
+        let values = unsafe { &mut *(values as *mut [MaybeUninit<f32>] as *mut [f32]) };
+        super::math::gelu_erf(values);
+    }
 }
 
 /// Whether the AMX int8 kernel runs here.
@@ -357,37 +371,31 @@ mod x86 {
                 second_rows.wrapping_add(s * STEP_BYTES),
             );
             let (b0, b1) = (b[0].wrapping_add(s * tile), b[1].wrapping_add(s * tile));
+            // The step: two tiles of rows, two of columns, four products (`$product`).
+            macro_rules! step {
+                ($product:literal) => {
+                    asm!(
+                        "tileloadd tmm4, [{a0} + {lda}*1]",
+                        "tileloadd tmm5, [{a1} + {lda}*1]",
+                        "tileloadd tmm6, [{b0} + {ldb}*1]",
+                        "tileloadd tmm7, [{b1} + {ldb}*1]",
+                        concat!($product, " tmm0, tmm4, tmm6"),
+                        concat!($product, " tmm1, tmm4, tmm7"),
+                        concat!($product, " tmm2, tmm5, tmm6"),
+                        concat!($product, " tmm3, tmm5, tmm7"),
+                        a0 = in(reg) a0, a1 = in(reg) a1, lda = in(reg) lda,
+                        b0 = in(reg) b0, b1 = in(reg) b1, ldb = in(reg) STEP_BYTES,
+                        options(nostack, readonly)
+                    )
+                };
+            }
             // SAFETY: the caller guarantees rows 0..32 of step s (64 bytes each, stride lda)
             // from `a` and tile s (16 rows of 64 bytes, stride 64) of each `b` are readable.
             unsafe {
                 if BF16 {
-                    asm!(
-                        "tileloadd tmm4, [{a0} + {lda}*1]",
-                        "tileloadd tmm5, [{a1} + {lda}*1]",
-                        "tileloadd tmm6, [{b0} + {ldb}*1]",
-                        "tileloadd tmm7, [{b1} + {ldb}*1]",
-                        "tdpbf16ps tmm0, tmm4, tmm6",
-                        "tdpbf16ps tmm1, tmm4, tmm7",
-                        "tdpbf16ps tmm2, tmm5, tmm6",
-                        "tdpbf16ps tmm3, tmm5, tmm7",
-                        a0 = in(reg) a0, a1 = in(reg) a1, lda = in(reg) lda,
-                        b0 = in(reg) b0, b1 = in(reg) b1, ldb = in(reg) STEP_BYTES,
-                        options(nostack, readonly)
-                    );
+                    step!("tdpbf16ps");
                 } else {
-                    asm!(
-                        "tileloadd tmm4, [{a0} + {lda}*1]",
-                        "tileloadd tmm5, [{a1} + {lda}*1]",
-                        "tileloadd tmm6, [{b0} + {ldb}*1]",
-                        "tileloadd tmm7, [{b1} + {ldb}*1]",
-                        "tdpbusd tmm0, tmm4, tmm6",
-                        "tdpbusd tmm1, tmm4, tmm7",
-                        "tdpbusd tmm2, tmm5, tmm6",
-                        "tdpbusd tmm3, tmm5, tmm7",
-                        a0 = in(reg) a0, a1 = in(reg) a1, lda = in(reg) lda,
-                        b0 = in(reg) b0, b1 = in(reg) b1, ldb = in(reg) STEP_BYTES,
-                        options(nostack, readonly)
-                    );
+                    step!("tdpbusd");
                 }
             }
         }

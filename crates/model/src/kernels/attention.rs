@@ -137,14 +137,14 @@ pub struct Heads<'a> {
 ///
 /// `qkv` is `tokens × 3·hidden` (Q, K, V side by side, heads contiguous inside each), `seq_lens`
 /// the length of each packed sequence in order. Each sequence attends only to itself, so there is
-/// no padding and no mask; `causal` restricts token i to tokens ≤ i (decoders). Returns
-/// `tokens × hidden`.
+/// no padding and no mask; `causal` restricts token i to tokens ≤ i (decoders), `bias` is as in
+/// [`attention`]. Returns `tokens × hidden`.
 pub fn varlen_attention(
     qkv: &[f32],
     seq_lens: &[usize],
-    num_heads: usize,
-    head_dim: usize,
+    (num_heads, head_dim): (usize, usize),
     causal: bool,
+    bias: Option<&[&[f32]]>,
     bf16: bool,
 ) -> Vec<f32> {
     let hidden = num_heads * head_dim;
@@ -171,7 +171,7 @@ pub fn varlen_attention(
         seq_lens,
         head_dim,
         mask,
-        None,
+        bias,
         bf16,
     )
 }
@@ -639,7 +639,7 @@ mod tests {
         on_both_splits(|| {
             for causal in [false, true] {
                 let want = naive_attention(&qkv, &lens, heads, d, causal);
-                let got = varlen_attention(&qkv, &lens, heads, d, causal, false);
+                let got = varlen_attention(&qkv, &lens, (heads, d), causal, None, false);
                 for (g, w) in got.iter().zip(&want) {
                     assert!((g - w).abs() < 1e-5, "causal={causal}: {g} vs {w}");
                 }

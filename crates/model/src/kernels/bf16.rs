@@ -202,15 +202,10 @@ fn product_amx(
                     }
                 }
             }
-            let j = block * amx::BLOCK;
-            if fused.gelu && j < w.n {
-                let cols = (w.n - j).min(amx::BLOCK);
-                for r in r0..(r0 + amx::BLOCK).min(m) {
-                    let at = r * ldc + (j - first);
-                    // SAFETY: the two tiles of this row just wrote all `cols` values (the
-                    // block's columns below n).
-                    unsafe { amx::gelu_written(&mut out[at..at + cols]) };
-                }
+            if fused.gelu {
+                let rows = r0..(r0 + amx::BLOCK).min(m);
+                // SAFETY: the block's four tiles just wrote these rows' columns below n.
+                unsafe { amx::gelu_block(out, rows, (block * amx::BLOCK, w.n, first), ldc) };
             }
         }
     }

@@ -509,15 +509,10 @@ fn product_amx(
                     ldc,
                 );
             }
-            let j = block * amx::BLOCK;
-            if fused.gelu && j < w.n {
-                let cols = (w.n - j).min(amx::BLOCK);
-                for r in r0..(r0 + amx::BLOCK).min(a_scales.len()) {
-                    let at = r * ldc + (j - first);
-                    // SAFETY: the two tiles of this row just wrote all `cols` values (the
-                    // block's columns below n).
-                    unsafe { amx::gelu_written(&mut out[at..at + cols]) };
-                }
+            if fused.gelu {
+                let rows = r0..(r0 + amx::BLOCK).min(a_scales.len());
+                // SAFETY: the block's four tiles just wrote these rows' columns below n.
+                unsafe { amx::gelu_block(out, rows, (block * amx::BLOCK, w.n, first), ldc) };
             }
         }
     }
@@ -726,35 +721,19 @@ mod x86 {
         out: &mut [MaybeUninit<f32>],
         ldc: usize,
     ) {
-        let cols = w_scales.len();
-        let mut scales = [0f32; PANEL];
-        scales[..cols].copy_from_slice(w_scales);
-        // SAFETY: `scales` and `bias` hold 16 floats, `w_sums` at least 16 ints (the caller's
-        // contract).
-        let (ws, w_sum, b) = unsafe {
-            (
-                _mm512_loadu_ps(scales.as_ptr()),
-                _mm512_loadu_si512(w_sums.as_ptr().cast()),
-                _mm512_loadu_ps(bias.as_ptr()),
-            )
-        };
-        let mask: __mmask16 = if cols == PANEL {
-            !0
-        } else {
-            (1u16 << cols) - 1
-        };
-        for (r, s) in a_scales.iter().enumerate() {
+        let panel = Panel16::new(w_scales, w_sums);
+        // SAFETY: `bias` holds 16 floats; an unaligned load.
+        let b = unsafe { _mm512_loadu_ps(bias.as_ptr()) };
+        for (r, &s) in a_scales.iter().enumerate() {
             // SAFETY: row r < m of the tile: 16 ints inside `tile` (the caller's contract).
             let sum = unsafe { _mm512_loadu_si512(tile.as_ptr().add(r * TILE_STRIDE).cast()) };
-            let exact = _mm512_sub_epi32(sum, _mm512_mullo_epi32(_mm512_set1_epi32(s.zero), w_sum));
-            let value = _mm512_mul_ps(
-                _mm512_cvtepi32_ps(exact),
-                _mm512_mul_ps(_mm512_set1_ps(s.scale), ws),
-            );
-            let row = out[r * ldc..r * ldc + cols].as_mut_ptr().cast::<f32>();
+            let value = panel.dequantize(sum, s);
+            let row = out[r * ldc..r * ldc + panel.cols]
+                .as_mut_ptr()
+                .cast::<f32>();
             // SAFETY: the mask covers the row's `cols` values only (masked lanes are not
             // written); `MaybeUninit<f32>` has the layout of `f32`.
-            unsafe { _mm512_mask_storeu_ps(row, mask, _mm512_add_ps(b, value)) };
+            unsafe { _mm512_mask_storeu_ps(row, panel.mask, _mm512_add_ps(b, value)) };
         }
     }
 
@@ -829,35 +808,62 @@ mod x86 {
                 *acc_r = _mm512_dpbusd_epi32(*acc_r, _mm512_set1_epi32(lane), b);
             }
         }
-        let cols = t.w_scales.len();
-        let mut w_scales = [0f32; PANEL];
-        w_scales[..cols].copy_from_slice(t.w_scales);
-        // SAFETY: `w_scales` holds 16 floats and `t.w_sums` at least 16 ints (asserted).
-        let (ws, w_sum) = unsafe {
-            (
-                _mm512_loadu_ps(w_scales.as_ptr()),
-                _mm512_loadu_si512(t.w_sums.as_ptr().cast()),
-            )
-        };
-        let mask: __mmask16 = if cols == PANEL {
-            !0
-        } else {
-            (1u16 << cols) - 1
-        };
+        let panel = Panel16::new(t.w_scales, t.w_sums);
         for (r, &sum) in acc.iter().enumerate() {
-            let s = t.a_scales[r];
-            let exact = _mm512_sub_epi32(sum, _mm512_mullo_epi32(_mm512_set1_epi32(s.zero), w_sum));
-            let value = _mm512_mul_ps(
-                _mm512_cvtepi32_ps(exact),
-                _mm512_mul_ps(_mm512_set1_ps(s.scale), ws),
-            );
-            let row = c[r * ldc..r * ldc + cols].as_mut_ptr();
+            let value = panel.dequantize(sum, t.a_scales[r]);
+            let row = c[r * ldc..r * ldc + panel.cols].as_mut_ptr();
             // SAFETY: the mask covers the row's `cols` floats only; masked lanes are neither read
             // nor written.
             unsafe {
-                let old = _mm512_maskz_loadu_ps(mask, row);
-                _mm512_mask_storeu_ps(row, mask, _mm512_add_ps(old, value));
+                let old = _mm512_maskz_loadu_ps(panel.mask, row);
+                _mm512_mask_storeu_ps(row, panel.mask, _mm512_add_ps(old, value));
             }
+        }
+    }
+
+    /// One panel's column constants for the AVX-512 epilogues (VNNI's and the AMX tiles'), which
+    /// must compute the same bits.
+    struct Panel16 {
+        cols: usize,
+        scales: __m512,
+        sums: __m512i,
+        mask: __mmask16,
+    }
+
+    impl Panel16 {
+        /// `w_scales`: the panel's real columns (at most 16); `w_sums`: at least 16.
+        #[target_feature(enable = "avx512f")]
+        fn new(w_scales: &[f32], w_sums: &[i32]) -> Self {
+            let cols = w_scales.len();
+            assert!(cols <= PANEL && w_sums.len() >= PANEL);
+            let mut scales = [0f32; PANEL];
+            scales[..cols].copy_from_slice(w_scales);
+            let mut sums = [0i32; PANEL];
+            sums.copy_from_slice(&w_sums[..PANEL]);
+            Self {
+                cols,
+                // SAFETY: both arrays hold 16 values; unaligned loads.
+                scales: unsafe { _mm512_loadu_ps(scales.as_ptr()) },
+                // SAFETY: as above.
+                sums: unsafe { _mm512_loadu_si512(sums.as_ptr().cast()) },
+                mask: if cols == PANEL {
+                    !0
+                } else {
+                    (1u16 << cols) - 1
+                },
+            }
+        }
+
+        /// 16 outputs from their exact integer sums: [`super::dequantize`] lane-wise (an
+        /// integer correction for the zero point, then two float multiplies; no FMA).
+        #[target_feature(enable = "avx512f")]
+        fn dequantize(&self, sum: __m512i, s: RowScale) -> __m512 {
+            let zero = _mm512_mullo_epi32(_mm512_set1_epi32(s.zero), self.sums);
+            let exact = _mm512_sub_epi32(sum, zero);
+            _mm512_mul_ps(
+                _mm512_cvtepi32_ps(exact),
+                _mm512_mul_ps(_mm512_set1_ps(s.scale), self.scales),
+            )
         }
     }
 

@@ -2,10 +2,8 @@
 
 use rayon::prelude::*;
 
-use super::bf16::{self, PackedWeight};
 use super::few_rows::{linear_few_rows, FEW_ROWS};
 use super::gemm::{sgemm, Mat};
-use super::int8::{self, QuantizedWeight};
 use super::math::gelu_erf;
 use super::Epilogue;
 
@@ -144,28 +142,6 @@ pub fn gated_gelu(h: &[f32], rows: usize, inter: usize) -> Vec<f32> {
             }
         });
     out
-}
-
-/// [`linear`] with the weight packed for the bf16 kernels (reduced precision).
-pub fn linear_bf16(
-    x: &[f32],
-    rows: usize,
-    w: &PackedWeight,
-    bias: Option<&[f32]>,
-    epilogue: Epilogue,
-) -> Vec<f32> {
-    bf16::linear(x, rows, w, bias, epilogue)
-}
-
-/// [`linear`] with the weight quantized to int8 (reduced precision, activations quantized per row).
-pub fn linear_int8(
-    x: &[f32],
-    rows: usize,
-    w: &QuantizedWeight,
-    bias: Option<&[f32]>,
-    epilogue: Epilogue,
-) -> Vec<f32> {
-    int8::linear(x, rows, w, bias, epilogue)
 }
 
 /// A rows × n buffer holding the bias (or zeros), `product` accumulated into it, then the

@@ -48,7 +48,9 @@ mod math;
 mod norm;
 
 pub use attention::{attention, varlen_attention, AttentionMask, Heads};
-pub use linear::{gated_gelu, linear, linear_bf16, linear_int8};
+pub use bf16::linear as linear_bf16;
+pub use int8::linear as linear_int8;
+pub use linear::{gated_gelu, linear};
 pub use norm::add_layer_norm;
 
 /// Activation applied in the epilogue of [`linear`].
