@@ -160,6 +160,11 @@ pub struct IngestArgs {
     #[arg(long)]
     pub no_ignore: bool,
 
+    /// Follow symbolic links that resolve outside DIR. Without it such links are reported and
+    /// skipped, so a link dropped into the folder cannot pull in a file from elsewhere.
+    #[arg(long)]
+    pub follow_links: bool,
+
     /// Take only share I of N of the files (by a hash of their source ids), and delete only
     /// within it: N processes or machines, each with its own I, ingest one folder into one
     /// collection. Without it, a run owns the whole folder.

@@ -137,6 +137,87 @@ fn hostile_pdfs_are_reported_within_their_budget_and_never_stop_the_ingest() {
     assert_eq!(ids.len(), 2, "{ids:?}");
 }
 
+/// A link dropped into a folder must not pull in a file from elsewhere: the CLI reports and
+/// skips links that resolve outside the folder unless `--follow-links` is given.
+#[cfg(unix)]
+#[test]
+fn links_out_of_the_folder_are_skipped_unless_follow_links() {
+    let dir = tempfile::tempdir().unwrap();
+    let docs = dir.path().join("docs");
+    write(
+        &docs,
+        "notes.txt",
+        "The harbour master keeps the tide tables.",
+    );
+    write(&docs, "inner/deep.txt", "Gulls nest on the breakwater.");
+    write(
+        &dir.path().join("private"),
+        "secret.txt",
+        "The vault code is 4417.",
+    );
+    std::os::unix::fs::symlink(
+        dir.path().join("private/secret.txt"),
+        docs.join("passwd.txt"),
+    )
+    .unwrap();
+    std::os::unix::fs::symlink("../private", docs.join("mnt")).unwrap();
+    std::os::unix::fs::symlink("inner", docs.join("alias")).unwrap();
+    let names = |store: &Path| -> Vec<String> {
+        let mut ids: Vec<String> = sources(store)
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| {
+                let id = s["source"].as_str().unwrap();
+                id.strip_prefix(&format!("{}/", docs.display()))
+                    .unwrap_or(id)
+                    .to_string()
+            })
+            .collect();
+        ids.sort();
+        ids
+    };
+
+    let store = dir.path().join("store");
+    let out = ingest(&store, &docs, &[]);
+    let summary = json(&out);
+    let mut outside: Vec<&str> = summary["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["error"].as_str().unwrap().contains("outside the folder"))
+        .map(|e| e["source"].as_str().unwrap().rsplit('/').next().unwrap())
+        .collect();
+    outside.sort();
+    assert_eq!(outside, ["mnt", "passwd.txt"], "{summary}");
+    assert_eq!(
+        names(&store),
+        ["alias/deep.txt", "inner/deep.txt", "notes.txt"]
+    );
+    // Without --json the user is told how to read them anyway.
+    let out = fathom()
+        .args(["ingest", "--store"])
+        .arg(&store)
+        .arg(&docs)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("--follow-links"), "{stderr}");
+
+    let followed = dir.path().join("followed");
+    json(&ingest(&followed, &docs, &["--follow-links"]));
+    assert_eq!(
+        names(&followed),
+        [
+            "alias/deep.txt",
+            "inner/deep.txt",
+            "mnt/secret.txt",
+            "notes.txt",
+            "passwd.txt"
+        ]
+    );
+}
+
 fn corpus(docs: &Path, files: usize) {
     for i in 0..files {
         let text: String = (0..12)

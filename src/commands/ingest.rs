@@ -30,7 +30,7 @@ pub fn run(args: IngestArgs) -> anyhow::Result<()> {
             max_file_size: args.max_file_size,
             hidden: args.hidden,
             no_ignore: args.no_ignore,
-            confine: false,
+            confine: !args.follow_links,
             source_prefix: None,
             shard: args.shard,
         },
@@ -146,6 +146,13 @@ fn print_summary(summary: &Summary, json: bool) {
             "error"
         };
         eprintln!("{level}: {}: {}", e.path, e.message);
+    }
+    if summary
+        .errors
+        .iter()
+        .any(|e| e.kind == fathom_ingest::ProblemKind::OutsideRoot)
+    {
+        eprintln!("hint: --follow-links reads links that lead outside the folder");
     }
     let kept = if summary.kept > 0 {
         format!(

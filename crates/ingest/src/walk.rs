@@ -2,7 +2,7 @@
 //! include/exclude globs, a size limit. Problems are collected, never fatal, and the walk says
 //! which folders it could not list, so that nothing stored under them is taken for deleted.
 //!
-//! A confined walk (the server's) never leaves the root: a link whose target resolves outside it
+//! A confined walk (the default; the CLI's `--follow-links` turns it off) never leaves the root: a link whose target resolves outside it
 //! is reported and not followed, and files are later read through a handle on the root that
 //! refuses to resolve outside it ([`crate::files`]).
 
@@ -30,7 +30,8 @@ pub struct WalkOptions {
     /// Ignore .gitignore / .ignore files.
     pub no_ignore: bool,
     /// Never read anything whose resolved location is outside the root: links out of it are
-    /// reported and skipped. The server sets it; the CLI follows links wherever they lead.
+    /// reported and skipped. On by default (server and CLI); `fathom ingest --follow-links`
+    /// turns it off, to follow links wherever they lead.
     pub confine: bool,
     /// What source ids start with; `None`: the root as named ([`source_prefix`]). The server
     /// sets it to the ingest root's name and the folder's path under it.
@@ -57,7 +58,7 @@ impl Default for WalkOptions {
             max_file_size: 20 * 1024 * 1024,
             hidden: false,
             no_ignore: false,
-            confine: false,
+            confine: true,
             source_prefix: None,
             shard: None,
         }
@@ -289,7 +290,7 @@ pub fn walk(root: &Path, options: &WalkOptions) -> Result<Walked> {
     for id in &walked.outside {
         walked.problems.push(FileProblem {
             path: id.clone(),
-            message: "a link that leads outside the ingest root: not read".into(),
+            message: "a link that leads outside the folder: not read".into(),
             kind: ProblemKind::OutsideRoot,
         });
     }
@@ -456,8 +457,21 @@ mod tests {
         );
         // A link to nothing is an unreadable entry: reported, and what is stored under it kept.
         assert_eq!(w.unreadable, ["r/docs/dangling"]);
-        // Unconfined (the CLI), links are followed.
+        // The default confines too.
         let w = walk(&root, &WalkOptions::default()).unwrap();
+        assert!(!w.files.iter().any(|f| f.path.ends_with("docs/passwd.txt")));
+        assert_eq!(w.outside.len(), 3);
+        // Unconfined (`--follow-links`), links are followed.
+        let opts = WalkOptions {
+            confine: false,
+            ..Default::default()
+        };
+        let w = walk(&root, &opts).unwrap();
         assert!(w.files.iter().any(|f| f.path.ends_with("docs/passwd.txt")));
+        assert!(w
+            .files
+            .iter()
+            .any(|f| f.path.ends_with("docs/mnt/secret.txt")));
+        assert!(w.outside.is_empty());
     }
 }
