@@ -242,4 +242,40 @@ mod tests {
             }
         }
     }
+
+    /// Every block kernel this CPU runs (not only the one `linear_few_rows` picks), for every
+    /// row count, k below, at and past a vector's lanes, and weight counts that leave tails.
+    #[test]
+    fn every_block_kernel_matches_naive() {
+        type Kernel = fn(&[f32], usize, usize, &[f32], &mut [f32]);
+        let mut kernels: Vec<(&str, Kernel)> = vec![("portable", block_dots)];
+        #[cfg(target_arch = "x86_64")]
+        if avx2::supported() {
+            kernels.push(("avx2", avx2::block_dots));
+        }
+        for (name, kernel) in kernels {
+            for k in [1, 7, 8, 9, 40, 389] {
+                for n in [1, 7, 13, 37] {
+                    let w = pseudo_random(n * k, k as u32);
+                    for rows in 1..=FEW_ROWS {
+                        let x = pseudo_random(rows * k, 1000 + rows as u32);
+                        let mut dots = vec![f32::NAN; n * rows];
+                        kernel(&x, rows, k, &w, &mut dots);
+                        for j in 0..n {
+                            for r in 0..rows {
+                                let want: f64 = (0..k)
+                                    .map(|i| x[r * k + i] as f64 * w[j * k + i] as f64)
+                                    .sum();
+                                let got = dots[j * rows + r] as f64;
+                                assert!(
+                                    (got - want).abs() < 1e-4 * (k as f64).sqrt(),
+                                    "{name}: k {k} n {n} rows {rows} ({r}, {j}): {got} vs {want}"
+                                );
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
 }
