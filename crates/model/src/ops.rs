@@ -10,7 +10,7 @@ use candle_core::{DType, Device, Storage, Tensor};
 use candle_nn::VarBuilder;
 
 use crate::error::{ModelError, Result};
-use crate::kernels::{self, bf16::PackedWeight, int8::QuantizedWeight, Epilogue};
+use crate::kernels::{self, bf16::PackedWeight, int8::QuantizedWeight, Epilogue, RowNorm};
 use crate::profile;
 
 thread_local! {
@@ -288,6 +288,36 @@ impl Linear {
     }
 }
 
+/// [`kernels::residual_norm`] on tensors: `None` where `x` or `delta` is not a contiguous f32
+/// tensor on the CPU (the caller then runs candle's ops). Without `keep_sum` the sum returned is
+/// `x` (the caller only wants the norm).
+fn residual_norm_cpu(
+    x: &Tensor,
+    delta: Option<&Tensor>,
+    norm: RowNorm<'_>,
+    keep_sum: bool,
+) -> Option<Result<(Tensor, Tensor)>> {
+    if x.dims().last() != Some(&norm.width()) || delta.is_some_and(|d| d.shape() != x.shape()) {
+        return None;
+    }
+    let shape = x.shape().clone();
+    let tensor = |data: Vec<f32>| -> Result<Tensor> {
+        Ok(Tensor::from_vec(data, shape.clone(), &Device::Cpu)?)
+    };
+    let (sum, normed) = with_cpu_f32(x, |xs| match delta {
+        Some(d) => with_cpu_f32(d, |ds| kernels::residual_norm(xs, Some(ds), norm, keep_sum)),
+        None => Some(kernels::residual_norm(xs, None, norm, keep_sum)),
+    })
+    .flatten()?;
+    Some((|| {
+        let sum = match sum {
+            Some(sum) => tensor(sum)?,
+            None => x.clone(),
+        };
+        Ok((sum, tensor(normed)?))
+    })())
+}
+
 /// Layer norm with weight and bias (BERT's `LayerNorm`).
 #[derive(Debug, Clone)]
 pub struct LayerNorm {
@@ -315,37 +345,38 @@ impl LayerNorm {
     }
 
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let _span = profile::span("layer_norm");
-        Ok(candle_nn::ops::layer_norm(
-            x,
-            &self.gamma,
-            &self.beta,
-            self.eps as f32,
-        )?)
+        self.norm(x, None, false).map(|(_, normed)| normed)
     }
 
-    /// `layer_norm(x + residual)`, fused into one pass on CPU.
+    /// `layer_norm(x + residual)` (post-norm blocks: BERT's), in one pass on CPU.
     pub fn forward_residual(&self, x: &Tensor, residual: &Tensor) -> Result<Tensor> {
-        let _span = profile::span("residual+layer_norm");
-        let (rows, cols) = x.dims2()?;
-        let fast = with_cpu_f32(x, |xs| {
-            with_cpu_f32(residual, |rs| {
-                with_cpu_f32(&self.gamma, |gs| {
-                    with_cpu_f32(&self.beta, |bs| {
-                        let mut out = xs.to_vec();
-                        kernels::add_layer_norm(&mut out, rs, gs, bs, self.eps as f32);
-                        out
-                    })
-                })
+        self.norm(x, Some(residual), false)
+            .map(|(_, normed)| normed)
+    }
+
+    /// For pre-norm blocks: `(x + delta, layer_norm(x + delta))` (`x` and its norm without a
+    /// `delta`), in one pass on CPU.
+    pub fn add_forward(&self, x: &Tensor, delta: Option<&Tensor>) -> Result<(Tensor, Tensor)> {
+        self.norm(x, delta, true)
+    }
+
+    fn norm(&self, x: &Tensor, delta: Option<&Tensor>, keep_sum: bool) -> Result<(Tensor, Tensor)> {
+        let _span = profile::span("layer_norm");
+        let eps = self.eps as f32;
+        let fast = with_cpu_f32(&self.gamma, |gamma| {
+            with_cpu_f32(&self.beta, |beta| {
+                residual_norm_cpu(x, delta, RowNorm::Layer { gamma, beta, eps }, keep_sum)
             })
-        })
-        .flatten()
-        .flatten()
-        .flatten();
-        match fast {
-            Some(out) => cpu_tensor(out, rows, cols),
-            None => self.forward(&(x + residual)?),
+        });
+        if let Some(Some(Some(done))) = fast {
+            return done;
         }
+        let x = match delta {
+            Some(d) => (x + d)?,
+            None => x.clone(),
+        };
+        let normed = candle_nn::ops::layer_norm(&x, &self.gamma, &self.beta, eps)?;
+        Ok((x, normed))
     }
 }
 
@@ -892,17 +923,58 @@ impl Rope {
         })
     }
 
+    /// Rotates columns `column..column + heads·head_dim` of a packed `tokens × stride` tensor
+    /// (Q or K inside a fused QKV projection, or all of Q), each sequence from position 0, into
+    /// a contiguous `tokens × heads·head_dim` tensor: in one pass on CPU
+    /// ([`kernels::rope`]), else through [`Rope::apply`].
+    pub fn apply_columns(
+        &self,
+        x: &Tensor,
+        column: usize,
+        (heads, head_dim): (usize, usize),
+        seq_lens: &[usize],
+    ) -> Result<Tensor> {
+        let _span = profile::span("rope");
+        self.check(seq_lens)?;
+        let (tokens, stride) = x.dims2()?;
+        let width = heads * head_dim;
+        if column + width > stride || head_dim != 2 * self.cos.dims()[1] {
+            return Err(crate::error::ModelError::Unsupported(format!(
+                "rotary embeddings over columns {column}..{} of {stride}, head_dim {head_dim}",
+                column + width
+            )));
+        }
+        let fast = with_cpu_f32(x, |xs| {
+            with_cpu_f32(&self.cos, |cos| {
+                with_cpu_f32(&self.sin, |sin| {
+                    kernels::rope(xs, stride, column, (heads, head_dim), seq_lens, cos, sin)
+                })
+            })
+        });
+        match fast.flatten().flatten() {
+            Some(out) => cpu_tensor(out, tokens, width),
+            None => self.apply(&x.narrow(1, column, width)?, seq_lens, heads),
+        }
+    }
+
+    /// Errs if a sequence is longer than the tables.
+    fn check(&self, seq_lens: &[usize]) -> Result<()> {
+        let max = self.cos.dims()[0];
+        match seq_lens.iter().find(|&&len| len > max) {
+            Some(&len) => Err(crate::error::ModelError::Unsupported(format!(
+                "a sequence of {len} tokens exceeds max_position_embeddings {max}"
+            ))),
+            None => Ok(()),
+        }
+    }
+
     /// Rotates a packed `tokens × heads·head_dim` tensor, each sequence from position 0: every
-    /// token's row of the tables is gathered by its position, then one rotation runs over all.
+    /// token's row of the tables is gathered by its position, then one rotation runs over all
+    /// (candle's ops: any device and dtype).
     pub fn apply(&self, x: &Tensor, seq_lens: &[usize], heads: usize) -> Result<Tensor> {
         let (tokens, width) = x.dims2()?;
         let head_dim = width / heads;
-        let max = self.cos.dims()[0];
-        if let Some(&len) = seq_lens.iter().find(|&&len| len > max) {
-            return Err(crate::error::ModelError::Unsupported(format!(
-                "a sequence of {len} tokens exceeds max_position_embeddings {max}"
-            )));
-        }
+        self.check(seq_lens)?;
         let positions: Vec<u32> = seq_lens.iter().flat_map(|&len| 0..len as u32).collect();
         debug_assert_eq!(positions.len(), tokens);
         let positions = Tensor::from_vec(positions, tokens, x.device())?;
@@ -929,12 +1001,26 @@ impl RmsNorm {
     }
 
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        Ok(self.add_forward(x, None)?.1)
+    }
+
+    /// For pre-norm blocks: `(x + delta, rms_norm(x + delta))` (`x` and its norm without a
+    /// `delta`), in one pass on CPU.
+    pub fn add_forward(&self, x: &Tensor, delta: Option<&Tensor>) -> Result<(Tensor, Tensor)> {
         let _span = profile::span("rms_norm");
-        Ok(candle_nn::ops::rms_norm(
-            &x.contiguous()?,
-            &self.weight,
-            self.eps,
-        )?)
+        let eps = self.eps;
+        let fast = with_cpu_f32(&self.weight, |gamma| {
+            residual_norm_cpu(x, delta, RowNorm::Rms { gamma, eps }, true)
+        });
+        if let Some(Some(done)) = fast {
+            return done;
+        }
+        let x = match delta {
+            Some(d) => (x + d)?,
+            None => x.clone(),
+        };
+        let normed = candle_nn::ops::rms_norm(&x.contiguous()?, &self.weight, eps)?;
+        Ok((x, normed))
     }
 }
 

@@ -213,28 +213,41 @@ impl Encoder for ModernBert {
             head_dim: self.head_dim,
         };
         let cache = AttentionCache::default();
+        // The last sublayer's output, not yet added to `x`: the next norm adds it in its pass.
+        let mut delta: Option<Tensor> = None;
         for layer in &self.layers {
             let normed = match &layer.attn_norm {
-                Some(norm) => norm.forward(&x)?,
-                None => x.clone(),
+                Some(norm) => {
+                    let (sum, normed) = norm.add_forward(&x, delta.take().as_ref())?;
+                    x = sum;
+                    normed
+                }
+                None => {
+                    if let Some(d) = delta.take() {
+                        x = (x + d)?;
+                    }
+                    x.clone()
+                }
             };
             let qkv = layer.qkv.forward(&normed, None)?;
-            let part = |i: usize| qkv.narrow(1, i * hidden, hidden);
             let (rope, mask) = if layer.global {
                 (&self.global_rope, AttentionMask::Full)
             } else {
                 (&self.local_rope, AttentionMask::Window(self.window))
             };
-            let q = rope.apply(&part(0)?, &batch.seq_lens, self.heads)?;
-            let k = rope.apply(&part(1)?, &batch.seq_lens, self.heads)?;
-            let v = part(2)?.contiguous()?;
+            let heads = (self.heads, self.head_dim);
+            let q = rope.apply_columns(&qkv, 0, heads, &batch.seq_lens)?;
+            let k = rope.apply_columns(&qkv, hidden, heads, &batch.seq_lens)?;
+            let v = qkv.narrow(1, 2 * hidden, hidden)?.contiguous()?;
             let ctx =
                 packed_attention_general(&q, &k, &v, &batch.seq_lens, shape, mask, None, &cache)?;
-            x = (x + layer.attn_out.forward(&ctx, None)?)?;
-            let h = layer.mlp_in.forward(&layer.mlp_norm.forward(&x)?, None)?;
+            let attended = layer.attn_out.forward(&ctx, None)?;
+            let (sum, normed) = layer.mlp_norm.add_forward(&x, Some(&attended))?;
+            x = sum;
+            let h = layer.mlp_in.forward(&normed, None)?;
             let gated = crate::ops::gated(&h, self.intermediate, self.act)?;
-            x = (x + layer.mlp_out.forward(&gated.contiguous()?, None)?)?;
+            delta = Some(layer.mlp_out.forward(&gated.contiguous()?, None)?);
         }
-        self.final_norm.forward(&x)
+        Ok(self.final_norm.add_forward(&x, delta.as_ref())?.1)
     }
 }

@@ -192,13 +192,21 @@ impl Encoder for Qwen3 {
             heads, kv_heads, ..
         } = self.shape;
         let cache = AttentionCache::default();
+        // The last sublayer's output, not yet added to `x`: the next norm adds it in its pass.
+        let mut delta: Option<Tensor> = None;
         for layer in &self.layers {
-            let h = layer.input_norm.forward(&x)?;
+            let (sum, h) = layer.input_norm.add_forward(&x, delta.take().as_ref())?;
+            x = sum;
             let q = self.norm_heads(&layer.q.forward(&h, None)?, &layer.q_norm, heads)?;
             let k = self.norm_heads(&layer.k.forward(&h, None)?, &layer.k_norm, kv_heads)?;
             let v = layer.v.forward(&h, None)?;
-            let q = self.rope.apply(&q, &batch.seq_lens, heads)?;
-            let k = self.rope.apply(&k, &batch.seq_lens, kv_heads)?;
+            let head_dim = self.shape.head_dim;
+            let q = self
+                .rope
+                .apply_columns(&q, 0, (heads, head_dim), &batch.seq_lens)?;
+            let k = self
+                .rope
+                .apply_columns(&k, 0, (kv_heads, head_dim), &batch.seq_lens)?;
             let ctx = packed_attention_general(
                 &q,
                 &k,
@@ -209,11 +217,12 @@ impl Encoder for Qwen3 {
                 None,
                 &cache,
             )?;
-            x = (x + layer.o.forward(&ctx, None)?)?;
-            let h = layer.post_norm.forward(&x)?;
+            let attended = layer.o.forward(&ctx, None)?;
+            let (sum, h) = layer.post_norm.add_forward(&x, Some(&attended))?;
+            x = sum;
             let gated = (layer.gate.forward(&h, Some(self.act))? * layer.up.forward(&h, None)?)?;
-            x = (x + layer.down.forward(&gated, None)?)?;
+            delta = Some(layer.down.forward(&gated, None)?);
         }
-        self.norm.forward(&x)
+        Ok(self.norm.add_forward(&x, delta.as_ref())?.1)
     }
 }

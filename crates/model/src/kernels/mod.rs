@@ -23,8 +23,8 @@
 //!   (Sapphire Rapids and later Xeons), through inline assembly.
 //!
 //! One file per concern: `gemm` (the single-threaded sgemm over OpenBLAS or `gemm`), `linear`,
-//! `few_rows`, `math` (erf, GELU, exp, lane-wise sums), `attention`, `norm`, `bf16`, `int8`,
-//! `amx`.
+//! `few_rows`, `math` (erf, GELU, exp, lane-wise sums), `attention`, `norm`, `rope`, `bf16`,
+//! `int8`, `amx`.
 //!
 //! `unsafe` is confined to the calls into OpenBLAS or `gemm` (raw pointers and strides), to handing
 //! each parallel attention task its own disjoint columns of the output, to the SIMD intrinsics
@@ -46,12 +46,14 @@ pub mod int8;
 mod linear;
 mod math;
 mod norm;
+mod rope;
 
 pub use attention::{attention, varlen_attention, AttentionMask, Heads};
 pub use bf16::linear as linear_bf16;
 pub use int8::linear as linear_int8;
 pub use linear::{gated_gelu, linear};
-pub use norm::add_layer_norm;
+pub use norm::{residual_norm, RowNorm};
+pub use rope::rope;
 
 /// Activation applied in the epilogue of [`linear`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
