@@ -113,12 +113,17 @@ impl HiddenAct {
 }
 
 /// A gated MLP's middle: `act(h[:, ..inter]) · h[:, inter..]` for `h` = tokens × 2·`inter`
-/// (one linear's `input ‖ gate`); on CPU in one pass for GELU (ModernBERT's GeGLU), else candle
-/// ops.
+/// (one linear's `input ‖ gate`); on CPU in one pass for GELU (ModernBERT's GeGLU) and SiLU
+/// (Qwen3's SwiGLU), else candle ops.
 pub fn gated(h: &Tensor, inter: usize, act: HiddenAct) -> Result<Tensor> {
-    if act == HiddenAct::GeluErf && h.dims() == [h.dim(0)?, 2 * inter] {
+    let kernel = match act {
+        HiddenAct::GeluErf => Some(kernels::GateAct::GeluErf),
+        HiddenAct::Silu => Some(kernels::GateAct::Silu),
+        HiddenAct::GeluTanh | HiddenAct::Relu => None,
+    };
+    if let Some(kernel) = kernel.filter(|_| h.dims().get(1) == Some(&(2 * inter))) {
         let rows = h.dim(0)?;
-        if let Some(out) = with_cpu_f32(h, |data| kernels::gated_gelu(data, rows, inter)) {
+        if let Some(out) = with_cpu_f32(h, |data| kernels::gated(data, rows, inter, kernel)) {
             return cpu_tensor(out, rows, inter);
         }
     }
@@ -924,15 +929,17 @@ impl Rope {
     }
 
     /// Rotates columns `column..column + heads·head_dim` of a packed `tokens × stride` tensor
-    /// (Q or K inside a fused QKV projection, or all of Q), each sequence from position 0, into
-    /// a contiguous `tokens × heads·head_dim` tensor: in one pass on CPU
-    /// ([`kernels::rope`]), else through [`Rope::apply`].
+    /// (Q or K inside a fused QKV projection), each sequence from position 0, into a contiguous
+    /// `tokens × heads·head_dim` tensor; with `head_norm`, each head RMS-normalized first
+    /// (Qwen3's q_norm and k_norm). In one pass on CPU ([`kernels::rope`]), else through
+    /// candle's ops and [`Rope::apply`].
     pub fn apply_columns(
         &self,
         x: &Tensor,
         column: usize,
         (heads, head_dim): (usize, usize),
         seq_lens: &[usize],
+        head_norm: Option<&RmsNorm>,
     ) -> Result<Tensor> {
         let _span = profile::span("rope");
         self.check(seq_lens)?;
@@ -944,17 +951,36 @@ impl Rope {
                 column + width
             )));
         }
-        let fast = with_cpu_f32(x, |xs| {
-            with_cpu_f32(&self.cos, |cos| {
-                with_cpu_f32(&self.sin, |sin| {
-                    kernels::rope(xs, stride, column, (heads, head_dim), seq_lens, cos, sin)
+        let rotate = |gamma: Option<&[f32]>| {
+            with_cpu_f32(x, |xs| {
+                with_cpu_f32(&self.cos, |cos| {
+                    with_cpu_f32(&self.sin, |sin| {
+                        let norm = head_norm.zip(gamma).map(|(n, g)| (g, n.eps));
+                        let heads = (heads, head_dim);
+                        kernels::rope(xs, stride, column, heads, seq_lens, (cos, sin), norm)
+                    })
                 })
             })
-        });
-        match fast.flatten().flatten() {
-            Some(out) => cpu_tensor(out, tokens, width),
-            None => self.apply(&x.narrow(1, column, width)?, seq_lens, heads),
+            .flatten()
+            .flatten()
+        };
+        let fast = match head_norm {
+            Some(norm) if norm.weight.dims() == [head_dim] => {
+                with_cpu_f32(&norm.weight, |g| rotate(Some(g))).flatten()
+            }
+            Some(_) => None,
+            None => rotate(None),
+        };
+        if let Some(out) = fast {
+            return cpu_tensor(out, tokens, width);
         }
+        let mut part = x.narrow(1, column, width)?.contiguous()?;
+        if let Some(norm) = head_norm {
+            part = norm
+                .forward(&part.reshape((tokens, heads, head_dim))?)?
+                .reshape((tokens, width))?;
+        }
+        self.apply(&part, seq_lens, heads)
     }
 
     /// Errs if a sequence is longer than the tables.

@@ -236,8 +236,8 @@ impl Encoder for ModernBert {
                 (&self.local_rope, AttentionMask::Window(self.window))
             };
             let heads = (self.heads, self.head_dim);
-            let q = rope.apply_columns(&qkv, 0, heads, &batch.seq_lens)?;
-            let k = rope.apply_columns(&qkv, hidden, heads, &batch.seq_lens)?;
+            let q = rope.apply_columns(&qkv, 0, heads, &batch.seq_lens, None)?;
+            let k = rope.apply_columns(&qkv, hidden, heads, &batch.seq_lens, None)?;
             let v = qkv.narrow(1, 2 * hidden, hidden)?.contiguous()?;
             let ctx =
                 packed_attention_general(&q, &k, &v, &batch.seq_lens, shape, mask, None, &cache)?;

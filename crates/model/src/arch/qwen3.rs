@@ -31,15 +31,14 @@ use crate::ops::{
 #[derive(Debug)]
 struct Layer {
     input_norm: RmsNorm,
-    q: Linear,
-    k: Linear,
-    v: Linear,
+    /// Q, K and V in one product.
+    qkv: Linear,
     o: Linear,
     q_norm: RmsNorm,
     k_norm: RmsNorm,
     post_norm: RmsNorm,
-    gate: Linear,
-    up: Linear,
+    /// The gate and up projections in one product (`gate ‖ up`).
+    gate_up: Linear,
     down: Linear,
 }
 
@@ -75,6 +74,7 @@ pub struct Qwen3 {
     rope: Rope,
     shape: AttentionShape,
     act: HiddenAct,
+    intermediate: usize,
 }
 
 impl Qwen3 {
@@ -125,18 +125,25 @@ impl Qwen3 {
             let l = vb.pp(format!("layers.{i}"));
             let a = l.pp("self_attn");
             let m = l.pp("mlp");
+            let qkv = Linear::concat(&[
+                Linear::load(a.pp("q_proj"), hidden, heads * head_dim, bias)?,
+                Linear::load(a.pp("k_proj"), hidden, kv_heads * head_dim, bias)?,
+                Linear::load(a.pp("v_proj"), hidden, kv_heads * head_dim, bias)?,
+            ])?
+            .named("qkv");
+            let gate_up = Linear::concat(&[
+                Linear::load(m.pp("gate_proj"), hidden, intermediate, false)?,
+                Linear::load(m.pp("up_proj"), hidden, intermediate, false)?,
+            ])?
+            .named("ffn_up");
             layers.push(Layer {
                 input_norm: RmsNorm::load(l.pp("input_layernorm"), hidden, eps)?,
-                q: Linear::load(a.pp("q_proj"), hidden, heads * head_dim, bias)?.named("q"),
-                k: Linear::load(a.pp("k_proj"), hidden, kv_heads * head_dim, bias)?.named("k"),
-                v: Linear::load(a.pp("v_proj"), hidden, kv_heads * head_dim, bias)?.named("v"),
+                qkv,
                 o: Linear::load(a.pp("o_proj"), heads * head_dim, hidden, false)?.named("attn_out"),
                 q_norm: RmsNorm::load(a.pp("q_norm"), head_dim, eps)?,
                 k_norm: RmsNorm::load(a.pp("k_norm"), head_dim, eps)?,
                 post_norm: RmsNorm::load(l.pp("post_attention_layernorm"), hidden, eps)?,
-                gate: Linear::load(m.pp("gate_proj"), hidden, intermediate, false)?
-                    .named("ffn_gate"),
-                up: Linear::load(m.pp("up_proj"), hidden, intermediate, false)?.named("ffn_up"),
+                gate_up,
                 down: Linear::load(m.pp("down_proj"), intermediate, hidden, false)?
                     .named("ffn_down"),
             });
@@ -154,15 +161,8 @@ impl Qwen3 {
                 head_dim,
             },
             act,
+            intermediate,
         })
-    }
-
-    /// RMS-normalizes each head of a packed `tokens × heads·head_dim` tensor.
-    fn norm_heads(&self, x: &Tensor, norm: &RmsNorm, heads: usize) -> Result<Tensor> {
-        let (tokens, width) = x.dims2()?;
-        norm.forward(&x.reshape((tokens, heads, self.shape.head_dim))?)?
-            .reshape((tokens, width))
-            .map_err(Into::into)
     }
 }
 
@@ -170,17 +170,7 @@ impl Encoder for Qwen3 {
     fn linears_mut(&mut self) -> Vec<&mut Linear> {
         self.layers
             .iter_mut()
-            .flat_map(|l| {
-                [
-                    &mut l.q,
-                    &mut l.k,
-                    &mut l.v,
-                    &mut l.o,
-                    &mut l.gate,
-                    &mut l.up,
-                    &mut l.down,
-                ]
-            })
+            .flat_map(|l| [&mut l.qkv, &mut l.o, &mut l.gate_up, &mut l.down])
             .collect()
     }
 
@@ -197,16 +187,21 @@ impl Encoder for Qwen3 {
         for layer in &self.layers {
             let (sum, h) = layer.input_norm.add_forward(&x, delta.take().as_ref())?;
             x = sum;
-            let q = self.norm_heads(&layer.q.forward(&h, None)?, &layer.q_norm, heads)?;
-            let k = self.norm_heads(&layer.k.forward(&h, None)?, &layer.k_norm, kv_heads)?;
-            let v = layer.v.forward(&h, None)?;
+            let qkv = layer.qkv.forward(&h, None)?;
             let head_dim = self.shape.head_dim;
-            let q = self
-                .rope
-                .apply_columns(&q, 0, (heads, head_dim), &batch.seq_lens)?;
-            let k = self
-                .rope
-                .apply_columns(&k, 0, (kv_heads, head_dim), &batch.seq_lens)?;
+            let (q_width, kv_width) = (heads * head_dim, kv_heads * head_dim);
+            let rope = |column, heads, norm| {
+                self.rope.apply_columns(
+                    &qkv,
+                    column,
+                    (heads, head_dim),
+                    &batch.seq_lens,
+                    Some(norm),
+                )
+            };
+            let q = rope(0, heads, &layer.q_norm)?;
+            let k = rope(q_width, kv_heads, &layer.k_norm)?;
+            let v = qkv.narrow(1, q_width + kv_width, kv_width)?.contiguous()?;
             let ctx = packed_attention_general(
                 &q,
                 &k,
@@ -220,7 +215,11 @@ impl Encoder for Qwen3 {
             let attended = layer.o.forward(&ctx, None)?;
             let (sum, h) = layer.post_norm.add_forward(&x, Some(&attended))?;
             x = sum;
-            let gated = (layer.gate.forward(&h, Some(self.act))? * layer.up.forward(&h, None)?)?;
+            let gated = crate::ops::gated(
+                &layer.gate_up.forward(&h, None)?,
+                self.intermediate,
+                self.act,
+            )?;
             delta = Some(layer.down.forward(&gated, None)?);
         }
         Ok(self.norm.add_forward(&x, delta.as_ref())?.1)

@@ -4,7 +4,7 @@ use rayon::prelude::*;
 
 use super::few_rows::{linear_few_rows, FEW_ROWS};
 use super::gemm::{sgemm, Mat};
-use super::math::gelu_erf;
+use super::math::{gelu_erf, silu};
 use super::Epilogue;
 
 /// `x · wᵀ + b` for row-major `x` (`rows × k`) and `w` (`n × k`, PyTorch's layout), then the
@@ -117,13 +117,22 @@ pub(super) fn by_column_blocks(
     }
 }
 
-/// A gated GELU (GeGLU): for `h` = rows × 2·`inter` (`input ‖ gate` per row, as one linear
-/// gives them), `gelu_erf(input) · gate`, rows × `inter`, in one pass over each row.
-pub fn gated_gelu(h: &[f32], rows: usize, inter: usize) -> Vec<f32> {
+/// The activation of a gated MLP's first half ([`gated`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GateAct {
+    /// Exact (erf) GELU: GeGLU, ModernBERT's.
+    GeluErf,
+    /// SiLU: SwiGLU, Qwen's and Llama's.
+    Silu,
+}
+
+/// A gated MLP's middle: for `h` = rows × 2·`inter` (`input ‖ gate` per row, as one linear
+/// gives them), `act(input) · gate`, rows × `inter`, in one pass over each row.
+pub fn gated(h: &[f32], rows: usize, inter: usize, act: GateAct) -> Vec<f32> {
     assert_eq!(
         h.len(),
         rows * 2 * inter,
-        "gated_gelu: input is not rows × 2·inter"
+        "gated: input is not rows × 2·inter"
     );
     let mut out = vec![0f32; rows * inter];
     if inter == 0 {
@@ -135,7 +144,10 @@ pub fn gated_gelu(h: &[f32], rows: usize, inter: usize) -> Vec<f32> {
             for (o, row) in out.chunks_exact_mut(inter).zip(h.chunks_exact(2 * inter)) {
                 let (input, gate) = row.split_at(inter);
                 o.copy_from_slice(input);
-                gelu_erf(o);
+                match act {
+                    GateAct::GeluErf => gelu_erf(o),
+                    GateAct::Silu => silu(o),
+                }
                 for (v, g) in o.iter_mut().zip(gate) {
                     *v *= g;
                 }
@@ -211,19 +223,33 @@ mod tests {
     }
 
     #[test]
-    fn gated_gelu_is_gelu_of_the_input_half_times_the_gate_half() {
+    fn gated_is_the_activation_of_the_input_half_times_the_gate_half() {
+        // Inputs up to ±8 (sigmoid's tails) and rows past one task's 16.
         let (rows, inter) = (37, 19);
-        let h = pseudo_random(rows * 2 * inter, 8);
-        let got = gated_gelu(&h, rows, inter);
-        for r in 0..rows {
-            for c in 0..inter {
-                let (x, g) = (
-                    h[r * 2 * inter + c] as f64,
-                    h[r * 2 * inter + inter + c] as f64,
-                );
-                let want = 0.5 * x * (1.0 + candle_core::cpu::erf::erf_f64(x / 2f64.sqrt())) * g;
-                let v = got[r * inter + c] as f64;
-                assert!((v - want).abs() < 1e-6, "[{r},{c}]: {v} vs {want}");
+        let h: Vec<f32> = pseudo_random(rows * 2 * inter, 8)
+            .iter()
+            .map(|v| v * 8.0)
+            .collect();
+        let gelu = |x: f64| 0.5 * x * (1.0 + candle_core::cpu::erf::erf_f64(x / 2f64.sqrt()));
+        let silu = |x: f64| x / (1.0 + (-x).exp());
+        for (act, f) in [
+            (GateAct::GeluErf, &gelu as &dyn Fn(f64) -> f64),
+            (GateAct::Silu, &silu),
+        ] {
+            let got = gated(&h, rows, inter, act);
+            for r in 0..rows {
+                for c in 0..inter {
+                    let (x, g) = (
+                        h[r * 2 * inter + c] as f64,
+                        h[r * 2 * inter + inter + c] as f64,
+                    );
+                    let want = f(x) * g;
+                    let v = got[r * inter + c] as f64;
+                    assert!(
+                        (v - want).abs() < 1e-5 * want.abs().max(1.0),
+                        "{act:?} [{r},{c}]: {v} vs {want}"
+                    );
+                }
             }
         }
     }

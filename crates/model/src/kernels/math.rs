@@ -35,6 +35,18 @@ pub fn gelu_erf(xs: &mut [f32]) {
     }
 }
 
+/// SiLU (swish) in place: x · σ(x) = x / (1 + e⁻ˣ).
+#[multiversion(targets(
+    "x86_64+avx512f+avx512bw+avx512cd+avx512dq+avx512vl+avx2+fma",
+    "x86_64+avx2+fma",
+    "aarch64+neon"
+))]
+pub fn silu(xs: &mut [f32]) {
+    for v in xs.iter_mut() {
+        *v /= 1.0 + exp_approx(-*v);
+    }
+}
+
 /// e^x for f32 (Cephes' polynomial after range reduction), ~1 ulp, written so that it vectorizes:
 /// round-to-nearest by the 1.5·2²³ trick and 2ⁿ by building the exponent bits.
 #[inline(always)]

@@ -51,7 +51,7 @@ mod rope;
 pub use attention::{attention, varlen_attention, AttentionMask, Heads};
 pub use bf16::linear as linear_bf16;
 pub use int8::linear as linear_int8;
-pub use linear::{gated_gelu, linear};
+pub use linear::{gated, linear, GateAct};
 pub use norm::{residual_norm, RowNorm};
 pub use rope::rope;
 
