@@ -177,38 +177,36 @@ fn product_amx(
     let first = blocks.start * amx::BLOCK;
     let zeros = [0f32; amx::TILE];
     let mut c: amx::Block<f32> = [0.0; amx::BLOCK * amx::BLOCK];
-    for r0 in (0..m).step_by(amx::BLOCK) {
+    amx::in_cache_order(m, blocks, 2 * panel * 4, |r0, block| {
         let a_rows = &a[r0 * lda..(r0 + amx::BLOCK) * lda];
-        for block in blocks.clone() {
-            let p0 = 2 * block;
-            let b0 = &w.data[p0 * panel..(p0 + 1) * panel];
-            let b1 = &w.data[(p0 + 1) * panel..(p0 + 2) * panel];
-            tiles.bf16_block(a_rows, lda, [b0, b1], steps, &mut c, amx::BLOCK);
-            for t in 0..4 {
-                let (tr, tc) = (amx::TILE * (t / 2), amx::TILE * (t % 2));
-                let tile = &c[tr * amx::BLOCK + tc..];
-                let r = r0 + tr;
-                let j = (p0 + t % 2) * amx::TILE;
-                if r >= m || j >= w.n {
-                    continue;
-                }
-                let cols = (w.n - j).min(amx::TILE);
-                let bias = fused.bias.map_or(&zeros[..cols], |b| &b[j..j + cols]);
-                for rr in 0..(m - r).min(amx::TILE) {
-                    let values = &tile[rr * amx::BLOCK..rr * amx::BLOCK + cols];
-                    let at = (r + rr) * ldc + (j - first);
-                    for ((o, v), b) in out[at..at + cols].iter_mut().zip(values).zip(bias) {
-                        o.write(b + v);
-                    }
-                }
+        let p0 = 2 * block;
+        let b0 = &w.data[p0 * panel..(p0 + 1) * panel];
+        let b1 = &w.data[(p0 + 1) * panel..(p0 + 2) * panel];
+        tiles.bf16_block(a_rows, lda, [b0, b1], steps, &mut c, amx::BLOCK);
+        for t in 0..4 {
+            let (tr, tc) = (amx::TILE * (t / 2), amx::TILE * (t % 2));
+            let tile = &c[tr * amx::BLOCK + tc..];
+            let r = r0 + tr;
+            let j = (p0 + t % 2) * amx::TILE;
+            if r >= m || j >= w.n {
+                continue;
             }
-            if fused.gelu {
-                let rows = r0..(r0 + amx::BLOCK).min(m);
-                // SAFETY: the block's four tiles just wrote these rows' columns below n.
-                unsafe { amx::gelu_block(out, rows, (block * amx::BLOCK, w.n, first), ldc) };
+            let cols = (w.n - j).min(amx::TILE);
+            let bias = fused.bias.map_or(&zeros[..cols], |b| &b[j..j + cols]);
+            for rr in 0..(m - r).min(amx::TILE) {
+                let values = &tile[rr * amx::BLOCK..rr * amx::BLOCK + cols];
+                let at = (r + rr) * ldc + (j - first);
+                for ((o, v), b) in out[at..at + cols].iter_mut().zip(values).zip(bias) {
+                    o.write(b + v);
+                }
             }
         }
-    }
+        if fused.gelu {
+            let rows = r0..(r0 + amx::BLOCK).min(m);
+            // SAFETY: the block's four tiles just wrote these rows' columns below n.
+            unsafe { amx::gelu_block(out, rows, (block * amx::BLOCK, w.n, first), ldc) };
+        }
+    });
 }
 
 /// `out += x · wᵀ` for row-major `x` (rows × k) and a packed `w`; `out` is rows × n, already
@@ -445,6 +443,8 @@ mod tests {
             (7, 2, 16),
             (1, 5, 1),
             (150, 100, 40),
+            // Over the L2 share of weights: AMX takes the columns in two groups.
+            (70, 768, 700),
         ] {
             let x: Vec<f32> = (0..rows * k)
                 .map(|i| ((i * 37 % 101) as f32 / 50.0) - 1.0)

@@ -481,41 +481,39 @@ fn product_amx(
     let panel_lanes = lda * PANEL;
     let first = blocks.start * amx::BLOCK;
     let mut c: amx::Block<i32> = [0; amx::BLOCK * amx::BLOCK];
-    for r0 in (0..a_scales.len()).step_by(amx::BLOCK) {
+    amx::in_cache_order(a_scales.len(), blocks, 2 * panel_lanes * 4, |r0, block| {
         let a_rows = &a[r0 * lda..(r0 + amx::BLOCK) * lda];
-        for block in blocks.clone() {
-            let p0 = 2 * block;
-            let b0 = &b[p0 * panel_lanes..(p0 + 1) * panel_lanes];
-            let b1 = &b[(p0 + 1) * panel_lanes..(p0 + 2) * panel_lanes];
-            tiles.int8_block(a_rows, lda, [b0, b1], steps, &mut c);
-            for t in 0..4 {
-                let (tr, tc) = (amx::TILE * (t / 2), amx::TILE * (t % 2));
-                let tile = &c[tr * amx::BLOCK + tc..];
-                let r = r0 + tr;
-                let j = (p0 + t % 2) * PANEL;
-                if r >= a_scales.len() || j >= w.n {
-                    continue;
-                }
-                let m = (a_scales.len() - r).min(amx::TILE);
-                let cols = (w.n - j).min(PANEL);
-                let dst = &mut out[r * ldc + (j - first)..];
-                dequantize_tile(
-                    tile,
-                    &a_scales[r..r + m],
-                    &w.scales[j..j + cols],
-                    &w.sums[j..j + PANEL],
-                    fused.bias.map(|b| &b[j..j + cols]),
-                    dst,
-                    ldc,
-                );
+        let p0 = 2 * block;
+        let b0 = &b[p0 * panel_lanes..(p0 + 1) * panel_lanes];
+        let b1 = &b[(p0 + 1) * panel_lanes..(p0 + 2) * panel_lanes];
+        tiles.int8_block(a_rows, lda, [b0, b1], steps, &mut c);
+        for t in 0..4 {
+            let (tr, tc) = (amx::TILE * (t / 2), amx::TILE * (t % 2));
+            let tile = &c[tr * amx::BLOCK + tc..];
+            let r = r0 + tr;
+            let j = (p0 + t % 2) * PANEL;
+            if r >= a_scales.len() || j >= w.n {
+                continue;
             }
-            if fused.gelu {
-                let rows = r0..(r0 + amx::BLOCK).min(a_scales.len());
-                // SAFETY: the block's four tiles just wrote these rows' columns below n.
-                unsafe { amx::gelu_block(out, rows, (block * amx::BLOCK, w.n, first), ldc) };
-            }
+            let m = (a_scales.len() - r).min(amx::TILE);
+            let cols = (w.n - j).min(PANEL);
+            let dst = &mut out[r * ldc + (j - first)..];
+            dequantize_tile(
+                tile,
+                &a_scales[r..r + m],
+                &w.scales[j..j + cols],
+                &w.sums[j..j + PANEL],
+                fused.bias.map(|b| &b[j..j + cols]),
+                dst,
+                ldc,
+            );
         }
-    }
+        if fused.gelu {
+            let rows = r0..(r0 + amx::BLOCK).min(a_scales.len());
+            // SAFETY: the block's four tiles just wrote these rows' columns below n.
+            unsafe { amx::gelu_block(out, rows, (block * amx::BLOCK, w.n, first), ldc) };
+        }
+    });
 }
 
 /// `out[r][c] = bias[c] + dequantize(tile[r][c], …)` (bias 0 where there is none) for the
@@ -1015,8 +1013,9 @@ mod tests {
 
     #[test]
     fn fused_bias_and_gelu_give_the_same_bits_on_every_kernel() {
-        // Row counts on both sides of the AMX row split, ragged blocks, odd k.
-        for (rows, k, n) in [(3, 37, 70), (200, 96, 50), (70, 385, 100)] {
+        // Row counts on both sides of the AMX row split, ragged blocks, odd k, and weights over
+        // the L2 share, which AMX takes in more than one group of column blocks.
+        for (rows, k, n) in [(3, 37, 70), (200, 96, 50), (70, 385, 100), (70, 768, 1400)] {
             let x: Vec<f32> = pseudo_random(rows * k, 9).iter().map(|v| v + 0.3).collect();
             let w = pseudo_random(n * k, 10);
             let bias = pseudo_random(n, 11);
