@@ -46,7 +46,7 @@ pub fn residual_norm(
 ) -> (Option<Vec<f32>>, Vec<f32>) {
     let width = norm.width();
     assert!(
-        width > 0 && x.len() % width == 0,
+        width > 0 && x.len().is_multiple_of(width),
         "norm: x is not rows × width"
     );
     if let RowNorm::Layer { beta, .. } = norm {
