@@ -451,10 +451,10 @@ pub struct ModelArgs {
 
     /// Compute precision: f32 (exact), f16 (CUDA only), bf16 (CUDA; on CPUs with AVX512-BF16
     /// the matrix products run in bf16, and with AMX attention too: cosine > 0.999 to f32,
-    /// SciFact nDCG@10 unchanged; ~2.7x sentence-transformers with AMX, slower than f32
+    /// SciFact nDCG@10 unchanged; ~2.9-4x sentence-transformers with AMX, slower than f32
     /// without), or int8 (CPU: weights quantized per channel at load, activations per token;
-    /// cosine ~0.99 to f32, SciFact nDCG@10 0.002 lower; ~3.2x sentence-transformers with AMX,
-    /// ~1.3-1.6x without). Figures in the README.
+    /// cosine ~0.99 to f32, SciFact nDCG@10 0.002 lower; ~3.4-5.7x sentence-transformers with
+    /// AMX, ~1.3-1.6x without). Figures in the README.
     #[arg(long, env = "FATHOM_DTYPE", value_enum, default_value_t = Precision::F32)]
     pub dtype: Precision,
 
