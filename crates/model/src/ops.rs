@@ -196,11 +196,17 @@ impl Linear {
         })
     }
 
-    /// Computes this linear's products in bf16 from now on (CPU with AVX512-BF16 only).
+    /// Computes this linear's products in bf16 from now on (CPU with AVX512-BF16 only): the
+    /// weight is packed once, here, and its f32 copy dropped (half the weight bytes held).
     pub fn use_bf16(&mut self) -> Result<()> {
         let (n, k) = self.weight.dims2()?;
-        let packed = with_cpu_f32(&self.weight, |w| PackedWeight::pack(w, n, k));
-        self.packed_bf16 = packed.map(std::sync::Arc::new);
+        let packed = with_cpu_f32(&self.weight, |w| PackedWeight::pack(w, n, k)).ok_or(
+            ModelError::PrecisionUnavailable(
+                "bf16 on CPU runs on fathom's CPU kernels: an f32 model on the CPU",
+            ),
+        )?;
+        self.packed_bf16 = Some(std::sync::Arc::new(packed));
+        self.weight = Tensor::zeros((n, 0), DType::F32, self.weight.device())?;
         Ok(())
     }
 
@@ -247,10 +253,11 @@ impl Linear {
             None => product(xs, None),
         })
         .flatten();
-        if fast.is_none() && self.int8.is_some() {
-            // Loading refuses int8 with generic ops or off the CPU, so this is a bug, not input.
+        if fast.is_none() && (self.int8.is_some() || self.packed_bf16.is_some()) {
+            // Loading refuses int8 and CPU bf16 with generic ops or off the CPU, and drops
+            // their f32 weights, so this is a bug, not input.
             return Err(ModelError::PrecisionUnavailable(
-                "an int8 linear was called outside fathom's CPU kernels",
+                "an int8 or bf16 linear was called outside fathom's CPU kernels",
             ));
         }
         if let Some(out) = fast {
