@@ -199,29 +199,37 @@ impl Linear {
     /// Computes this linear's products in bf16 from now on (CPU with AVX512-BF16 only): the
     /// weight is packed once, here, and its f32 copy dropped (half the weight bytes held).
     pub fn use_bf16(&mut self) -> Result<()> {
-        let (n, k) = self.weight.dims2()?;
-        let packed = with_cpu_f32(&self.weight, |w| PackedWeight::pack(w, n, k)).ok_or(
-            ModelError::PrecisionUnavailable(
-                "bf16 on CPU runs on fathom's CPU kernels: an f32 model on the CPU",
-            ),
+        let packed = self.convert_weight(
+            PackedWeight::pack,
+            "bf16 on CPU runs on fathom's CPU kernels: an f32 model on the CPU",
         )?;
         self.packed_bf16 = Some(std::sync::Arc::new(packed));
-        self.weight = Tensor::zeros((n, 0), DType::F32, self.weight.device())?;
         Ok(())
     }
 
     /// Computes this linear's products in int8 from now on (CPU only): the weight is quantized
     /// once, here, and its f32 copy dropped.
     pub fn use_int8(&mut self) -> Result<()> {
-        let (n, k) = self.weight.dims2()?;
-        let quantized = with_cpu_f32(&self.weight, |w| QuantizedWeight::quantize(w, n, k)).ok_or(
-            ModelError::PrecisionUnavailable(
-                "int8 runs on fathom's CPU kernels: an f32 model on the CPU",
-            ),
+        let quantized = self.convert_weight(
+            QuantizedWeight::quantize,
+            "int8 runs on fathom's CPU kernels: an f32 model on the CPU",
         )?;
         self.int8 = Some(std::sync::Arc::new(quantized));
-        self.weight = Tensor::zeros((n, 0), DType::F32, self.weight.device())?;
         Ok(())
+    }
+
+    /// The weight (`n × k`) converted by `convert` for fathom's CPU kernels, its f32 copy then
+    /// replaced by an `n × 0` tensor; `unavailable` is the error off those kernels.
+    fn convert_weight<T>(
+        &mut self,
+        convert: impl FnOnce(&[f32], usize, usize) -> T,
+        unavailable: &'static str,
+    ) -> Result<T> {
+        let (n, k) = self.weight.dims2()?;
+        let converted = with_cpu_f32(&self.weight, |w| convert(w, n, k))
+            .ok_or(ModelError::PrecisionUnavailable(unavailable))?;
+        self.weight = Tensor::zeros((n, 0), DType::F32, self.weight.device())?;
+        Ok(converted)
     }
 
     pub fn out_dim(&self) -> usize {
