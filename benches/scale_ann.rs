@@ -150,6 +150,7 @@ fn main() {
                         char_start: 0,
                         char_end: 0,
                         text: String::new(),
+                        location: None,
                         vector: v.clone(),
                     })
                     .collect(),

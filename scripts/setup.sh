@@ -6,6 +6,8 @@
 #   - protoc (protobuf-compiler, libprotobuf-dev): needed by lance, the embedded store
 #   - python3-venv: the tests' Python venv (~/.cache/fathom/test-venv, scripts/requirements-test.txt)
 #   - chromium, chromium-driver: the real browser the search page is tested in
+#   - tesseract-ocr (+ English data) and poppler-utils (pdftoppm): OCR of images and scanned PDF
+#     pages (`--ocr auto` uses them when present; fathom builds and runs without them)
 #   - models/all-MiniLM-L6-v2 (scripts/fetch-model.sh)
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -25,6 +27,8 @@ python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || missing+=(python3-venv)
 # The search page's browser test drives Debian's Chromium through its WebDriver.
 command -v chromium >/dev/null 2>&1 || missing+=(chromium fonts-dejavu-core)
 [ -x /usr/bin/chromedriver ] || missing+=(chromium-driver)
+command -v tesseract >/dev/null 2>&1 || missing+=(tesseract-ocr tesseract-ocr-eng)
+command -v pdftoppm >/dev/null 2>&1 || missing+=(poppler-utils)
 
 if [ ${#missing[@]} -gt 0 ]; then
   echo "setup: installing ${missing[*]}" >&2
@@ -49,3 +53,12 @@ if ! cmp -s "$root/scripts/requirements-test.txt" "$stamp" 2>/dev/null; then
 fi
 
 "$root/scripts/fetch-model.sh"
+
+# What the user sees while waiting: the first `cargo build --release` compiles ~800 crates (lance
+# and datafusion, the store's engine, are most of it) before it prints anything of fathom's own.
+target="${CARGO_TARGET_DIR:-$root/target}"
+if [ ! -x "$target/release/fathom" ]; then
+  echo "setup: done. The first build compiles about 800 crates (lance and datafusion, the embedded" >&2
+  echo "setup: store's engine, are most of it): about 45 minutes on 2 cores, 15 on 8. Later builds" >&2
+  echo "setup: take seconds to a couple of minutes." >&2
+fi

@@ -24,7 +24,18 @@ if [ -n "$clippy_driver" ]; then
 else
   echo "test: clippy-driver not found; building without lints" >&2
 fi
-cargo test --release --workspace --all-targets --no-run
+# The README's run command builds these units (`cargo run --release`); the test build below must
+# reuse them. A change that makes the tests compile lance a second time (a dev-dependency that
+# turns on another feature of a crate under lance) would double a cold CI run: that fails here.
+cargo build --release
+log="$(mktemp)"
+cargo test --release --workspace --all-targets --no-run 2>&1 | tee "$log"
+if grep -E '^\s+Compiling (lance|lance-[a-z-]+|datafusion|datafusion-[a-z-]+|arrow-[a-z-]+) v' "$log"; then
+  echo "test: the test build compiled the crates above again after the run command's build:" >&2
+  echo "test: a dev-dependency changed their features; keep the test build on the same units" >&2
+  exit 1
+fi
+rm -f "$log"
 cargo test --release --workspace
 # The pure-Rust matrix-product path (fathom-model without the default `openblas` feature).
 cargo test --release -p fathom-model --lib

@@ -197,16 +197,25 @@ pub struct IngestArgs {
     pub parse: ParseArgs,
 }
 
-/// The budget of a document parser (PDF), which runs in a child process.
+/// The budget of a document parser (PDF, Office, e-books, mail…), which runs in a child process,
+/// and of OCR.
 #[derive(Debug, Clone, Args)]
 pub struct ParseArgs {
-    /// Seconds one PDF may take to parse; a slower one is skipped and reported.
+    /// Seconds one document (PDF, Word, mailbox…) may take to parse, OCR included; a slower one
+    /// is skipped and reported.
     #[arg(long, env = "FATHOM_PARSE_TIMEOUT", default_value_t = 60.0)]
     pub parse_timeout: f64,
 
-    /// MiB of memory one PDF's parser may use; a hungrier one is skipped and reported.
+    /// MiB of memory one document's parser (or OCR) may use; a hungrier one is skipped and
+    /// reported.
     #[arg(long, env = "FATHOM_PARSE_MAX_MEMORY_MB", default_value_t = 1024)]
     pub parse_max_memory_mb: u64,
+
+    /// OCR for images (.png, .jpg, .tiff…) and PDF pages without a text layer (scans), through
+    /// Tesseract: `auto` when `tesseract` is installed, `always` (an error without it), `never`.
+    /// It costs a few seconds of CPU per page.
+    #[arg(long, env = "FATHOM_OCR", default_value = "auto")]
+    pub ocr: fathom_ingest::OcrMode,
 }
 
 impl ParseArgs {
@@ -218,10 +227,10 @@ impl ParseArgs {
         let isolation = match std::env::current_exe() {
             Ok(program) => fathom_ingest::ParserIsolation::Subprocess {
                 program,
-                args: vec![crate::PDF_HELPER_ARG.to_string()],
+                args: vec![crate::PARSER_HELPER_ARG.to_string()],
             },
             Err(e) => {
-                tracing::warn!("cannot find this program ({e}): PDFs are parsed in process, without time or memory limits");
+                tracing::warn!("cannot find this program ({e}): documents are parsed in process, without time or memory limits");
                 fathom_ingest::ParserIsolation::InProcess
             }
         };
@@ -229,6 +238,7 @@ impl ParseArgs {
             isolation,
             timeout: std::time::Duration::from_secs_f64(self.parse_timeout),
             max_memory: self.parse_max_memory_mb << 20,
+            ocr: self.ocr,
             ..fathom_ingest::ParseLimits::default()
         })
     }

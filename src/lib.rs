@@ -7,8 +7,9 @@ mod commands;
 
 use cli::{Cli, Command, ModelCommand};
 
-/// The hidden first argument that makes `fathom` the PDF parser's child process.
-pub const PDF_HELPER_ARG: &str = "__pdf-extract";
+/// The hidden first argument that makes `fathom` the document parser's child process (the
+/// format's name follows it).
+pub const PARSER_HELPER_ARG: &str = "__parse-document";
 
 /// Runs one parsed command line.
 pub fn run(cli: Cli) -> anyhow::Result<()> {

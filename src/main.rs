@@ -3,12 +3,13 @@
 use clap::Parser;
 
 fn main() -> std::process::ExitCode {
-    // The PDF parser's child process (see fathom_ingest::ParserIsolation): no CLI, no logging.
+    // The document parser's child process (see fathom_ingest::ParserIsolation): no CLI, no
+    // logging.
     if std::env::args_os()
         .nth(1)
-        .is_some_and(|a| a == fathom::PDF_HELPER_ARG)
+        .is_some_and(|a| a == fathom::PARSER_HELPER_ARG)
     {
-        return fathom_ingest::pdf_helper_main();
+        return fathom_ingest::parse_helper_main();
     }
     let cli = fathom::cli::Cli::parse();
     // One-shot commands keep freed memory (buffers reused, never re-faulted); a long-running

@@ -11,6 +11,9 @@ use common::{minilm, repo_root, test_python, write, Server, KEY};
 
 const QUERY: &str = "how long should bread bake in the oven";
 const EXPECT: &str = "docs/cooking.md";
+/// A query whose answer is on page 2 of `docs/manual.pdf`: every surface names the page.
+const LOCATION_QUERY: &str = "pumpernickel rye loaves resting overnight";
+const EXPECT_LOCATION: &str = "p. 2";
 
 /// A small corpus ingested into `store` (default collection), and an ingest root holding `kb/`.
 fn setup(dir: &Path) -> (String, PathBuf) {
@@ -32,6 +35,14 @@ fn setup(dir: &Path) -> (String, PathBuf) {
         "space.md",
         "# Orbits\n\nA satellite in low Earth orbit circles the planet about every ninety minutes \
          at close to eight kilometres per second.\n",
+    );
+    write(
+        &docs,
+        "manual.pdf",
+        fathom_testkit::pdf::with_pages(&[
+            "Contents: an index of the chapters of this manual.",
+            "Pumpernickel rye loaves rest overnight in a cool room before they are sliced.",
+        ]),
     );
     let root = dir.join("root");
     write(
@@ -91,6 +102,8 @@ async fn mcp_tools_answer_the_official_client_over_stdio_and_http() {
         move || {
             python("tests/mcp/check_mcp.py")
                 .args(["stdio", "--query", QUERY, "--expect-source", EXPECT])
+                .args(["--location-query", LOCATION_QUERY])
+                .args(["--expect-location", EXPECT_LOCATION])
                 .args(["--ingest-path", "kb", "--ingest-collection", "agent-stdio"])
                 .arg("--")
                 .arg(env!("CARGO_BIN_EXE_fathom"))
@@ -114,6 +127,8 @@ async fn mcp_tools_answer_the_official_client_over_stdio_and_http() {
         python("tests/mcp/check_mcp.py")
             .args(["http", "--url", &url, "--api-key", KEY])
             .args(["--query", QUERY, "--expect-source", EXPECT])
+            .args(["--location-query", LOCATION_QUERY])
+            .args(["--expect-location", EXPECT_LOCATION])
             .args(["--ingest-path", "kb", "--ingest-collection", "agent-http"])
             .output()
             .unwrap()
@@ -179,6 +194,8 @@ async fn the_search_page_searches_switches_modes_and_runs_a_job_in_chromium() {
             .arg("--shots")
             .arg(&shots_arg)
             .args(["--query", QUERY, "--expect-source", EXPECT])
+            .args(["--location-query", LOCATION_QUERY])
+            .args(["--expect-location", EXPECT_LOCATION])
             .args(["--ingest-path", "kb", "--collection", "page-kb"])
             .output()
             .unwrap()

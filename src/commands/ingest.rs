@@ -179,4 +179,22 @@ fn print_summary(summary: &Summary, json: bool) {
         summary.tokens as f64 / summary.seconds.max(1e-3),
         if summary.interrupted { " — interrupted: run again to finish" } else { "" }
     );
+    // Per format, once more than one kind of file was read: what a mixed folder held.
+    if summary.formats.len() > 1 || summary.formats.values().any(|c| c.skipped + c.failed > 0) {
+        let parts: Vec<String> = summary
+            .formats
+            .iter()
+            .map(|(name, c)| {
+                let mut part = format!("{name} {}", c.read);
+                if c.skipped > 0 {
+                    part.push_str(&format!(" (+{} skipped)", c.skipped));
+                }
+                if c.failed > 0 {
+                    part.push_str(&format!(" (+{} failed)", c.failed));
+                }
+                part
+            })
+            .collect();
+        println!("read per format: {}", parts.join(", "));
+    }
 }

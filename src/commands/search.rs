@@ -52,8 +52,13 @@ pub fn run(args: SearchArgs) -> anyhow::Result<()> {
         println!("no results");
     }
     for (rank, hit) in hits.iter().enumerate() {
+        let place = hit
+            .location
+            .as_ref()
+            .map(|l| format!(" ({l})"))
+            .unwrap_or_default();
         println!(
-            "{:>2}. {:.4}  {}  [chunk {}, bytes {}..{}]",
+            "{:>2}. {:.4}  {}{place}  [chunk {}, bytes {}..{}]",
             rank + 1,
             hit.score,
             hit.source_id,

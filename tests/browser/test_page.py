@@ -216,6 +216,23 @@ class PageTest:
         self.check_console()
         self.shot()
 
+        if a.location_query:
+            self.step("search-location")
+            box = self.q(tid("search-input"))
+            box.clear()
+            box.send_keys(a.location_query)
+            sources = self.search(submit_with_enter=True)
+            self.check(sources, f"no hits for {a.location_query!r}")
+            first = self.qa(tid("hit"))[0]
+            where = [e.text for e in first.find_elements(By.CSS_SELECTOR, tid("hit-location"))]
+            self.check(where == [a.expect_location],
+                       f"the top hit ({sources[0]}) shows the location {where}, expected {a.expect_location!r}")
+            self.shot()
+            box = self.q(tid("search-input"))
+            box.clear()
+            box.send_keys(a.query)
+            self.search(submit_with_enter=True)
+
         self.step("search-keyword")
         self.q(tid("mode-text")).click()  # a mode change re-runs the search
         self.wait("keyword results", lambda: "keyword" in self.q(tid("search-status")).text
@@ -360,6 +377,8 @@ def main():
     p.add_argument("--query", default="bread oven")
     p.add_argument("--expect-source", default="docs/cooking.md", help="a source the query must find")
     p.add_argument("--search-collection", help="collection to search (default: the server's default)")
+    p.add_argument("--location-query", help="a query whose top hit is in a paged document")
+    p.add_argument("--expect-location", help='the location that hit shows, e.g. "p. 2"')
     p.add_argument("--ingest-path", default="kb", help="folder under the server's ingest root")
     p.add_argument("--collection", default="browser-test", help="collection the ingest job writes")
     p.add_argument("--ingest-timeout", type=float, default=180)

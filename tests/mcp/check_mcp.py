@@ -84,6 +84,19 @@ async def exercise(session, args, transport):
     listed = (await ok(session, "list_sources", {}))["sources"]
     check(args.expect_source in [s["source"] for s in listed], "list_sources")
 
+    if args.location_query:
+        # A hit in a paged document says where it is, in search and in get_chunk.
+        found = (await ok(session, "search", {"query": args.location_query, "k": 5}))["passages"]
+        check(found, f"nothing found for {args.location_query!r}")
+        top = found[0]
+        check(top.get("location") == args.expect_location,
+              f"the top hit for {args.location_query!r} is at {top.get('location')!r} "
+              f"in {top['source']}, expected {args.expect_location!r}")
+        around = (await ok(session, "get_chunk", {"source": top["source"],
+                                                  "chunk_index": top["chunk_index"]}))["passages"]
+        check(any(c.get("location") == args.expect_location for c in around),
+              f"get_chunk lost the location: {around}")
+
     hit = passages[sources.index(args.expect_source)]
     chunk = (await ok(session, "get_chunk", {"source": hit["source"],
                                              "chunk_index": hit["chunk_index"],
@@ -167,6 +180,8 @@ def main():
     p.add_argument("--expect-source", required=True)
     p.add_argument("--ingest-path")
     p.add_argument("--ingest-collection", default="agent")
+    p.add_argument("--location-query", help="a query whose top hit is in a paged document")
+    p.add_argument("--expect-location", help='that hit\'s location label, e.g. "p. 2"')
     argv = sys.argv[1:]
     command = argv[argv.index("--") + 1:] if "--" in argv else []
     args = p.parse_args(argv[:argv.index("--")] if "--" in argv else argv)

@@ -13,6 +13,7 @@ use std::ops::Range;
 use text_splitter::{ChunkConfig, ChunkSizer, MarkdownSplitter, TextSplitter};
 use tokenizers::Tokenizer;
 
+use crate::formats::{Document, Location, SECTION_SEPARATOR};
 use crate::read::Format;
 
 /// Prose is handed to `text-splitter` in blocks of at most this many bytes.
@@ -26,6 +27,8 @@ pub struct TextChunk {
     pub byte_end: usize,
     pub char_start: usize,
     pub char_end: usize,
+    /// Where in its document the chunk is (its section's page, slide, row…), if it has places.
+    pub location: Option<Location>,
 }
 
 /// Chunks of one text, and whether the per-file cap cut them short.
@@ -158,6 +161,42 @@ pub fn chunk(
     Ok(out)
 }
 
+/// Chunks a located document section by section, so that no chunk spans two pages (slides,
+/// messages…) and each carries its section's location. Offsets are into the document's whole
+/// text, its sections joined by [`SECTION_SEPARATOR`] ([`Document::joined`]).
+pub fn chunk_document(
+    tokenizer: &Tokenizer,
+    doc: &Document,
+    size: ChunkSize,
+    max_chunks: usize,
+) -> Result<Chunked, String> {
+    let mut out = Chunked::default();
+    let (mut bytes_before, mut chars_before) = (0, 0);
+    for (i, section) in doc.sections.iter().enumerate() {
+        if i > 0 {
+            bytes_before += SECTION_SEPARATOR.len();
+            chars_before += SECTION_SEPARATOR.chars().count();
+        }
+        let room = max_chunks - out.chunks.len();
+        let mut part = chunk(tokenizer, &section.text, Format::Text, size, room)?;
+        for c in &mut part.chunks {
+            c.byte_start += bytes_before;
+            c.byte_end += bytes_before;
+            c.char_start += chars_before;
+            c.char_end += chars_before;
+            c.location = section.location.clone();
+        }
+        out.chunks.append(&mut part.chunks);
+        if part.truncated || (out.chunks.len() == max_chunks && i + 1 < doc.sections.len()) {
+            out.truncated = true;
+            break;
+        }
+        bytes_before += section.text.len();
+        chars_before += section.text.chars().count();
+    }
+    Ok(out)
+}
+
 /// `text-splitter` over one block; offsets shifted by `base` (bytes, chars).
 fn split_prose(
     tokenizer: &Tokenizer,
@@ -177,6 +216,7 @@ fn split_prose(
         byte_end: base.0 + c.byte_offset + c.chunk.len(),
         char_start: base.1 + c.char_offset,
         char_end: base.1 + c.char_offset + c.chunk.chars().count(),
+        location: None,
     };
     // One more than there is room for tells whether the cap cut the text short.
     let chunks: Vec<TextChunk> = match format {
@@ -254,6 +294,7 @@ fn split_by_tokens(
             byte_end: base.0 + b1,
             char_start,
             char_end,
+            location: None,
         });
         if end == n {
             break;

@@ -1,5 +1,5 @@
-//! Running a full document parser (today: PDF, through `pdf-extract`) on untrusted bytes without
-//! trusting it. In this process a panic is caught, but nothing bounds time or memory; in a child
+//! Running a full document parser (PDF, Office, e-books, mail… see [`crate::formats`]) and OCR
+//! on untrusted bytes without trusting them. In this process a panic is caught, but nothing bounds time or memory; in a child
 //! process ([`ParserIsolation::Subprocess`], what `fathom` uses) the parser is killed when it
 //! runs past its time, grows past its memory or writes more text than allowed, and a crash (a
 //! stack overflow on a self-referencing page tree) is a failed file, not a dead ingest.
@@ -8,11 +8,13 @@
 //! 8.4 GiB RSS; in a child limited to 1 GiB it is killed at the limit and reported.
 
 use std::io::{Read, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+use crate::formats::{self, Budget, Document, Kind};
 
 /// Where a parser runs.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -21,8 +23,9 @@ pub enum ParserIsolation {
     /// users who trust their files.
     #[default]
     InProcess,
-    /// `program args…` as a child process that reads the file on stdin and writes its text on
-    /// stdout ([`pdf_helper_main`]); `fathom` runs itself with a hidden subcommand.
+    /// `program args… FORMAT` as a child process that reads the file on stdin and writes its
+    /// located text on stdout ([`parse_helper_main`]); `fathom` runs itself with a hidden
+    /// subcommand.
     Subprocess { program: PathBuf, args: Vec<String> },
 }
 
@@ -36,6 +39,8 @@ pub struct ParseLimits {
     pub max_memory: u64,
     /// Text one file may produce.
     pub max_text_bytes: usize,
+    /// Whether images and PDF pages without a text layer go through OCR.
+    pub ocr: crate::ocr::OcrMode,
 }
 
 impl Default for ParseLimits {
@@ -45,6 +50,7 @@ impl Default for ParseLimits {
             timeout: Duration::from_secs(60),
             max_memory: 1 << 30,
             max_text_bytes: 64 << 20,
+            ocr: crate::ocr::OcrMode::Auto,
         }
     }
 }
@@ -67,21 +73,44 @@ pub(crate) fn catch_panic<T>(what: &str, f: impl FnOnce() -> T) -> Result<T, Str
     })
 }
 
-fn pdf_text_in_process(bytes: &[u8]) -> Result<String, String> {
-    catch_panic("PDF reader", || pdf_extract::extract_text_from_mem(bytes))?
-        .map_err(|e| format!("not a readable PDF: {e}"))
+/// Parses `bytes` as `kind` in this process, a panic caught as a failed file.
+pub(crate) fn parse_in_process(kind: Kind, bytes: &[u8], budget: &Budget) -> Result<Document, String> {
+    catch_panic(&format!("{} reader", kind.name()), || {
+        formats::read(kind, bytes, budget)
+    })?
+}
+
+/// The located text of a document (PDF, Office, e-book, mail, notebook, spreadsheet…), within
+/// `limits`. Blocking (runs the parser, in a child process where `limits` say so).
+pub fn parse_document(kind: Kind, bytes: &[u8], limits: &ParseLimits) -> Result<Document, String> {
+    let budget = Budget {
+        max_text_bytes: limits.max_text_bytes,
+        ..Budget::default()
+    };
+    let doc = match &limits.isolation {
+        ParserIsolation::InProcess => parse_in_process(kind, bytes, &budget)?,
+        ParserIsolation::Subprocess { program, args } => {
+            let mut args = args.clone();
+            args.push(kind.name().to_string());
+            // JSON escapes add a little to the text; the text itself is checked below.
+            let json_limits = ParseLimits {
+                max_text_bytes: limits.max_text_bytes.saturating_mul(2),
+                ..limits.clone()
+            };
+            let out = run_child(program, &args, bytes, &json_limits, kind.name())?;
+            serde_json::from_slice(&out)
+                .map_err(|e| format!("the {} reader's output was unreadable: {e}", kind.name()))?
+        }
+    };
+    if doc.text_len() > limits.max_text_bytes {
+        return Err(text_over(limits));
+    }
+    Ok(doc)
 }
 
 /// The text of a PDF, within `limits`. Blocking (runs the parser).
 pub fn pdf_text(bytes: &[u8], limits: &ParseLimits) -> Result<String, String> {
-    let text = match &limits.isolation {
-        ParserIsolation::InProcess => pdf_text_in_process(bytes)?,
-        ParserIsolation::Subprocess { program, args } => run_child(program, args, bytes, limits)?,
-    };
-    if text.len() > limits.max_text_bytes {
-        return Err(text_over(limits));
-    }
-    Ok(text)
+    parse_document(Kind::Pdf, bytes, limits).map(|d| d.joined())
 }
 
 fn text_over(limits: &ParseLimits) -> String {
@@ -91,21 +120,28 @@ fn text_over(limits: &ParseLimits) -> String {
     )
 }
 
-/// The body of the parser child: the PDF on stdin, its text on stdout; exit 0, or 2 with the
-/// reason on stderr.
-pub fn pdf_helper_main() -> ExitCode {
+/// The body of the parser child: the format's name as the last argument, the file on stdin, its
+/// [`Document`] as JSON on stdout; exit 0, or 2 with the reason on stderr.
+pub fn parse_helper_main() -> ExitCode {
+    let Some(kind) = std::env::args().last().and_then(|k| Kind::from_name(&k)) else {
+        eprintln!("the parser child needs a format name as its last argument");
+        return ExitCode::from(2);
+    };
     let mut bytes = Vec::new();
     if let Err(e) = std::io::stdin().read_to_end(&mut bytes) {
-        eprintln!("reading the PDF from stdin: {e}");
+        eprintln!("reading the file from stdin: {e}");
         return ExitCode::from(2);
     }
     // The default hook would print the panic as if the whole program had failed.
     std::panic::set_hook(Box::new(|_| {}));
-    match pdf_text_in_process(&bytes) {
-        Ok(text) => match std::io::stdout().lock().write_all(text.as_bytes()) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(_) => ExitCode::from(2),
-        },
+    match parse_in_process(kind, &bytes, &Budget::default()) {
+        Ok(doc) => {
+            let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+            match serde_json::to_writer(&mut out, &doc).map(|()| out.flush()) {
+                Ok(Ok(())) => ExitCode::SUCCESS,
+                _ => ExitCode::from(2),
+            }
+        }
         Err(e) => {
             eprint!("{e}");
             ExitCode::from(2)
@@ -121,12 +157,15 @@ fn resident_bytes(pid: u32) -> Option<u64> {
     Some(kb * 1024)
 }
 
-fn run_child(
-    program: &PathBuf,
+/// Runs `program args…` with `bytes` on its stdin, within `limits` (time, resident memory,
+/// output), and returns its stdout; `what` names it in errors ("pdf reader", "tesseract").
+pub(crate) fn run_child(
+    program: &Path,
     args: &[String],
     bytes: &[u8],
     limits: &ParseLimits,
-) -> Result<String, String> {
+    what: &str,
+) -> Result<Vec<u8>, String> {
     let mut child = Command::new(program)
         .args(args)
         .stdin(Stdio::piped())
@@ -134,10 +173,7 @@ fn run_child(
         .stderr(Stdio::piped())
         .spawn()
         .map_err(|e| {
-            format!(
-                "could not start the PDF reader `{}`: {e}",
-                program.display()
-            )
+            format!("could not start the {what} `{}`: {e}", program.display())
         })?;
     let pid = child.id();
     let mut stdin = child.stdin.take().expect("piped stdin");
@@ -171,7 +207,7 @@ fn run_child(
             Ok(Some(status)) => break Some(status),
             Ok(None) => {}
             Err(e) => {
-                over = Some(format!("waiting for the PDF reader: {e}"));
+                over = Some(format!("waiting for the {what}: {e}"));
                 break None;
             }
         }
@@ -208,7 +244,7 @@ fn run_child(
         if too_much.load(Ordering::Relaxed) {
             return Err(text_over(limits));
         }
-        return Ok(String::from_utf8_lossy(&out).into_owned());
+        return Ok(out);
     }
     let message = String::from_utf8_lossy(&err).trim().to_string();
     if !message.is_empty() {
@@ -218,10 +254,8 @@ fn run_child(
     {
         use std::os::unix::process::ExitStatusExt;
         if let Some(signal) = status.signal() {
-            return Err(format!(
-                "the PDF reader crashed on this file (signal {signal})"
-            ));
+            return Err(format!("the {what} crashed on this file (signal {signal})"));
         }
     }
-    Err(format!("the PDF reader failed on this file ({status})"))
+    Err(format!("the {what} failed on this file ({status})"))
 }

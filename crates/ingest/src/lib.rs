@@ -30,6 +30,8 @@ mod embed;
 mod error;
 mod extract;
 mod files;
+pub mod formats;
+pub mod ocr;
 mod pipeline;
 mod plan;
 mod read;
@@ -45,13 +47,14 @@ use std::time::{Duration, Instant};
 
 use fathom_store::Collection;
 
-pub use chunk::{chunk, ChunkSize, Chunked, TextChunk, BLOCK_BYTES};
+pub use chunk::{chunk, chunk_document, ChunkSize, Chunked, TextChunk, BLOCK_BYTES};
 pub use embed::{Embed, Embedded};
 pub use error::{EmbedError, IngestError, Result};
-pub use extract::{pdf_helper_main, pdf_text, ParseLimits, ParserIsolation};
+pub use extract::{parse_document, parse_helper_main, pdf_text, ParseLimits, ParserIsolation};
+pub use ocr::OcrMode;
 pub use plan::{Seen, SyncPlan, ToEmbed};
 pub use read::{looks_binary, read, Format, ReadOutcome};
-pub use report::{Event, FileProblem, ProblemKind, Summary};
+pub use report::{Event, FileProblem, FormatCounts, ProblemKind, Summary};
 pub use walk::{source_prefix, walk, FileEntry, Shard, WalkOptions, Walked};
 pub use watch::{is_scratch, watch_folder, FolderWatch, DEFAULT_QUIET};
 

@@ -13,7 +13,7 @@ use std::time::Instant;
 
 use fathom_store::{ChunkRecord, Collection, SourceChunks};
 
-use crate::chunk::{chunk, ChunkSize, TextChunk};
+use crate::chunk::{chunk, chunk_document, ChunkSize, TextChunk};
 use crate::embed::Embed;
 use crate::error::EmbedError;
 use crate::extract::{catch_panic, ParseLimits};
@@ -38,6 +38,20 @@ pub(crate) enum Input {
     Text { text: String, format: Format },
 }
 
+/// A source's text as read: plain, or located sections of a document.
+enum Body {
+    Text(String, Format),
+    Located(crate::formats::Document),
+}
+
+/// How a file of some format fared in the reading stage (for the per-format counts).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Tallied {
+    Read,
+    Skipped,
+    Failed,
+}
+
 /// A source read and chunked.
 struct Prepared {
     source_id: String,
@@ -60,6 +74,11 @@ enum Staged {
     Failed(FileProblem),
     /// A caveat about a source that is still ingested.
     Warning(FileProblem),
+    /// A file of this format was read, skipped or failed to parse.
+    Tally {
+        format: &'static str,
+        outcome: Tallied,
+    },
     /// Every source was handed on.
     Done,
 }
@@ -122,10 +141,10 @@ impl Reader {
             kind,
         };
         let mut out = Vec::new();
-        let (text, format, hash) = match work.input {
+        let (body, hash) = match work.input {
             Input::Text { text, format } => {
                 let hash = source_hash(text.as_bytes(), self.size);
-                (text, format, hash)
+                (Body::Text(text, format), hash)
             }
             Input::File(file) => {
                 let bytes = match self.files.as_ref().map(|f| f.read(&file)) {
@@ -137,6 +156,20 @@ impl Reader {
                 };
                 let hash = source_hash(&bytes, self.size);
                 let format = Format::of(&file.path);
+                let tally = |outcome| Staged::Tally {
+                    format: format.name(),
+                    outcome,
+                };
+                let empty = |kind, message: String| {
+                    vec![
+                        tally(Tallied::Skipped),
+                        Staged::Empty {
+                            source_id: id.clone(),
+                            is_new: work.is_new,
+                            problem: problem(kind, message),
+                        },
+                    ]
+                };
                 match read(&file.path, &bytes, self.json_field.as_deref(), &self.parse) {
                     ReadOutcome::Text { text, lossy } => {
                         if lossy {
@@ -145,38 +178,33 @@ impl Reader {
                                 "invalid UTF-8, decoded with replacement characters".into(),
                             )));
                         }
-                        (text, format, hash)
+                        out.push(tally(Tallied::Read));
+                        (Body::Text(text, format), hash)
+                    }
+                    ReadOutcome::Located(doc) => {
+                        out.push(tally(Tallied::Read));
+                        (Body::Located(doc), hash)
                     }
                     ReadOutcome::Binary => {
-                        return vec![Staged::Empty {
-                            source_id: id.clone(),
-                            is_new: work.is_new,
-                            problem: problem(ProblemKind::Binary, "binary file: skipped".into()),
-                        }]
+                        return empty(ProblemKind::Binary, "binary file: skipped".into())
                     }
-                    ReadOutcome::NoTextField => {
-                        return vec![Staged::Empty {
-                            source_id: id.clone(),
-                            is_new: work.is_new,
-                            problem: problem(
-                                ProblemKind::NoText,
-                                "JSON without the --json-field text field: skipped".into(),
-                            ),
-                        }]
-                    }
+                    ReadOutcome::Image(message) => return empty(ProblemKind::Binary, message),
+                    ReadOutcome::NoText(message) => return empty(ProblemKind::NoText, message),
                     ReadOutcome::Failed(message) => {
-                        return vec![Staged::Failed(problem(ProblemKind::Error, message))]
+                        return vec![
+                            tally(Tallied::Failed),
+                            Staged::Failed(problem(ProblemKind::Error, message)),
+                        ]
                     }
                 }
             }
         };
-        match chunk(
-            self.model.tokenizer(),
-            &text,
-            format,
-            self.size,
-            self.max_chunks,
-        ) {
+        let tokenizer = self.model.tokenizer();
+        let chunked = match &body {
+            Body::Text(text, format) => chunk(tokenizer, text, *format, self.size, self.max_chunks),
+            Body::Located(doc) => chunk_document(tokenizer, doc, self.size, self.max_chunks),
+        };
+        match chunked {
             Ok(chunked) => {
                 if chunked.truncated {
                     out.push(Staged::Warning(problem(
@@ -401,6 +429,7 @@ fn with_vectors(p: Prepared, vectors: Vec<Vec<f32>>) -> (SourceChunks, bool) {
             char_start: c.char_start as u64,
             char_end: c.char_end as u64,
             text: c.text,
+            location: c.location,
             vector,
         })
         .collect();
@@ -489,6 +518,14 @@ async fn write_stage(
                         message: problem.message.clone(),
                     });
                     summary.errors.push(problem);
+                }
+                Staged::Tally { format, outcome } => {
+                    let counts = summary.formats.entry(format.to_string()).or_default();
+                    match outcome {
+                        Tallied::Read => counts.read += 1,
+                        Tallied::Skipped => counts.skipped += 1,
+                        Tallied::Failed => counts.failed += 1,
+                    }
                 }
                 Staged::Source(_) | Staged::Done => {}
             }

@@ -1,11 +1,16 @@
 //! Turning a file's bytes into text: plain text, Markdown and source code as they are, HTML to
-//! text, PDF through its text layer, JSON/JSONL through a named text field. Binary files are
-//! recognized and skipped; invalid UTF-8 is decoded lossily and reported. PDF goes through
-//! [`crate::extract`], within a [`ParseLimits`] budget.
+//! text, JSON/JSONL through a named text field, and every document format of
+//! [`crate::formats`] (PDF, Word, PowerPoint, spreadsheets, OpenDocument, EPUB, RTF, mail,
+//! notebooks, CSV) as located sections, in a child process within a [`ParseLimits`] budget.
+//! Images, and PDF pages without a text layer, go through OCR ([`crate::ocr`]). Other binary
+//! files are recognized and skipped; invalid UTF-8 is decoded lossily and reported.
 
 use std::path::Path;
+use std::time::Instant;
 
-use crate::extract::{pdf_text, ParseLimits};
+use crate::extract::{parse_document, ParseLimits};
+use crate::formats::{Document, Kind, Section};
+use crate::ocr;
 
 /// What a file is read as, by extension.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -13,9 +18,12 @@ pub enum Format {
     Text,
     Markdown,
     Html,
-    Pdf,
     Json,
     JsonLines,
+    /// A structured document, parsed by its reader in [`crate::formats`].
+    Document(Kind),
+    /// A picture (`.png`, `.jpg`, `.tiff`…): its text through OCR.
+    Image,
 }
 
 impl Format {
@@ -25,13 +33,30 @@ impl Format {
             .and_then(|e| e.to_str())
             .map(|e| e.to_ascii_lowercase())
             .unwrap_or_default();
+        if let Some(kind) = Kind::of_extension(&ext) {
+            return Self::Document(kind);
+        }
         match ext.as_str() {
             "md" | "markdown" | "mdx" => Self::Markdown,
             "html" | "htm" | "xhtml" => Self::Html,
-            "pdf" => Self::Pdf,
             "json" => Self::Json,
             "jsonl" | "ndjson" => Self::JsonLines,
+            "png" | "jpg" | "jpeg" | "tif" | "tiff" | "bmp" | "gif" | "webp" | "pnm" | "pbm"
+            | "pgm" | "ppm" => Self::Image,
             _ => Self::Text,
+        }
+    }
+
+    /// The format's name in per-format counts: "text", "markdown", "pdf", "docx", "image"…
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Text => "text",
+            Self::Markdown => "markdown",
+            Self::Html => "html",
+            Self::Json => "json",
+            Self::JsonLines => "jsonl",
+            Self::Document(kind) => kind.name(),
+            Self::Image => "image",
         }
     }
 }
@@ -41,10 +66,15 @@ impl Format {
 pub enum ReadOutcome {
     /// Text to chunk; `lossy` when invalid UTF-8 was replaced.
     Text { text: String, lossy: bool },
+    /// A parsed document: sections of text, each with where it is (page, slide, row…).
+    Located(Document),
     /// Not text (binary content): skipped and counted.
     Binary,
-    /// JSON without the configured text field, or with no text field configured: skipped.
-    NoTextField,
+    /// An image, and OCR is off (or Tesseract is missing): skipped and counted, with the reason.
+    Image(String),
+    /// JSON without the configured text field, or with no text field configured, or a document
+    /// with no text at all (a scan with OCR off): skipped, with the reason.
+    NoText(String),
     /// A format that failed to parse (a broken PDF, malformed JSON): an error for this file only.
     Failed(String),
 }
@@ -54,8 +84,10 @@ pub fn looks_binary(bytes: &[u8]) -> bool {
     bytes.iter().take(8192).any(|&b| b == 0)
 }
 
-/// Reads a file's bytes as its format (by `path`'s extension). Blocking; a PDF runs its parser
-/// within `limits`.
+const JSON_NO_FIELD: &str = "JSON without the --json-field text field: skipped";
+
+/// Reads a file's bytes as its format (by `path`'s extension). Blocking; documents run their
+/// parser, and images their OCR, within `limits`.
 pub fn read(
     path: &Path,
     bytes: &[u8],
@@ -63,11 +95,10 @@ pub fn read(
     limits: &ParseLimits,
 ) -> ReadOutcome {
     let format = Format::of(path);
-    if format == Format::Pdf {
-        return match pdf_text(bytes, limits) {
-            Ok(text) => ReadOutcome::Text { text, lossy: false },
-            Err(e) => ReadOutcome::Failed(e),
-        };
+    match format {
+        Format::Document(kind) => return read_document(kind, bytes, limits),
+        Format::Image => return read_image(bytes, limits),
+        _ => {}
     }
     if looks_binary(bytes) {
         return ReadOutcome::Binary;
@@ -83,7 +114,7 @@ pub fn read(
         },
         Format::Json | Format::JsonLines => {
             let Some(field) = json_field else {
-                return ReadOutcome::NoTextField;
+                return ReadOutcome::NoText(JSON_NO_FIELD.into());
             };
             let values: Result<Vec<serde_json::Value>, String> = if format == Format::Json {
                 match serde_json::from_str::<serde_json::Value>(&text) {
@@ -109,7 +140,7 @@ pub fn read(
                         .filter_map(|v| v.get(field)?.as_str())
                         .collect();
                     if texts.is_empty() {
-                        ReadOutcome::NoTextField
+                        ReadOutcome::NoText(JSON_NO_FIELD.into())
                     } else {
                         ReadOutcome::Text {
                             text: texts.join("\n\n"),
@@ -119,7 +150,131 @@ pub fn read(
                 }
             }
         }
-        Format::Text | Format::Markdown | Format::Pdf => ReadOutcome::Text { text, lossy },
+        _ => ReadOutcome::Text { text, lossy },
+    }
+}
+
+fn read_document(kind: Kind, bytes: &[u8], limits: &ParseLimits) -> ReadOutcome {
+    let started = Instant::now();
+    let mut doc = match parse_document(kind, bytes, limits) {
+        Ok(doc) => doc,
+        Err(e) => return ReadOutcome::Failed(e),
+    };
+    if kind == Kind::Pdf {
+        if let Err(e) = ocr_scanned_pages(&mut doc, bytes, limits, started) {
+            return ReadOutcome::Failed(e);
+        }
+    }
+    doc.sections.retain(|s| !s.text.trim().is_empty());
+    if doc.sections.is_empty() {
+        let why = if kind == Kind::Pdf {
+            match ocr::enabled(limits.ocr) {
+                Ok(true) => "no text: no text layer, and OCR found none".to_string(),
+                Ok(false) => "no text layer (a scan?) and OCR is off: skipped (install tesseract-ocr and poppler-utils, or --ocr auto)".to_string(),
+                Err(e) => e,
+            }
+        } else {
+            format!("no text in this {} file: skipped", kind.name())
+        };
+        return ReadOutcome::NoText(why);
+    }
+    ReadOutcome::Located(doc)
+}
+
+/// A page with fewer visible characters than this has no usable text layer.
+const SCANNED_PAGE_CHARS: usize = 16;
+
+/// Runs OCR on the pages of a PDF that have no text layer, within what is left of the file's
+/// time budget. With OCR off, the pages stay empty.
+fn ocr_scanned_pages(
+    doc: &mut Document,
+    pdf: &[u8],
+    limits: &ParseLimits,
+    started: Instant,
+) -> Result<(), String> {
+    let scanned: Vec<usize> = doc
+        .sections
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| s.text.chars().filter(|c| !c.is_whitespace()).count() < SCANNED_PAGE_CHARS)
+        .map(|(i, _)| i)
+        .collect();
+    if scanned.is_empty() || !ocr::enabled(limits.ocr)? {
+        return Ok(());
+    }
+    let file = TempFile::with_bytes(pdf).map_err(|e| format!("OCR: a scratch file: {e}"))?;
+    for i in scanned {
+        let Some(left) = limits.timeout.checked_sub(started.elapsed()) else {
+            return Err(format!(
+                "over the parse budget: OCR still running after {} s",
+                limits.timeout.as_secs_f64()
+            ));
+        };
+        let page_limits = ParseLimits {
+            timeout: left,
+            ..limits.clone()
+        };
+        let page = match &doc.sections[i].location {
+            Some(crate::formats::Location::Page { page }) => *page,
+            _ => i as u32 + 1,
+        };
+        let text = ocr::pdf_page_text(file.path(), page, &page_limits)
+            .map_err(|e| format!("OCR of page {page}: {e}"))?;
+        doc.sections[i].text = text;
+    }
+    Ok(())
+}
+
+fn read_image(bytes: &[u8], limits: &ParseLimits) -> ReadOutcome {
+    match ocr::enabled(limits.ocr) {
+        Ok(true) => match ocr::image_text(bytes, limits) {
+            Ok(text) if text.trim().is_empty() => {
+                ReadOutcome::NoText("no text found in this image by OCR".into())
+            }
+            Ok(text) => ReadOutcome::Located(Document {
+                sections: vec![Section {
+                    location: None,
+                    text,
+                }],
+            }),
+            Err(e) => ReadOutcome::Failed(e),
+        },
+        Ok(false) => ReadOutcome::Image(match limits.ocr {
+            ocr::OcrMode::Never => "image: skipped (--ocr never)".into(),
+            _ => "image: skipped (OCR needs tesseract-ocr installed)".into(),
+        }),
+        Err(e) => ReadOutcome::Failed(e),
+    }
+}
+
+/// A file in the temporary folder holding some bytes, removed when dropped.
+struct TempFile(std::path::PathBuf);
+
+impl TempFile {
+    fn with_bytes(bytes: &[u8]) -> std::io::Result<Self> {
+        use std::sync::atomic::{AtomicU64, Ordering};
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        let path = std::env::temp_dir().join(format!(
+            "fathom-ocr-{}-{}.pdf",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        ));
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create_new(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        std::io::Write::write_all(&mut options.open(&path)?, bytes)?;
+        Ok(Self(path))
+    }
+
+    fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
     }
 }
 
@@ -136,6 +291,9 @@ mod tests {
         assert_eq!(Format::of(Path::new("a/B.MD")), Format::Markdown);
         assert_eq!(Format::of(Path::new("x.rs")), Format::Text);
         assert_eq!(Format::of(Path::new("x.jsonl")), Format::JsonLines);
+        assert_eq!(Format::of(Path::new("r.DOCX")), Format::Document(Kind::Docx));
+        assert_eq!(Format::of(Path::new("s.pdf")), Format::Document(Kind::Pdf));
+        assert_eq!(Format::of(Path::new("scan.jpeg")), Format::Image);
     }
 
     #[test]
@@ -173,11 +331,11 @@ mod tests {
         );
         assert_eq!(
             read(Path::new("d.json"), b"{\"x\": 1}", Some("body")),
-            ReadOutcome::NoTextField
+            ReadOutcome::NoText(JSON_NO_FIELD.into())
         );
         assert_eq!(
             read(Path::new("d.json"), b"{\"x\": 1}", None),
-            ReadOutcome::NoTextField
+            ReadOutcome::NoText(JSON_NO_FIELD.into())
         );
         assert!(matches!(
             read(Path::new("d.json"), b"{oops", Some("body")),
@@ -201,7 +359,10 @@ mod fuzz {
         #[test]
         fn any_bytes_in_any_format_give_an_outcome(
             bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..2048),
-            ext in proptest::sample::select(vec!["txt", "md", "html", "json", "jsonl", "pdf"]),
+            ext in proptest::sample::select(vec![
+                "txt", "md", "html", "json", "jsonl", "pdf", "docx", "pptx", "xlsx", "xls", "ods",
+                "odt", "odp", "epub", "rtf", "eml", "mbox", "ipynb", "csv", "tsv",
+            ]),
             pdf_header in proptest::bool::ANY,
         ) {
             let mut bytes = bytes;

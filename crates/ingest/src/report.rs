@@ -78,6 +78,17 @@ pub struct Summary {
     pub seconds: f64,
     /// Stopped by the cancel flag; what was written is consistent and a re-run completes it.
     pub interrupted: bool,
+    /// Per format ("pdf", "docx", "text"…): files read, skipped and failed in this run (files
+    /// left unchanged are not read, so not counted).
+    pub formats: std::collections::BTreeMap<String, FormatCounts>,
+}
+
+/// How the files of one format fared.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct FormatCounts {
+    pub read: usize,
+    pub skipped: usize,
+    pub failed: usize,
 }
 
 impl Summary {

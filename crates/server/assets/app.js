@@ -379,12 +379,27 @@ function metadataView(meta) {
   }));
 }
 
+// Where in its document a hit is, as a person would cite it (the same labels as the CLI's).
+function locationLabel(loc) {
+  if (!loc || typeof loc !== 'object') return null;
+  switch (loc.kind) {
+    case 'page': return `p. ${loc.page}`;
+    case 'slide': return `slide ${loc.slide}`;
+    case 'sheet': return loc.sheet ? `sheet ${loc.sheet}, row ${loc.row}` : `row ${loc.row}`;
+    case 'message': return loc.subject ? `message ${loc.message}: ${loc.subject}` : `message ${loc.message}`;
+    case 'cell': return `cell ${loc.cell}`;
+    case 'chapter': return loc.title ? `chapter ${loc.chapter}: ${loc.title}` : `chapter ${loc.chapter}`;
+    default: return null;
+  }
+}
+
 function renderHits(hits, query, mode) {
   const re = termRegex(query);
   $('results').replaceChildren(...hits.map((h, i) => el('li', { class: 'hit', 'data-testid': 'hit', 'data-source': h.source },
     el('div', { class: 'hit-head' },
       el('span', { class: 'rank', 'aria-hidden': 'true' }, `${i + 1}`),
       el('span', { class: 'source', 'data-testid': 'hit-source', title: h.source }, h.source),
+      ...(locationLabel(h.location) ? [el('span', { class: 'location', 'data-testid': 'hit-location' }, locationLabel(h.location))] : []),
     ),
     el('p', { class: 'passage', 'data-testid': 'hit-text' }, highlight(h.text, re)),
     el('p', { class: 'hit-foot' },

@@ -69,6 +69,10 @@ pub struct Passage {
     pub score: f32,
     /// The document's metadata, when it was given one.
     pub metadata: Option<serde_json::Value>,
+    /// Where in its document the passage is, as a person would cite it: "p. 12", "slide 3",
+    /// "sheet Q3, row 40", "message 7: Subject", "cell 4", "chapter 2: Title".
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub location: Option<String>,
 }
 
 impl From<fathom_store::Hit> for Passage {
@@ -81,6 +85,7 @@ impl From<fathom_store::Hit> for Passage {
             text: h.text,
             score: h.score,
             metadata: h.metadata,
+            location: h.location.map(|l| l.label()),
         }
     }
 }

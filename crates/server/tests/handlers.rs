@@ -604,6 +604,7 @@ async fn a_collection_of_another_model_is_a_409() {
             char_start: 0,
             char_end: 1,
             text: "a".into(),
+            location: None,
             vector: vec![0.5; 8],
         }],
     }])
@@ -904,6 +905,7 @@ async fn error_bodies_of_every_status_are_snapshotted() {
                 char_start: 0,
                 char_end: 1,
                 text: "a".into(),
+                location: None,
                 vector: vec![0.5; 8],
             }],
         }])

@@ -375,6 +375,7 @@ impl Collection {
                 deleted: result.num_deleted_rows,
             });
         }
+        let current = self.with_location_column(current).await?;
         let delete_if = WhenNotMatchedBySource::delete_if(&current, &predicate)?;
         let mut builder = MergeInsertBuilder::try_new(current, vec![schema::CHUNK_ID.to_string()])?;
         builder
@@ -393,6 +394,46 @@ impl Collection {
             inserted: stats.num_inserted_rows + stats.num_updated_rows,
             deleted: stats.num_deleted_rows,
         })
+    }
+
+    /// A collection written before chunks had locations gains the column, as nulls for the rows
+    /// it holds (a metadata-only commit), so that new rows can carry theirs.
+    async fn with_location_column(&self, current: Arc<Dataset>) -> Result<Arc<Dataset>> {
+        if current.schema().field(schema::LOCATION).is_some() {
+            return Ok(current);
+        }
+        let mut ds = (*current).clone();
+        let column = arrow_schema::Schema::new(vec![arrow_schema::Field::new(
+            schema::LOCATION,
+            arrow_schema::DataType::Utf8,
+            true,
+        )]);
+        match ds
+            .add_columns(
+                lance::dataset::NewColumnTransform::AllNulls(Arc::new(column)),
+                None,
+                None,
+            )
+            .await
+        {
+            Ok(()) => Ok(self.install(ds).await),
+            // Another writer added it first.
+            Err(_) => {
+                let mut fresh = (*current).clone();
+                fresh
+                    .checkout_latest()
+                    .await
+                    .map_err(|e| storage_error(&self.uri, e))?;
+                if fresh.schema().field(schema::LOCATION).is_some() {
+                    Ok(self.install(fresh).await)
+                } else {
+                    Err(StoreError::Schema {
+                        column: schema::LOCATION.to_string(),
+                        expected: "a nullable string column (adding it to an older collection failed)",
+                    })
+                }
+            }
+        }
     }
 
     /// Creates the dataset holding `batch`; `None` when another writer created it first.

@@ -33,7 +33,7 @@ pub use collection::{
 pub use error::{Result, StoreError};
 pub use filter::Filter;
 pub use options::StoreOptions;
-pub use schema::{ChunkRecord, ModelSpec, SourceChunks};
+pub use schema::{ChunkRecord, Location, ModelSpec, SourceChunks};
 pub use search::{Hit, SearchMode, SearchQuery};
 
 use std::path::Path;

@@ -20,6 +20,9 @@ pub(crate) const CHAR_START: &str = "char_start";
 pub(crate) const CHAR_END: &str = "char_end";
 pub(crate) const TEXT: &str = "text";
 pub(crate) const METADATA: &str = "metadata";
+/// Where in its document a chunk is (a page, a slide, a row…): [`Location`] as JSON, or null.
+/// Collections written before it have no such column until their next write adds it (as nulls).
+pub(crate) const LOCATION: &str = "location";
 pub(crate) const VECTOR: &str = "vector";
 
 pub(crate) const META_MODEL: &str = "fathom.model";
@@ -83,6 +86,61 @@ impl ModelSpec {
     }
 }
 
+/// Where in its document a chunk is: what a person would cite ("p. 12", "slide 3").
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+pub enum Location {
+    /// A PDF page, from 1.
+    Page { page: u32 },
+    /// A presentation's slide, from 1.
+    Slide { slide: u32 },
+    /// A spreadsheet's sheet (empty for CSV/TSV) and the first row of the chunk's rows, from 1
+    /// (row 1 is the header).
+    Sheet { sheet: String, row: u32 },
+    /// A message of a mailbox, from 1, and its subject.
+    Message {
+        message: u32,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        subject: Option<String>,
+    },
+    /// A notebook's cell, from 1.
+    Cell { cell: u32 },
+    /// An e-book's chapter (its place in the reading order, from 1) and its title.
+    Chapter {
+        chapter: u32,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        title: Option<String>,
+    },
+}
+
+impl Location {
+    /// A short label for people: "p. 12", "slide 3", "sheet Q3, row 5000", "row 12" (CSV),
+    /// "message 4: Subject", "cell 7", "chapter 2: Title".
+    pub fn label(&self) -> String {
+        match self {
+            Self::Page { page } => format!("p. {page}"),
+            Self::Slide { slide } => format!("slide {slide}"),
+            Self::Sheet { sheet, row } if sheet.is_empty() => format!("row {row}"),
+            Self::Sheet { sheet, row } => format!("sheet {sheet}, row {row}"),
+            Self::Message { message, subject } => match subject.as_deref().map(str::trim) {
+                Some(s) if !s.is_empty() => format!("message {message}: {s}"),
+                _ => format!("message {message}"),
+            },
+            Self::Cell { cell } => format!("cell {cell}"),
+            Self::Chapter { chapter, title } => match title.as_deref().map(str::trim) {
+                Some(t) if !t.is_empty() => format!("chapter {chapter}: {t}"),
+                _ => format!("chapter {chapter}"),
+            },
+        }
+    }
+}
+
+impl std::fmt::Display for Location {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.label())
+    }
+}
+
 /// One chunk of a source, with its vector.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ChunkRecord {
@@ -92,6 +150,8 @@ pub struct ChunkRecord {
     pub char_start: u64,
     pub char_end: u64,
     pub text: String,
+    /// Where in its document the chunk starts, for formats that have places (pages, slides…).
+    pub location: Option<Location>,
     pub vector: Vec<f32>,
 }
 
@@ -132,6 +192,7 @@ pub(crate) fn arrow_schema(spec: &ModelSpec) -> Arc<Schema> {
         Field::new(CHAR_END, DataType::UInt64, false),
         Field::new(TEXT, DataType::Utf8, false),
         Field::new(METADATA, DataType::Utf8, true),
+        Field::new(LOCATION, DataType::Utf8, true),
         Field::new(
             VECTOR,
             DataType::FixedSizeList(
@@ -154,6 +215,7 @@ pub(crate) fn to_batch(spec: &ModelSpec, sources: &[SourceChunks]) -> Result<Rec
     let mut offsets: [Vec<u64>; 4] = Default::default();
     let mut texts = Vec::with_capacity(rows);
     let mut metadata = Vec::with_capacity(rows);
+    let mut locations: Vec<Option<String>> = Vec::with_capacity(rows);
     let mut values = Vec::with_capacity(rows * spec.dimension);
     for source in sources {
         for chunk in &source.chunks {
@@ -177,6 +239,12 @@ pub(crate) fn to_batch(spec: &ModelSpec, sources: &[SourceChunks]) -> Result<Rec
             offsets[3].push(chunk.char_end);
             texts.push(chunk.text.as_str());
             metadata.push(source.metadata.as_deref());
+            locations.push(
+                chunk
+                    .location
+                    .as_ref()
+                    .map(|l| serde_json::to_string(l).expect("a location serializes")),
+            );
             values.extend_from_slice(&chunk.vector);
         }
     }
@@ -198,6 +266,7 @@ pub(crate) fn to_batch(spec: &ModelSpec, sources: &[SourceChunks]) -> Result<Rec
         Arc::new(UInt64Array::from(ce)),
         Arc::new(StringArray::from(texts)),
         Arc::new(StringArray::from(metadata)),
+        Arc::new(StringArray::from(locations)),
         Arc::new(vectors),
     ];
     Ok(RecordBatch::try_new(arrow_schema(spec), columns)?)
@@ -233,6 +302,29 @@ mod tests {
         let mut other = spec("all-MiniLM-L6-v2");
         other.dimension = 128;
         assert!(!spec("all-MiniLM-L6-v2").compatible(&other));
+    }
+
+    #[test]
+    fn locations_are_tagged_json_with_labels() {
+        let page = Location::Page { page: 12 };
+        let json = serde_json::to_string(&page).unwrap();
+        assert_eq!(json, r#"{"kind":"page","page":12}"#);
+        assert_eq!(serde_json::from_str::<Location>(&json).unwrap(), page);
+        assert_eq!(page.label(), "p. 12");
+        let row = Location::Sheet {
+            sheet: String::new(),
+            row: 5000,
+        };
+        assert_eq!(row.label(), "row 5000");
+        let mail = Location::Message {
+            message: 4,
+            subject: Some("Budget".into()),
+        };
+        assert_eq!(
+            serde_json::to_string(&mail).unwrap(),
+            r#"{"kind":"message","message":4,"subject":"Budget"}"#
+        );
+        assert_eq!(mail.label(), "message 4: Budget");
     }
 
     #[test]

@@ -87,6 +87,10 @@ pub struct Hit {
     pub char_end: u64,
     pub text: String,
     pub metadata: Option<serde_json::Value>,
+    /// Where in its document the chunk is (page, slide, sheet and row, message, cell, chapter);
+    /// absent for plain text and for collections written before locations were kept.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub location: Option<Location>,
     pub score: f32,
 }
 
@@ -150,7 +154,7 @@ impl Collection {
             return Ok(Vec::new());
         };
         let mut scanner = ds.scan();
-        scanner.project(&COLUMNS)?;
+        scanner.project(&columns(&ds, None))?;
         scanner.filter(&format!(
             "{SOURCE_ID} = {} AND {CHUNK_INDEX} >= {} AND {CHUNK_INDEX} <= {}",
             sql_str(source_id),
@@ -183,7 +187,7 @@ impl Collection {
             return Ok(Vec::new());
         };
         let mut scanner = ds.scan();
-        scanner.project(&with_column(lance_index::vector::DIST_COL))?;
+        scanner.project(&columns(&ds, Some(lance_index::vector::DIST_COL)))?;
         scanner.nearest(VECTOR, &Float32Array::from(vector.clone()), k)?;
         scanner.distance_metric(DistanceType::Cosine);
         // With an ANN index: probe enough partitions and re-rank on exact distances.
@@ -218,7 +222,7 @@ impl Collection {
             return Err(StoreError::NoTextIndex);
         }
         let mut scanner = ds.scan();
-        scanner.project(&with_column(SCORE_COL))?;
+        scanner.project(&columns(&ds, Some(SCORE_COL)))?;
         let fts = FullTextSearchQuery::new(text.clone())
             .with_column(TEXT.to_string())?
             .limit(Some(k as i64));
@@ -254,10 +258,14 @@ async fn scan_hits(
 /// lance's BM25 score column.
 const SCORE_COL: &str = "_score";
 
-/// The hit columns plus lance's score column, asked for explicitly.
-fn with_column(score: &'static str) -> Vec<&'static str> {
+/// The hit columns (with the location where the collection has it) plus lance's score column,
+/// asked for explicitly.
+fn columns(ds: &lance::Dataset, score: Option<&'static str>) -> Vec<&'static str> {
     let mut columns = COLUMNS.to_vec();
-    columns.push(score);
+    if ds.schema().field(LOCATION).is_some() {
+        columns.push(LOCATION);
+    }
+    columns.extend(score);
     columns
 }
 
@@ -265,6 +273,10 @@ fn read_hits(batch: &RecordBatch, score: impl Fn(usize) -> f32) -> Result<Vec<Hi
     let sources = string_column(batch, SOURCE_ID)?;
     let texts = string_column(batch, TEXT)?;
     let metadata = string_column(batch, METADATA)?;
+    let locations = match batch.column_by_name(LOCATION) {
+        Some(_) => Some(string_column(batch, LOCATION)?),
+        None => None,
+    };
     let index: &UInt32Array = column(batch, CHUNK_INDEX, "a u32 column")?;
     let offsets = |name| column::<UInt64Array>(batch, name, "a u64 column");
     let (bs, be, cs, ce) = (
@@ -285,6 +297,9 @@ fn read_hits(batch: &RecordBatch, score: impl Fn(usize) -> f32) -> Result<Vec<Hi
             metadata: (!metadata.is_null(i))
                 .then(|| serde_json::from_str(metadata.value(i)).ok())
                 .flatten(),
+            location: locations
+                .filter(|l| !l.is_null(i))
+                .and_then(|l| serde_json::from_str(l.value(i)).ok()),
             score: score(i),
         })
         .collect())
@@ -331,6 +346,7 @@ mod tests {
             char_end: 0,
             text: String::new(),
             metadata: None,
+            location: None,
             score: 0.0,
         }
     }

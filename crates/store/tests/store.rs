@@ -52,6 +52,7 @@ fn source(id: &str, hash: &str, texts: &[(&str, usize)]) -> SourceChunks {
                     char_start: offset,
                     char_end: offset + text.chars().count() as u64,
                     text: text.to_string(),
+                    location: None,
                     vector: unit(*axis, 0.01 * i as f32),
                 };
                 offset += text.len() as u64 + 1;
