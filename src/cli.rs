@@ -71,20 +71,42 @@ pub struct StoreAccessArgs {
     /// Seconds a reader may answer from its snapshot before looking for other processes'
     /// commits (default: 0 for a folder, 2 for object storage).
     #[arg(long, env = "FATHOM_READ_CONSISTENCY")]
-    pub read_consistency: Option<f64>,
+    pub read_consistency: Option<Seconds>,
 }
 
 impl StoreAccessArgs {
     pub fn options(&self) -> anyhow::Result<fathom_store::StoreOptions> {
         let read_consistency = match self.read_consistency {
             None => None,
-            Some(s) if s >= 0.0 && s.is_finite() => Some(std::time::Duration::from_secs_f64(s)),
-            Some(s) => anyhow::bail!("--read-consistency must be 0 or more seconds, got {s}"),
+            Some(s) => Some(s.0),
         };
         Ok(fathom_store::StoreOptions {
             storage: self.store_options.iter().cloned().collect(),
             read_consistency,
         })
+    }
+}
+
+impl Cli {
+    /// Checks that need more than one flag (a usage error when they fail).
+    pub fn check(&self) -> Result<(), String> {
+        match &self.command {
+            Command::Ingest(args) => args.chunking.check(),
+            Command::Eval(args) => args.chunking.check(),
+            _ => Ok(()),
+        }
+    }
+}
+
+impl ChunkArgs {
+    /// An overlap as large as the chunk would never move forward: a usage error.
+    pub fn check(&self) -> Result<(), String> {
+        match (self.chunk_tokens, self.overlap) {
+            (Some(tokens), Some(overlap)) if overlap >= tokens => Err(format!(
+                "--overlap ({overlap}) must be smaller than --chunk-tokens ({tokens})"
+            )),
+            _ => Ok(()),
+        }
     }
 }
 
@@ -118,7 +140,7 @@ pub struct CollectionArgs {
 #[derive(Debug, Clone, Args)]
 pub struct ChunkArgs {
     /// Chunk size in tokens (default: the model's max_seq_length less its special tokens).
-    #[arg(long)]
+    #[arg(long, value_parser = at_least_one)]
     pub chunk_tokens: Option<usize>,
 
     /// Tokens shared by consecutive chunks of a document (default: a quarter of the chunk size).
@@ -176,12 +198,12 @@ pub struct IngestArgs {
     pub json_field: Option<String>,
 
     /// Chunks one file may have; the rest of a longer file is left out and reported.
-    #[arg(long, default_value_t = 10_000)]
+    #[arg(long, default_value_t = 10_000, value_parser = at_least_one)]
     pub max_chunks_per_file: usize,
 
     /// Commit what is embedded at least this often (seconds), so that a crash loses little.
-    #[arg(long, default_value_t = 10.0)]
-    pub commit_every: f64,
+    #[arg(long, default_value = "10")]
+    pub commit_every: Seconds,
 
     /// After the ingest, keep watching the folder and sync every change (new, changed, renamed
     /// and deleted files) until Ctrl-C.
@@ -190,8 +212,8 @@ pub struct IngestArgs {
 
     /// With --watch: seconds the folder must be quiet after a change before it is synced (a
     /// burst of saves makes one sync).
-    #[arg(long, default_value_t = 0.75, requires = "watch")]
-    pub watch_quiet: f64,
+    #[arg(long, default_value = "0.75", requires = "watch", value_parser = quiet_period)]
+    pub watch_quiet: Seconds,
 
     #[command(flatten)]
     pub parse: ParseArgs,
@@ -203,8 +225,8 @@ pub struct IngestArgs {
 pub struct ParseArgs {
     /// Seconds one document (PDF, Word, mailbox…) may take to parse, OCR included; a slower one
     /// is skipped and reported.
-    #[arg(long, env = "FATHOM_PARSE_TIMEOUT", default_value_t = 60.0)]
-    pub parse_timeout: f64,
+    #[arg(long, env = "FATHOM_PARSE_TIMEOUT", default_value = "60", value_parser = positive_seconds)]
+    pub parse_timeout: Seconds,
 
     /// MiB of memory one document's parser (or OCR) may use; a hungrier one is skipped and
     /// reported.
@@ -221,9 +243,6 @@ pub struct ParseArgs {
 impl ParseArgs {
     /// The limits, with PDFs parsed by this same binary in a child process.
     pub fn limits(&self) -> anyhow::Result<fathom_ingest::ParseLimits> {
-        if !(self.parse_timeout > 0.0 && self.parse_timeout.is_finite()) {
-            anyhow::bail!("--parse-timeout must be a positive number of seconds");
-        }
         let isolation = match std::env::current_exe() {
             Ok(program) => fathom_ingest::ParserIsolation::Subprocess {
                 program,
@@ -236,7 +255,7 @@ impl ParseArgs {
         };
         Ok(fathom_ingest::ParseLimits {
             isolation,
-            timeout: std::time::Duration::from_secs_f64(self.parse_timeout),
+            timeout: self.parse_timeout.0,
             max_memory: self.parse_max_memory_mb << 20,
             ocr: self.ocr,
             ..fathom_ingest::ParseLimits::default()
@@ -256,7 +275,7 @@ pub struct SearchArgs {
     pub model: ModelArgs,
 
     /// Number of results.
-    #[arg(short, long, default_value_t = 10)]
+    #[arg(short, long, default_value_t = 10, value_parser = at_least_one)]
     pub k: usize,
 
     /// hybrid (reciprocal rank fusion of both), vector (embedding cosine) or text (BM25).
@@ -412,13 +431,13 @@ pub struct ServeArgs {
     pub max_filter_bytes: usize,
 
     /// Seconds a client may take to send a request body (408 beyond it).
-    #[arg(long, env = "FATHOM_READ_TIMEOUT", default_value_t = 30.0)]
-    pub read_timeout: f64,
+    #[arg(long, env = "FATHOM_READ_TIMEOUT", default_value = "30", value_parser = positive_seconds)]
+    pub read_timeout: Seconds,
 
     /// Seconds shutdown waits for requests in flight (a slow client included) before it drops
     /// their connections.
-    #[arg(long, env = "FATHOM_SHUTDOWN_DEADLINE", default_value_t = 30.0)]
-    pub shutdown_deadline: f64,
+    #[arg(long, env = "FATHOM_SHUTDOWN_DEADLINE", default_value = "30")]
+    pub shutdown_deadline: Seconds,
 
     /// Requests that may wait for the model (429 with Retry-After beyond it).
     #[arg(long, env = "FATHOM_QUEUE_CAPACITY", default_value_t = 1024)]
@@ -429,8 +448,8 @@ pub struct ServeArgs {
     pub batch_tokens: usize,
 
     /// Seconds a request may wait for the model or the store (503 beyond it).
-    #[arg(long, env = "FATHOM_REQUEST_TIMEOUT", default_value_t = 60.0)]
-    pub request_timeout: f64,
+    #[arg(long, env = "FATHOM_REQUEST_TIMEOUT", default_value = "60", value_parser = positive_seconds)]
+    pub request_timeout: Seconds,
 
     /// Origins allowed by CORS (repeat or comma-separate; `*` for any). Default: CORS off.
     #[arg(long, env = "FATHOM_CORS_ORIGIN", value_delimiter = ',')]
@@ -443,8 +462,8 @@ pub struct ServeArgs {
     pub watch: Vec<fathom_server::WatchedFolder>,
 
     /// Seconds a watched folder must be quiet after a change before it is synced.
-    #[arg(long, env = "FATHOM_WATCH_QUIET", default_value_t = 0.75)]
-    pub watch_quiet: f64,
+    #[arg(long, env = "FATHOM_WATCH_QUIET", default_value = "0.75", value_parser = quiet_period)]
+    pub watch_quiet: Seconds,
 }
 
 /// Which model and where to run it; shared by every command that embeds.
@@ -521,7 +540,7 @@ pub struct EmbedArgs {
     pub prompt: Option<String>,
 
     /// Keep only the first N dimensions (Matryoshka), renormalized when normalizing.
-    #[arg(long)]
+    #[arg(long, value_parser = at_least_one)]
     pub dimensions: Option<usize>,
 }
 
@@ -552,6 +571,63 @@ pub struct InfoArgs {
     /// Print JSON instead of text.
     #[arg(long)]
     pub json: bool,
+}
+
+/// A span of time on the command line: plain seconds (`30`, `0.75`) or with a unit (`500ms`,
+/// `30s`, `2m`, `1h`); at most a year, never negative, NaN or infinite (which would panic when
+/// turned into a `Duration`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Seconds(pub std::time::Duration);
+
+impl std::str::FromStr for Seconds {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        let t = s.trim();
+        let (number, scale) = [("ms", 0.001), ("s", 1.0), ("m", 60.0), ("h", 3600.0)]
+            .into_iter()
+            .find_map(|(unit, scale)| t.strip_suffix(unit).map(|n| (n, scale)))
+            .unwrap_or((t, 1.0));
+        let value: f64 = number
+            .trim()
+            .parse()
+            .map_err(|_| format!("`{s}` is not a time (use seconds, or 500ms, 30s, 2m, 1h)"))?;
+        let seconds = value * scale;
+        if !(seconds.is_finite() && seconds >= 0.0) {
+            return Err(format!("`{s}` is not a time of 0 or more seconds"));
+        }
+        if seconds > 365.0 * 86_400.0 {
+            return Err(format!("`{s}` is more than a year"));
+        }
+        Ok(Self(std::time::Duration::from_secs_f64(seconds)))
+    }
+}
+
+/// A time that must be more than zero.
+fn positive_seconds(s: &str) -> Result<Seconds, String> {
+    let t: Seconds = s.parse()?;
+    if t.0.is_zero() {
+        return Err("must be more than 0 seconds".into());
+    }
+    Ok(t)
+}
+
+/// A quiet period of a folder watch: more than 0, at most an hour.
+fn quiet_period(s: &str) -> Result<Seconds, String> {
+    let t = positive_seconds(s)?;
+    if t.0 > std::time::Duration::from_secs(3600) {
+        return Err("must be at most an hour (3600 seconds)".into());
+    }
+    Ok(t)
+}
+
+/// A count that must be at least 1.
+fn at_least_one(s: &str) -> Result<usize, String> {
+    match s.trim().parse::<usize>() {
+        Ok(0) => Err("must be at least 1".into()),
+        Ok(n) => Ok(n),
+        Err(_) => Err(format!("`{s}` is not a whole number")),
+    }
 }
 
 fn parse_watch(spec: &str) -> Result<fathom_server::WatchedFolder, String> {

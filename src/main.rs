@@ -12,6 +12,13 @@ fn main() -> std::process::ExitCode {
         return fathom_ingest::parse_helper_main();
     }
     let cli = fathom::cli::Cli::parse();
+    // Checks across flags, refused as clap refuses a bad flag: a usage error, exit code 2.
+    if let Err(message) = cli.check() {
+        use clap::CommandFactory;
+        fathom::cli::Cli::command()
+            .error(clap::error::ErrorKind::ArgumentConflict, message)
+            .exit();
+    }
     // One-shot commands keep freed memory (buffers reused, never re-faulted); a long-running
     // server returns what it has not reused for 5 s: its ingest threads come and go, and with
     // purging off their memory stayed committed (RSS 257 -> 1,016 MB over 1,000 single-document

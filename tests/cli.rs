@@ -548,3 +548,46 @@ fn json_outputs_for_scripts_are_snapshotted() {
     }
     insta::assert_json_snapshot!("search", found);
 }
+
+/// Nonsense flag values are usage errors (exit code 2, the flag named), never a panic: times that
+/// are infinite, NaN, negative or centuries long, and counts of zero.
+#[test]
+fn bad_flag_values_are_usage_errors_naming_the_flag() {
+    let dir = tempfile::tempdir().unwrap();
+    let folder = dir.path().to_str().unwrap();
+    let cases: &[(&[&str], &str)] = &[
+        (&["serve", "--read-timeout", "inf"], "--read-timeout"),
+        (&["serve", "--read-timeout", "0"], "--read-timeout"),
+        (&["serve", "--shutdown-deadline", "NaN"], "--shutdown-deadline"),
+        (&["serve", "--request-timeout", "1e300"], "--request-timeout"),
+        (&["serve", "--watch-quiet", "2h"], "--watch-quiet"),
+        (&["ingest", folder, "--commit-every", "-1"], "--commit-every"),
+        (&["ingest", folder, "--parse-timeout", "inf"], "--parse-timeout"),
+        (&["ingest", folder, "--parse-timeout", "forever"], "--parse-timeout"),
+        (&["ingest", folder, "--chunk-tokens", "0"], "--chunk-tokens"),
+        (&["ingest", folder, "--chunk-tokens", "64", "--overlap", "64"], "--overlap"),
+        (&["ingest", folder, "--max-chunks-per-file", "0"], "--max-chunks-per-file"),
+        (&["ingest", folder, "--ocr", "sometimes"], "--ocr"),
+        (&["search", "x", "-k", "0"], "-k"),
+        (&["search", "x", "--read-consistency", "inf"], "--read-consistency"),
+        (&["embed", "x", "--dimensions", "0"], "--dimensions"),
+    ];
+    for (args, flag) in cases {
+        let out = run(fathom().args(*args));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(flag), "{args:?} names {flag}: {err}");
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+    }
+    // Times with units are accepted where plain seconds are.
+    let out = run(fathom().args(["ingest", "--help"]));
+    assert!(out.status.success());
+    for good in ["500ms", "30s", "2m", "1.5"] {
+        let t: fathom::cli::Seconds = good.parse().unwrap();
+        assert!(!t.0.is_zero(), "{good}");
+    }
+    assert_eq!(
+        "2m".parse::<fathom::cli::Seconds>().unwrap().0,
+        std::time::Duration::from_secs(120)
+    );
+}

@@ -13,12 +13,6 @@ pub fn run(args: IngestArgs) -> anyhow::Result<()> {
     if !args.dir.is_dir() {
         anyhow::bail!("`{}` is not a folder", args.dir.display());
     }
-    if !(args.commit_every >= 0.0 && args.commit_every.is_finite()) {
-        anyhow::bail!("--commit-every must be a number of seconds");
-    }
-    if !(args.watch_quiet > 0.0 && args.watch_quiet <= 3600.0) {
-        anyhow::bail!("--watch-quiet must be a number of seconds between 0 and 3600");
-    }
     let model = Arc::new(super::load_model(&args.model)?);
     let rt = super::runtime()?;
     let cancel = super::cancel_on_ctrl_c(&rt);
@@ -39,7 +33,7 @@ pub fn run(args: IngestArgs) -> anyhow::Result<()> {
         max_chunks_per_file: args.max_chunks_per_file,
         json_field: args.json_field.clone(),
         parse: args.parse.limits()?,
-        commit_every: std::time::Duration::from_secs_f64(args.commit_every),
+        commit_every: args.commit_every.0,
         ..FolderOptions::default()
     };
     rt.block_on(async {
@@ -52,7 +46,7 @@ pub fn run(args: IngestArgs) -> anyhow::Result<()> {
             print_summary(&summary, args.target.store.json);
             return Ok(());
         }
-        let quiet = std::time::Duration::from_secs_f64(args.watch_quiet);
+        let quiet = args.watch_quiet.0;
         let mut first = true;
         tracing::info!(dir = %args.dir.display(), "watching for changes (Ctrl-C stops)");
         // A store inside the folder must not wake the watch with its own commits.

@@ -2,7 +2,6 @@
 //! warms up the model on a blocking thread, then serves until Ctrl-C or SIGTERM.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::Context;
 use fathom_server::{AppState, ServerConfig};
@@ -28,16 +27,10 @@ impl ServiceArgs {
 }
 
 pub fn run(args: ServeArgs) -> anyhow::Result<()> {
-    if !(args.request_timeout > 0.0 && args.request_timeout.is_finite()) {
-        anyhow::bail!("--request-timeout must be a positive number of seconds");
-    }
     let base = args.service.config()?;
     let watched: Vec<_> = args.watch.iter().map(|w| w.root.clone()).collect();
     fathom_server::IngestRoot::check_all(&watched)
         .map_err(|e| anyhow::anyhow!(e.replace("--ingest-root", "--watch")))?;
-    if !(args.watch_quiet > 0.0 && args.watch_quiet <= 3600.0) {
-        anyhow::bail!("--watch-quiet must be a number of seconds between 0 and 3600");
-    }
     let config = ServerConfig {
         api_key: args.api_key.clone().filter(|k| !k.is_empty()),
         ingest_hidden: args.ingest_hidden,
@@ -50,14 +43,14 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         max_metadata_bytes: args.max_metadata_bytes,
         max_filters: args.max_filters,
         max_filter_bytes: args.max_filter_bytes,
-        shutdown_deadline: Duration::from_secs_f64(args.shutdown_deadline.max(0.0)),
-        read_timeout: Duration::from_secs_f64(args.read_timeout.max(0.001)),
+        shutdown_deadline: args.shutdown_deadline.0,
+        read_timeout: args.read_timeout.0,
         queue_capacity: args.queue_capacity.max(1),
         batch_tokens: args.batch_tokens.max(1),
-        request_timeout: Duration::from_secs_f64(args.request_timeout),
+        request_timeout: args.request_timeout.0,
         cors_origins: args.cors_origin.clone(),
         watches: args.watch.clone(),
-        watch_quiet: Duration::from_secs_f64(args.watch_quiet),
+        watch_quiet: args.watch_quiet.0,
         mcp_any_host: !is_loopback(&args.host),
         ..base
     };

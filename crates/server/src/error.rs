@@ -85,15 +85,24 @@ impl ApiError {
     }
 }
 
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let status = self.status();
-        let error = if let Self::Internal(detail) = &self {
+impl ApiError {
+    /// What a client (HTTP or MCP) is told: the error itself, except an internal one, which is
+    /// logged in full and answered with a generic text (its detail can name files, URIs or
+    /// library internals).
+    pub fn public_message(&self) -> String {
+        if let Self::Internal(detail) = self {
             tracing::error!(%detail, "internal error");
             "internal error (see the server log)".to_string()
         } else {
             self.to_string()
-        };
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        let error = self.public_message();
         let body = ErrorBody {
             error,
             kind: self.kind(),
@@ -220,5 +229,22 @@ where
                 _ => ApiError::BadRequest(rejection.body_text()),
             }),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn internal_details_never_reach_a_client() {
+        let secret = ApiError::Internal("lance: /srv/private/store/_versions/3.manifest".into());
+        let shown = secret.public_message();
+        assert!(!shown.contains("/srv/private"), "{shown}");
+        assert_eq!(shown, "internal error (see the server log)");
+        // The MCP tools answer with the same text as HTTP.
+        assert_eq!(crate::mcp::tool_error(secret), shown);
+        let bad = ApiError::BadRequest("`k` must be at least 1".into());
+        assert_eq!(bad.public_message(), bad.to_string());
     }
 }

@@ -196,9 +196,10 @@ pub struct FathomMcp {
     tool_router: ToolRouter<Self>,
 }
 
-/// What an agent sees of an error: the same message the HTTP API gives.
-fn tool_error(e: ApiError) -> String {
-    e.to_string()
+/// What an agent sees of an error: the same message the HTTP API gives (internal details are
+/// logged, not returned).
+pub(crate) fn tool_error(e: ApiError) -> String {
+    e.public_message()
 }
 
 #[tool_router(router = read_tools)]
