@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use fathom_ingest::{CancelFlag, Event, IngestError, Summary};
 use serde::Serialize;
@@ -138,7 +138,7 @@ impl JobHandle {
     }
 
     pub fn on_event(&self, event: Event) {
-        let mut s = self.job.status.lock().expect("job lock");
+        let mut s = self.job.status.lock().unwrap_or_else(PoisonError::into_inner);
         match event {
             Event::Planned { to_read, .. } => s.files_to_read = to_read,
             Event::Read { .. } => s.files_read += 1,
@@ -151,7 +151,7 @@ impl JobHandle {
     }
 
     pub fn finish(&self, outcome: Result<Summary, IngestError>) {
-        let mut s = self.job.status.lock().expect("job lock");
+        let mut s = self.job.status.lock().unwrap_or_else(PoisonError::into_inner);
         match outcome {
             Err(IngestError::Incomplete { reason, summary }) => {
                 s.state = JobState::Failed;
@@ -224,7 +224,7 @@ impl Jobs {
             ended: tokio::sync::watch::Sender::new(false),
         });
         {
-            let mut jobs = self.jobs.lock().expect("jobs lock");
+            let mut jobs = self.jobs.lock().unwrap_or_else(PoisonError::into_inner);
             forget_old_finished(&mut jobs);
             jobs.insert(id, job.clone());
         }
@@ -238,7 +238,7 @@ impl Jobs {
                 return;
             };
             {
-                let mut s = job.status.lock().expect("job lock");
+                let mut s = job.status.lock().unwrap_or_else(PoisonError::into_inner);
                 if job.cancel.load(Ordering::Relaxed) {
                     s.state = JobState::Cancelled;
                     return;
@@ -246,7 +246,7 @@ impl Jobs {
                 s.state = JobState::Running;
             }
             if let Err(e) = tokio::spawn(work).await {
-                let mut s = job.status.lock().expect("job lock");
+                let mut s = job.status.lock().unwrap_or_else(PoisonError::into_inner);
                 if s.state == JobState::Running {
                     s.state = JobState::Failed;
                     s.error = Some(if e.is_panic() {
@@ -257,47 +257,50 @@ impl Jobs {
                 }
             }
         });
-        let mut running = self.running.lock().expect("jobs lock");
+        let mut running = self.running.lock().unwrap_or_else(PoisonError::into_inner);
         running.retain(|h| !h.is_finished());
         running.push(task);
         Ok(status)
     }
 
     pub fn status(&self, id: &str) -> Option<JobStatus> {
-        let jobs = self.jobs.lock().expect("jobs lock");
+        let jobs = self.jobs.lock().unwrap_or_else(PoisonError::into_inner);
         jobs.get(id)
-            .map(|j| j.status.lock().expect("job lock").clone())
+            .map(|j| j.status.lock().unwrap_or_else(PoisonError::into_inner).clone())
     }
 
     /// Every job kept, newest first.
     pub fn list(&self) -> Vec<JobStatus> {
-        let jobs = self.jobs.lock().expect("jobs lock");
+        let jobs = self.jobs.lock().unwrap_or_else(PoisonError::into_inner);
         let mut all: Vec<(u64, JobStatus)> = jobs
             .iter()
-            .map(|(id, j)| (job_number(id), j.status.lock().expect("job lock").clone()))
+            .map(|(id, j)| (job_number(id), j.status.lock().unwrap_or_else(PoisonError::into_inner).clone()))
             .collect();
         all.sort_by_key(|(n, _)| std::cmp::Reverse(*n));
         all.into_iter().map(|(_, s)| s).collect()
     }
 
-    /// Asks one job to stop at the next source boundary; `false` when there is no such job.
-    pub fn cancel(&self, id: &str) -> bool {
-        let jobs = self.jobs.lock().expect("jobs lock");
-        match jobs.get(id) {
-            Some(j) => {
-                j.cancel.store(true, Ordering::Relaxed);
-                true
-            }
-            None => false,
-        }
+    /// Asks one job to stop at the next source boundary; its status as it was asked, `None`
+    /// when there is no such job. Found and read under one lock, so a job forgotten meanwhile
+    /// (finished jobs are dropped as new ones start) cannot turn a found job into a missing one.
+    pub fn cancel(&self, id: &str) -> Option<JobStatus> {
+        let jobs = self.jobs.lock().unwrap_or_else(PoisonError::into_inner);
+        let job = jobs.get(id)?;
+        job.cancel.store(true, Ordering::Relaxed);
+        let status = job
+            .status
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        Some(status)
     }
 
     /// Waits until job `id` has ended; its final status (`None` for no such job).
     pub async fn wait(&self, id: &str) -> Option<JobStatus> {
-        let job = self.jobs.lock().expect("jobs lock").get(id).cloned()?;
+        let job = self.jobs.lock().unwrap_or_else(PoisonError::into_inner).get(id).cloned()?;
         let mut ended = job.ended.subscribe();
         let _ = ended.wait_for(|e| *e).await;
-        let status = job.status.lock().expect("job lock").clone();
+        let status = job.status.lock().unwrap_or_else(PoisonError::into_inner).clone();
         Some(status)
     }
 
@@ -309,7 +312,7 @@ impl Jobs {
     /// Asks every job to stop at the next source boundary.
     pub fn cancel_all(&self) {
         self.stopping.store(true, Ordering::Relaxed);
-        for j in self.jobs.lock().expect("jobs lock").values() {
+        for j in self.jobs.lock().unwrap_or_else(PoisonError::into_inner).values() {
             j.cancel.store(true, Ordering::Relaxed);
         }
     }
@@ -317,7 +320,7 @@ impl Jobs {
     /// Waits until every job has stopped.
     pub async fn wait_all(&self) {
         let handles: Vec<JoinHandle<()>> =
-            std::mem::take(&mut *self.running.lock().expect("jobs lock"));
+            std::mem::take(&mut *self.running.lock().unwrap_or_else(PoisonError::into_inner));
         for h in handles {
             let _ = h.await;
         }
@@ -341,7 +344,7 @@ fn finished(state: JobState) -> bool {
 fn forget_old_finished(jobs: &mut HashMap<String, Arc<Job>>) {
     let mut done: Vec<u64> = jobs
         .iter()
-        .filter(|(_, j)| finished(j.status.lock().expect("job lock").state))
+        .filter(|(_, j)| finished(j.status.lock().unwrap_or_else(PoisonError::into_inner).state))
         .map(|(id, _)| job_number(id))
         .collect();
     if done.len() < FINISHED_KEPT {

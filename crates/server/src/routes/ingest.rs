@@ -206,10 +206,9 @@ pub async fn cancel(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<(StatusCode, Json<JobStatus>), ApiError> {
-    if !state.jobs.cancel(&id) {
+    let Some(status) = state.jobs.cancel(&id) else {
         return Err(ApiError::NotFound(format!("no job `{id}`")));
-    }
-    let status = state.jobs.status(&id).expect("the job was just found");
+    };
     Ok((StatusCode::ACCEPTED, Json(status)))
 }
 
