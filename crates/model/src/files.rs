@@ -147,7 +147,10 @@ impl ModelFiles {
                         // No hub (offline machine, firewall): a model already in the cache
                         // still loads, as with huggingface_hub.
                         Err(e) if cache.get("config.json").is_some() => {
-                            tracing::warn!(repo = %repo_name, error = %e, "the hub is not reachable; using the cached copy");
+                            // One short line: the transport's error (a DNS failure with
+                            // its whole chain) only with -vv.
+                            tracing::debug!(repo = %repo_name, error = %e, "hub request failed");
+                            tracing::warn!("the Hugging Face hub is not reachable: using the cached {repo_name} (HF_HUB_OFFLINE=1 skips the check)");
                             Backend::Offline { cache, repo_name }
                         }
                         Err(e) => {
