@@ -76,13 +76,9 @@ pub struct StoreAccessArgs {
 
 impl StoreAccessArgs {
     pub fn options(&self) -> anyhow::Result<fathom_store::StoreOptions> {
-        let read_consistency = match self.read_consistency {
-            None => None,
-            Some(s) => Some(s.0),
-        };
         Ok(fathom_store::StoreOptions {
             storage: self.store_options.iter().cloned().collect(),
-            read_consistency,
+            read_consistency: self.read_consistency.map(|s| s.0),
         })
     }
 }
@@ -223,8 +219,8 @@ pub struct IngestArgs {
 /// and of OCR.
 #[derive(Debug, Clone, Args)]
 pub struct ParseArgs {
-    /// Seconds one document (PDF, Word, mailbox…) may take to parse, OCR included; a slower one
-    /// is skipped and reported.
+    /// Seconds one document (PDF, Word, mailbox…) may take to parse, and each scanned page or
+    /// image its OCR; a slower one is skipped and reported.
     #[arg(long, env = "FATHOM_PARSE_TIMEOUT", default_value = "60", value_parser = positive_seconds)]
     pub parse_timeout: Seconds,
 

@@ -558,18 +558,42 @@ fn bad_flag_values_are_usage_errors_naming_the_flag() {
     let cases: &[(&[&str], &str)] = &[
         (&["serve", "--read-timeout", "inf"], "--read-timeout"),
         (&["serve", "--read-timeout", "0"], "--read-timeout"),
-        (&["serve", "--shutdown-deadline", "NaN"], "--shutdown-deadline"),
-        (&["serve", "--request-timeout", "1e300"], "--request-timeout"),
+        (
+            &["serve", "--shutdown-deadline", "NaN"],
+            "--shutdown-deadline",
+        ),
+        (
+            &["serve", "--request-timeout", "1e300"],
+            "--request-timeout",
+        ),
         (&["serve", "--watch-quiet", "2h"], "--watch-quiet"),
-        (&["ingest", folder, "--commit-every", "-1"], "--commit-every"),
-        (&["ingest", folder, "--parse-timeout", "inf"], "--parse-timeout"),
-        (&["ingest", folder, "--parse-timeout", "forever"], "--parse-timeout"),
+        (
+            &["ingest", folder, "--commit-every", "-1"],
+            "--commit-every",
+        ),
+        (
+            &["ingest", folder, "--parse-timeout", "inf"],
+            "--parse-timeout",
+        ),
+        (
+            &["ingest", folder, "--parse-timeout", "forever"],
+            "--parse-timeout",
+        ),
         (&["ingest", folder, "--chunk-tokens", "0"], "--chunk-tokens"),
-        (&["ingest", folder, "--chunk-tokens", "64", "--overlap", "64"], "--overlap"),
-        (&["ingest", folder, "--max-chunks-per-file", "0"], "--max-chunks-per-file"),
+        (
+            &["ingest", folder, "--chunk-tokens", "64", "--overlap", "64"],
+            "--overlap",
+        ),
+        (
+            &["ingest", folder, "--max-chunks-per-file", "0"],
+            "--max-chunks-per-file",
+        ),
         (&["ingest", folder, "--ocr", "sometimes"], "--ocr"),
         (&["search", "x", "-k", "0"], "-k"),
-        (&["search", "x", "--read-consistency", "inf"], "--read-consistency"),
+        (
+            &["search", "x", "--read-consistency", "inf"],
+            "--read-consistency",
+        ),
         (&["embed", "x", "--dimensions", "0"], "--dimensions"),
     ];
     for (args, flag) in cases {

@@ -74,7 +74,11 @@ pub(crate) fn catch_panic<T>(what: &str, f: impl FnOnce() -> T) -> Result<T, Str
 }
 
 /// Parses `bytes` as `kind` in this process, a panic caught as a failed file.
-pub(crate) fn parse_in_process(kind: Kind, bytes: &[u8], budget: &Budget) -> Result<Document, String> {
+pub(crate) fn parse_in_process(
+    kind: Kind,
+    bytes: &[u8],
+    budget: &Budget,
+) -> Result<Document, String> {
     catch_panic(&format!("{} reader", kind.name()), || {
         formats::read(kind, bytes, budget)
     })?
@@ -123,7 +127,10 @@ fn text_over(limits: &ParseLimits) -> String {
 /// The body of the parser child: the format's name as the last argument, the file on stdin, its
 /// [`Document`] as JSON on stdout; exit 0, or 2 with the reason on stderr.
 pub fn parse_helper_main() -> ExitCode {
-    let Some(kind) = std::env::args().last().and_then(|k| Kind::from_name(&k)) else {
+    let Some(kind) = std::env::args()
+        .next_back()
+        .and_then(|k| Kind::from_name(&k))
+    else {
         eprintln!("the parser child needs a format name as its last argument");
         return ExitCode::from(2);
     };
@@ -172,9 +179,7 @@ pub(crate) fn run_child(
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .map_err(|e| {
-            format!("could not start the {what} `{}`: {e}", program.display())
-        })?;
+        .map_err(|e| format!("could not start the {what} `{}`: {e}", program.display()))?;
     let pid = child.id();
     let mut stdin = child.stdin.take().expect("piped stdin");
     let input = bytes.to_vec();

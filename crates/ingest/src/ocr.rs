@@ -32,7 +32,9 @@ impl std::str::FromStr for OcrMode {
             "auto" => Ok(Self::Auto),
             "always" => Ok(Self::Always),
             "never" => Ok(Self::Never),
-            _ => Err(format!("unknown OCR mode `{s}` (use auto, always or never)")),
+            _ => Err(format!(
+                "unknown OCR mode `{s}` (use auto, always or never)"
+            )),
         }
     }
 }
@@ -134,7 +136,13 @@ pub fn pdf_page_text(pdf: &Path, page: u32, limits: &ParseLimits) -> Result<Stri
         max_text_bytes: 256 << 20,
         ..limits.clone()
     };
-    let png = run_child(program, &args, &[], &image_limits, "PDF page renderer (pdftoppm)")?;
+    let png = run_child(
+        program,
+        &args,
+        &[],
+        &image_limits,
+        "PDF page renderer (pdftoppm)",
+    )?;
     image_text(&png, limits)
 }
 

@@ -6,7 +6,6 @@
 //! files are recognized and skipped; invalid UTF-8 is decoded lossily and reported.
 
 use std::path::Path;
-use std::time::Instant;
 
 use crate::extract::{parse_document, ParseLimits};
 use crate::formats::{Document, Kind, Section};
@@ -155,13 +154,12 @@ pub fn read(
 }
 
 fn read_document(kind: Kind, bytes: &[u8], limits: &ParseLimits) -> ReadOutcome {
-    let started = Instant::now();
     let mut doc = match parse_document(kind, bytes, limits) {
         Ok(doc) => doc,
         Err(e) => return ReadOutcome::Failed(e),
     };
     if kind == Kind::Pdf {
-        if let Err(e) = ocr_scanned_pages(&mut doc, bytes, limits, started) {
+        if let Err(e) = ocr_scanned_pages(&mut doc, bytes, limits) {
             return ReadOutcome::Failed(e);
         }
     }
@@ -184,14 +182,9 @@ fn read_document(kind: Kind, bytes: &[u8], limits: &ParseLimits) -> ReadOutcome 
 /// A page with fewer visible characters than this has no usable text layer.
 const SCANNED_PAGE_CHARS: usize = 16;
 
-/// Runs OCR on the pages of a PDF that have no text layer, within what is left of the file's
-/// time budget. With OCR off, the pages stay empty.
-fn ocr_scanned_pages(
-    doc: &mut Document,
-    pdf: &[u8],
-    limits: &ParseLimits,
-    started: Instant,
-) -> Result<(), String> {
+/// Runs OCR on the pages of a PDF that have no text layer, each page within the parse budget.
+/// With OCR off, the pages stay empty.
+fn ocr_scanned_pages(doc: &mut Document, pdf: &[u8], limits: &ParseLimits) -> Result<(), String> {
     let scanned: Vec<usize> = doc
         .sections
         .iter()
@@ -204,21 +197,13 @@ fn ocr_scanned_pages(
     }
     let file = TempFile::with_bytes(pdf).map_err(|e| format!("OCR: a scratch file: {e}"))?;
     for i in scanned {
-        let Some(left) = limits.timeout.checked_sub(started.elapsed()) else {
-            return Err(format!(
-                "over the parse budget: OCR still running after {} s",
-                limits.timeout.as_secs_f64()
-            ));
-        };
-        let page_limits = ParseLimits {
-            timeout: left,
-            ..limits.clone()
-        };
         let page = match &doc.sections[i].location {
             Some(crate::formats::Location::Page { page }) => *page,
             _ => i as u32 + 1,
         };
-        let text = ocr::pdf_page_text(file.path(), page, &page_limits)
+        // Each page within the budget of one parse: a long scan takes as long as its pages,
+        // and no single page (a poster at 300 dpi, a hostile image) takes longer.
+        let text = ocr::pdf_page_text(file.path(), page, limits)
             .map_err(|e| format!("OCR of page {page}: {e}"))?;
         doc.sections[i].text = text;
     }
@@ -291,7 +276,10 @@ mod tests {
         assert_eq!(Format::of(Path::new("a/B.MD")), Format::Markdown);
         assert_eq!(Format::of(Path::new("x.rs")), Format::Text);
         assert_eq!(Format::of(Path::new("x.jsonl")), Format::JsonLines);
-        assert_eq!(Format::of(Path::new("r.DOCX")), Format::Document(Kind::Docx));
+        assert_eq!(
+            Format::of(Path::new("r.DOCX")),
+            Format::Document(Kind::Docx)
+        );
         assert_eq!(Format::of(Path::new("s.pdf")), Format::Document(Kind::Pdf));
         assert_eq!(Format::of(Path::new("scan.jpeg")), Format::Image);
     }

@@ -138,7 +138,11 @@ impl JobHandle {
     }
 
     pub fn on_event(&self, event: Event) {
-        let mut s = self.job.status.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut s = self
+            .job
+            .status
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         match event {
             Event::Planned { to_read, .. } => s.files_to_read = to_read,
             Event::Read { .. } => s.files_read += 1,
@@ -151,7 +155,11 @@ impl JobHandle {
     }
 
     pub fn finish(&self, outcome: Result<Summary, IngestError>) {
-        let mut s = self.job.status.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut s = self
+            .job
+            .status
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         match outcome {
             Err(IngestError::Incomplete { reason, summary }) => {
                 s.state = JobState::Failed;
@@ -265,8 +273,12 @@ impl Jobs {
 
     pub fn status(&self, id: &str) -> Option<JobStatus> {
         let jobs = self.jobs.lock().unwrap_or_else(PoisonError::into_inner);
-        jobs.get(id)
-            .map(|j| j.status.lock().unwrap_or_else(PoisonError::into_inner).clone())
+        jobs.get(id).map(|j| {
+            j.status
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .clone()
+        })
     }
 
     /// Every job kept, newest first.
@@ -274,7 +286,15 @@ impl Jobs {
         let jobs = self.jobs.lock().unwrap_or_else(PoisonError::into_inner);
         let mut all: Vec<(u64, JobStatus)> = jobs
             .iter()
-            .map(|(id, j)| (job_number(id), j.status.lock().unwrap_or_else(PoisonError::into_inner).clone()))
+            .map(|(id, j)| {
+                (
+                    job_number(id),
+                    j.status
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .clone(),
+                )
+            })
             .collect();
         all.sort_by_key(|(n, _)| std::cmp::Reverse(*n));
         all.into_iter().map(|(_, s)| s).collect()
@@ -297,10 +317,19 @@ impl Jobs {
 
     /// Waits until job `id` has ended; its final status (`None` for no such job).
     pub async fn wait(&self, id: &str) -> Option<JobStatus> {
-        let job = self.jobs.lock().unwrap_or_else(PoisonError::into_inner).get(id).cloned()?;
+        let job = self
+            .jobs
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(id)
+            .cloned()?;
         let mut ended = job.ended.subscribe();
         let _ = ended.wait_for(|e| *e).await;
-        let status = job.status.lock().unwrap_or_else(PoisonError::into_inner).clone();
+        let status = job
+            .status
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
         Some(status)
     }
 
@@ -312,7 +341,12 @@ impl Jobs {
     /// Asks every job to stop at the next source boundary.
     pub fn cancel_all(&self) {
         self.stopping.store(true, Ordering::Relaxed);
-        for j in self.jobs.lock().unwrap_or_else(PoisonError::into_inner).values() {
+        for j in self
+            .jobs
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .values()
+        {
             j.cancel.store(true, Ordering::Relaxed);
         }
     }
@@ -344,7 +378,14 @@ fn finished(state: JobState) -> bool {
 fn forget_old_finished(jobs: &mut HashMap<String, Arc<Job>>) {
     let mut done: Vec<u64> = jobs
         .iter()
-        .filter(|(_, j)| finished(j.status.lock().unwrap_or_else(PoisonError::into_inner).state))
+        .filter(|(_, j)| {
+            finished(
+                j.status
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .state,
+            )
+        })
         .map(|(id, _)| job_number(id))
         .collect();
     if done.len() < FINISHED_KEPT {

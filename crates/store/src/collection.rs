@@ -408,14 +408,15 @@ impl Collection {
             arrow_schema::DataType::Utf8,
             true,
         )]);
-        match ds
-            .add_columns(
-                lance::dataset::NewColumnTransform::AllNulls(Arc::new(column)),
-                None,
-                None,
-            )
-            .await
-        {
+        // Boxed: lance's schema-evolution future nests deep enough that every caller's future
+        // would pass rustc's layout depth limit.
+        let added = Box::pin(ds.add_columns(
+            lance::dataset::NewColumnTransform::AllNulls(Arc::new(column)),
+            None,
+            None,
+        ))
+        .await;
+        match added {
             Ok(()) => Ok(self.install(ds).await),
             // Another writer added it first.
             Err(_) => {
@@ -429,7 +430,8 @@ impl Collection {
                 } else {
                     Err(StoreError::Schema {
                         column: schema::LOCATION.to_string(),
-                        expected: "a nullable string column (adding it to an older collection failed)",
+                        expected:
+                            "a nullable string column (adding it to an older collection failed)",
                     })
                 }
             }

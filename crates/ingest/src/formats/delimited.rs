@@ -90,7 +90,7 @@ mod tests {
         let doc = read(csv.as_bytes(), b',', &Budget::default()).unwrap();
         let mut next = 2;
         for s in &doc.sections {
-            assert!(s.text.len() <= 1500);
+            assert!(s.text.len() <= super::super::sheets::BLOCK_BYTES);
             assert_eq!(
                 s.location,
                 Some(Location::Sheet {

@@ -536,7 +536,9 @@ mod tests {
             max_depth: 64,
             max_sections: 10_000,
         };
-        for kind in Kind::ALL {
+        // PDF is fuzzed where its reader runs, with panics caught (`read.rs`): pdf-extract
+        // panics on some malformed files, and the child process turns that into a failed file.
+        for kind in Kind::ALL.into_iter().filter(|k| *k != Kind::Pdf) {
             let seeds = fixtures_for(kind);
             for i in 0..200 {
                 let seed = &seeds[i % seeds.len()];
@@ -596,6 +598,7 @@ mod tests {
 
     fn fixtures_for(kind: Kind) -> Vec<Vec<u8>> {
         let mut v = match kind {
+            Kind::Pdf => vec![fathom_testkit::pdf::with_pages(&["one", "two"])],
             Kind::Docx => vec![docx::tests::sample_docx()],
             Kind::Pptx => vec![pptx::tests::sample_pptx()],
             Kind::Xlsx => vec![sheets::tests::sample_xlsx()],

@@ -19,7 +19,11 @@ use super::container::{attr, local, walk_xml, Container, Xml};
 use super::{Budget, Builder, Location, ReadResult};
 
 /// About how many bytes of row text go in one section.
-pub const BLOCK_BYTES: usize = 1500;
+///
+/// 600 bytes of rows are about 150–250 tokens: one chunk for a 256-token model, so a hit's row
+/// (the block's first) is the row its chunk starts at. Larger blocks were cut into several
+/// chunks that all said the block's first row.
+pub const BLOCK_BYTES: usize = 600;
 
 /// Cells beyond this column are read without a header name (and repeats are not expanded).
 const MAX_COLUMNS: usize = 16_384;
