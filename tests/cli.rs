@@ -204,9 +204,9 @@ fn bad_inputs_get_clear_errors() {
     ));
     assert!(err.contains("stdin line 2 is not valid UTF-8"), "{err}");
 
-    let err = failure(&run(fathom().args(["embed", "--dimensions", "0", "x"])));
+    let err = failure(&run(fathom().args(["embed", "--dimensions", "1000", "x"])));
     assert!(
-        err.contains("dimensions must be between 1 and 384, got 0"),
+        err.contains("dimensions must be between 1 and 384, got 1000"),
         "{err}"
     );
 

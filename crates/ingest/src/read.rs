@@ -1,7 +1,7 @@
-//! Turning a file's bytes into text: plain text, Markdown and source code as they are, HTML to
-//! text, JSON/JSONL through a named text field, and every document format of
-//! [`crate::formats`] (PDF, Word, PowerPoint, spreadsheets, OpenDocument, EPUB, RTF, mail,
-//! notebooks, CSV) as located sections, in a child process within a [`ParseLimits`] budget.
+//! Turning a file's bytes into text: plain text, Markdown and source code as they are,
+//! JSON/JSONL through a named text field, and every document format of [`crate::formats`] (PDF,
+//! HTML, Word, PowerPoint, spreadsheets, OpenDocument, EPUB, RTF, mail, notebooks, CSV) as
+//! located sections, in a child process within a [`ParseLimits`] budget.
 //! Images, and PDF pages without a text layer, go through OCR ([`crate::ocr`]). Other binary
 //! files are recognized and skipped; invalid UTF-8 is decoded lossily and reported.
 
@@ -16,7 +16,6 @@ use crate::ocr;
 pub enum Format {
     Text,
     Markdown,
-    Html,
     Json,
     JsonLines,
     /// A structured document, parsed by its reader in [`crate::formats`].
@@ -37,7 +36,6 @@ impl Format {
         }
         match ext.as_str() {
             "md" | "markdown" | "mdx" => Self::Markdown,
-            "html" | "htm" | "xhtml" => Self::Html,
             "json" => Self::Json,
             "jsonl" | "ndjson" => Self::JsonLines,
             "png" | "jpg" | "jpeg" | "tif" | "tiff" | "bmp" | "gif" | "webp" | "pnm" | "pbm"
@@ -51,7 +49,6 @@ impl Format {
         match self {
             Self::Text => "text",
             Self::Markdown => "markdown",
-            Self::Html => "html",
             Self::Json => "json",
             Self::JsonLines => "jsonl",
             Self::Document(kind) => kind.name(),
@@ -107,10 +104,6 @@ pub fn read(
         Err(_) => (String::from_utf8_lossy(bytes).into_owned(), true),
     };
     match format {
-        Format::Html => match html2text::from_read(text.as_bytes(), 100) {
-            Ok(t) => ReadOutcome::Text { text: t, lossy },
-            Err(e) => ReadOutcome::Failed(format!("not readable HTML: {e}")),
-        },
         Format::Json | Format::JsonLines => {
             let Some(field) = json_field else {
                 return ReadOutcome::NoText(JSON_NO_FIELD.into());
@@ -297,11 +290,12 @@ mod tests {
                 lossy: true
             }
         );
-        let ReadOutcome::Text { text, .. } =
+        let ReadOutcome::Located(doc) =
             read(Path::new("a.html"), b"<html><body><h1>Title</h1><p>Hello <b>world</b></p><script>x()</script></body></html>", None)
         else {
             panic!("html is text")
         };
+        let text = doc.joined();
         assert!(
             text.contains("Title") && text.contains("Hello") && !text.contains("<p>"),
             "{text}"

@@ -12,6 +12,7 @@ pub(crate) mod container;
 pub mod delimited;
 pub mod docx;
 pub mod epub;
+pub mod html;
 pub mod mail;
 pub mod notebook;
 pub mod odf;
@@ -96,6 +97,7 @@ pub type ReadResult = Result<Document, String>;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Kind {
     Pdf,
+    Html,
     Docx,
     Pptx,
     Xlsx,
@@ -114,8 +116,9 @@ pub enum Kind {
 
 impl Kind {
     /// Every kind, in declaration order.
-    pub const ALL: [Kind; 15] = [
+    pub const ALL: [Kind; 16] = [
         Kind::Pdf,
+        Kind::Html,
         Kind::Docx,
         Kind::Pptx,
         Kind::Xlsx,
@@ -137,6 +140,7 @@ impl Kind {
         let ext = ext.strip_prefix('.').unwrap_or(ext).to_ascii_lowercase();
         Some(match ext.as_str() {
             "pdf" => Kind::Pdf,
+            "html" | "htm" | "xhtml" => Kind::Html,
             "docx" | "docm" => Kind::Docx,
             "pptx" | "pptm" => Kind::Pptx,
             "xlsx" | "xlsm" => Kind::Xlsx,
@@ -159,6 +163,7 @@ impl Kind {
     pub fn name(self) -> &'static str {
         match self {
             Kind::Pdf => "pdf",
+            Kind::Html => "html",
             Kind::Docx => "docx",
             Kind::Pptx => "pptx",
             Kind::Xlsx => "xlsx",
@@ -186,6 +191,7 @@ impl Kind {
 pub fn read(kind: Kind, bytes: &[u8], budget: &Budget) -> ReadResult {
     match kind {
         Kind::Pdf => pdf::read(bytes, budget),
+        Kind::Html => html::read(bytes, budget),
         Kind::Docx => docx::read(bytes, budget),
         Kind::Pptx => pptx::read(bytes, budget),
         Kind::Xlsx => sheets::read_xlsx(bytes, budget),
@@ -599,6 +605,9 @@ mod tests {
     fn fixtures_for(kind: Kind) -> Vec<Vec<u8>> {
         let mut v = match kind {
             Kind::Pdf => vec![fathom_testkit::pdf::with_pages(&["one", "two"])],
+            Kind::Html => {
+                vec![b"<html><body><p>a <b>b</b></p><ul><li>c</li></ul></body></html>".to_vec()]
+            }
             Kind::Docx => vec![docx::tests::sample_docx()],
             Kind::Pptx => vec![pptx::tests::sample_pptx()],
             Kind::Xlsx => vec![sheets::tests::sample_xlsx()],
