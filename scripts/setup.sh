@@ -59,6 +59,6 @@ fi
 target="${CARGO_TARGET_DIR:-$root/target}"
 if [ ! -x "$target/release/fathom" ]; then
   echo "setup: done. The first build compiles about 800 crates (lance and datafusion, the embedded" >&2
-  echo "setup: store's engine, are most of it): about 45 minutes on 2 cores, 15 on 8. Later builds" >&2
-  echo "setup: take seconds to a couple of minutes." >&2
+  echo "setup: store's engine, are most of it): about 40 minutes on 2 cores. Later builds take" >&2
+  echo "setup: seconds to a couple of minutes." >&2
 fi

@@ -330,23 +330,7 @@ fn hostile_documents_fail_alone_within_the_budget() {
         summary["added"], 1,
         "the good file is ingested: {summary:#}"
     );
-    let errors: Vec<(String, String)> = summary["errors"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| {
-            (
-                e["source"]
-                    .as_str()
-                    .unwrap()
-                    .rsplit('/')
-                    .next()
-                    .unwrap()
-                    .to_string(),
-                e["error"].as_str().unwrap().to_string(),
-            )
-        })
-        .collect();
+    let errors = common::errors_by_file(&summary);
     let error_of = |file: &str| {
         errors
             .iter()

@@ -86,23 +86,7 @@ fn hostile_pdfs_are_reported_within_their_budget_and_never_stop_the_ingest() {
         started.elapsed()
     );
     assert_eq!(summary["added"], 2, "{summary}");
-    let errors: Vec<(String, String)> = summary["errors"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| {
-            (
-                e["source"]
-                    .as_str()
-                    .unwrap()
-                    .rsplit('/')
-                    .next()
-                    .unwrap()
-                    .to_string(),
-                e["error"].as_str().unwrap().to_string(),
-            )
-        })
-        .collect();
+    let errors = common::errors_by_file(&summary);
     let reason = |name: &str| {
         errors
             .iter()

@@ -156,3 +156,19 @@ pub async fn get(server: &Server, path: &str) -> (u16, Value) {
     let status = r.status().as_u16();
     (status, r.json().await.unwrap())
 }
+
+/// An ingest summary's errors as (file name, message) pairs.
+pub fn errors_by_file(summary: &Value) -> Vec<(String, String)> {
+    summary["errors"]
+        .as_array()
+        .expect("errors is a list")
+        .iter()
+        .map(|e| {
+            let source = e["source"].as_str().expect("a source");
+            (
+                source.rsplit('/').next().unwrap_or(source).to_string(),
+                e["error"].as_str().expect("an error").to_string(),
+            )
+        })
+        .collect()
+}

@@ -279,11 +279,7 @@ pub(crate) mod tests {
     #[test]
     fn reads_spine_in_order() {
         let doc = read(&sample_epub(), &Budget::default()).unwrap();
-        let got: Vec<_> = doc
-            .sections
-            .iter()
-            .map(|s| (s.location.clone().unwrap(), s.text.as_str()))
-            .collect();
+        let got = super::super::testutil::located(&doc);
         assert_eq!(
             got,
             vec![

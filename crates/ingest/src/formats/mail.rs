@@ -273,11 +273,7 @@ JVBERi0xLjQKJcfsj6IKNSAwIG9iago=\r\n\
     #[test]
     fn reads_mbox() {
         let doc = read_mbox(sample_mbox().as_bytes(), &Budget::default()).unwrap();
-        let got: Vec<_> = doc
-            .sections
-            .iter()
-            .map(|s| (s.location.clone().unwrap(), s.text.as_str()))
-            .collect();
+        let got = super::super::testutil::located(&doc);
         assert_eq!(
             got,
             vec![

@@ -387,6 +387,21 @@ pub(crate) fn tidy(text: String) -> String {
 /// Tiny deterministic PRNG and mutators for the fuzz-ish tests.
 #[cfg(test)]
 pub(crate) mod testutil {
+    use super::{Document, Location};
+
+    /// Each section's location (which every section of these documents has) and text.
+    pub fn located(doc: &Document) -> Vec<(Location, &str)> {
+        doc.sections
+            .iter()
+            .map(|s| {
+                (
+                    s.location.clone().expect("a located section"),
+                    s.text.as_str(),
+                )
+            })
+            .collect()
+    }
+
     #[derive(Debug)]
     pub struct XorShift(pub u64);
 

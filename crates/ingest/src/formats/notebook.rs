@@ -104,11 +104,7 @@ pub(crate) mod tests {
     #[test]
     fn reads_cells() {
         let doc = read(SAMPLE.as_bytes(), &Budget::default()).unwrap();
-        let got: Vec<_> = doc
-            .sections
-            .iter()
-            .map(|s| (s.location.clone().unwrap(), s.text.as_str()))
-            .collect();
+        let got = super::super::testutil::located(&doc);
         assert_eq!(
             got,
             vec![

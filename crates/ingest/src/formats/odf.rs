@@ -316,11 +316,7 @@ pub(crate) mod tests {
     #[test]
     fn reads_odp() {
         let doc = read_odp(&sample_odp(), &Budget::default()).unwrap();
-        let got: Vec<_> = doc
-            .sections
-            .iter()
-            .map(|s| (s.location.clone().unwrap(), s.text.as_str()))
-            .collect();
+        let got = super::super::testutil::located(&doc);
         assert_eq!(
             got,
             vec![
