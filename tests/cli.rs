@@ -567,10 +567,7 @@ fn bad_flag_values_are_usage_errors_naming_the_flag() {
             "--request-timeout",
         ),
         (&["serve", "--watch-quiet", "2h"], "--watch-quiet"),
-        (
-            &["ingest", folder, "--commit-every", "-1"],
-            "--commit-every",
-        ),
+        (&["ingest", folder, "--commit-every=-1"], "--commit-every"),
         (
             &["ingest", folder, "--parse-timeout", "inf"],
             "--parse-timeout",
