@@ -74,7 +74,8 @@ async fn reingest_touches_only_what_changed() {
         "space.html",
         "<html><body><h1>Mars</h1><p>Mars is the fourth planet from the Sun.</p></body></html>",
     );
-    write(root, "image.png", b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR binary");
+    // Binary data of no known format: skipped and counted (an image would go to OCR).
+    write(root, "archive.bin", b"\x89PK\x03\x04\0\0\0\rIHDR binary");
     write(root, "broken.pdf", b"%PDF-1.7 this is not a real pdf");
     write(root, "long-line.txt", "tokens ".repeat(20_000));
     let c = Store::new(data.path().to_str().unwrap())
