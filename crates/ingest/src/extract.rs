@@ -101,7 +101,7 @@ pub fn parse_document(kind: Kind, bytes: &[u8], limits: &ParseLimits) -> Result<
                 max_text_bytes: limits.max_text_bytes.saturating_mul(2),
                 ..limits.clone()
             };
-            let out = run_child(program, &args, bytes, &json_limits, kind.name())?;
+            let out = run_child(program, &args, &[], bytes, &json_limits, kind.name())?;
             serde_json::from_slice(&out)
                 .map_err(|e| format!("the {} reader's output was unreadable: {e}", kind.name()))?
         }
@@ -164,17 +164,20 @@ fn resident_bytes(pid: u32) -> Option<u64> {
     Some(kb * 1024)
 }
 
-/// Runs `program args…` with `bytes` on its stdin, within `limits` (time, resident memory,
-/// output), and returns its stdout; `what` names it in errors ("pdf reader", "tesseract").
+/// Runs `program args…` (with `env` added to its environment) with `bytes` on its stdin, within
+/// `limits` (time, resident memory, output), and returns its stdout; `what` names it in errors
+/// ("pdf reader", "tesseract").
 pub(crate) fn run_child(
     program: &Path,
     args: &[String],
+    env: &[(&str, &str)],
     bytes: &[u8],
     limits: &ParseLimits,
     what: &str,
 ) -> Result<Vec<u8>, String> {
     let mut child = Command::new(program)
         .args(args)
+        .envs(env.iter().copied())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

@@ -104,7 +104,16 @@ pub fn image_text(bytes: &[u8], limits: &ParseLimits) -> Result<String, String> 
     let args: Vec<String> = ["stdin", "stdout", "-l", "eng", "--psm", "3", "quiet"]
         .map(String::from)
         .to_vec();
-    let out = run_child(program, &args, bytes, limits, "OCR (tesseract)")?;
+    // One thread: Tesseract's OpenMP threads spin against each other and the ingest's own
+    // (9.1 s for a 1271×1644 page with them on 2 cores, 1.2 s without).
+    let out = run_child(
+        program,
+        &args,
+        &[("OMP_THREAD_LIMIT", "1")],
+        bytes,
+        limits,
+        "OCR (tesseract)",
+    )?;
     Ok(clean(&String::from_utf8_lossy(&out)))
 }
 
