@@ -149,6 +149,7 @@ pub fn pdf_page_text(pdf: &Path, page: u32, limits: &ParseLimits) -> Result<Stri
         program,
         &args,
         &[],
+        &[],
         &image_limits,
         "PDF page renderer (pdftoppm)",
     )?;
