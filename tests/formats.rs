@@ -17,23 +17,11 @@ use serde_json::{json, Value};
 use common::{repo_root, test_python, Server};
 
 fn fathom() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_fathom"));
-    cmd.current_dir(repo_root())
-        .env_remove("FATHOM_MODEL")
-        .env_remove("FATHOM_STORE")
-        .env_remove("FATHOM_OCR")
-        .env("HF_HUB_OFFLINE", "1");
-    cmd
+    common::fathom_command()
 }
 
 fn json_of(out: &Output) -> Value {
-    assert!(
-        out.status.success(),
-        "fathom failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)))
+    common::stdout_json(out)
 }
 
 /// Runs `program args` and returns its stdout, failing the test with its stderr.

@@ -9,25 +9,13 @@ use std::time::{Duration, Instant};
 use fathom_testkit::{pdf, write};
 
 mod common;
-use common::repo_root;
 
 fn fathom() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_fathom"));
-    cmd.current_dir(repo_root())
-        .env_remove("FATHOM_MODEL")
-        .env_remove("FATHOM_STORE")
-        .env("HF_HUB_OFFLINE", "1");
-    cmd
+    common::fathom_command()
 }
 
 fn json(out: &Output) -> serde_json::Value {
-    assert!(
-        out.status.success(),
-        "fathom failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)))
+    common::stdout_json(out)
 }
 
 fn ingest(store: &Path, dir: &Path, extra: &[&str]) -> Output {

@@ -172,3 +172,26 @@ pub fn errors_by_file(summary: &Value) -> Vec<(String, String)> {
         })
         .collect()
 }
+
+/// The `fathom` binary, run from the repository root (where the default model folder is),
+/// offline, with no `FATHOM_*` settings from the caller's environment.
+pub fn fathom_command() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_fathom"));
+    cmd.current_dir(repo_root())
+        .env_remove("FATHOM_MODEL")
+        .env_remove("FATHOM_STORE")
+        .env_remove("FATHOM_OCR")
+        .env("HF_HUB_OFFLINE", "1");
+    cmd
+}
+
+/// A run's stdout as JSON, failing the test with its stderr when it did not succeed.
+pub fn stdout_json(out: &std::process::Output) -> Value {
+    assert!(
+        out.status.success(),
+        "fathom failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)))
+}
