@@ -21,15 +21,7 @@ fn token_ids_and_offsets_equal_the_oniguruma_build_on_every_fixture() {
     all.push(texts.join(" \n\t "));
     all.push("a".repeat(5000) + " " + &"1".repeat(300) + "   \u{3000}\u{a0} end");
     let mut tokenizers = vec![minilm().join("tokenizer.json")];
-    for arch in [
-        "bert",
-        "bert-cls",
-        "distilbert",
-        "xlm-roberta",
-        "mpnet",
-        "modernbert",
-        "qwen3",
-    ] {
+    for arch in fathom_testkit::TINY_MODELS {
         tokenizers.push(fixtures().join("tiny").join(arch).join("tokenizer.json"));
     }
     let dir = tempfile::tempdir().unwrap();

@@ -112,11 +112,6 @@ pub fn parse_document(kind: Kind, bytes: &[u8], limits: &ParseLimits) -> Result<
     Ok(doc)
 }
 
-/// The text of a PDF, within `limits`. Blocking (runs the parser).
-pub fn pdf_text(bytes: &[u8], limits: &ParseLimits) -> Result<String, String> {
-    parse_document(Kind::Pdf, bytes, limits).map(|d| d.joined())
-}
-
 fn text_over(limits: &ParseLimits) -> String {
     format!(
         "over the parse budget: more than {} MiB of text",

@@ -50,7 +50,7 @@ use fathom_store::Collection;
 pub use chunk::{chunk, chunk_document, ChunkSize, Chunked, TextChunk, BLOCK_BYTES};
 pub use embed::{Embed, Embedded};
 pub use error::{EmbedError, IngestError, Result};
-pub use extract::{parse_document, parse_helper_main, pdf_text, ParseLimits, ParserIsolation};
+pub use extract::{parse_document, parse_helper_main, ParseLimits, ParserIsolation};
 pub use ocr::OcrMode;
 pub use plan::{Seen, SyncPlan, ToEmbed};
 pub use read::{looks_binary, read, Format, ReadOutcome};

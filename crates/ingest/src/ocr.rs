@@ -191,11 +191,7 @@ mod tests {
 
     #[test]
     fn a_declared_giant_image_is_refused_before_ocr() {
-        // A PNG header declaring 100,000 × 100,000 pixels (and no data).
-        let mut png = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR".to_vec();
-        png.extend_from_slice(&100_000u32.to_be_bytes());
-        png.extend_from_slice(&100_000u32.to_be_bytes());
-        png.extend_from_slice(&[8, 2, 0, 0, 0, 0, 0, 0, 0]);
+        let png = fathom_testkit::docs::giant_png_header();
         assert_eq!(image_size(&png), Some((100_000, 100_000)));
         let err = image_text(&png, &ParseLimits::default()).unwrap_err();
         assert!(err.contains("megapixels"), "{err}");

@@ -58,7 +58,7 @@ fn every_variant_matches_its_reference() {
 #[test]
 fn every_tiny_architecture_matches_its_reference() {
     // One tiny model per architecture, each with sentence-transformers' own output.
-    for name in TINY_MODELS {
+    for name in fathom_testkit::TINY_MODELS {
         let dir = fixtures().join("tiny").join(name);
         let model = load(&dir);
         let reference = read_reference(&dir.join("reference.jsonl"));

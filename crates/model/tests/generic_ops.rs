@@ -76,7 +76,7 @@ fn generic_candle_ops_match_references_and_the_cpu_kernels() {
         differ > 0.0,
         "generic and fast all-MiniLM-L6-v2 are bit-identical: generic_ops had no effect"
     );
-    for name in TINY_MODELS {
+    for name in fathom_testkit::TINY_MODELS {
         let dir = fixtures().join("tiny").join(name);
         let reference = read_reference(&dir.join("reference.jsonl"));
         generic_and_fast(name, &dir, &reference);

@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use fathom_ingest::{CancelFlag, Event, IngestError, Summary};
 use serde::Serialize;
@@ -138,11 +138,7 @@ impl JobHandle {
     }
 
     pub fn on_event(&self, event: Event) {
-        let mut s = self
-            .job
-            .status
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
+        let mut s = lock(&self.job.status);
         match event {
             Event::Planned { to_read, .. } => s.files_to_read = to_read,
             Event::Read { .. } => s.files_read += 1,
@@ -155,11 +151,7 @@ impl JobHandle {
     }
 
     pub fn finish(&self, outcome: Result<Summary, IngestError>) {
-        let mut s = self
-            .job
-            .status
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
+        let mut s = lock(&self.job.status);
         match outcome {
             Err(IngestError::Incomplete { reason, summary }) => {
                 s.state = JobState::Failed;
@@ -232,7 +224,7 @@ impl Jobs {
             ended: tokio::sync::watch::Sender::new(false),
         });
         {
-            let mut jobs = self.jobs.lock().unwrap_or_else(PoisonError::into_inner);
+            let mut jobs = lock(&self.jobs);
             forget_old_finished(&mut jobs);
             jobs.insert(id, job.clone());
         }
@@ -246,7 +238,7 @@ impl Jobs {
                 return;
             };
             {
-                let mut s = job.status.lock().unwrap_or_else(PoisonError::into_inner);
+                let mut s = lock(&job.status);
                 if job.cancel.load(Ordering::Relaxed) {
                     s.state = JobState::Cancelled;
                     return;
@@ -254,7 +246,7 @@ impl Jobs {
                 s.state = JobState::Running;
             }
             if let Err(e) = tokio::spawn(work).await {
-                let mut s = job.status.lock().unwrap_or_else(PoisonError::into_inner);
+                let mut s = lock(&job.status);
                 if s.state == JobState::Running {
                     s.state = JobState::Failed;
                     s.error = Some(if e.is_panic() {
@@ -265,36 +257,23 @@ impl Jobs {
                 }
             }
         });
-        let mut running = self.running.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut running = lock(&self.running);
         running.retain(|h| !h.is_finished());
         running.push(task);
         Ok(status)
     }
 
     pub fn status(&self, id: &str) -> Option<JobStatus> {
-        let jobs = self.jobs.lock().unwrap_or_else(PoisonError::into_inner);
-        jobs.get(id).map(|j| {
-            j.status
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .clone()
-        })
+        let jobs = lock(&self.jobs);
+        jobs.get(id).map(|j| lock(&j.status).clone())
     }
 
     /// Every job kept, newest first.
     pub fn list(&self) -> Vec<JobStatus> {
-        let jobs = self.jobs.lock().unwrap_or_else(PoisonError::into_inner);
+        let jobs = lock(&self.jobs);
         let mut all: Vec<(u64, JobStatus)> = jobs
             .iter()
-            .map(|(id, j)| {
-                (
-                    job_number(id),
-                    j.status
-                        .lock()
-                        .unwrap_or_else(PoisonError::into_inner)
-                        .clone(),
-                )
-            })
+            .map(|(id, j)| (job_number(id), lock(&j.status).clone()))
             .collect();
         all.sort_by_key(|(n, _)| std::cmp::Reverse(*n));
         all.into_iter().map(|(_, s)| s).collect()
@@ -304,32 +283,19 @@ impl Jobs {
     /// when there is no such job. Found and read under one lock, so a job forgotten meanwhile
     /// (finished jobs are dropped as new ones start) cannot turn a found job into a missing one.
     pub fn cancel(&self, id: &str) -> Option<JobStatus> {
-        let jobs = self.jobs.lock().unwrap_or_else(PoisonError::into_inner);
+        let jobs = lock(&self.jobs);
         let job = jobs.get(id)?;
         job.cancel.store(true, Ordering::Relaxed);
-        let status = job
-            .status
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone();
+        let status = lock(&job.status).clone();
         Some(status)
     }
 
     /// Waits until job `id` has ended; its final status (`None` for no such job).
     pub async fn wait(&self, id: &str) -> Option<JobStatus> {
-        let job = self
-            .jobs
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(id)
-            .cloned()?;
+        let job = lock(&self.jobs).get(id).cloned()?;
         let mut ended = job.ended.subscribe();
         let _ = ended.wait_for(|e| *e).await;
-        let status = job
-            .status
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone();
+        let status = lock(&job.status).clone();
         Some(status)
     }
 
@@ -341,20 +307,14 @@ impl Jobs {
     /// Asks every job to stop at the next source boundary.
     pub fn cancel_all(&self) {
         self.stopping.store(true, Ordering::Relaxed);
-        for j in self
-            .jobs
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .values()
-        {
+        for j in lock(&self.jobs).values() {
             j.cancel.store(true, Ordering::Relaxed);
         }
     }
 
     /// Waits until every job has stopped.
     pub async fn wait_all(&self) {
-        let handles: Vec<JoinHandle<()>> =
-            std::mem::take(&mut *self.running.lock().unwrap_or_else(PoisonError::into_inner));
+        let handles: Vec<JoinHandle<()>> = std::mem::take(&mut *lock(&self.running));
         for h in handles {
             let _ = h.await;
         }
@@ -375,17 +335,16 @@ fn finished(state: JobState) -> bool {
 }
 
 /// Keeps the job table bounded: beyond [`FINISHED_KEPT`] finished jobs, the oldest go.
+/// Locks `m`, also after a holder panicked: job state stays readable, so one failed job never
+/// turns every later request into a 500.
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
 fn forget_old_finished(jobs: &mut HashMap<String, Arc<Job>>) {
     let mut done: Vec<u64> = jobs
         .iter()
-        .filter(|(_, j)| {
-            finished(
-                j.status
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .state,
-            )
-        })
+        .filter(|(_, j)| finished(lock(&j.status).state))
         .map(|(id, _)| job_number(id))
         .collect();
     if done.len() < FINISHED_KEPT {

@@ -41,6 +41,17 @@ pub fn fixtures() -> PathBuf {
     dir
 }
 
+/// Every tiny model of `../shared/fixtures/tiny`, one per architecture (BERT twice).
+pub const TINY_MODELS: [&str; 7] = [
+    "bert",
+    "bert-cls",
+    "distilbert",
+    "xlm-roberta",
+    "mpnet",
+    "modernbert",
+    "qwen3",
+];
+
 /// Writes `content` at `root/rel`, creating folders.
 pub fn write(root: &Path, rel: &str, content: impl AsRef<[u8]>) {
     let path = root.join(rel);

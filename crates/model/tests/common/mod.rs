@@ -6,17 +6,6 @@ use std::path::Path;
 
 use fathom_model::{EmbedOptions, Embedder, LoadOptions};
 
-/// Every tiny model of `../shared/fixtures/tiny`, one per architecture (BERT twice).
-pub const TINY_MODELS: [&str; 7] = [
-    "bert",
-    "bert-cls",
-    "distilbert",
-    "xlm-roberta",
-    "mpnet",
-    "modernbert",
-    "qwen3",
-];
-
 pub use fathom_testkit::{fixtures, minilm as minilm_dir};
 
 pub struct Reference {
