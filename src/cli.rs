@@ -24,6 +24,8 @@ pub enum Command {
     Ingest(IngestArgs),
     /// Nearest chunks to a query, with their file, offsets and score.
     Search(SearchArgs),
+    /// Score texts against a query with a cross-encoder (reranker), best first.
+    Rerank(RerankArgs),
     /// List the sources (files, documents) of a collection with their chunk counts.
     Sources(CollectionArgs),
     /// List the collections of the store.
@@ -282,6 +284,48 @@ pub struct SearchArgs {
     /// `meta.KEY=VALUE` on the documents' JSON metadata. Repeatable (all must match).
     #[arg(long)]
     pub filter: Vec<String>,
+
+    /// Rerank the best --candidates hits with a cross-encoder (folder or hub id; alone:
+    /// cross-encoder/ms-marco-MiniLM-L6-v2) and print the best k of them by its score.
+    #[arg(long, num_args = 0..=1, default_missing_value = DEFAULT_RERANKER)]
+    pub rerank: Option<String>,
+
+    /// Hits retrieved for --rerank to reorder.
+    #[arg(long, default_value_t = 50, value_parser = at_least_one)]
+    pub candidates: usize,
+}
+
+/// The cross-encoder `--rerank` uses when it names none.
+pub const DEFAULT_RERANKER: &str = "cross-encoder/ms-marco-MiniLM-L6-v2";
+
+/// `fathom rerank`.
+#[derive(Debug, Args)]
+pub struct RerankArgs {
+    /// The query.
+    pub query: String,
+
+    /// The texts to score against it (default: one per line of standard input).
+    pub texts: Vec<String>,
+
+    /// A cross-encoder folder or hub id (default: cross-encoder/ms-marco-MiniLM-L6-v2).
+    #[arg(long, short = 'm', env = "FATHOM_RERANKER", default_value = DEFAULT_RERANKER)]
+    pub model: String,
+
+    /// cpu, cuda, cuda:N, or auto (CUDA when available).
+    #[arg(long, env = "FATHOM_DEVICE", default_value = "cpu")]
+    pub device: String,
+
+    /// Compute precision (as for `fathom embed`).
+    #[arg(long, env = "FATHOM_DTYPE", value_enum, default_value_t = Precision::F32)]
+    pub dtype: Precision,
+
+    /// The model's logits, without its activation.
+    #[arg(long)]
+    pub raw_scores: bool,
+
+    /// Print JSON (`[{"index", "score", "text"}]`, best first).
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -365,6 +409,17 @@ pub struct ServiceArgs {
     /// square. Models with a shorter max_seq_length keep theirs.
     #[arg(long, env = "FATHOM_MAX_INPUT_TOKENS", default_value_t = 2048)]
     pub max_input_tokens: usize,
+
+    /// A cross-encoder to serve beside the embedder (folder or hub id, e.g.
+    /// cross-encoder/ms-marco-MiniLM-L6-v2): POST /rerank, /v1/rerank, and `rerank` in searches.
+    /// Runs on --device and --dtype.
+    #[arg(long, env = "FATHOM_RERANKER")]
+    pub reranker: Option<String>,
+
+    /// A SPLADE model to serve beside the embedder (folder or hub id, e.g. naver/splade-v3):
+    /// POST /embed_sparse. Runs on --device and --dtype.
+    #[arg(long, env = "FATHOM_SPARSE_MODEL")]
+    pub sparse_model: Option<String>,
 }
 
 /// `fathom serve`.

@@ -17,6 +17,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Embed(args) => commands::embed::run(args),
         Command::Ingest(args) => commands::ingest::run(args),
         Command::Search(args) => commands::search::run(args),
+        Command::Rerank(args) => commands::search::rerank(args),
         Command::Sources(args) => commands::store::sources(args),
         Command::Collections(args) => commands::store::collections(args),
         Command::Delete(args) => commands::store::delete(args),

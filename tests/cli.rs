@@ -612,3 +612,108 @@ fn bad_flag_values_are_usage_errors_naming_the_flag() {
         std::time::Duration::from_secs(120)
     );
 }
+
+/// `fathom rerank` and `fathom search --rerank` with the tiny cross-encoder: scores equal
+/// sentence-transformers' `CrossEncoder.predict` (tests/fixtures/rerank/bert/reference.jsonl), and a
+/// reranked search returns the best k of its candidates by that score.
+#[test]
+fn rerank_command_and_reranked_search() {
+    let reranker = repo_root().join("tests/fixtures/rerank/bert");
+    let reference: Vec<serde_json::Value> =
+        std::fs::read_to_string(reranker.join("reference.jsonl"))
+            .unwrap()
+            .lines()
+            .skip(1)
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+    let query = reference[0]["query"].as_str().unwrap().to_string();
+    let pairs: Vec<(&str, f64)> = reference
+        .iter()
+        .filter(|r| r["query"] == query.as_str())
+        .take(5)
+        .map(|r| {
+            (
+                r["document"].as_str().unwrap(),
+                r["score"].as_f64().unwrap(),
+            )
+        })
+        .collect();
+    let texts: Vec<&str> = pairs.iter().map(|p| p.0).collect();
+
+    // Texts as arguments, JSON out, best first.
+    let out = stdout(&run(fathom()
+        .args(["rerank", &query, "--json", "--model"])
+        .arg(&reranker)
+        .args(&texts)));
+    let ranked: Vec<serde_json::Value> = serde_json::from_str(&out).unwrap();
+    assert_eq!(ranked.len(), texts.len());
+    let mut previous = f64::INFINITY;
+    for r in &ranked {
+        let i = r["index"].as_u64().unwrap() as usize;
+        let score = r["score"].as_f64().unwrap();
+        assert!(
+            (score - pairs[i].1).abs() <= 1e-4,
+            "{r}: want {}",
+            pairs[i].1
+        );
+        assert!(score <= previous);
+        previous = score;
+    }
+    // Texts on stdin, one per line: the same order.
+    let out = stdout(&run_stdin(
+        fathom()
+            .args(["rerank", &query, "--json", "--model"])
+            .arg(&reranker),
+        texts.join("\n").as_bytes(),
+    ));
+    let from_stdin: Vec<serde_json::Value> = serde_json::from_str(&out).unwrap();
+    let order = |v: &[serde_json::Value]| v.iter().map(|r| r["index"].clone()).collect::<Vec<_>>();
+    assert_eq!(order(&from_stdin), order(&ranked));
+    // An embedder is not a reranker: the error says what the model is.
+    let err = failure(&run(fathom()
+        .args(["rerank", "q", "a", "--model"])
+        .arg(minilm())));
+    assert!(err.contains("embedder"), "{err}");
+
+    // Reranked search over an ingested folder of those texts.
+    let dir = tempfile::tempdir().unwrap();
+    let docs = dir.path().join("docs");
+    for (i, t) in texts.iter().enumerate() {
+        common::write(&docs, &format!("d{i}.txt"), t);
+    }
+    let store = dir.path().join("store");
+    stdout(&run(fathom()
+        .args(["ingest"])
+        .arg(&docs)
+        .arg("--store")
+        .arg(&store)
+        .arg("--model")
+        .arg(minilm())));
+    let out = stdout(&run(fathom()
+        .args([
+            "search",
+            &query,
+            "-k",
+            "2",
+            "--json",
+            "--candidates",
+            "10",
+            "--rerank",
+        ])
+        .arg(&reranker)
+        .arg("--store")
+        .arg(&store)
+        .arg("--model")
+        .arg(minilm())));
+    let hits: Vec<serde_json::Value> = serde_json::from_str(&out).unwrap();
+    assert_eq!(hits.len(), 2);
+    let mut best: Vec<(f64, &str)> = pairs.iter().map(|p| (p.1, p.0)).collect();
+    best.sort_by(|a, b| b.0.total_cmp(&a.0));
+    for (hit, (score, text)) in hits.iter().zip(&best) {
+        assert!(
+            (hit["score"].as_f64().unwrap() - score).abs() <= 1e-4,
+            "{hit}"
+        );
+        assert_eq!(hit["text"].as_str().unwrap().trim(), text.trim());
+    }
+}

@@ -188,7 +188,29 @@ async fn serve_every_route_over_a_socket() {
     let metrics = server.metrics().await;
     assert!(metrics.contains("fathom_embed_batch_inputs_count"));
     let (_, doc) = get(&server, "/openapi.json").await;
-    assert!(doc["paths"].get("/v1/embeddings").is_some());
+    for route in [
+        "/v1/embeddings",
+        "/rerank",
+        "/v1/rerank",
+        "/embed_sparse",
+        "/v1/models",
+    ] {
+        assert!(
+            doc["paths"].get(route).is_some(),
+            "{route} not in the OpenAPI document"
+        );
+    }
+
+    // Without --reranker or --sparse-model: their routes say how to get one, searches too.
+    let (status, e) = post(&server, "/rerank", json!({"query": "q", "texts": ["a"]})).await;
+    assert_eq!(status, 404, "{e}");
+    assert!(e["error"].as_str().unwrap().contains("--reranker"), "{e}");
+    let (status, e) = post(&server, "/embed_sparse", json!({"inputs": "a"})).await;
+    assert_eq!(status, 404, "{e}");
+    let (status, e) = post(&server, "/search", json!({"query": "tea", "rerank": true})).await;
+    assert_eq!(status, 422, "{e}");
+    let (_, models) = get(&server, "/v1/models").await;
+    assert_eq!(models["data"].as_array().unwrap().len(), 1, "{models}");
 
     // Error statuses over the socket: 400, 404, 405, 413, 422.
     let r = client()
@@ -300,4 +322,294 @@ async fn overload_answers_429_and_slow_requests_503() {
             other => panic!("unexpected {other}: {body}"),
         }
     }
+}
+
+/// The tiny random-weight cross-encoder's reference: (query, document, score, logit) per pair,
+/// sentence-transformers' `CrossEncoder.predict` (scripts/make_rerank_fixtures.py).
+fn rerank_reference() -> Vec<(String, String, f32, f32)> {
+    let path = repo_root().join("tests/fixtures/rerank/bert/reference.jsonl");
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .skip(1)
+        .map(|l| {
+            let v: Value = serde_json::from_str(l).unwrap();
+            (
+                v["query"].as_str().unwrap().to_string(),
+                v["document"].as_str().unwrap().to_string(),
+                v["score"].as_f64().unwrap() as f32,
+                v["logits"].as_f64().unwrap() as f32,
+            )
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn rerank_and_sparse_routes_beside_the_embedder() {
+    let dir = tempfile::tempdir().unwrap();
+    let reranker = repo_root().join("tests/fixtures/rerank/bert");
+    let sparse = repo_root().join("tests/fixtures/sparse/bert");
+    let server = Server::start(
+        &[
+            "--store",
+            dir.path().join("store").to_str().unwrap(),
+            "--reranker",
+            reranker.to_str().unwrap(),
+            "--sparse-model",
+            sparse.to_str().unwrap(),
+            "--max-inputs",
+            "64",
+        ],
+        &[("FATHOM_API_KEY", KEY)],
+    )
+    .await;
+
+    // What the server runs: /info and OpenAI's /v1/models name all three, never a path.
+    let (status, info) = get(&server, "/info").await;
+    assert_eq!(status, 200, "{info}");
+    assert_eq!(info["reranker"]["model"], "bert", "{info}");
+    assert_eq!(info["reranker"]["dimension"], 1);
+    assert_eq!(info["sparse_model"]["dimension"], 600);
+    let (_, models) = get(&server, "/v1/models").await;
+    let kinds: Vec<(String, String)> = models["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            (
+                m["id"].as_str().unwrap().to_string(),
+                m["kind"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(kinds.len(), 3, "{models}");
+    assert!(
+        kinds.contains(&("bert".into(), "reranker".into())),
+        "{models}"
+    );
+    assert!(kinds.iter().any(|(_, k)| k == "sparse"), "{models}");
+
+    // TEI's /rerank: every text, highest score first, scores equal sentence-transformers'.
+    let reference = rerank_reference();
+    let query = reference[0].0.clone();
+    let pairs: Vec<&(String, String, f32, f32)> =
+        reference.iter().filter(|p| p.0 == query).take(8).collect();
+    let texts: Vec<&str> = pairs.iter().map(|p| p.1.as_str()).collect();
+    let (status, ranks) = post(
+        &server,
+        "/rerank",
+        json!({"query": query, "texts": texts, "return_text": true}),
+    )
+    .await;
+    assert_eq!(status, 200, "{ranks}");
+    let ranks = ranks.as_array().unwrap();
+    assert_eq!(ranks.len(), texts.len());
+    let mut previous = f32::INFINITY;
+    for r in ranks {
+        let index = r["index"].as_u64().unwrap() as usize;
+        let score = r["score"].as_f64().unwrap() as f32;
+        assert!(
+            (score - pairs[index].2).abs() <= 1e-4,
+            "{r} vs {}",
+            pairs[index].2
+        );
+        assert_eq!(r["text"], texts[index]);
+        assert!(score <= previous, "not sorted: {ranks:?}");
+        previous = score;
+    }
+    let (_, raw) = post(
+        &server,
+        "/rerank",
+        json!({"query": query, "texts": texts, "raw_scores": true}),
+    )
+    .await;
+    for r in raw.as_array().unwrap() {
+        let index = r["index"].as_u64().unwrap() as usize;
+        assert!(
+            (r["score"].as_f64().unwrap() as f32 - pairs[index].3).abs() <= 1e-4,
+            "{r}"
+        );
+        assert!(r.get("text").is_none(), "{r}");
+    }
+
+    // Cohere's /v1/rerank shape, and the model check.
+    let (status, cohere) = post(
+        &server,
+        "/v1/rerank",
+        json!({"model": "bert", "query": query, "documents": [texts[0], {"text": texts[1]}, texts[2]], "top_n": 2}),
+    )
+    .await;
+    assert_eq!(status, 200, "{cohere}");
+    let results = cohere["results"].as_array().unwrap();
+    assert_eq!(results.len(), 2);
+    let best = (0..3)
+        .max_by(|&a, &b| pairs[a].2.total_cmp(&pairs[b].2))
+        .unwrap();
+    assert_eq!(results[0]["index"], best);
+    assert!(cohere["usage"]["total_tokens"].as_u64().unwrap() > 3);
+    let (status, wrong) = post(
+        &server,
+        "/v1/rerank",
+        json!({"model": "rerank-english-v3.0", "query": "q", "documents": ["a"]}),
+    )
+    .await;
+    assert_eq!(status, 404, "{wrong}");
+    assert!(
+        wrong["error"].as_str().unwrap().contains("`bert`"),
+        "{wrong}"
+    );
+
+    // Refusals: empty texts, an empty query, too many texts, a pair too long with truncate off.
+    for (body, what) in [
+        (json!({"query": "q", "texts": []}), "empty texts"),
+        (json!({"query": "", "texts": ["a"]}), "empty query"),
+        (json!({"query": "q", "texts": vec!["a"; 65]}), "65 texts"),
+        (
+            json!({"query": "q", "texts": ["word ".repeat(400)], "truncate": false}),
+            "too long",
+        ),
+        (json!({"query": "q"}), "no texts"),
+    ] {
+        let (status, e) = post(&server, "/rerank", body).await;
+        assert_eq!(status, 422, "{what}: {e}");
+        assert_eq!(e["type"], "validation", "{what}: {e}");
+    }
+    // Cut by default: a long text still gets a score.
+    let (status, _) = post(
+        &server,
+        "/rerank",
+        json!({"query": "q", "texts": ["word ".repeat(400)]}),
+    )
+    .await;
+    assert_eq!(status, 200);
+
+    // TEI's root route tells the two bodies apart.
+    let (status, root_rank) = post(&server, "/", json!({"query": query, "texts": texts})).await;
+    assert_eq!(status, 200, "{root_rank}");
+    assert_eq!(root_rank.as_array().unwrap().len(), texts.len());
+    let (_, root_vectors) = post(&server, "/", json!({"inputs": ["a man eating"]})).await;
+    let (_, embedded) = post(&server, "/embed", json!({"inputs": ["a man eating"]})).await;
+    assert_eq!(root_vectors, embedded);
+
+    // /embed_sparse: equal to SparseEncoder's output.
+    let sparse_reference: Vec<Value> =
+        std::fs::read_to_string(repo_root().join("tests/fixtures/sparse/bert/reference.jsonl"))
+            .unwrap()
+            .lines()
+            .skip(1)
+            .take(3)
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+    let inputs: Vec<&str> = sparse_reference
+        .iter()
+        .map(|r| r["text"].as_str().unwrap())
+        .collect();
+    let (status, sparse_out) = post(&server, "/embed_sparse", json!({"inputs": inputs})).await;
+    assert_eq!(status, 200, "{sparse_out}");
+    for (got, want) in sparse_out.as_array().unwrap().iter().zip(&sparse_reference) {
+        let got = got.as_array().unwrap();
+        let indices = want["indices"].as_array().unwrap();
+        let values = want["values"].as_array().unwrap();
+        assert_eq!(got.len(), indices.len());
+        for ((g, i), v) in got.iter().zip(indices).zip(values) {
+            assert_eq!(g["index"], *i);
+            assert!((g["value"].as_f64().unwrap() - v.as_f64().unwrap()).abs() <= 1e-4);
+        }
+    }
+
+    // Two models at once: interleaved /embed and /rerank requests give what each gives alone.
+    let mut calls = Vec::new();
+    for i in 0..12 {
+        let server_url = server.base.clone();
+        let query = query.clone();
+        let texts: Vec<String> = texts.iter().map(|t| t.to_string()).collect();
+        calls.push(tokio::spawn(async move {
+            let (path, body) = if i % 2 == 0 {
+                ("/rerank", json!({"query": query, "texts": texts}))
+            } else {
+                ("/embed", json!({"inputs": ["a man eating"]}))
+            };
+            let r = client()
+                .post(format!("{server_url}{path}"))
+                .bearer_auth(KEY)
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            (i, r.status().as_u16(), r.json::<Value>().await.unwrap())
+        }));
+    }
+    for call in calls {
+        let (i, status, body) = call.await.unwrap();
+        assert_eq!(status, 200, "{body}");
+        if i % 2 == 1 {
+            let got = floats(&body[0]);
+            let want = floats(&embedded[0]);
+            assert!(cosine(&got, &want) > 0.99999);
+        } else {
+            for r in body.as_array().unwrap() {
+                let index = r["index"].as_u64().unwrap() as usize;
+                assert!((r["score"].as_f64().unwrap() as f32 - pairs[index].2).abs() <= 1e-4);
+            }
+        }
+    }
+
+    // Reranked search: the best k of the candidates by the reranker's score.
+    let documents: Vec<Value> = texts
+        .iter()
+        .enumerate()
+        .map(|(i, t)| json!({"id": format!("doc{i}"), "text": t}))
+        .collect();
+    let (status, up) = post(&server, "/documents", json!({"documents": documents})).await;
+    assert_eq!(status, 200, "{up}");
+    let (status, found) = post(
+        &server,
+        "/search",
+        json!({"query": query, "k": 2, "rerank": true, "candidates": 20}),
+    )
+    .await;
+    assert_eq!(status, 200, "{found}");
+    let hits = found["hits"].as_array().unwrap();
+    assert_eq!(hits.len(), 2, "{found}");
+    let mut want: Vec<(f32, &str)> = pairs.iter().map(|p| (p.2, p.1.as_str())).collect();
+    want.sort_by(|a, b| b.0.total_cmp(&a.0));
+    for (hit, (score, text)) in hits.iter().zip(&want) {
+        assert!(
+            (hit["score"].as_f64().unwrap() as f32 - score).abs() <= 1e-4,
+            "{hit}"
+        );
+        assert_eq!(hit["text"].as_str().unwrap().trim(), text.trim(), "{hit}");
+    }
+    let (status, e) = post(
+        &server,
+        "/search",
+        json!({"query": query, "candidates": 20}),
+    )
+    .await;
+    assert_eq!(status, 422, "{e}");
+
+    // The clients people use: Cohere's SDK on /v1/rerank, Hugging Face's InferenceClient on /.
+    let out = Command::new(test_python())
+        .arg(repo_root().join("scripts/rerank_client_check.py"))
+        .arg(&server.base)
+        .arg(KEY)
+        .arg("bert")
+        .arg(&query)
+        .args(&texts)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let clients: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let results = clients["results"].as_array().unwrap();
+    assert_eq!(results.len(), 2, "{clients}");
+    let first = results[0]["index"].as_u64().unwrap() as usize;
+    assert_eq!(results[0]["text"], texts[first]);
+    assert!((results[0]["relevance_score"].as_f64().unwrap() as f32 - want[0].0).abs() <= 1e-4);
+    let hf = floats(&clients["feature_extraction"]);
+    let tei = floats(&post(&server, "/embed", json!({"inputs": texts[0]})).await.1[0]);
+    assert!(cosine(&hf, &tei) > 0.99999, "{clients}");
 }

@@ -37,6 +37,24 @@ pub fn load_model_capped(
     Embedder::load(&model, &options).with_context(|| format!("loading model `{model}`"))
 }
 
+/// Loads a cross-encoder on the device and precision of `args`.
+pub fn load_reranker(
+    model: &str,
+    device: &str,
+    dtype: crate::cli::Precision,
+    max_batch_tokens: usize,
+) -> anyhow::Result<fathom_model::Reranker> {
+    let options = LoadOptions {
+        device: device.parse()?,
+        precision: dtype.into(),
+        max_batch_tokens,
+        ..LoadOptions::default()
+    };
+    tracing::info!(%model, "loading reranker");
+    fathom_model::Reranker::load(model, &options)
+        .with_context(|| format!("loading reranker `{model}`"))
+}
+
 /// The runtime for commands that use the store (lance is async).
 pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     Ok(tokio::runtime::Builder::new_multi_thread()

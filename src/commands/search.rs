@@ -1,9 +1,11 @@
 //! `fathom search QUERY`.
 
-use fathom_model::EmbedOptions;
+use std::io::BufRead;
+
+use fathom_model::{EmbedOptions, RerankOptions};
 use fathom_store::{Filter, SearchMode, SearchQuery};
 
-use crate::cli::SearchArgs;
+use crate::cli::{RerankArgs, SearchArgs};
 
 pub fn run(args: SearchArgs) -> anyhow::Result<()> {
     let mode = args.mode;
@@ -13,6 +15,15 @@ pub fn run(args: SearchArgs) -> anyhow::Result<()> {
         .map(|f| Filter::parse(f))
         .collect::<Result<Vec<_>, _>>()?;
     let model = super::load_model(&args.model)?;
+    let reranker = match &args.rerank {
+        Some(name) => Some(super::load_reranker(
+            name,
+            &args.model.device,
+            args.model.dtype,
+            args.model.max_batch_tokens,
+        )?),
+        None => None,
+    };
     let vector = if mode == SearchMode::Text {
         None
     } else {
@@ -39,11 +50,23 @@ pub fn run(args: SearchArgs) -> anyhow::Result<()> {
             vector,
             text: Some(args.query.clone()),
             mode,
-            k: args.k,
+            k: if reranker.is_some() {
+                args.candidates.max(args.k)
+            } else {
+                args.k
+            },
             filters,
         };
         Ok(collection.search(&query).await?)
     })?;
+    let hits = match &reranker {
+        Some(reranker) => {
+            let texts: Vec<&str> = hits.iter().map(|h| h.text.as_str()).collect();
+            let scores = reranker.rerank(&args.query, &texts, &RerankOptions::default())?;
+            fathom_store::rerank_hits(hits, &scores, args.k)
+        }
+        None => hits,
+    };
     if args.target.store.json {
         println!("{}", serde_json::to_string_pretty(&hits)?);
         return Ok(());
@@ -79,4 +102,47 @@ fn snippet(text: &str, max: usize) -> String {
     } else {
         format!("{}…", flat.chars().take(max).collect::<String>())
     }
+}
+
+/// `fathom rerank QUERY [TEXT...]`: every text's score against the query, best first.
+pub fn rerank(args: RerankArgs) -> anyhow::Result<()> {
+    let texts = if args.texts.is_empty() {
+        std::io::stdin()
+            .lock()
+            .lines()
+            .collect::<Result<Vec<_>, _>>()?
+            .into_iter()
+            .filter(|l| !l.trim().is_empty())
+            .collect()
+    } else {
+        args.texts.clone()
+    };
+    if texts.is_empty() {
+        anyhow::bail!("no texts to rerank: give them as arguments or one per line on stdin");
+    }
+    let model = super::load_reranker(&args.model, &args.device, args.dtype, 8192)?;
+    let options = RerankOptions {
+        raw_scores: args.raw_scores,
+        ..RerankOptions::default()
+    };
+    let scores = model.rerank(&args.query, &texts, &options)?;
+    let mut order: Vec<usize> = (0..texts.len()).collect();
+    order.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]));
+    if args.json {
+        let ranked: Vec<serde_json::Value> = order
+            .iter()
+            .map(|&i| serde_json::json!({"index": i, "score": scores[i], "text": texts[i]}))
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&ranked)?);
+        return Ok(());
+    }
+    for (rank, &i) in order.iter().enumerate() {
+        println!(
+            "{:>2}. {:.4}  {}",
+            rank + 1,
+            scores[i],
+            snippet(&texts[i], 200)
+        );
+    }
+    Ok(())
 }

@@ -24,6 +24,43 @@ impl ServiceArgs {
     fn load_model(&self) -> anyhow::Result<fathom_model::Embedder> {
         super::load_model_capped(&self.model, Some(self.max_input_tokens))
     }
+
+    /// Loads the reranker and the SPLADE model when asked for, then the embedder, and installs
+    /// each into `state` (warming it up). Blocks: call it from a blocking thread.
+    fn load_into(&self, state: &AppState) -> anyhow::Result<()> {
+        let options = || -> anyhow::Result<fathom_model::LoadOptions> {
+            Ok(fathom_model::LoadOptions {
+                device: self.model.device.parse()?,
+                precision: self.model.dtype.into(),
+                max_batch_tokens: self.model.max_batch_tokens,
+                max_input_tokens: Some(self.max_input_tokens),
+                ..fathom_model::LoadOptions::default()
+            })
+        };
+        if let Some(name) = &self.reranker {
+            tracing::info!(model = %name, "loading reranker");
+            let reranker = fathom_model::Reranker::load(name, &options()?)
+                .with_context(|| format!("loading reranker `{name}`"))?;
+            state
+                .install_reranker(Arc::new(reranker))
+                .map_err(|e| anyhow::anyhow!("warming the reranker up: {e}"))?;
+        }
+        if let Some(name) = &self.sparse_model {
+            tracing::info!(model = %name, "loading sparse model");
+            let sparse = fathom_model::SparseEncoder::load(name, &options()?)
+                .with_context(|| format!("loading sparse model `{name}`"))?;
+            state
+                .install_sparse(Arc::new(sparse))
+                .map_err(|e| anyhow::anyhow!("warming the sparse model up: {e}"))?;
+        }
+        // The embedder last: installing it makes the server ready (GET /health 200), and by then
+        // every route it serves has its model.
+        let model = self.load_model()?;
+        state
+            .install_model(Arc::new(model))
+            .map_err(|e| anyhow::anyhow!("warming the model up: {e}"))?;
+        Ok(())
+    }
 }
 
 pub fn run(args: ServeArgs) -> anyhow::Result<()> {
@@ -68,11 +105,8 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         let loading = state.clone();
         let service = args.service.clone();
         let loader = tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
-            let model = service.load_model()?;
-            loading
-                .install_model(Arc::new(model))
-                .map_err(|e| anyhow::anyhow!("warming the model up: {e}"))?;
-            tracing::info!("model loaded; ready");
+            service.load_into(&loading)?;
+            tracing::info!("models loaded; ready");
             eprintln!("fathom ready on http://{local}");
             Ok(())
         });
@@ -102,17 +136,16 @@ fn is_loopback(host: &str) -> bool {
 /// stderr; stdout carries only the protocol.
 pub fn mcp(args: McpArgs) -> anyhow::Result<()> {
     let config = args.service.config()?;
-    let model = args.service.load_model()?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
     rt.block_on(async move {
         let state = AppState::new(config);
         let installing = state.clone();
-        tokio::task::spawn_blocking(move || installing.install_model(Arc::new(model)))
+        let service = args.service.clone();
+        tokio::task::spawn_blocking(move || service.load_into(&installing))
             .await
-            .context("loading the model")?
-            .map_err(|e| anyhow::anyhow!("warming the model up: {e}"))?;
+            .context("loading the model")??;
         tracing::info!("MCP server ready on stdio");
         fathom_server::serve_mcp_stdio(state.clone())
             .await

@@ -11,7 +11,7 @@ use crate::arch::{self, Encoder, PackedBatch};
 use crate::device::DeviceSpec;
 use crate::error::{ModelError, Result};
 use crate::files::{ModelFiles, ModelSource};
-use crate::layout::ModelLayout;
+use crate::layout::{ModelKind, ModelLayout};
 use crate::pooling::{normalize_in_place, pool, Dense};
 
 /// The precision a model computes in.
@@ -134,7 +134,7 @@ struct Prepared {
     type_ids: Vec<u32>,
 }
 
-fn load_weights(
+pub(crate) fn load_weights(
     paths: &[std::path::PathBuf],
     dtype: DType,
     device: &Device,
@@ -214,6 +214,146 @@ fn read_safetensors(
     Ok(())
 }
 
+/// What every kind of model loads the same way: the device, the transformer with its precision
+/// applied, the weights (for the task head to read its own tensors from), the tokenizer.
+pub(crate) struct Parts {
+    pub device: Device,
+    pub encoder: Box<dyn Encoder>,
+    pub vb: VarBuilder<'static>,
+    pub tokenizer: Tokenizer,
+    pub bf16_attention: bool,
+}
+
+/// Checks the precision against the device, loads the transformer and the tokenizer (without
+/// truncation or padding), and applies `max_input_tokens` to `layout.max_seq_length`.
+pub(crate) fn load_parts(layout: &mut ModelLayout, options: &LoadOptions) -> Result<Parts> {
+    let device = options.device.resolve()?;
+    let dtype = match (options.precision, device.is_cpu()) {
+        (Precision::F32, _) | (Precision::Bf16 | Precision::Int8, true) => DType::F32,
+        (Precision::Int8, false) => {
+            return Err(ModelError::PrecisionUnavailable(
+                "int8 runs on the CPU only; on CUDA use f16 or bf16",
+            ))
+        }
+        (Precision::F16, false) => DType::F16,
+        (Precision::Bf16, false) => DType::BF16,
+        (Precision::F16, true) => {
+            return Err(ModelError::PrecisionUnavailable(
+                "f16 runs on CUDA only; on CPU use f32, or bf16 for reduced precision",
+            ))
+        }
+    };
+    if options.precision == Precision::Int8 && options.generic_ops {
+        return Err(ModelError::PrecisionUnavailable(
+            "int8 runs on fathom's CPU kernels, which `generic_ops` turns off; \
+             use f32, or leave generic_ops off",
+        ));
+    }
+    if options.precision == Precision::Bf16 && device.is_cpu() {
+        if options.generic_ops {
+            return Err(ModelError::PrecisionUnavailable(
+                "bf16 on CPU runs on fathom's CPU kernels, which `generic_ops` turns off; \
+                 use f32, or leave generic_ops off",
+            ));
+        }
+        if !crate::kernels::bf16::supported() {
+            return Err(ModelError::PrecisionUnavailable(
+                "bf16 on CPU needs the AVX512-BF16 instructions, which this CPU lacks; use f32",
+            ));
+        }
+    }
+    // Architecture first: an unsupported model_type is reported before reading weights.
+    if !arch::SUPPORTED.contains(&layout.model_type.as_str()) {
+        return Err(ModelError::UnsupportedArchitecture {
+            model_type: if layout.model_type.is_empty() {
+                "(none)".into()
+            } else {
+                layout.model_type.clone()
+            },
+            path: layout.config_path.clone(),
+            supported: arch::SUPPORTED.join(", "),
+        });
+    }
+    let vb = load_weights(&layout.weights, dtype, &device)?;
+    let mut encoder = arch::load(layout, vb.clone())?;
+    if options.precision == Precision::Bf16 && device.is_cpu() {
+        for linear in encoder.linears_mut() {
+            linear.use_bf16()?;
+        }
+    }
+    if options.precision == Precision::Int8 {
+        for linear in encoder.linears_mut() {
+            linear.use_int8()?;
+        }
+    }
+    let mut tokenizer = Tokenizer::from_file(&layout.tokenizer_path).map_err(|e| {
+        ModelError::Tokenizer(format!("`{}`: {e}", layout.tokenizer_path.display()))
+    })?;
+    tokenizer
+        .with_truncation(None)
+        .map_err(|e| ModelError::Tokenizer(e.to_string()))?;
+    tokenizer.with_padding(None);
+    if let Some(cap) = options.max_input_tokens {
+        if cap < 2 {
+            return Err(ModelError::BadMaxSeqLength(cap));
+        }
+        layout.max_seq_length = layout.max_seq_length.min(cap);
+    }
+    let bf16_attention =
+        device.is_cpu() && matches!(options.precision, Precision::Int8 | Precision::Bf16);
+    Ok(Parts {
+        device,
+        encoder,
+        vb,
+        tokenizer,
+        bf16_attention,
+    })
+}
+
+/// Runs one forward pass the way every model kind runs it: with the model's generic-ops and
+/// bf16-attention settings, and on the CPU from a thread of rayon's pool, so that the kernels'
+/// parallel loops (a few per layer) start from inside the pool: a push onto this thread's own
+/// queue that an idle thread steals. From any other thread each loop is handed to the pool and
+/// waited for, two cross-thread wake-ups apiece, which cost more than the arithmetic of a short
+/// query (FATHOM_DTYPE=int8 cargo run --release -p fathom-model --example short_queries: see the
+/// README's Speed section).
+pub(crate) fn run_pass<T: Send>(
+    device: &Device,
+    generic_ops: bool,
+    bf16_attention: bool,
+    pass: impl FnOnce() -> Result<T> + Send,
+) -> Result<T> {
+    let forward = || {
+        crate::ops::with_generic_ops(generic_ops, || {
+            crate::ops::with_bf16_attention(bf16_attention, pass)
+        })
+    };
+    if !device.is_cpu() {
+        return forward();
+    }
+    rayon::scope(|_| forward())
+}
+
+/// Groups inputs of the given token lengths into passes of at most `max_tokens` tokens (a longer
+/// input alone), longest first: passes of similar lengths keep the attention work balanced.
+pub(crate) fn length_batches(lengths: &[usize], max_tokens: usize) -> Vec<Vec<usize>> {
+    let mut order: Vec<usize> = (0..lengths.len()).collect();
+    order.sort_by_key(|&i| std::cmp::Reverse(lengths[i]));
+    let mut batches = Vec::new();
+    let mut start = 0;
+    while start < order.len() {
+        let mut end = start;
+        let mut tokens = 0;
+        while end < order.len() && (end == start || tokens + lengths[order[end]] <= max_tokens) {
+            tokens += lengths[order[end]];
+            end += 1;
+        }
+        batches.push(order[start..end].to_vec());
+        start = end;
+    }
+    batches
+}
+
 impl Embedder {
     /// Loads a model from a folder or hub id (`org/name[@revision]`), fetching hub files through
     /// the local cache. Reads files and, for hub ids, does network I/O.
@@ -226,99 +366,33 @@ impl Embedder {
 
     /// Builds the model from a layout already read (weights and tokenizer are local files).
     pub fn from_layout(layout: ModelLayout, options: &LoadOptions) -> Result<Self> {
-        let device = options.device.resolve()?;
-        let dtype = match (options.precision, device.is_cpu()) {
-            (Precision::F32, _) | (Precision::Bf16 | Precision::Int8, true) => DType::F32,
-            (Precision::Int8, false) => {
-                return Err(ModelError::PrecisionUnavailable(
-                    "int8 runs on the CPU only; on CUDA use f16 or bf16",
-                ))
-            }
-            (Precision::F16, false) => DType::F16,
-            (Precision::Bf16, false) => DType::BF16,
-            (Precision::F16, true) => {
-                return Err(ModelError::PrecisionUnavailable(
-                    "f16 runs on CUDA only; on CPU use f32, or bf16 for reduced precision",
-                ))
-            }
-        };
-        if options.precision == Precision::Int8 && options.generic_ops {
-            return Err(ModelError::PrecisionUnavailable(
-                "int8 runs on fathom's CPU kernels, which `generic_ops` turns off; \
-                 use f32, or leave generic_ops off",
-            ));
-        }
-        if options.precision == Precision::Bf16 && device.is_cpu() {
-            if options.generic_ops {
-                return Err(ModelError::PrecisionUnavailable(
-                    "bf16 on CPU runs on fathom's CPU kernels, which `generic_ops` turns off; \
-                     use f32, or leave generic_ops off",
-                ));
-            }
-            if !crate::kernels::bf16::supported() {
-                return Err(ModelError::PrecisionUnavailable(
-                    "bf16 on CPU needs the AVX512-BF16 instructions, which this CPU lacks; use f32",
-                ));
-            }
-        }
-        // Architecture first: an unsupported model_type is reported before reading weights.
-        if !arch::SUPPORTED.contains(&layout.model_type.as_str()) {
-            return Err(ModelError::UnsupportedArchitecture {
-                model_type: if layout.model_type.is_empty() {
-                    "(none)".into()
-                } else {
-                    layout.model_type.clone()
-                },
-                path: layout.config_path.clone(),
-                supported: arch::SUPPORTED.join(", "),
+        if layout.kind != ModelKind::Embedder {
+            return Err(ModelError::WrongKind {
+                name: layout.name.clone(),
+                kind: layout.kind,
+                wanted: ModelKind::Embedder,
             });
         }
-        let vb = load_weights(&layout.weights, dtype, &device)?;
-        let mut encoder = arch::load(&layout, vb)?;
-        if options.precision == Precision::Bf16 && device.is_cpu() {
-            for linear in encoder.linears_mut() {
-                linear.use_bf16()?;
-            }
-        }
-        if options.precision == Precision::Int8 {
-            for linear in encoder.linears_mut() {
-                linear.use_int8()?;
-            }
-        }
+        let mut layout = layout;
+        let parts = load_parts(&mut layout, options)?;
         let dense = layout
             .dense
             .iter()
             .map(|d| {
-                let vb = load_weights(std::slice::from_ref(&d.weights), DType::F32, &device)?;
+                let vb = load_weights(std::slice::from_ref(&d.weights), DType::F32, &parts.device)?;
                 Dense::load(d, vb)
             })
             .collect::<Result<Vec<_>>>()?;
-        let mut tokenizer = Tokenizer::from_file(&layout.tokenizer_path).map_err(|e| {
-            ModelError::Tokenizer(format!("`{}`: {e}", layout.tokenizer_path.display()))
-        })?;
-        tokenizer
-            .with_truncation(None)
-            .map_err(|e| ModelError::Tokenizer(e.to_string()))?;
-        tokenizer.with_padding(None);
-        let mut layout = layout;
-        if let Some(cap) = options.max_input_tokens {
-            if cap < 2 {
-                return Err(ModelError::BadMaxSeqLength(cap));
-            }
-            layout.max_seq_length = layout.max_seq_length.min(cap);
-        }
-        let bf16_attention =
-            device.is_cpu() && matches!(options.precision, Precision::Int8 | Precision::Bf16);
         Ok(Self {
             layout,
-            tokenizer,
-            encoder,
+            tokenizer: parts.tokenizer,
+            encoder: parts.encoder,
             dense,
-            device,
+            device: parts.device,
             max_batch_tokens: options.max_batch_tokens.max(1),
             precision: options.precision,
             generic_ops: options.generic_ops,
-            bf16_attention,
+            bf16_attention: parts.bf16_attention,
         })
     }
 
@@ -525,25 +599,11 @@ impl Embedder {
 
         let token_counts: Vec<usize> = prepared.iter().map(|p| p.ids.len()).collect();
 
-        // Longest first: passes of similar lengths keep the attention work balanced.
-        let mut order: Vec<usize> = (0..prepared.len()).collect();
-        order.sort_by_key(|&i| std::cmp::Reverse(prepared[i].ids.len()));
-
+        let lengths: Vec<usize> = prepared.iter().map(|p| p.ids.len()).collect();
         let mut results: Vec<Vec<f32>> = vec![Vec::new(); prepared.len()];
-        let mut start = 0;
-        while start < order.len() {
-            let mut end = start;
-            let mut tokens = 0;
-            while end < order.len()
-                && (end == start
-                    || tokens + prepared[order[end]].ids.len() <= self.max_batch_tokens)
-            {
-                tokens += prepared[order[end]].ids.len();
-                end += 1;
-            }
-            let members = &order[start..end];
+        for members in length_batches(&lengths, self.max_batch_tokens) {
             let mut batch = PackedBatch::default();
-            for &i in members {
+            for &i in &members {
                 batch.input_ids.extend_from_slice(&prepared[i].ids);
                 batch.type_ids.extend_from_slice(&prepared[i].type_ids);
                 batch.seq_lens.push(prepared[i].ids.len());
@@ -552,7 +612,6 @@ impl Embedder {
             for (&i, v) in members.iter().zip(vectors) {
                 results[i] = v;
             }
-            start = end;
         }
 
         let normalize = options.normalize.unwrap_or(self.layout.normalize);
@@ -583,29 +642,15 @@ impl Embedder {
 
     /// One forward pass: transformer, pooling, dense layers.
     fn forward_pooled(&self, batch: &PackedBatch, skip: usize) -> Result<Vec<Vec<f32>>> {
-        let forward = || {
-            crate::ops::with_generic_ops(self.generic_ops, || {
-                let hidden = crate::ops::with_bf16_attention(self.bf16_attention, || {
-                    self.encoder.forward(batch)
-                })?;
-                let _span = crate::profile::span("pooling+dense");
-                let mut x: Tensor = pool(&hidden, &batch.seq_lens, &self.layout.pooling, skip)?;
-                for dense in &self.dense {
-                    x = dense.forward(&x)?;
-                }
-                Ok(x.to_dtype(DType::F32)?.to_vec2()?)
-            })
-        };
-        if !self.device.is_cpu() {
-            return forward();
-        }
-        // On the CPU the pass runs on a thread of rayon's pool, so that the kernels' parallel
-        // loops (a few per layer) start from inside the pool: a push onto this thread's own queue
-        // that an idle thread steals. From any other thread each loop is handed to the pool and
-        // waited for, two cross-thread wake-ups apiece, which cost more than the arithmetic of a
-        // short query (FATHOM_DTYPE=int8 cargo run --release -p fathom-model --example
-        // short_queries: see the README's Speed section).
-        rayon::scope(|_| forward())
+        run_pass(&self.device, self.generic_ops, self.bf16_attention, || {
+            let hidden = self.encoder.forward(batch)?;
+            let _span = crate::profile::span("pooling+dense");
+            let mut x: Tensor = pool(&hidden, &batch.seq_lens, &self.layout.pooling, skip)?;
+            for dense in &self.dense {
+                x = dense.forward(&x)?;
+            }
+            Ok(x.to_dtype(DType::F32)?.to_vec2()?)
+        })
     }
 }
 

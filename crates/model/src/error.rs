@@ -65,6 +65,13 @@ pub enum ModelError {
     #[error("`{file}` of `{repo}` is not in the local hub cache and HF_HUB_OFFLINE is set (unset HF_HUB_OFFLINE to download it, or pass a local folder)")]
     OfflineMiss { repo: String, file: String },
 
+    #[error("`{name}` is a {kind} model, not a{} {wanted} (fathom reads the kind from the model's files: a cross-encoder's `…ForSequenceClassification` architecture, a SPLADE model's `SpladePooling` module){}", if matches!(wanted, crate::ModelKind::Embedder) { "n" } else { "" }, kind_hint(*kind))]
+    WrongKind {
+        name: String,
+        kind: crate::ModelKind,
+        wanted: crate::ModelKind,
+    },
+
     #[error("tokenizer: {0}")]
     Tokenizer(String),
 
@@ -102,5 +109,18 @@ impl ModelError {
             path: path.into(),
             source,
         }
+    }
+}
+
+/// How to use a model of `kind` instead.
+fn kind_hint(kind: crate::ModelKind) -> &'static str {
+    match kind {
+        crate::ModelKind::Reranker => {
+            "; use it with `fathom serve --reranker`, `fathom search --rerank` or `fathom rerank`"
+        }
+        crate::ModelKind::Sparse => {
+            "; serve it with `fathom serve --sparse-model` (POST /embed_sparse)"
+        }
+        crate::ModelKind::Embedder => "",
     }
 }

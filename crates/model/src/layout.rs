@@ -80,7 +80,8 @@ pub enum Activation {
 }
 
 impl Activation {
-    fn parse(name: &str) -> Option<Self> {
+    /// A torch activation by class path or name (`torch.nn.modules.activation.Sigmoid`, `ReLU`).
+    pub fn parse(name: &str) -> Option<Self> {
         let short = name.rsplit('.').next().unwrap_or(name);
         Some(match short.to_ascii_lowercase().as_str() {
             "identity" => Self::Identity,
@@ -91,6 +92,62 @@ impl Activation {
             "silu" | "swish" => Self::Silu,
             _ => return None,
         })
+    }
+}
+
+/// What a model folder computes, read from its files (see [`ModelLayout::kind`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ModelKind {
+    /// A sentence-transformers `SentenceTransformer`: one dense vector per text.
+    Embedder,
+    /// A `CrossEncoder`: one relevance score (or one per label) per (query, document) pair.
+    Reranker,
+    /// A `SparseEncoder` (SPLADE): one weight per vocabulary token, most of them zero.
+    Sparse,
+}
+
+impl ModelKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Embedder => "embedder",
+            Self::Reranker => "reranker",
+            Self::Sparse => "sparse",
+        }
+    }
+}
+
+impl std::fmt::Display for ModelKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// sentence-transformers' `SpladePooling`: `activation(logits)` then `log1p`, reduced over the
+/// tokens by max (or sum).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct SparsePooling {
+    /// `true`: sum over tokens; `false`: max (every SPLADE model on the hub).
+    pub sum: bool,
+    /// `true`: `log1p(relu(x))` before the final `log1p` (OpenSearch's models); `false`: `relu`.
+    pub log1p_relu: bool,
+}
+
+impl Activation {
+    /// One value through the activation, as torch defines it (GELU: the exact, erf-based one).
+    pub fn apply(self, x: f32) -> f32 {
+        match self {
+            Self::Identity => x,
+            Self::Sigmoid => 1.0 / (1.0 + (-x).exp()),
+            Self::Tanh => x.tanh(),
+            Self::Relu => x.max(0.0),
+            Self::Gelu => {
+                let x = x as f64;
+                let erf = candle_core::cpu::erf::erf_f64(x / std::f64::consts::SQRT_2);
+                (0.5 * x * (1.0 + erf)) as f32
+            }
+            Self::Silu => x / (1.0 + (-x).exp()),
+        }
     }
 }
 
@@ -127,8 +184,18 @@ pub struct ModelLayout {
     pub normalize: bool,
     pub prompts: BTreeMap<String, String>,
     pub default_prompt_name: Option<String>,
-    /// Width of the final sentence embedding.
+    /// Width of the final sentence embedding; for a reranker its number of labels, for a sparse
+    /// model its vocabulary size.
     pub dimension: usize,
+    pub kind: ModelKind,
+    /// A reranker's activation on its logits (`activation_fn`: Sigmoid for one label by default,
+    /// else Identity), as `CrossEncoder.predict` applies it.
+    pub score_activation: Activation,
+    /// A sparse model's pooling.
+    pub sparse: Option<SparsePooling>,
+    /// Whether the model gets the tokenizer's token type ids (a text pair's second text is type
+    /// 1); `false`: all zero, as transformers runs a model whose tokenizer does not return them.
+    pub token_type_ids: bool,
 }
 
 #[derive(Deserialize)]
@@ -143,6 +210,8 @@ struct SentenceBertConfig {
     max_seq_length: Option<usize>,
     #[serde(default)]
     do_lower_case: bool,
+    /// sentence-transformers 6: `sequence-classification` (a cross-encoder), `fill-mask` (SPLADE).
+    transformer_task: Option<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -150,6 +219,16 @@ struct SentenceTransformersConfig {
     #[serde(default)]
     prompts: BTreeMap<String, String>,
     default_prompt_name: Option<String>,
+    /// `SentenceTransformer`, `CrossEncoder` or `SparseEncoder` (sentence-transformers 5+).
+    model_type: Option<String>,
+    /// A cross-encoder's activation (sentence-transformers 6), a torch class path.
+    activation_fn: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+struct SpladeConfig {
+    pooling_strategy: Option<String>,
+    activation_function: Option<String>,
 }
 
 /// What every architecture's `config.json` says about its shape (the rest is read by the
@@ -166,11 +245,27 @@ struct TransformerConfig {
     max_position_embeddings: Option<usize>,
 }
 
-/// `tokenizer_config.json`: only the length limit is read.
+/// `tokenizer_config.json`: the length limit, and what decides whether the model gets token
+/// type ids.
 #[derive(Deserialize)]
 struct TokenizerConfig {
     /// transformers writes a huge float (1e30) for "no limit".
     model_max_length: Option<f64>,
+    model_input_names: Option<Vec<String>>,
+    tokenizer_class: Option<String>,
+}
+
+impl TokenizerConfig {
+    /// Whether transformers hands the model `token_type_ids` (which matter for text pairs, the
+    /// second text's being 1): when `model_input_names` lists them, else unless the tokenizer is
+    /// transformers 5's generic `TokenizersBackend`, whose inputs are ids and mask only. Model
+    /// tokenizers such as `BertTokenizer` pass them.
+    fn token_type_ids(&self) -> bool {
+        match &self.model_input_names {
+            Some(names) => names.iter().any(|n| n == "token_type_ids"),
+            None => self.tokenizer_class.as_deref() != Some("TokenizersBackend"),
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -236,11 +331,28 @@ impl ModelLayout {
         let mut pooling = None;
         let mut dense = Vec::new();
         let mut normalize = false;
+        let mut sparse = None;
         for module in &modules {
             let kind = module.kind.rsplit('.').next().unwrap_or(&module.kind);
             match kind {
-                "Transformer" if transformer_dir.is_none() => {
+                "Transformer" | "MLMTransformer" if transformer_dir.is_none() => {
                     transformer_dir = Some(module.path.clone())
+                }
+                "SpladePooling" => {
+                    sparse = Some(match files.optional(&join(&module.path, "config.json"))? {
+                        Some(path) => parse_splade(&read_json(&path, "SpladePooling config")?)?,
+                        None => SparsePooling {
+                            sum: false,
+                            log1p_relu: false,
+                        },
+                    })
+                }
+                "LogitScore" => {
+                    return Err(ModelError::Unsupported(
+                        "causal-LM rerankers (a `LogitScore` module, e.g. Qwen3-Reranker) are not supported yet; \
+                         fathom runs BERT, XLM-RoBERTa, DistilBERT, MPNet and ModernBERT cross-encoders"
+                            .into(),
+                    ))
                 }
                 "Pooling" => {
                     pooling = Some(match files.optional(&join(&module.path, "config.json"))? {
@@ -252,7 +364,7 @@ impl ModelLayout {
                 "Normalize" => normalize = true,
                 other => {
                     return Err(ModelError::Unsupported(format!(
-                        "sentence-transformers module `{other}` ({}) is not supported; fathom runs Transformer, Pooling, Dense and Normalize modules",
+                        "sentence-transformers module `{other}` ({}) is not supported; fathom runs Transformer, Pooling, Dense, Normalize and SpladePooling modules",
                         module.kind
                     )))
                 }
@@ -290,13 +402,21 @@ impl ModelLayout {
                 Some(path) => read_json(&path, "sentence_bert_config.json")?,
                 None => SentenceBertConfig::default(),
             };
-        let model_max_length = match files.optional(&join(&tdir, "tokenizer_config.json"))? {
-            Some(path) => read_json::<TokenizerConfig>(&path, "tokenizer_config.json")?
-                .model_max_length
-                .filter(|v| *v >= 1.0 && *v < 1e9)
-                .map(|v| v as usize),
+        let tokenizer_config = match files.optional(&join(&tdir, "tokenizer_config.json"))? {
+            Some(path) => Some(read_json::<TokenizerConfig>(
+                &path,
+                "tokenizer_config.json",
+            )?),
             None => None,
         };
+        let model_max_length = tokenizer_config
+            .as_ref()
+            .and_then(|t| t.model_max_length)
+            .filter(|v| *v >= 1.0 && *v < 1e9)
+            .map(|v| v as usize);
+        let token_type_ids = tokenizer_config
+            .as_ref()
+            .is_none_or(TokenizerConfig::token_type_ids);
         let max_positions = shape.max_position_embeddings;
         // sentence-transformers: the explicit max_seq_length, else the smaller of the tokenizer's
         // model_max_length and the model's position table.
@@ -314,6 +434,19 @@ impl ModelLayout {
                 None => SentenceTransformersConfig::default(),
             };
 
+        let kind = model_kind(&config, &sbert, &st_config, sparse.is_some());
+        let num_labels = num_labels(&config);
+        let score_activation = match kind {
+            ModelKind::Reranker => score_activation(&config, &st_config, num_labels)?,
+            _ => Activation::Identity,
+        };
+        if kind == ModelKind::Sparse && sparse.is_none() {
+            sparse = Some(SparsePooling {
+                sum: false,
+                log1p_relu: false,
+            });
+        }
+
         let pooling = pooling.unwrap_or_default();
         let pooled_width = hidden_size * pooling.modes.len();
         let mut width = pooled_width;
@@ -327,6 +460,14 @@ impl ModelLayout {
             width = d.out_features;
         }
 
+        let dimension = match kind {
+            ModelKind::Embedder => width,
+            ModelKind::Reranker => num_labels,
+            ModelKind::Sparse => config
+                .get("vocab_size")
+                .and_then(|v| v.as_u64())
+                .unwrap_or(0) as usize,
+        };
         Ok(Self {
             name: files.source().display_name(),
             model_type,
@@ -342,9 +483,121 @@ impl ModelLayout {
             normalize,
             prompts: st_config.prompts,
             default_prompt_name: st_config.default_prompt_name.filter(|n| !n.is_empty()),
-            dimension: width,
+            dimension,
+            kind,
+            score_activation,
+            sparse,
+            token_type_ids,
         })
     }
+}
+
+/// A cross-encoder says so in `config_sentence_transformers.json` (sentence-transformers 5+), in
+/// its Transformer module's task (6+), or — as most rerankers on the hub do, with no
+/// sentence-transformers files at all — only by its transformers architecture
+/// (`…ForSequenceClassification`). A sparse model has a `SpladePooling` module.
+fn model_kind(
+    config: &serde_json::Value,
+    sbert: &SentenceBertConfig,
+    st: &SentenceTransformersConfig,
+    has_splade: bool,
+) -> ModelKind {
+    if has_splade
+        || st.model_type.as_deref() == Some("SparseEncoder")
+        || sbert.transformer_task.as_deref() == Some("fill-mask")
+    {
+        return ModelKind::Sparse;
+    }
+    if st.model_type.as_deref() == Some("CrossEncoder")
+        || sbert.transformer_task.as_deref() == Some("sequence-classification")
+    {
+        return ModelKind::Reranker;
+    }
+    if st.model_type.is_none() {
+        let classifier = config
+            .get("architectures")
+            .and_then(|a| a.as_array())
+            .is_some_and(|a| {
+                a.iter()
+                    .filter_map(|v| v.as_str())
+                    .any(|name| name.ends_with("ForSequenceClassification"))
+            });
+        if classifier {
+            return ModelKind::Reranker;
+        }
+    }
+    ModelKind::Embedder
+}
+
+/// transformers' `num_labels`: the size of `id2label`, else 2 (its default).
+fn num_labels(config: &serde_json::Value) -> usize {
+    config
+        .get("id2label")
+        .and_then(|m| m.as_object())
+        .map(|m| m.len())
+        .filter(|&n| n > 0)
+        .or_else(|| {
+            config
+                .get("num_labels")
+                .and_then(|v| v.as_u64())
+                .map(|n| n as usize)
+        })
+        .unwrap_or(2)
+}
+
+/// `CrossEncoder.activation_fn`: where sentence-transformers 6, 4–5 and older versions keep it,
+/// else Sigmoid for one label and Identity for several.
+fn score_activation(
+    config: &serde_json::Value,
+    st: &SentenceTransformersConfig,
+    num_labels: usize,
+) -> Result<Activation> {
+    let named = st
+        .activation_fn
+        .clone()
+        .or_else(|| {
+            config
+                .pointer("/sentence_transformers/activation_fn")
+                .and_then(|v| v.as_str())
+                .map(str::to_string)
+        })
+        .or_else(|| {
+            config
+                .get("sbert_ce_default_activation_function")
+                .and_then(|v| v.as_str())
+                .map(str::to_string)
+        });
+    match named {
+        Some(name) => Activation::parse(&name).ok_or_else(|| {
+            ModelError::Unsupported(format!(
+                "cross-encoder activation `{name}` (supported: Identity, Sigmoid, Tanh, ReLU, GELU, SiLU)"
+            ))
+        }),
+        None if num_labels == 1 => Ok(Activation::Sigmoid),
+        None => Ok(Activation::Identity),
+    }
+}
+
+fn parse_splade(config: &SpladeConfig) -> Result<SparsePooling> {
+    let sum = match config.pooling_strategy.as_deref() {
+        None | Some("max") => false,
+        Some("sum") => true,
+        Some(other) => {
+            return Err(ModelError::Unsupported(format!(
+                "SpladePooling pooling_strategy `{other}` (supported: max, sum)"
+            )))
+        }
+    };
+    let log1p_relu = match config.activation_function.as_deref() {
+        None | Some("relu") => false,
+        Some("log1p_relu") => true,
+        Some(other) => {
+            return Err(ModelError::Unsupported(format!(
+                "SpladePooling activation_function `{other}` (supported: relu, log1p_relu)"
+            )))
+        }
+    };
+    Ok(SparsePooling { sum, log1p_relu })
 }
 
 fn parse_pooling(value: &serde_json::Value, path: &Path) -> Result<PoolingConfig> {

@@ -24,17 +24,24 @@ mod device;
 mod embedder;
 mod error;
 mod files;
+mod heads;
 mod kernels;
 mod layout;
 mod ops;
 mod pooling;
 pub mod profile;
+mod reranker;
+mod sparse;
 
 pub use device::DeviceSpec;
 pub use embedder::{EmbedOptions, Embedder, LoadOptions, Precision, Truncation};
 pub use error::{ModelError, Result};
 pub use files::{ModelFiles, ModelSource};
-pub use layout::{Activation, DenseLayout, ModelLayout, PoolingConfig, PoolingMode};
+pub use layout::{
+    Activation, DenseLayout, ModelKind, ModelLayout, PoolingConfig, PoolingMode, SparsePooling,
+};
+pub use reranker::{RerankOptions, Reranker};
+pub use sparse::{SparseEmbedding, SparseEncoder};
 
 /// The model every command uses when none is given: the fetched folder when it is there
 /// (scripts/fetch-model.sh), else the hub id.

@@ -170,6 +170,18 @@ impl Linear {
         })
     }
 
+    /// A linear over a weight already read (`out × in`), such as one tied to the embeddings.
+    pub fn from_weight(weight: Tensor, bias: Option<Tensor>) -> Self {
+        Self {
+            weight,
+            bias,
+            label: "linear",
+            packed_bf16: None,
+            int8: None,
+            folded: std::sync::OnceLock::new(),
+        }
+    }
+
     /// Names this linear in `FATHOM_PROFILE` reports.
     pub fn named(mut self, label: &'static str) -> Self {
         self.label = label;

@@ -37,7 +37,8 @@ pub fn model_error(err: ModelError) -> PyErr {
         | ModelError::BadMaxSeqLength(_)
         | ModelError::UnknownPrompt { .. }
         | ModelError::BadDimensions { .. }
-        | ModelError::BadDevice(_) => PyValueError::new_err(message),
+        | ModelError::BadDevice(_)
+        | ModelError::WrongKind { .. } => PyValueError::new_err(message),
         // A variant added to fathom-model later still reaches Python (as a RuntimeError) instead of
         // breaking this crate's build, which the root workspace does not run.
         #[allow(unreachable_patterns)]

@@ -14,6 +14,7 @@
 //! ```
 
 mod allocator;
+mod cross_encoder;
 mod errors;
 mod hub;
 mod model;
@@ -32,6 +33,8 @@ fn _mimalloc_purge_delay() -> i64 {
 fn _fathom(m: &Bound<'_, PyModule>) -> PyResult<()> {
     allocator::keep_freed_memory();
     m.add_class::<model::SentenceTransformer>()?;
+    m.add_class::<cross_encoder::CrossEncoder>()?;
+    m.add_class::<cross_encoder::SparseEncoder>()?;
     m.add_class::<tokenizer::Tokenizer>()?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add_function(wrap_pyfunction!(_mimalloc_purge_delay, m)?)?;

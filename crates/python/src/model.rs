@@ -347,7 +347,34 @@ fn as_matrix<'py>(py: Python<'py>, x: &Bound<'py, PyAny>) -> PyResult<PyReadonly
     array.extract::<PyReadonlyArray2<'py, f32>>()
 }
 
-fn resolve_model(
+/// Load options from a constructor's `device` and `dtype` (what this build can run checked), with
+/// the model's window capped at `max_input_tokens`.
+pub(crate) fn load_options(
+    device: Option<&str>,
+    dtype: &str,
+    max_input_tokens: Option<usize>,
+) -> PyResult<LoadOptions> {
+    let device: DeviceSpec = device.unwrap_or("auto").parse().map_err(model_error)?;
+    if matches!(device, DeviceSpec::Cuda(_)) && !cfg!(feature = "cuda") {
+        return Err(PyRuntimeError::new_err(format!(
+            "device={:?} needs fathom built with CUDA; this build is CPU-only (build \
+             crates/python with `maturin build --release --features cuda` where the CUDA \
+             toolkit is installed), or use device=\"cpu\"",
+            device.to_string()
+        )));
+    }
+    if max_input_tokens.is_some_and(|n| n < 2) {
+        return Err(PyValueError::new_err("max_length must be at least 2 tokens"));
+    }
+    Ok(LoadOptions {
+        device,
+        precision: parse_dtype(dtype)?,
+        max_input_tokens,
+        ..LoadOptions::default()
+    })
+}
+
+pub(crate) fn resolve_model(
     model_name_or_path: &str,
     revision: Option<&str>,
     cache_folder: Option<&Path>,

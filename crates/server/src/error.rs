@@ -159,6 +159,7 @@ impl From<fathom_model::ModelError> for ApiError {
             | M::BadMaxSeqLength(_)
             | M::BadDevice(_)
             | M::DeviceUnavailable(_)
+            | M::WrongKind { .. }
             | M::Candle(_) => Self::Internal(e.to_string()),
         }
     }

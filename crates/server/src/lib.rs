@@ -29,6 +29,7 @@ mod jobs;
 mod mcp;
 mod metrics;
 mod routes;
+mod side;
 mod state;
 mod watch;
 
@@ -52,6 +53,7 @@ pub use error::{ApiError, ErrorBody};
 pub use jobs::{JobState, JobStatus};
 pub use mcp::{serve_stdio as serve_mcp_stdio, FathomMcp};
 pub use metrics::Metrics;
+pub use side::SideModel;
 pub use state::{AppState, Engine};
 pub use watch::WatchedFolder;
 
@@ -65,6 +67,11 @@ pub use watch::WatchedFolder;
     paths(
         routes::embed::embed,
         routes::embed::openai_embeddings,
+        routes::rerank::rerank,
+        routes::rerank::cohere_rerank,
+        routes::rerank::embed_sparse,
+        routes::rerank::predict,
+        routes::rerank::models,
         routes::search::search,
         routes::documents::upsert,
         routes::documents::delete,
@@ -86,6 +93,13 @@ pub fn app(state: AppState) -> Router {
     let protected = Router::new()
         .route("/embed", post(routes::embed::embed))
         .route("/v1/embeddings", post(routes::embed::openai_embeddings))
+        .route("/rerank", post(routes::rerank::rerank))
+        .route("/v1/rerank", post(routes::rerank::cohere_rerank))
+        .route("/embed_sparse", post(routes::rerank::embed_sparse))
+        // text-embeddings-inference's root route (Hugging Face's InferenceClient posts there);
+        // `GET /` stays the search page, outside the API key.
+        .route("/", post(routes::rerank::predict))
+        .route("/v1/models", get(routes::rerank::models))
         .route("/search", post(routes::search::search))
         .route("/documents", post(routes::documents::upsert))
         .route("/documents/{*id}", delete(routes::documents::delete))

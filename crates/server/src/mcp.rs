@@ -52,6 +52,9 @@ pub struct SearchArgs {
     pub filters: Vec<String>,
     /// The collection to search (default: the server's default; see `list_collections`).
     pub collection: Option<String>,
+    /// Reorder the candidates with the server's reranker (a cross-encoder; more precise, slower).
+    /// Default: on when the server runs one.
+    pub rerank: Option<bool>,
 }
 
 /// One passage found: where it is (source and offsets in its text), the text and its score.
@@ -226,6 +229,8 @@ impl FathomMcp {
             }),
             filter: Some(Filters::Many(a.filters)),
             collection: a.collection,
+            rerank: a.rerank.unwrap_or(self.state.reranker().is_some()),
+            candidates: None,
         };
         let hits = crate::routes::search::run(&self.state, req)
             .await

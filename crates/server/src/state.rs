@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
 
-use fathom_model::{EmbedOptions, Embedder};
+use fathom_model::{EmbedOptions, Embedder, RerankOptions, Reranker, SparseEncoder};
 use fathom_store::{Collection, ModelSpec, Store};
 
 use crate::batcher::Batcher;
@@ -12,6 +12,7 @@ use crate::config::ServerConfig;
 use crate::error::ApiError;
 use crate::jobs::Jobs;
 use crate::metrics::Metrics;
+use crate::side::{public_name, SideModel};
 
 /// The loaded model and the queue in front of it.
 #[derive(Debug)]
@@ -31,6 +32,8 @@ pub struct AppState {
     pub store: Store,
     pub jobs: Jobs,
     engine: Arc<OnceLock<Engine>>,
+    reranker: Arc<OnceLock<SideModel<Reranker>>>,
+    sparse: Arc<OnceLock<SideModel<SparseEncoder>>>,
     collections: Arc<tokio::sync::Mutex<HashMap<String, Arc<Collection>>>>,
 }
 
@@ -43,6 +46,8 @@ impl AppState {
             config: Arc::new(config),
             metrics: Arc::new(Metrics::default()),
             engine: Arc::new(OnceLock::new()),
+            reranker: Arc::new(OnceLock::new()),
+            sparse: Arc::new(OnceLock::new()),
             collections: Arc::default(),
         }
     }
@@ -57,16 +62,7 @@ impl AppState {
             dimension: model.dimension(),
             normalized: model.layout().normalize,
         };
-        let given = &model.layout().name;
-        let path = std::path::Path::new(given);
-        let name = if path.exists() {
-            path.canonicalize()
-                .ok()
-                .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
-                .unwrap_or_else(|| spec.short_name().to_string())
-        } else {
-            given.clone()
-        };
+        let name = public_name(&model.layout().name);
         let batcher = Batcher::start(
             model.clone(),
             self.config.queue_capacity,
@@ -81,6 +77,57 @@ impl AppState {
                 name,
             })
             .map_err(|_| ApiError::Internal("a model is already installed".into()))
+    }
+
+    /// Warms a cross-encoder up and serves it beside the embedder (`/rerank`, `/v1/rerank`,
+    /// reranked search). Blocks for the warm-up.
+    pub fn install_reranker(&self, model: Arc<Reranker>) -> Result<(), ApiError> {
+        model.score(&[("warm", "up")], &RerankOptions::default())?;
+        let name = public_name(&model.layout().name);
+        self.reranker
+            .set(SideModel::new(model, name, self.config.queue_capacity))
+            .map_err(|_| ApiError::Internal("a reranker is already installed".into()))
+    }
+
+    /// Warms a SPLADE model up and serves it beside the embedder (`/embed_sparse`).
+    pub fn install_sparse(&self, model: Arc<SparseEncoder>) -> Result<(), ApiError> {
+        model.encode(&["warm up"], true)?;
+        let name = public_name(&model.layout().name);
+        self.sparse
+            .set(SideModel::new(model, name, self.config.queue_capacity))
+            .map_err(|_| ApiError::Internal("a sparse model is already installed".into()))
+    }
+
+    /// The reranker, if this server runs one.
+    pub fn reranker(&self) -> Option<&SideModel<Reranker>> {
+        self.reranker.get()
+    }
+
+    /// The reranker, or 404 saying how to start one.
+    pub fn require_reranker(&self) -> Result<&SideModel<Reranker>, ApiError> {
+        self.reranker().ok_or_else(|| {
+            ApiError::NotFound(
+                "this server runs no reranker; start it with `fathom serve --reranker MODEL` \
+                 (a cross-encoder such as cross-encoder/ms-marco-MiniLM-L6-v2)"
+                    .into(),
+            )
+        })
+    }
+
+    /// The SPLADE model, if this server runs one.
+    pub fn sparse(&self) -> Option<&SideModel<SparseEncoder>> {
+        self.sparse.get()
+    }
+
+    /// The SPLADE model, or 404 saying how to start one.
+    pub fn require_sparse(&self) -> Result<&SideModel<SparseEncoder>, ApiError> {
+        self.sparse().ok_or_else(|| {
+            ApiError::NotFound(
+                "this server runs no sparse model; start it with `fathom serve --sparse-model MODEL` \
+                 (a SPLADE model such as naver/splade-v3)"
+                    .into(),
+            )
+        })
     }
 
     /// The model, or 503 while it loads.

@@ -34,7 +34,7 @@ pub use error::{Result, StoreError};
 pub use filter::Filter;
 pub use options::StoreOptions;
 pub use schema::{ChunkRecord, Location, ModelSpec, SourceChunks};
-pub use search::{Hit, SearchMode, SearchQuery};
+pub use search::{rerank_hits, Hit, SearchMode, SearchQuery};
 
 use std::path::Path;
 use std::sync::Arc;

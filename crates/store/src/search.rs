@@ -94,6 +94,22 @@ pub struct Hit {
     pub score: f32,
 }
 
+/// Reorders `hits` by a second-stage score each (a cross-encoder's), best first, keeps the best
+/// `k`, and gives each hit that score. Ties keep the first stage's order.
+pub fn rerank_hits(hits: Vec<Hit>, scores: &[f32], k: usize) -> Vec<Hit> {
+    assert_eq!(hits.len(), scores.len(), "one score per hit");
+    let mut scored: Vec<(f32, Hit)> = scores.iter().copied().zip(hits).collect();
+    scored.sort_by(|a, b| b.0.total_cmp(&a.0));
+    scored
+        .into_iter()
+        .take(k)
+        .map(|(score, mut hit)| {
+            hit.score = score;
+            hit
+        })
+        .collect()
+}
+
 /// Reciprocal rank fusion constant (the usual 60).
 const RRF_K: f32 = 60.0;
 

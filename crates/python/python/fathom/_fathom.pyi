@@ -96,3 +96,65 @@ class SentenceTransformer:
     def dtype(self) -> Dtype: ...
     @property
     def tokenizer(self) -> Tokenizer: ...
+
+class CrossEncoder:
+    def __init__(
+        self,
+        model_name_or_path: str,
+        device: Optional[str] = "cpu",
+        revision: Optional[str] = None,
+        cache_folder: Optional[str] = None,
+        max_length: Optional[int] = None,
+        dtype: Dtype = "float32",
+    ) -> None: ...
+    def predict(
+        self,
+        sentences: Union[tuple[str, str], Sequence[tuple[str, str]]],
+        batch_size: int = 32,
+        show_progress_bar: Optional[bool] = None,
+        activation_fn: Optional[object] = None,
+        apply_softmax: bool = False,
+        convert_to_numpy: bool = True,
+        convert_to_tensor: bool = False,
+    ) -> Union[float, npt.NDArray[np.float32]]: ...
+    def rank(
+        self,
+        query: str,
+        documents: Sequence[str],
+        top_k: Optional[int] = None,
+        return_documents: bool = False,
+        batch_size: int = 32,
+        show_progress_bar: Optional[bool] = None,
+        activation_fn: Optional[object] = None,
+        apply_softmax: bool = False,
+        convert_to_numpy: bool = True,
+        convert_to_tensor: bool = False,
+    ) -> list[dict[str, Union[int, float, str]]]: ...
+    @property
+    def num_labels(self) -> int: ...
+    @property
+    def max_length(self) -> int: ...
+
+class SparseEncoder:
+    def __init__(
+        self,
+        model_name_or_path: str,
+        device: Optional[str] = "cpu",
+        revision: Optional[str] = None,
+        cache_folder: Optional[str] = None,
+        dtype: Dtype = "float32",
+    ) -> None: ...
+    def encode(
+        self,
+        sentences: Union[str, Sequence[str]],
+        batch_size: int = 32,
+        show_progress_bar: Optional[bool] = None,
+        convert_to_tensor: bool = False,
+        convert_to_sparse_tensor: bool = False,
+    ) -> npt.NDArray[np.float32]: ...
+    def decode(
+        self, embedding: npt.NDArray[np.float32], top_k: Optional[int] = None
+    ) -> list[tuple[str, float]]: ...
+    @property
+    def max_seq_length(self) -> int: ...
+    def get_sentence_embedding_dimension(self) -> int: ...

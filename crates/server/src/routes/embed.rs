@@ -21,7 +21,7 @@ pub enum Inputs {
 }
 
 impl Inputs {
-    fn into_vec(self) -> Vec<String> {
+    pub(crate) fn into_vec(self) -> Vec<String> {
         match self {
             Self::One(s) => vec![s],
             Self::Many(v) => v,

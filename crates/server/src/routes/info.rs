@@ -50,8 +50,25 @@ pub struct Info {
     /// Prompt names of the model (use with `prompt_name`).
     pub prompts: Vec<String>,
     pub default_collection: String,
+    /// The cross-encoder beside the embedder (`--reranker`), if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reranker: Option<SideInfo>,
+    /// The SPLADE model beside the embedder (`--sparse-model`), if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sparse_model: Option<SideInfo>,
     pub limits: Limits,
     pub version: &'static str,
+}
+
+/// A model served beside the embedder.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SideInfo {
+    pub model: String,
+    pub architecture: String,
+    pub max_seq_length: usize,
+    /// A reranker's labels (1 for relevance), a sparse model's vocabulary size.
+    pub dimension: usize,
+    pub dtype: String,
 }
 
 /// The model, limits and version of this server.
@@ -73,6 +90,20 @@ pub async fn info(State(state): State<AppState>) -> Result<Json<Info>, ApiError>
         dtype: engine.model.precision().to_string(),
         prompts,
         default_collection: c.default_collection.clone(),
+        reranker: state.reranker().map(|r| SideInfo {
+            model: r.name.clone(),
+            architecture: r.model.layout().model_type.clone(),
+            max_seq_length: r.model.max_seq_length(),
+            dimension: r.model.num_labels(),
+            dtype: r.model.precision().to_string(),
+        }),
+        sparse_model: state.sparse().map(|s| SideInfo {
+            model: s.name.clone(),
+            architecture: s.model.layout().model_type.clone(),
+            max_seq_length: s.model.max_seq_length(),
+            dimension: s.model.dimension(),
+            dtype: s.model.precision().to_string(),
+        }),
         limits: Limits {
             max_body_bytes: c.max_body_bytes,
             max_inputs: c.max_inputs,

@@ -5,4 +5,5 @@ pub mod embed;
 pub mod info;
 pub mod ingest;
 pub mod page;
+pub mod rerank;
 pub mod search;

@@ -35,6 +35,13 @@ pub struct SearchRequest {
     pub filter: Option<Filters>,
     /// Default: the server's default collection.
     pub collection: Option<String>,
+    /// `true`: retrieve `candidates` hits, rerank them with the server's cross-encoder
+    /// (`--reranker`) and return the best `k` by its score (each hit's `score` is then the
+    /// reranker's).
+    #[serde(default)]
+    pub rerank: bool,
+    /// Hits the reranker reorders (default 50, at most 1000; at least `k`).
+    pub candidates: Option<usize>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -72,6 +79,24 @@ pub(crate) async fn run(state: &AppState, req: SearchRequest) -> Result<Vec<Hit>
         return Err(ApiError::Validation(format!(
             "`k` must be between 1 and {MAX_K}, got {k}"
         )));
+    }
+    let candidates = req.candidates.unwrap_or(DEFAULT_CANDIDATES).max(k);
+    if req.candidates.is_some() && !req.rerank {
+        return Err(ApiError::Validation(
+            "`candidates` is the number of hits `rerank` reorders; set `rerank: true` too".into(),
+        ));
+    }
+    if candidates > MAX_K {
+        return Err(ApiError::Validation(format!(
+            "`candidates` must be at most {MAX_K}, got {candidates}"
+        )));
+    }
+    if req.rerank && state.reranker().is_none() {
+        return Err(ApiError::Validation(
+            "`rerank` needs a reranker, and this server runs none; start it with \
+             `fathom serve --reranker MODEL`"
+                .into(),
+        ));
     }
     let mode: SearchMode = match req.mode.as_deref() {
         None => SearchMode::default(),
@@ -116,14 +141,28 @@ pub(crate) async fn run(state: &AppState, req: SearchRequest) -> Result<Vec<Hit>
     };
     let query = SearchQuery {
         vector,
-        text: Some(req.query),
+        text: Some(req.query.clone()),
         mode,
-        k,
+        k: if req.rerank { candidates } else { k },
         filters,
     };
     let timeout = state.config.request_timeout;
     let hits = tokio::time::timeout(timeout, collection.search(&query))
         .await
         .map_err(|_| ApiError::Timeout(timeout))??;
-    Ok(hits)
+    if !req.rerank || hits.is_empty() {
+        return Ok(hits);
+    }
+    let texts: Vec<String> = hits.iter().map(|h| h.text.clone()).collect();
+    let (scores, _) = super::rerank::rerank_scores(
+        state,
+        req.query,
+        texts,
+        fathom_model::RerankOptions::default(),
+    )
+    .await?;
+    Ok(fathom_store::rerank_hits(hits, &scores, k))
 }
+
+/// Hits a reranked search reorders when the request names no `candidates`.
+pub const DEFAULT_CANDIDATES: usize = 50;

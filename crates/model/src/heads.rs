@@ -1,0 +1,248 @@
+//! Task heads over a transformer's packed token states, as transformers defines them for each
+//! architecture: the sequence classifiers of cross-encoders (rerankers) and the masked-LM head
+//! that SPLADE models pool.
+
+use candle_core::Tensor;
+use candle_nn::VarBuilder;
+
+use crate::arch::weight_prefix;
+use crate::error::{ModelError, Result};
+use crate::layout::{ModelLayout, PoolingConfig, PoolingMode};
+use crate::ops::{HiddenAct, LayerNorm, Linear};
+use crate::pooling::pool;
+
+/// `…ForSequenceClassification`'s head: token states in, `sequences × num_labels` logits out.
+#[derive(Debug)]
+pub(crate) enum Classifier {
+    /// BERT: the pooler (`pooler.dense`, tanh) on the first token, then `classifier`.
+    Bert { pooler: Linear, out: Linear },
+    /// RoBERTa, XLM-RoBERTa, CamemBERT and MPNet: `classifier.dense`, tanh, `classifier.out_proj`
+    /// on the first token.
+    Roberta { dense: Linear, out: Linear },
+    /// DistilBERT: `pre_classifier`, ReLU, `classifier` on the first token.
+    DistilBert { pre: Linear, out: Linear },
+    /// ModernBERT: the first token or the mean of all (`classifier_pooling`), then `head.dense`,
+    /// `classifier_activation`, `head.norm`, and `classifier`.
+    ModernBert {
+        mean: bool,
+        dense: Linear,
+        act: HiddenAct,
+        norm: LayerNorm,
+        out: Linear,
+    },
+}
+
+fn config_str<'a>(config: &'a serde_json::Value, key: &str) -> Option<&'a str> {
+    config.get(key).and_then(|v| v.as_str())
+}
+
+fn missing(what: &str, model_type: &str) -> ModelError {
+    ModelError::Unsupported(format!(
+        "the weights have no {what}: not a {model_type} sequence-classification checkpoint"
+    ))
+}
+
+impl Classifier {
+    pub fn load(layout: &ModelLayout, vb: &VarBuilder) -> Result<Self> {
+        let hidden = layout.hidden_size;
+        let labels = layout.dimension;
+        let model_type = layout.model_type.as_str();
+        let linear = |name: &str, out_dim: usize, bias: bool| -> Result<Linear> {
+            if !vb.contains_tensor(&format!("{name}.weight")) {
+                return Err(missing(&format!("`{name}.weight`"), model_type));
+            }
+            Linear::load(vb.pp(name), hidden, out_dim, bias)
+        };
+        Ok(match model_type {
+            "bert" => {
+                let prefix = weight_prefix(vb, "pooler.dense.weight", &["bert."])
+                    .ok_or_else(|| missing("BERT pooler (`bert.pooler.dense`)", model_type))?;
+                Self::Bert {
+                    pooler: linear(&format!("{prefix}pooler.dense"), hidden, true)?,
+                    out: linear("classifier", labels, true)?,
+                }
+            }
+            "roberta" | "xlm-roberta" | "camembert" | "mpnet" => Self::Roberta {
+                dense: linear("classifier.dense", hidden, true)?,
+                out: linear("classifier.out_proj", labels, true)?,
+            },
+            "distilbert" => Self::DistilBert {
+                pre: linear("pre_classifier", hidden, true)?,
+                out: linear("classifier", labels, true)?,
+            },
+            "modernbert" => {
+                let config = &layout.config;
+                let mean = match config_str(config, "classifier_pooling").unwrap_or("cls") {
+                    "cls" => false,
+                    "mean" => true,
+                    other => {
+                        return Err(ModelError::Unsupported(format!(
+                            "ModernBERT classifier_pooling `{other}` (supported: cls, mean)"
+                        )))
+                    }
+                };
+                let act_name = config_str(config, "classifier_activation").unwrap_or("gelu");
+                let act = crate::arch::activation(act_name)?;
+                let bias = config
+                    .get("classifier_bias")
+                    .and_then(|v| v.as_bool())
+                    .unwrap_or(false);
+                let eps = config
+                    .get("norm_eps")
+                    .and_then(|v| v.as_f64())
+                    .unwrap_or(1e-5);
+                if !vb.contains_tensor("head.norm.weight") {
+                    return Err(missing("`head.norm.weight`", model_type));
+                }
+                Self::ModernBert {
+                    mean,
+                    dense: linear("head.dense", hidden, bias)?,
+                    act,
+                    norm: LayerNorm::load(vb.pp("head.norm"), hidden, eps)?,
+                    out: linear("classifier", labels, true)?,
+                }
+            }
+            other => {
+                return Err(ModelError::Unsupported(format!(
+                "cross-encoders of model_type `{other}` are not supported yet (supported: bert, \
+                     roberta, xlm-roberta, camembert, mpnet, distilbert, modernbert)"
+            )))
+            }
+        })
+    }
+
+    /// Logits, `sequences × num_labels`, for packed token states `tokens × hidden`.
+    pub fn forward(&self, hidden: &Tensor, seq_lens: &[usize]) -> Result<Tensor> {
+        let first = |h: &Tensor| pool(h, seq_lens, &pooling(PoolingMode::Cls), 0);
+        match self {
+            Self::Bert { pooler, out } => {
+                out.forward(&pooler.forward(&first(hidden)?, None)?.tanh()?, None)
+            }
+            Self::Roberta { dense, out } => {
+                out.forward(&dense.forward(&first(hidden)?, None)?.tanh()?, None)
+            }
+            Self::DistilBert { pre, out } => {
+                out.forward(&pre.forward(&first(hidden)?, None)?.relu()?, None)
+            }
+            Self::ModernBert {
+                mean,
+                dense,
+                act,
+                norm,
+                out,
+            } => {
+                let pooled = if *mean {
+                    pool(hidden, seq_lens, &pooling(PoolingMode::Mean), 0)?
+                } else {
+                    first(hidden)?
+                };
+                let x = act.apply(&dense.forward(&pooled, None)?)?;
+                out.forward(&norm.forward(&x)?, None)
+            }
+        }
+    }
+}
+
+fn pooling(mode: PoolingMode) -> PoolingConfig {
+    PoolingConfig {
+        modes: vec![mode],
+        include_prompt: true,
+    }
+}
+
+/// `…ForMaskedLM`'s head: token states in, vocabulary logits out (`transform` then a decoder
+/// tied to the word embeddings).
+#[derive(Debug)]
+pub(crate) struct MaskedLmHead {
+    transform: Linear,
+    act: HiddenAct,
+    norm: LayerNorm,
+    decoder: Linear,
+}
+
+impl MaskedLmHead {
+    pub fn load(layout: &ModelLayout, vb: &VarBuilder) -> Result<Self> {
+        let hidden = layout.hidden_size;
+        let vocab = layout.dimension;
+        let config = &layout.config;
+        let model_type = layout.model_type.as_str();
+        let need = |name: &str| -> Result<()> {
+            if vb.contains_tensor(name) {
+                Ok(())
+            } else {
+                Err(ModelError::Unsupported(format!(
+                    "the weights have no `{name}`: not a {model_type} masked-LM (SPLADE) checkpoint"
+                )))
+            }
+        };
+        // The decoder is usually tied to the input embeddings and not stored again.
+        let tied = |stored: &str, embeddings: &[&str]| -> Result<Tensor> {
+            std::iter::once(stored)
+                .chain(embeddings.iter().copied())
+                .find(|name| vb.contains_tensor(name))
+                .ok_or_else(|| {
+                    ModelError::Unsupported(format!(
+                        "the weights have neither `{stored}` nor the word embeddings to tie it to"
+                    ))
+                })
+                .and_then(|name| Ok(vb.get((vocab, hidden), name)?))
+        };
+        match model_type {
+            "bert" => {
+                let t = "cls.predictions.transform";
+                need(&format!("{t}.dense.weight"))?;
+                need("cls.predictions.bias")?;
+                let act_name = config_str(config, "hidden_act").unwrap_or("gelu");
+                let eps = config
+                    .get("layer_norm_eps")
+                    .and_then(|v| v.as_f64())
+                    .unwrap_or(1e-12);
+                let weight = tied(
+                    "cls.predictions.decoder.weight",
+                    &[
+                        "bert.embeddings.word_embeddings.weight",
+                        "embeddings.word_embeddings.weight",
+                    ],
+                )?;
+                let bias = vb.get(vocab, "cls.predictions.bias")?;
+                Ok(Self {
+                    transform: Linear::load(vb.pp(format!("{t}.dense")), hidden, hidden, true)?,
+                    act: crate::arch::activation(act_name)?,
+                    norm: LayerNorm::load(vb.pp(format!("{t}.LayerNorm")), hidden, eps)?,
+                    decoder: Linear::from_weight(weight, Some(bias)),
+                })
+            }
+            "distilbert" => {
+                need("vocab_transform.weight")?;
+                need("vocab_projector.bias")?;
+                let act_name = config_str(config, "activation").unwrap_or("gelu");
+                let weight = tied(
+                    "vocab_projector.weight",
+                    &["distilbert.embeddings.word_embeddings.weight"],
+                )?;
+                let bias = vb.get(vocab, "vocab_projector.bias")?;
+                Ok(Self {
+                    transform: Linear::load(vb.pp("vocab_transform"), hidden, hidden, true)?,
+                    act: crate::arch::activation(act_name)?,
+                    norm: LayerNorm::load(vb.pp("vocab_layer_norm"), hidden, 1e-12)?,
+                    decoder: Linear::from_weight(weight, Some(bias)),
+                })
+            }
+            other => Err(ModelError::Unsupported(format!(
+                "SPLADE models of model_type `{other}` are not supported yet (supported: bert, distilbert)"
+            ))),
+        }
+    }
+
+    /// Vocabulary logits (`rows × vocab`) for token states (`rows × hidden`).
+    pub fn forward(&self, hidden: &Tensor) -> Result<Tensor> {
+        let x = self.act.apply(&self.transform.forward(hidden, None)?)?;
+        self.decoder.forward(&self.norm.forward(&x)?, None)
+    }
+
+    /// The linears a precision setting reaches (the decoder is the largest product of a SPLADE
+    /// pass: vocabulary × hidden per token).
+    pub fn linears_mut(&mut self) -> Vec<&mut Linear> {
+        vec![&mut self.transform, &mut self.decoder]
+    }
+}

@@ -1,0 +1,233 @@
+//! [`Reranker`]: a cross-encoder scoring (query, document) pairs, as sentence-transformers'
+//! `CrossEncoder.predict` does: the pair tokenized together and cut `longest_first` to the
+//! model's max length, the architecture's sequence-classification head, then the model's
+//! activation (Sigmoid for one label unless the model names another).
+
+use candle_core::{DType, Device};
+use tokenizers::{
+    EncodeInput, Tokenizer, TruncationDirection, TruncationParams, TruncationStrategy,
+};
+
+use crate::arch::{Encoder, PackedBatch};
+use crate::embedder::{length_batches, load_parts, run_pass, LoadOptions, Precision};
+use crate::error::{ModelError, Result};
+use crate::files::{ModelFiles, ModelSource};
+use crate::heads::Classifier;
+use crate::layout::{Activation, ModelKind, ModelLayout};
+
+/// Options of one scoring call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RerankOptions {
+    /// `false`: a pair longer than the model's max length is an error instead of being cut.
+    pub truncate: bool,
+    /// `true`: the logits as they are, without the model's activation (TEI's `raw_scores`).
+    pub raw_scores: bool,
+}
+
+impl Default for RerankOptions {
+    fn default() -> Self {
+        Self {
+            truncate: true,
+            raw_scores: false,
+        }
+    }
+}
+
+/// A loaded cross-encoder.
+#[derive(Debug)]
+pub struct Reranker {
+    layout: ModelLayout,
+    tokenizer: Tokenizer,
+    encoder: Box<dyn Encoder>,
+    head: Classifier,
+    device: Device,
+    max_batch_tokens: usize,
+    precision: Precision,
+    generic_ops: bool,
+    bf16_attention: bool,
+}
+
+impl Reranker {
+    /// Loads a cross-encoder from a folder or hub id (`org/name[@revision]`).
+    pub fn load(model: &str, options: &LoadOptions) -> Result<Self> {
+        let source = ModelSource::parse(model)?;
+        let mut files = ModelFiles::open(&source)?;
+        let layout = ModelLayout::read(&mut files)?;
+        Self::from_layout(layout, options)
+    }
+
+    pub fn from_layout(mut layout: ModelLayout, options: &LoadOptions) -> Result<Self> {
+        if layout.kind != ModelKind::Reranker {
+            return Err(ModelError::WrongKind {
+                name: layout.name.clone(),
+                kind: layout.kind,
+                wanted: ModelKind::Reranker,
+            });
+        }
+        let mut parts = load_parts(&mut layout, options)?;
+        let head = Classifier::load(&layout, &parts.vb)?;
+        parts
+            .tokenizer
+            .with_truncation(Some(TruncationParams {
+                max_length: layout.max_seq_length,
+                strategy: TruncationStrategy::LongestFirst,
+                stride: 0,
+                direction: TruncationDirection::Right,
+            }))
+            .map_err(|e| ModelError::Tokenizer(e.to_string()))?;
+        Ok(Self {
+            layout,
+            tokenizer: parts.tokenizer,
+            encoder: parts.encoder,
+            head,
+            device: parts.device,
+            max_batch_tokens: options.max_batch_tokens.max(1),
+            precision: options.precision,
+            generic_ops: options.generic_ops,
+            bf16_attention: parts.bf16_attention,
+        })
+    }
+
+    pub fn layout(&self) -> &ModelLayout {
+        &self.layout
+    }
+
+    pub fn precision(&self) -> Precision {
+        self.precision
+    }
+
+    /// Values per pair: 1 for a relevance model.
+    pub fn num_labels(&self) -> usize {
+        self.layout.dimension
+    }
+
+    /// Tokens of a pair, special tokens included: longer pairs are cut (or refused).
+    pub fn max_seq_length(&self) -> usize {
+        self.layout.max_seq_length
+    }
+
+    /// The activation [`Reranker::score`] applies unless `raw_scores` is set.
+    pub fn activation(&self) -> Activation {
+        self.layout.score_activation
+    }
+
+    /// Scores each (query, document) pair: one row of [`Reranker::num_labels`] values per pair,
+    /// in order. Runs the model (work proportional to the tokens); pairs are sorted by length and
+    /// packed into passes of at most `max_batch_tokens` tokens.
+    pub fn score<Q: AsRef<str>, D: AsRef<str>>(
+        &self,
+        pairs: &[(Q, D)],
+        options: &RerankOptions,
+    ) -> Result<Vec<Vec<f32>>> {
+        self.score_counting(pairs, options).map(|(s, _)| s)
+    }
+
+    /// [`Reranker::score`], also returning the tokens the model ran for each pair.
+    pub fn score_counting<Q: AsRef<str>, D: AsRef<str>>(
+        &self,
+        pairs: &[(Q, D)],
+        options: &RerankOptions,
+    ) -> Result<(Vec<Vec<f32>>, Vec<usize>)> {
+        if pairs.is_empty() {
+            return Ok((Vec::new(), Vec::new()));
+        }
+        let lower = |s: &str| {
+            if self.layout.do_lower_case {
+                s.to_lowercase()
+            } else {
+                s.to_string()
+            }
+        };
+        let inputs: Vec<EncodeInput> = pairs
+            .iter()
+            .map(|(q, d)| (lower(q.as_ref()), lower(d.as_ref())).into())
+            .collect();
+        let encodings = {
+            let _span = crate::profile::span("tokenize");
+            if options.truncate {
+                self.tokenizer.encode_batch(inputs, true)
+            } else {
+                let mut whole = self.tokenizer.clone();
+                whole
+                    .with_truncation(None)
+                    .map_err(|e| ModelError::Tokenizer(e.to_string()))?;
+                whole.encode_batch(inputs, true)
+            }
+        }
+        .map_err(|e| ModelError::Tokenizer(e.to_string()))?;
+        let max = self.layout.max_seq_length;
+        if let Some((index, enc)) = encodings.iter().enumerate().find(|(_, e)| e.len() > max) {
+            return Err(ModelError::InputTooLong {
+                index,
+                tokens: enc.len(),
+                max,
+            });
+        }
+        let lengths: Vec<usize> = encodings.iter().map(|e| e.len()).collect();
+        let mut scores = vec![Vec::new(); encodings.len()];
+        for members in length_batches(&lengths, self.max_batch_tokens) {
+            let mut batch = PackedBatch::default();
+            for &i in &members {
+                batch.input_ids.extend_from_slice(encodings[i].get_ids());
+                if self.layout.token_type_ids {
+                    batch
+                        .type_ids
+                        .extend_from_slice(encodings[i].get_type_ids());
+                } else {
+                    batch.type_ids.resize(batch.input_ids.len(), 0);
+                }
+                batch.seq_lens.push(lengths[i]);
+            }
+            let logits = run_pass(&self.device, self.generic_ops, self.bf16_attention, || {
+                let hidden = self.encoder.forward(&batch)?;
+                let _span = crate::profile::span("classifier");
+                Ok(self
+                    .head
+                    .forward(&hidden, &batch.seq_lens)?
+                    .to_dtype(DType::F32)?
+                    .to_vec2::<f32>()?)
+            })?;
+            for (&i, row) in members.iter().zip(logits) {
+                scores[i] = row;
+            }
+        }
+        if !options.raw_scores {
+            let activation = self.layout.score_activation;
+            for v in scores.iter_mut().flatten() {
+                *v = activation.apply(*v);
+            }
+        }
+        Ok((scores, lengths))
+    }
+
+    /// Scores every document against one query: the first label's score per document, in order.
+    pub fn rerank<D: AsRef<str>>(
+        &self,
+        query: &str,
+        documents: &[D],
+        options: &RerankOptions,
+    ) -> Result<Vec<f32>> {
+        let pairs: Vec<(&str, &str)> = documents.iter().map(|d| (query, d.as_ref())).collect();
+        Ok(self
+            .score(&pairs, options)?
+            .into_iter()
+            .map(|row| row.first().copied().unwrap_or(f32::NAN))
+            .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn activations_match_torch() {
+        assert_eq!(Activation::Identity.apply(-1.5), -1.5);
+        assert!((Activation::Sigmoid.apply(0.0) - 0.5).abs() < 1e-7);
+        // torch.sigmoid(torch.tensor(2.0)) = 0.8807971
+        assert!((Activation::Sigmoid.apply(2.0) - 0.880_797_1).abs() < 1e-6);
+        // torch.nn.functional.gelu(torch.tensor(1.0)) = 0.8413447
+        assert!((Activation::Gelu.apply(1.0) - 0.841_344_7).abs() < 1e-6);
+        assert_eq!(Activation::Relu.apply(-3.0), 0.0);
+    }
+}
