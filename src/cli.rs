@@ -367,6 +367,15 @@ pub struct EvalArgs {
     #[command(flatten)]
     pub chunking: ChunkArgs,
 
+    /// Also score with the best --candidates chunks of each query reranked by a cross-encoder
+    /// (folder or hub id; alone: cross-encoder/ms-marco-MiniLM-L6-v2): both are printed.
+    #[arg(long, num_args = 0..=1, default_missing_value = DEFAULT_RERANKER)]
+    pub rerank: Option<String>,
+
+    /// Chunks per query the reranker reorders.
+    #[arg(long, default_value_t = 100, value_parser = at_least_one)]
+    pub candidates: usize,
+
     /// Print JSON instead of text.
     #[arg(long)]
     pub json: bool,

@@ -170,10 +170,17 @@ impl CrossEncoder {
         convert_to_numpy: bool,
         convert_to_tensor: bool,
     ) -> PyResult<Vec<Bound<'py, PyDict>>> {
-        let _ = (batch_size, show_progress_bar, convert_to_numpy, convert_to_tensor);
+        let _ = (
+            batch_size,
+            show_progress_bar,
+            convert_to_numpy,
+            convert_to_tensor,
+        );
         let documents = extract_texts(documents)?;
-        let pairs: Vec<(String, String)> =
-            documents.iter().map(|d| (query.clone(), d.clone())).collect();
+        let pairs: Vec<(String, String)> = documents
+            .iter()
+            .map(|d| (query.clone(), d.clone()))
+            .collect();
         let scores = self.scores(py, pairs, activation_fn, apply_softmax)?;
         let mut order: Vec<usize> = (0..documents.len()).collect();
         order.sort_by(|&a, &b| scores[b][0].total_cmp(&scores[a][0]));
@@ -227,8 +234,7 @@ impl CrossEncoder {
             raw_scores: true,
             ..RerankOptions::default()
         };
-        let mut scores =
-            run_detached(py, move || model.score(&pairs, &raw).map_err(model_error))?;
+        let mut scores = run_detached(py, move || model.score(&pairs, &raw).map_err(model_error))?;
         for row in &mut scores {
             for v in row.iter_mut() {
                 *v = activation.apply(*v);
@@ -360,4 +366,3 @@ impl SparseEncoder {
         )
     }
 }
-

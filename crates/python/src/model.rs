@@ -364,7 +364,9 @@ pub(crate) fn load_options(
         )));
     }
     if max_input_tokens.is_some_and(|n| n < 2) {
-        return Err(PyValueError::new_err("max_length must be at least 2 tokens"));
+        return Err(PyValueError::new_err(
+            "max_length must be at least 2 tokens",
+        ));
     }
     Ok(LoadOptions {
         device,
