@@ -307,6 +307,7 @@ fn model_info_describes_the_model() {
         out,
         "model           models/all-MiniLM-L6-v2\n\
          architecture    bert\n\
+         kind            embedder\n\
          dimension       384\n\
          hidden size     384\n\
          max_seq_length  256\n\
@@ -314,6 +315,11 @@ fn model_info_describes_the_model() {
          normalize       true\n\
          prompts         none\n"
     );
+    // A cross-encoder says what it is and how its scores come out.
+    let reranker = repo_root().join("tests/fixtures/rerank/bert");
+    let out = stdout(&run(fathom().args(["model", "info"]).arg(&reranker)));
+    assert!(out.contains("kind            reranker\n"), "{out}");
+    assert!(out.contains("labels          1 (scores through Sigmoid)"), "{out}");
     let dir = tempfile::tempdir().unwrap();
     copy_dir(&minilm(), dir.path());
     copy_dir(&fixtures().join("variants/dense-tanh-128"), dir.path());

@@ -62,7 +62,17 @@ pub fn info(args: InfoArgs) -> anyhow::Result<()> {
             )
         }
     );
-    println!("dimension       {}", layout.dimension);
+    println!("kind            {}", layout.kind);
+    match layout.kind {
+        fathom_model::ModelKind::Embedder => {
+            println!("dimension       {}", layout.dimension)
+        }
+        fathom_model::ModelKind::Reranker => println!(
+            "labels          {} (scores through {:?})",
+            layout.dimension, layout.score_activation
+        ),
+        fathom_model::ModelKind::Sparse => println!("vocabulary      {}", layout.dimension),
+    }
     println!("hidden size     {}", layout.hidden_size);
     println!("max_seq_length  {}", layout.max_seq_length);
     println!(

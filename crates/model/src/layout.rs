@@ -134,6 +134,10 @@ pub struct SparsePooling {
 }
 
 impl Activation {
+    fn is_identity(&self) -> bool {
+        *self == Self::Identity
+    }
+
     /// One value through the activation, as torch defines it (GELU: the exact, erf-based one).
     pub fn apply(self, x: f32) -> f32 {
         match self {
@@ -189,12 +193,15 @@ pub struct ModelLayout {
     pub dimension: usize,
     pub kind: ModelKind,
     /// A reranker's activation on its logits (`activation_fn`: Sigmoid for one label by default,
-    /// else Identity), as `CrossEncoder.predict` applies it.
+    /// else Identity), as `CrossEncoder.predict` applies it; Identity for other kinds.
+    #[serde(skip_serializing_if = "Activation::is_identity")]
     pub score_activation: Activation,
     /// A sparse model's pooling.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub sparse: Option<SparsePooling>,
     /// Whether the model gets the tokenizer's token type ids (a text pair's second text is type
     /// 1); `false`: all zero, as transformers runs a model whose tokenizer does not return them.
+    #[serde(skip)]
     pub token_type_ids: bool,
 }
 
