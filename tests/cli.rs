@@ -319,7 +319,10 @@ fn model_info_describes_the_model() {
     let reranker = repo_root().join("tests/fixtures/rerank/bert");
     let out = stdout(&run(fathom().args(["model", "info"]).arg(&reranker)));
     assert!(out.contains("kind            reranker\n"), "{out}");
-    assert!(out.contains("labels          1 (scores through Sigmoid)"), "{out}");
+    assert!(
+        out.contains("labels          1 (scores through Sigmoid)"),
+        "{out}"
+    );
     let dir = tempfile::tempdir().unwrap();
     copy_dir(&minilm(), dir.path());
     copy_dir(&fixtures().join("variants/dense-tanh-128"), dir.path());
@@ -722,4 +725,74 @@ fn rerank_command_and_reranked_search() {
         );
         assert_eq!(hit["text"].as_str().unwrap().trim(), text.trim());
     }
+}
+
+/// `fathom eval --rerank`: on a small BEIR folder whose one relevant document per query is the one
+/// the cross-encoder scores highest (sentence-transformers' scores in the fixture's reference),
+/// reranking puts it first, so the reranked nDCG@10 and MRR@10 are exactly 1.
+#[test]
+fn eval_with_a_reranker_reports_both_rankings() {
+    let reranker = repo_root().join("tests/fixtures/rerank/bert");
+    let reference: Vec<serde_json::Value> =
+        std::fs::read_to_string(reranker.join("reference.jsonl"))
+            .unwrap()
+            .lines()
+            .skip(1)
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+    let dir = tempfile::tempdir().unwrap();
+    let beir = dir.path().join("beir");
+    let mut corpus = String::new();
+    let mut queries = String::new();
+    let mut qrels = String::from("query-id\tcorpus-id\tscore\n");
+    let mut ids = std::collections::HashMap::new();
+    let mut best: std::collections::HashMap<String, (f64, String)> = Default::default();
+    for r in &reference {
+        let (q, d, s) = (
+            r["query"].as_str().unwrap(),
+            r["document"].as_str().unwrap(),
+            r["score"].as_f64().unwrap(),
+        );
+        if d.trim().is_empty() {
+            continue;
+        }
+        let n = ids.len();
+        let id = ids
+            .entry(d.to_string())
+            .or_insert_with(|| format!("d{n}"))
+            .clone();
+        if n < ids.len() {
+            corpus.push_str(&serde_json::json!({"_id": id, "title": "", "text": d}).to_string());
+            corpus.push('\n');
+        }
+        let entry = best
+            .entry(q.to_string())
+            .or_insert((f64::MIN, String::new()));
+        if s > entry.0 {
+            *entry = (s, id);
+        }
+    }
+    for (i, (q, (_, id))) in best.iter().enumerate() {
+        queries.push_str(&serde_json::json!({"_id": format!("q{i}"), "text": q}).to_string());
+        queries.push('\n');
+        qrels.push_str(&format!("q{i}\t{id}\t1\n"));
+    }
+    common::write(&beir, "corpus.jsonl", corpus);
+    common::write(&beir, "queries.jsonl", queries);
+    common::write(&beir, "qrels/test.tsv", qrels);
+    let out = stdout(&run(fathom()
+        .arg("eval")
+        .arg(&beir)
+        .args(["--json", "--candidates", "100", "--rerank"])
+        .arg(&reranker)
+        .arg("--store")
+        .arg(dir.path().join("store"))
+        .arg("--model")
+        .arg(minilm())));
+    let report: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let reranked = &report["reranked"];
+    assert_eq!(reranked["ndcg@10"].as_f64(), Some(1.0), "{report}");
+    assert_eq!(reranked["mrr@10"].as_f64(), Some(1.0), "{report}");
+    assert!(report["ndcg@10"].as_f64().unwrap() <= 1.0, "{report}");
+    assert_eq!(report["queries"].as_u64(), Some(best.len() as u64));
 }

@@ -125,7 +125,8 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
                 // they were: recall@100 can only change within the candidates.
                 let n = args.candidates.min(hits.len());
                 let texts: Vec<&str> = hits[..n].iter().map(|h| h.text.as_str()).collect();
-                let scores = reranker.rerank(text, &texts, &fathom_model::RerankOptions::default())?;
+                let scores =
+                    reranker.rerank(text, &texts, &fathom_model::RerankOptions::default())?;
                 let mut reordered = fathom_store::rerank_hits(hits[..n].to_vec(), &scores, n);
                 reordered.extend(hits[n..].iter().cloned());
                 reranked_totals.add(&distinct_sources(reordered), &qrels[*id]);
