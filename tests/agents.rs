@@ -142,11 +142,11 @@ async fn mcp_tools_answer_the_official_client_over_stdio_and_http() {
 }
 
 /// Where the page's screenshots are kept: `target/artifacts/page` (or $FATHOM_ARTIFACTS/page).
-fn shots_dir() -> PathBuf {
+fn shots_dir(name: &str) -> PathBuf {
     let base = std::env::var_os("FATHOM_ARTIFACTS")
         .map(PathBuf::from)
         .unwrap_or_else(|| repo_root().join("target/artifacts"));
-    let dir = base.join("page");
+    let dir = base.join(name);
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     dir
@@ -185,7 +185,7 @@ async fn the_search_page_searches_switches_modes_and_runs_a_job_in_chromium() {
         401
     );
 
-    let shots = shots_dir();
+    let shots = shots_dir("page");
     let url = server.url("/");
     let shots_arg = shots.clone();
     let out = tokio::task::spawn_blocking(move || {
@@ -206,4 +206,34 @@ async fn the_search_page_searches_switches_modes_and_runs_a_job_in_chromium() {
     assert!(out.status.success(), "page: {}", text(&out));
     let taken = std::fs::read_dir(&shots).unwrap().count();
     assert!(taken >= 8, "{taken} screenshots in {}", shots.display());
+}
+
+/// A server with a cross-encoder: the page shows the rerank toggle, on by default, and a search
+/// says it was reranked (the tiny random-weight reranker of tests/fixtures: the order is not
+/// judged here, the route's scores are in tests/serve.rs).
+#[tokio::test(flavor = "multi_thread")]
+async fn the_search_page_offers_reranking_when_the_server_has_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, _root) = setup(dir.path());
+    let reranker = repo_root().join("tests/fixtures/rerank/bert");
+    let server = Server::start(
+        &["--store", &store, "--reranker", reranker.to_str().unwrap()],
+        &[],
+    )
+    .await;
+    let shots = shots_dir("page-rerank");
+    let url = server.url("/");
+    let shots_arg = shots.clone();
+    let out = tokio::task::spawn_blocking(move || {
+        python("tests/browser/test_page.py")
+            .args(["--url", &url, "--rerank-query", QUERY])
+            .arg("--shots")
+            .arg(&shots_arg)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    println!("{}", text(&out));
+    assert!(out.status.success(), "page: {}", text(&out));
 }

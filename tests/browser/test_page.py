@@ -143,6 +143,32 @@ class PageTest:
             " #jobs script, #collections script').length")
         self.check(n == 0, f"{n} elements from untrusted text were injected into the page")
 
+    def rerank_flow(self, a):
+        """On a server with --reranker: the toggle is shown and on, a search says it was
+        reranked, and unchecking it re-runs the search without."""
+        self.step("rerank-on")
+        toggle = self.q(tid("rerank"))
+        self.check(toggle.is_displayed() and toggle.is_selected(),
+                   "the rerank toggle is not shown, or not on by default")
+        box = self.q(tid("search-input"))
+        box.click()
+        box.send_keys(a.rerank_query)
+        sources = self.search(submit_with_enter=True)
+        self.check(sources, f"no hits for {a.rerank_query!r}")
+        status = self.q(tid("search-status")).text
+        self.check("reranked" in status, f"search status {status!r} does not say reranked")
+        title = self.q(tid("hit-score")).get_attribute("title")
+        self.check("cross-encoder" in title, f"the score's explanation {title!r} does not name the reranker")
+        self.check_console()
+        self.shot()
+        self.step("rerank-off")
+        before = self.results_seq()
+        self.q("label[for=rerank]").click()  # a change re-runs the search
+        self.wait("the search without reranking", lambda: self.results_seq() > before
+                  and "reranked" not in self.q(tid("search-status")).text, timeout=60)
+        self.check_console()
+        self.shot()
+
     # ---------- steps ----------
 
     def run(self):
@@ -183,6 +209,11 @@ class PageTest:
         self.check(self.q(tid("error")).text.strip() == "", "an error is shown on load")
         self.check_console()
         self.shot()
+        if a.rerank_query:
+            self.rerank_flow(a)
+            return
+        self.check(not self.q(tid("rerank")).is_displayed(),
+                   "the rerank toggle is shown by a server without a reranker")
         timing = d.execute_script("""
             const nav = performance.getEntriesByType('navigation')[0];
             const assets = performance.getEntriesByType('resource')
@@ -306,7 +337,8 @@ class PageTest:
         width = d.execute_script("return [document.documentElement.scrollWidth, window.innerWidth]")
         self.check(width[0] <= width[1], f"horizontal scrolling at 390 px: page {width[0]} px, window {width[1]} px")
         lefts = d.execute_script(
-            "return [...document.querySelectorAll('#search-form .field')].map(e => e.getBoundingClientRect().left)")
+            "return [...document.querySelectorAll('#search-form .field')]"
+            ".filter(e => e.getClientRects().length).map(e => e.getBoundingClientRect().left)")
         self.check(len(set(round(x) for x in lefts)) == 1, f"filters are not in one column: {lefts}")
         self.shot("-search")
         self.switch_view("ingest")
@@ -379,6 +411,8 @@ def main():
     p.add_argument("--search-collection", help="collection to search (default: the server's default)")
     p.add_argument("--location-query", help="a query whose top hit is in a paged document")
     p.add_argument("--expect-location", help='the location that hit shows, e.g. "p. 2"')
+    p.add_argument("--rerank-query", help="the server runs a --reranker: check the rerank toggle with "
+                   "this query, and only that")
     p.add_argument("--ingest-path", default="kb", help="folder under the server's ingest root")
     p.add_argument("--collection", default="browser-test", help="collection the ingest job writes")
     p.add_argument("--ingest-timeout", type=float, default=180)

@@ -193,10 +193,16 @@ let info = null;
 async function loadInfo(attempt = 0) {
   try {
     info = await api('GET', '/info');
-    const parts = [info.model, `${info.dimension}d`, info.device, `v${info.version}`].filter(Boolean);
+    const parts = [info.model, `${info.dimension}d`, info.reranker && `reranker ${info.reranker.model}`,
+      info.device, `v${info.version}`].filter(Boolean);
     $('server-info').textContent = parts.join(' · ');
     $('server-info').title = `architecture ${info.architecture}, ${info.dtype}, max ${info.max_seq_length} tokens`;
     $('ingest-collection').placeholder = info.default_collection || '(server default)';
+    // A server with a cross-encoder offers the second stage (on by default, as for its agents).
+    if (info.reranker) {
+      $('rerank-field').hidden = false;
+      $('rerank-label').title = `Reorder the best 50 by ${info.reranker.model} (a cross-encoder)`;
+    }
     fillCollectionSelect();
   } catch (e) {
     if (e.status === 503 && attempt < 30) { // model still loading
@@ -364,6 +370,7 @@ const SCORE_HELP = {
   hybrid: 'Reciprocal rank fusion of the vector and keyword ranks; higher is better',
   vector: 'Cosine similarity; higher is better',
   text: 'BM25 keyword score; higher is better',
+  rerank: "The cross-encoder's relevance score (the reranker's activation, usually 0 to 1); higher is better",
 };
 
 function metadataView(meta) {
@@ -431,6 +438,8 @@ async function runSearch(ev) {
   }
   if (filters.length) body.filter = filters;
   if ($('collection').value) body.collection = $('collection').value;
+  const reranked = !$('rerank-field').hidden && $('rerank').checked;
+  if (reranked) body.rerank = true;
 
   const seq = ++searchSeq;
   const results = $('results');
@@ -441,11 +450,11 @@ async function runSearch(ev) {
     const data = await api('POST', '/search', body);
     if (seq !== searchSeq) return;
     const hits = (data && data.hits) || [];
-    renderHits(hits, query, mode);
+    renderHits(hits, query, reranked ? 'rerank' : mode);
     clearError();
     const ms = Math.round(performance.now() - t0);
     $('search-status').textContent = hits.length
-      ? `${plural(hits.length, 'result')} for “${query}” · ${MODE_NAMES[mode]} · ${ms} ms`
+      ? `${plural(hits.length, 'result')} for “${query}” · ${MODE_NAMES[mode]}${reranked ? ', reranked' : ''} · ${ms} ms`
       : `No results for “${query}” (${MODE_NAMES[mode]}${filters.length ? ', filtered' : ''}).`;
   } catch (e) {
     if (seq !== searchSeq) return;
@@ -460,8 +469,8 @@ async function runSearch(ev) {
   }
 }
 $('search-form').addEventListener('submit', runSearch);
-// A new mode applies at once when there is a query.
-for (const r of document.querySelectorAll('input[name="mode"]')) {
+// A new mode (or the rerank toggle) applies at once when there is a query.
+for (const r of document.querySelectorAll('input[name="mode"], #rerank')) {
   r.addEventListener('change', () => { if ($('q').value.trim()) $('search-form').requestSubmit(); });
 }
 
