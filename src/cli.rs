@@ -361,7 +361,7 @@ pub struct EvalArgs {
     pub access: StoreAccessArgs,
 
     /// Collection name (default: eval-<folder name>, plus the chunking when not the default).
-    #[arg(long)]
+    #[arg(long, short = 'c')]
     pub collection: Option<String>,
 
     #[command(flatten)]
@@ -404,7 +404,12 @@ pub struct ServiceArgs {
     pub access: StoreAccessArgs,
 
     /// The collection used when a request or tool call names none.
-    #[arg(long, env = "FATHOM_COLLECTION", default_value = "default")]
+    #[arg(
+        long,
+        short = 'c',
+        env = "FATHOM_COLLECTION",
+        default_value = "default"
+    )]
     pub collection: String,
 
     /// Folders POST /ingest and the MCP `ingest` tool may read, as DIR or NAME=DIR (repeat, or
@@ -703,4 +708,16 @@ fn search_mode() -> impl clap::builder::TypedValueParser<Value = SearchMode> {
     use clap::builder::TypedValueParser;
     clap::builder::PossibleValuesParser::new(SearchMode::ALL.map(SearchMode::as_str))
         .map(|s| s.parse().expect("clap admitted only the listed modes"))
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    /// clap's own consistency checks over every subcommand: no two flags share a name or a short
+    /// letter (`-c`, `-m`, `-k`, `-p`), defaults parse, and so on.
+    #[test]
+    fn the_command_line_is_consistent() {
+        super::Cli::command().debug_assert();
+    }
 }
