@@ -474,6 +474,15 @@ async fn rerank_and_sparse_routes_beside_the_embedder() {
         assert_eq!(status, 422, "{what}: {e}");
         assert_eq!(e["type"], "validation", "{what}: {e}");
     }
+    // Scored in slices, a refused text is still named by its place in the request.
+    let (status, e) = post(
+        &server,
+        "/rerank",
+        json!({"query": "q", "texts": ["a", "b", "word ".repeat(400)], "truncate": false}),
+    )
+    .await;
+    assert_eq!(status, 422, "{e}");
+    assert!(e["error"].as_str().unwrap().contains("input 2 "), "{e}");
     // Cut by default: a long text still gets a score.
     let (status, _) = post(
         &server,

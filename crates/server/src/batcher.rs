@@ -34,7 +34,7 @@ const BULK_SLOTS: usize = 2;
 /// 35 ms on two cores): the most bulk work an interactive request shares the CPU with. Packed
 /// sequences make a forward pass cost about the same per token at any batch size, so slicing
 /// costs the ingest little.
-const BULK_SLICE_TOKENS: usize = 256;
+pub(crate) const BULK_SLICE_TOKENS: usize = 256;
 
 /// How long bulk work waits after interactive requests were answered before it starts a slice:
 /// clients answered a moment ago are about to send their next request.
@@ -112,10 +112,11 @@ impl Activity {
         self.answered_us.store(us, Ordering::Release);
     }
 
-    /// Tells the bulk thread to look again; remembered if it is not waiting right now.
+    /// Tells the bulk thread (and side models between their slices) to look again; remembered
+    /// if none is waiting right now.
     fn changed(&self) {
         *self.changed.lock().unwrap_or_else(|e| e.into_inner()) = true;
-        self.wake.notify_one();
+        self.wake.notify_all();
     }
 
     /// Waits at most `at_most` for [`Activity::changed`] (returns at once if it was called since
@@ -223,6 +224,27 @@ impl Batcher {
     pub fn interactive_scope(&self) -> InteractiveScope {
         self.activity.scopes.fetch_add(1, Ordering::AcqRel);
         InteractiveScope(self.activity.clone())
+    }
+
+    /// Blocks, by the policy bulk work follows ([`next_step`]), while embed requests wait or run
+    /// or a search is in flight, at most [`BULK_MAX_WAIT`]: what another model's long call (a
+    /// reranker scoring 50 candidates) does before each of its slices, so that a short embed
+    /// request shares the cores with at most one slice of it.
+    pub fn yield_to_interactive(&self) {
+        let started = Instant::now();
+        loop {
+            let lanes = Lanes {
+                interactive_busy: self.depth.load(Ordering::Acquire) > 0
+                    || self.activity.running.load(Ordering::Acquire),
+                scopes_open: self.activity.scopes.load(Ordering::Acquire),
+                since_answer: self.activity.since_answer(),
+                bulk_waited: started.elapsed(),
+            };
+            match next_step(&lanes) {
+                Step::BulkSlice => return,
+                Step::Wait(at_most) => self.activity.wait_for_change(at_most),
+            }
+        }
     }
 
     /// Interactive requests waiting for the model now.

@@ -2,17 +2,21 @@
 //! `/v1/rerank` and reranked search) and a SPLADE model (`--sparse-model`, for `/embed_sparse`).
 //!
 //! Each has a lane of its own: one call at a time runs on a blocking thread (its kernels use the
-//! same rayon pool as the embedder's, so passes of different models interleave on the cores), and
-//! at most `--queue-capacity` more wait; beyond that a request is answered 429 at once, as the
-//! embedder's queue answers it. A model that panics on one request answers it 503 and keeps
-//! serving the next.
+//! same rayon pool as the embedder's), and at most `--queue-capacity` more wait; beyond that a
+//! request is answered 429 at once, as the embedder's queue answers it. A call runs in slices of
+//! about [`BULK_SLICE_TOKENS`] tokens, and before each slice it yields to the embedder's
+//! interactive requests as bulk work does ([`Batcher::yield_to_interactive`]): a short `/embed`
+//! shares the cores with at most one slice of a reranking, not with the whole of it. A model that
+//! panics on one request answers it 503 and keeps serving the next.
 
+use std::ops::Range;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use fathom_model::ModelError;
 use tokio::sync::Semaphore;
 
+use crate::batcher::{Batcher, BULK_SLICE_TOKENS};
 use crate::error::ApiError;
 
 /// A loaded model with its lane.
@@ -64,6 +68,58 @@ impl<M: Send + Sync + 'static> SideModel<M> {
     }
 }
 
+/// Runs `work` over `items` slice by slice (consecutive ranges of about [`BULK_SLICE_TOKENS`]
+/// estimated tokens each, at least one item), yielding to the embedder's interactive requests
+/// before each slice when there is an embedder, and concatenates the results. An error's input
+/// index is made relative to all `items` again.
+pub(crate) fn run_sliced<T>(
+    estimates: &[usize],
+    yield_to: Option<&Batcher>,
+    mut work: impl FnMut(Range<usize>) -> Result<Vec<T>, ModelError>,
+) -> Result<Vec<T>, ModelError> {
+    let mut out = Vec::with_capacity(estimates.len());
+    for range in slices(estimates, BULK_SLICE_TOKENS) {
+        if let Some(batcher) = yield_to {
+            batcher.yield_to_interactive();
+        }
+        let start = range.start;
+        match work(range) {
+            Ok(part) => out.extend(part),
+            Err(ModelError::InputTooLong { index, tokens, max }) => {
+                return Err(ModelError::InputTooLong {
+                    index: index + start,
+                    tokens,
+                    max,
+                })
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(out)
+}
+
+/// Consecutive ranges of `estimates` summing to at most `budget` each (one item at least).
+fn slices(estimates: &[usize], budget: usize) -> Vec<Range<usize>> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    while start < estimates.len() {
+        let mut end = start + 1;
+        let mut sum = estimates[start];
+        while end < estimates.len() && sum + estimates[end] <= budget {
+            sum += estimates[end];
+            end += 1;
+        }
+        out.push(start..end);
+        start = end;
+    }
+    out
+}
+
+/// A rough token count of a text (about four bytes a token), capped at the model's window.
+pub(crate) fn estimate_tokens(bytes: usize, max_seq_length: usize) -> usize {
+    (bytes / 4 + 3).min(max_seq_length)
+}
+
 /// A folder's name or the hub id, never a server path: what responses and `/info` show.
 pub(crate) fn public_name(given: &str) -> String {
     let path = std::path::Path::new(given);
@@ -74,5 +130,41 @@ pub(crate) fn public_name(given: &str) -> String {
             .unwrap_or_else(|| "model".to_string())
     } else {
         given.to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slices_cover_everything_in_order_within_the_budget() {
+        assert_eq!(slices(&[], 256), Vec::<Range<usize>>::new());
+        assert_eq!(slices(&[100, 100, 100], 256), vec![0..2, 2..3]);
+        // An item over the budget is a slice of its own.
+        assert_eq!(slices(&[300, 10, 10], 256), vec![0..1, 1..3]);
+        assert_eq!(slices(&[256, 256], 256), vec![0..1, 1..2]);
+    }
+
+    #[test]
+    fn an_error_names_the_input_among_all_of_them() {
+        let err = run_sliced(&[200, 200, 200], None, |range| {
+            if range.start == 2 {
+                Err(ModelError::InputTooLong {
+                    index: 0,
+                    tokens: 900,
+                    max: 512,
+                })
+            } else {
+                Ok(range.collect::<Vec<usize>>())
+            }
+        })
+        .unwrap_err();
+        assert!(
+            matches!(err, ModelError::InputTooLong { index: 2, .. }),
+            "{err}"
+        );
+        let all = run_sliced(&[200, 30, 200], None, |range| Ok(range.collect::<Vec<_>>())).unwrap();
+        assert_eq!(all, vec![0, 1, 2]);
     }
 }

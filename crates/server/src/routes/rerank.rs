@@ -11,6 +11,7 @@ use utoipa::ToSchema;
 
 use crate::error::{ApiError, ApiJson, ErrorBody};
 use crate::routes::embed::{check_inputs, embed_queued, EmbedRequest, TruncationDirection};
+use crate::side::{estimate_tokens, run_sliced};
 use crate::state::AppState;
 
 /// The body of `POST /rerank`, as text-embeddings-inference takes it.
@@ -53,19 +54,32 @@ pub(crate) async fn rerank_scores(
     }
     check_inputs(&texts, state.config.max_inputs)?;
     let timeout = state.config.request_timeout;
+    let batcher = state.engine().ok().map(|e| e.batcher.clone());
     let work = reranker.run(move |model| {
-        let pairs: Vec<(&str, &str)> = texts.iter().map(|t| (query.as_str(), t.as_str())).collect();
-        model.score_counting(&pairs, &options)
+        let max = model.max_seq_length();
+        let estimates: Vec<usize> = texts
+            .iter()
+            .map(|t| estimate_tokens(query.len() + t.len(), max))
+            .collect();
+        run_sliced(&estimates, batcher.as_ref(), |range| {
+            let pairs: Vec<(&str, &str)> = texts[range]
+                .iter()
+                .map(|t| (query.as_str(), t.as_str()))
+                .collect();
+            let (scores, tokens) = model.score_counting(&pairs, &options)?;
+            Ok(scores.into_iter().zip(tokens).collect())
+        })
     });
-    let (scores, tokens) = tokio::time::timeout(timeout, work)
+    let scored = tokio::time::timeout(timeout, work)
         .await
         .map_err(|_| ApiError::Timeout(timeout))??;
+    let tokens = scored.iter().map(|(_, t)| t).sum();
     Ok((
-        scores
+        scored
             .into_iter()
-            .map(|row| row.first().copied().unwrap_or(f32::NAN))
+            .map(|(row, _)| row.first().copied().unwrap_or(f32::NAN))
             .collect(),
-        tokens.iter().sum(),
+        tokens,
     ))
 }
 
@@ -246,9 +260,19 @@ pub async fn embed_sparse(
     check_inputs(&texts, state.config.max_inputs)?;
     let truncate = req.truncate.unwrap_or(true);
     let timeout = state.config.request_timeout;
+    let batcher = state.engine().ok().map(|e| e.batcher.clone());
     let vectors = tokio::time::timeout(
         timeout,
-        sparse.run(move |model| model.encode(&texts, truncate)),
+        sparse.run(move |model| {
+            let max = model.max_seq_length();
+            let estimates: Vec<usize> = texts
+                .iter()
+                .map(|t| estimate_tokens(t.len(), max))
+                .collect();
+            run_sliced(&estimates, batcher.as_ref(), |range| {
+                model.encode(&texts[range], truncate)
+            })
+        }),
     )
     .await
     .map_err(|_| ApiError::Timeout(timeout))??;

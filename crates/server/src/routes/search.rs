@@ -127,7 +127,7 @@ pub(crate) async fn run(state: &AppState, req: SearchRequest) -> Result<Vec<Hit>
         .map(|f| Filter::parse(f))
         .collect::<Result<Vec<_>, _>>()?;
     // From here to the store's answer, bulk work (an ingest) waits for the CPU.
-    let _interactive = state.engine().ok().map(|e| e.batcher.interactive_scope());
+    let interactive = state.engine().ok().map(|e| e.batcher.interactive_scope());
     let collection = state.existing_collection(req.collection.as_deref()).await?;
     let vector = if mode == SearchMode::Text {
         None
@@ -150,6 +150,9 @@ pub(crate) async fn run(state: &AppState, req: SearchRequest) -> Result<Vec<Hit>
     let hits = tokio::time::timeout(timeout, collection.search(&query))
         .await
         .map_err(|_| ApiError::Timeout(timeout))??;
+    // The reranker yields to embed requests slice by slice; this search's own scope must not
+    // hold it back.
+    drop(interactive);
     if !req.rerank || hits.is_empty() {
         return Ok(hits);
     }
