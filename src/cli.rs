@@ -536,8 +536,11 @@ pub struct ServeArgs {
 pub struct ModelArgs {
     /// A sentence-transformers folder or a Hugging Face hub id (`org/name[@revision]`).
     /// Default: models/all-MiniLM-L6-v2 when present, else sentence-transformers/all-MiniLM-L6-v2.
+    /// `fathom serve` and `fathom mcp` take it more than once, each as MODEL or NAME=MODEL:
+    /// several embedders (the first is the default; the OpenAI route picks one by `model`),
+    /// and a reranker or SPLADE model (the kind is read from the model's files).
     #[arg(long, short = 'm', env = "FATHOM_MODEL")]
-    pub model: Option<String>,
+    pub model: Vec<String>,
 
     /// cpu, cuda, cuda:N, or auto (CUDA when available).
     #[arg(long, env = "FATHOM_DEVICE", default_value = "cpu")]
@@ -555,6 +558,20 @@ pub struct ModelArgs {
     /// Most tokens in one forward pass (inputs are packed without padding up to this).
     #[arg(long, env = "FATHOM_MAX_BATCH_TOKENS", default_value_t = 8192)]
     pub max_batch_tokens: usize,
+}
+
+impl ModelArgs {
+    /// The one model a command other than `serve` and `mcp` runs (`None`: the default).
+    pub fn single(&self) -> anyhow::Result<Option<String>> {
+        match self.model.as_slice() {
+            [] => Ok(None),
+            [one] => Ok(Some(one.clone())),
+            many => anyhow::bail!(
+                "--model is given {} times; only `fathom serve` and `fathom mcp` run several models",
+                many.len()
+            ),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

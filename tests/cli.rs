@@ -678,6 +678,13 @@ fn rerank_command_and_reranked_search() {
     let from_stdin: Vec<serde_json::Value> = serde_json::from_str(&out).unwrap();
     let order = |v: &[serde_json::Value]| v.iter().map(|r| r["index"].clone()).collect::<Vec<_>>();
     assert_eq!(order(&from_stdin), order(&ranked));
+    // Several models are for the server only.
+    let err = failure(&run(fathom()
+        .args(["embed", "x", "--model"])
+        .arg(minilm())
+        .arg("--model")
+        .arg(minilm())));
+    assert!(err.contains("only `fathom serve` and `fathom mcp`"), "{err}");
     // An embedder is not a reranker: the error says what the model is.
     let err = failure(&run(fathom()
         .args(["rerank", "q", "a", "--model"])

@@ -359,6 +359,9 @@ async fn rerank_and_sparse_routes_beside_the_embedder() {
             sparse.to_str().unwrap(),
             "--max-inputs",
             "64",
+            // A second embedder, named: the OpenAI route picks it by `model`.
+            "--model",
+            &format!("tiny={}", common::fixtures().join("tiny/bert").display()),
         ],
         &[("FATHOM_API_KEY", KEY)],
     )
@@ -382,7 +385,63 @@ async fn rerank_and_sparse_routes_beside_the_embedder() {
             )
         })
         .collect();
-    assert_eq!(kinds.len(), 3, "{models}");
+    assert_eq!(kinds.len(), 4, "{models}");
+    assert_eq!(
+        kinds[0],
+        ("all-MiniLM-L6-v2".into(), "embedder".into()),
+        "{models}"
+    );
+    assert!(
+        kinds.contains(&("tiny".into(), "embedder".into())),
+        "{models}"
+    );
+    assert_eq!(
+        info["embedders"],
+        json!(["all-MiniLM-L6-v2", "tiny"]),
+        "{info}"
+    );
+
+    // Several embedders: the OpenAI route picks by `model`, the default answers without one,
+    // and an unknown name is a 404 naming those served.
+    let tiny_reference: Value = serde_json::from_str(
+        std::fs::read_to_string(common::fixtures().join("tiny/bert/reference.jsonl"))
+            .unwrap()
+            .lines()
+            .next()
+            .unwrap(),
+    )
+    .unwrap();
+    let (status, tiny) = post(
+        &server,
+        "/v1/embeddings",
+        json!({"model": "tiny", "input": tiny_reference["text"], "encoding_format": "float"}),
+    )
+    .await;
+    assert_eq!(status, 200, "{tiny}");
+    assert_eq!(tiny["model"], "tiny");
+    let got = floats(&tiny["data"][0]["embedding"]);
+    assert_eq!(got.len(), 32);
+    assert!(cosine(&got, &floats(&tiny_reference["embedding"])) > 0.9999);
+    let (_, default) = post(
+        &server,
+        "/v1/embeddings",
+        json!({"input": "x", "encoding_format": "float"}),
+    )
+    .await;
+    assert_eq!(default["model"], "all-MiniLM-L6-v2");
+    assert_eq!(floats(&default["data"][0]["embedding"]).len(), 384);
+    let (status, e) = post(
+        &server,
+        "/v1/embeddings",
+        json!({"model": "text-embedding-3-small", "input": "x"}),
+    )
+    .await;
+    assert_eq!(status, 404, "{e}");
+    let message = e["error"].as_str().unwrap();
+    assert!(
+        message.contains("`all-MiniLM-L6-v2`") && message.contains("`tiny`"),
+        "{e}"
+    );
     assert!(
         kinds.contains(&("bert".into(), "reranker".into())),
         "{models}"

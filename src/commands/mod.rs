@@ -21,10 +21,7 @@ pub fn load_model_capped(
     args: &ModelArgs,
     max_input_tokens: Option<usize>,
 ) -> anyhow::Result<Embedder> {
-    let model = args
-        .model
-        .clone()
-        .unwrap_or_else(fathom_model::default_model);
+    let model = args.single()?.unwrap_or_else(fathom_model::default_model);
     let device: DeviceSpec = args.device.parse()?;
     let options = LoadOptions {
         device,

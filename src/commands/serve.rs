@@ -21,45 +21,97 @@ impl ServiceArgs {
         })
     }
 
-    fn load_model(&self) -> anyhow::Result<fathom_model::Embedder> {
-        super::load_model_capped(&self.model, Some(self.max_input_tokens))
-    }
-
-    /// Loads the reranker and the SPLADE model when asked for, then the embedder, and installs
-    /// each into `state` (warming it up). Blocks: call it from a blocking thread.
+    /// Loads every model the flags name and installs each into `state` (warming it up): the
+    /// `--model` entries by the kind their files declare, `--reranker` and `--sparse-model`, and
+    /// the default embedder when no `--model` is an embedder. The first embedder is installed
+    /// last: that makes the server ready (GET /health 200) with every model in place. Blocks:
+    /// call it from a blocking thread.
     fn load_into(&self, state: &AppState) -> anyhow::Result<()> {
-        let options = || -> anyhow::Result<fathom_model::LoadOptions> {
-            Ok(fathom_model::LoadOptions {
-                device: self.model.device.parse()?,
-                precision: self.model.dtype.into(),
-                max_batch_tokens: self.model.max_batch_tokens,
-                max_input_tokens: Some(self.max_input_tokens),
-                ..fathom_model::LoadOptions::default()
-            })
+        let options = fathom_model::LoadOptions {
+            device: self.model.device.parse()?,
+            precision: self.model.dtype.into(),
+            max_batch_tokens: self.model.max_batch_tokens,
+            max_input_tokens: Some(self.max_input_tokens),
+            ..fathom_model::LoadOptions::default()
         };
-        if let Some(name) = &self.reranker {
-            tracing::info!(model = %name, "loading reranker");
-            let reranker = fathom_model::Reranker::load(name, &options()?)
-                .with_context(|| format!("loading reranker `{name}`"))?;
-            state
-                .install_reranker(Arc::new(reranker))
-                .map_err(|e| anyhow::anyhow!("warming the reranker up: {e}"))?;
+        let mut entries: Vec<(Option<String>, String)> =
+            self.model.model.iter().map(|m| named(m)).collect();
+        entries.extend(self.reranker.iter().map(|m| named(m)));
+        entries.extend(self.sparse_model.iter().map(|m| named(m)));
+        let mut embedders = Vec::new();
+        let (mut rerankers, mut sparse) = (0, 0);
+        for (name, model) in entries {
+            let layout = fathom_model::ModelLayout::read(&mut fathom_model::ModelFiles::open(
+                &fathom_model::ModelSource::parse(&model)?,
+            )?)
+            .with_context(|| format!("reading model `{model}`"))?;
+            tracing::info!(%model, kind = %layout.kind, "loading model");
+            let loading = || format!("loading {} `{model}`", layout.kind);
+            match layout.kind {
+                fathom_model::ModelKind::Embedder => {
+                    let m = fathom_model::Embedder::from_layout(layout.clone(), &options)
+                        .with_context(loading)?;
+                    embedders.push((name, Arc::new(m)));
+                }
+                fathom_model::ModelKind::Reranker => {
+                    rerankers += 1;
+                    anyhow::ensure!(
+                        rerankers == 1,
+                        "one reranker per server for now; `{model}` is a second"
+                    );
+                    let m = fathom_model::Reranker::from_layout(layout.clone(), &options)
+                        .with_context(loading)?;
+                    state
+                        .install_reranker(Arc::new(m), name)
+                        .map_err(|e| anyhow::anyhow!("warming the reranker up: {e}"))?;
+                }
+                fathom_model::ModelKind::Sparse => {
+                    sparse += 1;
+                    anyhow::ensure!(
+                        sparse == 1,
+                        "one sparse model per server for now; `{model}` is a second"
+                    );
+                    let m = fathom_model::SparseEncoder::from_layout(layout.clone(), &options)
+                        .with_context(loading)?;
+                    state
+                        .install_sparse(Arc::new(m), name)
+                        .map_err(|e| anyhow::anyhow!("warming the sparse model up: {e}"))?;
+                }
+            }
         }
-        if let Some(name) = &self.sparse_model {
-            tracing::info!(model = %name, "loading sparse model");
-            let sparse = fathom_model::SparseEncoder::load(name, &options()?)
-                .with_context(|| format!("loading sparse model `{name}`"))?;
-            state
-                .install_sparse(Arc::new(sparse))
-                .map_err(|e| anyhow::anyhow!("warming the sparse model up: {e}"))?;
+        if embedders.is_empty() {
+            let model = fathom_model::default_model();
+            let m = fathom_model::Embedder::load(&model, &options)
+                .with_context(|| format!("loading model `{model}`"))?;
+            embedders.push((None, Arc::new(m)));
         }
-        // The embedder last: installing it makes the server ready (GET /health 200), and by then
-        // every route it serves has its model.
-        let model = self.load_model()?;
+        let (default_name, default) = embedders.remove(0);
+        for (name, model) in embedders {
+            state
+                .install_embedder(model, name)
+                .map_err(|e| anyhow::anyhow!("warming an embedder up: {e}"))?;
+        }
         state
-            .install_model(Arc::new(model))
+            .install_model_named(default, default_name)
             .map_err(|e| anyhow::anyhow!("warming the model up: {e}"))?;
         Ok(())
+    }
+}
+
+/// `NAME=MODEL` as (name, model); a plain MODEL (a folder or hub id, which may hold `=` in a
+/// path but never in a name) as (None, model).
+fn named(spec: &str) -> (Option<String>, String) {
+    match spec.split_once('=') {
+        Some((name, model))
+            if !name.is_empty()
+                && !model.is_empty()
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) =>
+        {
+            (Some(name.to_string()), model.to_string())
+        }
+        _ => (None, spec.to_string()),
     }
 }
 

@@ -14,8 +14,8 @@ use crate::jobs::Jobs;
 use crate::metrics::Metrics;
 use crate::side::{public_name, SideModel};
 
-/// The loaded model and the queue in front of it.
-#[derive(Debug)]
+/// The loaded model and the queue in front of it; cheap to clone.
+#[derive(Debug, Clone)]
 pub struct Engine {
     pub model: Arc<Embedder>,
     pub batcher: Batcher,
@@ -32,6 +32,8 @@ pub struct AppState {
     pub store: Store,
     pub jobs: Jobs,
     engine: Arc<OnceLock<Engine>>,
+    /// Embedders served beside the default one (`--model NAME=MODEL` after the first), by name.
+    others: Arc<std::sync::RwLock<Vec<Engine>>>,
     reranker: Arc<OnceLock<SideModel<Reranker>>>,
     sparse: Arc<OnceLock<SideModel<SparseEncoder>>>,
     collections: Arc<tokio::sync::Mutex<HashMap<String, Arc<Collection>>>>,
@@ -46,6 +48,7 @@ impl AppState {
             config: Arc::new(config),
             metrics: Arc::new(Metrics::default()),
             engine: Arc::new(OnceLock::new()),
+            others: Arc::default(),
             reranker: Arc::new(OnceLock::new()),
             sparse: Arc::new(OnceLock::new()),
             collections: Arc::default(),
@@ -56,43 +59,145 @@ impl AppState {
     /// allocations and lazy setup), starts its queue and makes the server ready. Blocks for the
     /// warm-up: call it from a blocking thread.
     pub fn install_model(&self, model: Arc<Embedder>) -> Result<(), ApiError> {
+        self.install_model_named(model, None)
+    }
+
+    /// [`AppState::install_model`] under a name of the user's (`--model NAME=MODEL`); `None`:
+    /// the hub id or the folder's name.
+    pub fn install_model_named(
+        &self,
+        model: Arc<Embedder>,
+        name: Option<String>,
+    ) -> Result<(), ApiError> {
+        let engine = self.start_engine(model, name)?;
+        if self.find_other(&engine.name).is_some() {
+            return Err(ApiError::Internal(format!(
+                "two embedders are called `{}`; name them with --model NAME=MODEL",
+                engine.name
+            )));
+        }
+        self.engine
+            .set(engine)
+            .map_err(|_| ApiError::Internal("a model is already installed".into()))
+    }
+
+    /// Serves another embedder beside the default one, for the OpenAI route's `model` field.
+    /// Install these before the default one (that makes the server ready).
+    pub fn install_embedder(
+        &self,
+        model: Arc<Embedder>,
+        name: Option<String>,
+    ) -> Result<(), ApiError> {
+        let engine = self.start_engine(model, name)?;
+        if self.find_other(&engine.name).is_some() {
+            return Err(ApiError::Internal(format!(
+                "two embedders are called `{}`; name them with --model NAME=MODEL",
+                engine.name
+            )));
+        }
+        self.others
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(engine);
+        Ok(())
+    }
+
+    fn start_engine(&self, model: Arc<Embedder>, name: Option<String>) -> Result<Engine, ApiError> {
         model.embed(&["warm up"], &EmbedOptions::default())?;
         let spec = ModelSpec {
             model: model.layout().name.clone(),
             dimension: model.dimension(),
             normalized: model.layout().normalize,
         };
-        let name = public_name(&model.layout().name);
+        let name = name.unwrap_or_else(|| public_name(&model.layout().name));
         let batcher = Batcher::start(
             model.clone(),
             self.config.queue_capacity,
             self.config.batch_tokens,
             self.metrics.clone(),
         );
-        self.engine
-            .set(Engine {
-                model,
-                batcher,
-                spec,
-                name,
-            })
-            .map_err(|_| ApiError::Internal("a model is already installed".into()))
+        Ok(Engine {
+            model,
+            batcher,
+            spec,
+            name,
+        })
+    }
+
+    fn find_other(&self, name: &str) -> Option<Engine> {
+        self.others
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .find(|e| e.name == name)
+            .cloned()
+    }
+
+    /// The embedder a request names (`None`: the default). With one embedder any name is
+    /// accepted, as clients send their own defaults (`text-embedding-3-small`); with several, an
+    /// unknown name is a 404 naming the ones served.
+    pub fn engine_named(&self, name: Option<&str>) -> Result<Engine, ApiError> {
+        let default = self.engine()?;
+        let Some(name) = name.filter(|n| *n != default.name) else {
+            return Ok(default.clone());
+        };
+        if let Some(engine) = self.find_other(name) {
+            return Ok(engine);
+        }
+        let names = self.embedder_names();
+        if names.len() == 1 {
+            return Ok(default.clone());
+        }
+        Err(ApiError::NotFound(format!(
+            "model `{name}` is not served here; the embedders are {} (GET /v1/models)",
+            names
+                .iter()
+                .map(|n| format!("`{n}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )))
+    }
+
+    /// The names of the embedders served, the default first.
+    pub fn embedder_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .engine
+            .get()
+            .map(|e| e.name.clone())
+            .into_iter()
+            .collect();
+        names.extend(
+            self.others
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .iter()
+                .map(|e| e.name.clone()),
+        );
+        names
     }
 
     /// Warms a cross-encoder up and serves it beside the embedder (`/rerank`, `/v1/rerank`,
     /// reranked search). Blocks for the warm-up.
-    pub fn install_reranker(&self, model: Arc<Reranker>) -> Result<(), ApiError> {
+    pub fn install_reranker(
+        &self,
+        model: Arc<Reranker>,
+        name: Option<String>,
+    ) -> Result<(), ApiError> {
         model.score(&[("warm", "up")], &RerankOptions::default())?;
-        let name = public_name(&model.layout().name);
+        let name = name.unwrap_or_else(|| public_name(&model.layout().name));
         self.reranker
             .set(SideModel::new(model, name, self.config.queue_capacity))
             .map_err(|_| ApiError::Internal("a reranker is already installed".into()))
     }
 
     /// Warms a SPLADE model up and serves it beside the embedder (`/embed_sparse`).
-    pub fn install_sparse(&self, model: Arc<SparseEncoder>) -> Result<(), ApiError> {
+    pub fn install_sparse(
+        &self,
+        model: Arc<SparseEncoder>,
+        name: Option<String>,
+    ) -> Result<(), ApiError> {
         model.encode(&["warm up"], true)?;
-        let name = public_name(&model.layout().name);
+        let name = name.unwrap_or_else(|| public_name(&model.layout().name));
         self.sparse
             .set(SideModel::new(model, name, self.config.queue_capacity))
             .map_err(|_| ApiError::Internal("a sparse model is already installed".into()))

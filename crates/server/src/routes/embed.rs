@@ -70,13 +70,23 @@ pub(crate) fn check_inputs(texts: &[String], max_inputs: usize) -> Result<(), Ap
     Ok(())
 }
 
-/// Queues `texts` and waits for them, at most the configured request timeout.
+/// Queues `texts` for the default embedder and waits for them, at most the configured request
+/// timeout.
 pub(crate) async fn embed_queued(
     state: &AppState,
     texts: Vec<String>,
     options: EmbedOptions,
 ) -> Result<Embedded, ApiError> {
-    let engine = state.engine()?;
+    embed_queued_with(state, state.engine()?, texts, options).await
+}
+
+/// [`embed_queued`] with a given embedder.
+pub(crate) async fn embed_queued_with(
+    state: &AppState,
+    engine: &crate::state::Engine,
+    texts: Vec<String>,
+    options: EmbedOptions,
+) -> Result<Embedded, ApiError> {
     let timeout = state.config.request_timeout;
     tokio::time::timeout(timeout, engine.batcher.embed(texts, options))
         .await
@@ -136,7 +146,7 @@ pub enum EncodingFormat {
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct OpenAiRequest {
     pub input: OpenAiInput,
-    /// Accepted for compatibility; this server embeds with the model it was started with.
+    /// Which embedder (`GET /v1/models`); with one embedder served, any name is accepted.
     pub model: Option<String>,
     pub encoding_format: Option<EncodingFormat>,
     pub dimensions: Option<usize>,
@@ -203,11 +213,12 @@ pub async fn openai_embeddings(
         OpenAiInput::ManyTokens(lists) => return Err(token_inputs(lists.len())),
     };
     check_inputs(&texts, state.config.max_inputs)?;
+    let engine = state.engine_named(req.model.as_deref())?;
     let options = EmbedOptions {
         dimensions: req.dimensions,
         ..EmbedOptions::default()
     };
-    let Embedded { vectors, tokens } = embed_queued(&state, texts, options).await?;
+    let Embedded { vectors, tokens } = embed_queued_with(&state, &engine, texts, options).await?;
     let format = req.encoding_format.unwrap_or_default();
     let data = vectors
         .into_iter()
@@ -225,7 +236,7 @@ pub async fn openai_embeddings(
     Ok(Json(OpenAiResponse {
         object: "list",
         data,
-        model: state.engine()?.name.clone(),
+        model: engine.name.clone(),
         usage: OpenAiUsage {
             prompt_tokens: total,
             total_tokens: total,

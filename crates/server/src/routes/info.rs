@@ -50,6 +50,8 @@ pub struct Info {
     /// Prompt names of the model (use with `prompt_name`).
     pub prompts: Vec<String>,
     pub default_collection: String,
+    /// Every embedder served, the default (`model`) first; the OpenAI route picks one by name.
+    pub embedders: Vec<String>,
     /// The cross-encoder beside the embedder (`--reranker`), if any.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reranker: Option<SideInfo>,
@@ -90,6 +92,7 @@ pub async fn info(State(state): State<AppState>) -> Result<Json<Info>, ApiError>
         dtype: engine.model.precision().to_string(),
         prompts,
         default_collection: c.default_collection.clone(),
+        embedders: state.embedder_names(),
         reranker: state.reranker().map(|r| SideInfo {
             model: r.name.clone(),
             architecture: r.model.layout().model_type.clone(),

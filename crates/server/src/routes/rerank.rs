@@ -373,7 +373,12 @@ pub async fn models(State(state): State<AppState>) -> Result<Json<ModelList>, Ap
         owned_by: "fathom",
         kind,
     };
-    let mut data = vec![object(state.engine()?.name.clone(), "embedder")];
+    state.engine()?;
+    let mut data: Vec<ModelObject> = state
+        .embedder_names()
+        .into_iter()
+        .map(|n| object(n, "embedder"))
+        .collect();
     if let Some(r) = state.reranker() {
         data.push(object(r.name.clone(), "reranker"));
     }
