@@ -684,7 +684,10 @@ fn rerank_command_and_reranked_search() {
         .arg(minilm())
         .arg("--model")
         .arg(minilm())));
-    assert!(err.contains("only `fathom serve` and `fathom mcp`"), "{err}");
+    assert!(
+        err.contains("only `fathom serve` and `fathom mcp`"),
+        "{err}"
+    );
     // An embedder is not a reranker: the error says what the model is.
     let err = failure(&run(fathom()
         .args(["rerank", "q", "a", "--model"])

@@ -401,6 +401,47 @@ async fn rerank_and_sparse_routes_beside_the_embedder() {
         "{info}"
     );
 
+    // A collection another served embedder wrote is searched with that embedder; one that no
+    // served embedder wrote is a 409 naming its model.
+    let docs = dir.path().join("docs");
+    write(&docs.join("a.txt"), "Green tea is steeped at 80 degrees.");
+    write(&docs.join("b.txt"), "Espresso is brewed under pressure.");
+    for (model, collection) in [
+        ("tiny/bert", "tiny-docs"),
+        ("tiny/xlm-roberta", "other-docs"),
+    ] {
+        let out = common::fathom_command()
+            .arg("ingest")
+            .arg(&docs)
+            .arg("--store")
+            .arg(dir.path().join("store"))
+            .args(["--collection", collection, "--model"])
+            .arg(common::fixtures().join(model))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let (status, found) = post(
+        &server,
+        "/search",
+        json!({"query": "tea", "collection": "tiny-docs", "mode": "vector"}),
+    )
+    .await;
+    assert_eq!(status, 200, "{found}");
+    assert_eq!(found["hits"].as_array().unwrap().len(), 2, "{found}");
+    let (status, e) = post(
+        &server,
+        "/search",
+        json!({"query": "tea", "collection": "other-docs", "mode": "vector"}),
+    )
+    .await;
+    assert_eq!(status, 409, "{e}");
+    assert!(e["error"].as_str().unwrap().contains("xlm-roberta"), "{e}");
+
     // Several embedders: the OpenAI route picks by `model`, the default answers without one,
     // and an unknown name is a 404 naming those served.
     let tiny_reference: Value = serde_json::from_str(

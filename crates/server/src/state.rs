@@ -158,6 +158,41 @@ impl AppState {
         )))
     }
 
+    fn others_empty(&self) -> bool {
+        self.others
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_empty()
+    }
+
+    fn others_snapshot(&self) -> Vec<Engine> {
+        self.others
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// The embedder whose vectors `collection` holds: the default, or another one served. A
+    /// collection no served embedder wrote is a 409 naming its model.
+    pub fn engine_for(&self, collection: &Collection) -> Result<Engine, ApiError> {
+        let default = self.engine()?;
+        if collection.spec().compatible(&default.spec) {
+            return Ok(default.clone());
+        }
+        self.others_snapshot()
+            .into_iter()
+            .find(|e| collection.spec().compatible(&e.spec))
+            .ok_or_else(|| {
+                ApiError::Conflict(format!(
+                    "collection `{}` holds vectors of `{}`, which this server does not run (it runs {}); \
+                     start it with --model for that model",
+                    collection.name(),
+                    collection.spec().model,
+                    self.embedder_names().join(", ")
+                ))
+            })
+    }
+
     /// The names of the embedders served, the default first.
     pub fn embedder_names(&self) -> Vec<String> {
         let mut names: Vec<String> = self
@@ -299,8 +334,24 @@ impl AppState {
         }
         // Not open, or opened before anything was written: another process (a CLI ingest) may
         // have created it since. A name that does not exist is not kept, so requests naming
-        // random collections cannot grow the server's memory.
-        let fresh = Arc::new(self.store.collection(name, spec).await?);
+        // random collections cannot grow the server's memory. A collection another served
+        // embedder wrote opens with that embedder's spec (searches then embed with it).
+        let fresh = match self.store.collection(name, spec).await {
+            Err(fathom_store::StoreError::ModelMismatch { .. }) if !self.others_empty() => {
+                let mut opened = None;
+                for other in self.others_snapshot() {
+                    if let Ok(c) = self.store.collection(name, &other.spec).await {
+                        opened = Some(c);
+                        break;
+                    }
+                }
+                match opened {
+                    Some(c) => Arc::new(c),
+                    None => Arc::new(self.store.collection(name, spec).await?),
+                }
+            }
+            other => Arc::new(other?),
+        };
         if !fresh.exists() {
             return Err(fathom_store::StoreError::NoSuchCollection {
                 name: name.to_string(),

@@ -7,7 +7,7 @@ use fathom_store::{Filter, Hit, SearchMode, SearchQuery};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::embed::embed_queued;
+use super::embed::embed_queued_with;
 use crate::error::{ApiError, ApiJson, ErrorBody};
 use crate::state::AppState;
 
@@ -132,11 +132,14 @@ pub(crate) async fn run(state: &AppState, req: SearchRequest) -> Result<Vec<Hit>
     let vector = if mode == SearchMode::Text {
         None
     } else {
+        // The embedder that wrote the collection (the default one, or another served one).
+        let engine = state.engine_for(&collection)?;
         let options = EmbedOptions {
-            prompt_name: state.engine()?.model.query_prompt().map(str::to_string),
+            prompt_name: engine.model.query_prompt().map(str::to_string),
             ..EmbedOptions::default()
         };
-        let mut embedded = embed_queued(state, vec![req.query.clone()], options).await?;
+        let mut embedded =
+            embed_queued_with(state, &engine, vec![req.query.clone()], options).await?;
         Some(embedded.vectors.remove(0))
     };
     let query = SearchQuery {
