@@ -69,15 +69,7 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
     }
 
     let model = Arc::new(super::load_model(&args.model)?);
-    let reranker = match &args.rerank {
-        Some(name) => Some(super::load_reranker(
-            name,
-            &args.model.device,
-            args.model.dtype,
-            args.model.max_batch_tokens,
-        )?),
-        None => None,
-    };
+    let reranker = super::load_rerank_flag(args.rerank.as_deref(), &args.model)?;
     let rt = super::runtime()?;
     let cancel = super::cancel_on_ctrl_c(&rt);
     let (metrics, reranked, ingest_summary) = rt.block_on(async {

@@ -34,7 +34,17 @@ pub fn load_model_capped(
     Embedder::load(&model, &options).with_context(|| format!("loading model `{model}`"))
 }
 
-/// Loads a cross-encoder on the device and precision of `args`.
+/// The cross-encoder `--rerank` names, if any, on the device and precision of `args`.
+pub fn load_rerank_flag(
+    rerank: Option<&str>,
+    args: &ModelArgs,
+) -> anyhow::Result<Option<fathom_model::Reranker>> {
+    rerank
+        .map(|name| load_reranker(name, &args.device, args.dtype, args.max_batch_tokens))
+        .transpose()
+}
+
+/// Loads a cross-encoder on a device and precision.
 pub fn load_reranker(
     model: &str,
     device: &str,

@@ -15,15 +15,7 @@ pub fn run(args: SearchArgs) -> anyhow::Result<()> {
         .map(|f| Filter::parse(f))
         .collect::<Result<Vec<_>, _>>()?;
     let model = super::load_model(&args.model)?;
-    let reranker = match &args.rerank {
-        Some(name) => Some(super::load_reranker(
-            name,
-            &args.model.device,
-            args.model.dtype,
-            args.model.max_batch_tokens,
-        )?),
-        None => None,
-    };
+    let reranker = super::load_rerank_flag(args.rerank.as_deref(), &args.model)?;
     let vector = if mode == SearchMode::Text {
         None
     } else {

@@ -41,10 +41,8 @@ impl ServiceArgs {
         let mut embedders = Vec::new();
         let (mut rerankers, mut sparse) = (0, 0);
         for (name, model) in entries {
-            let layout = fathom_model::ModelLayout::read(&mut fathom_model::ModelFiles::open(
-                &fathom_model::ModelSource::parse(&model)?,
-            )?)
-            .with_context(|| format!("reading model `{model}`"))?;
+            let layout = fathom_model::ModelLayout::open(&model)
+                .with_context(|| format!("reading model `{model}`"))?;
             tracing::info!(%model, kind = %layout.kind, "loading model");
             let loading = || format!("loading {} `{model}`", layout.kind);
             match layout.kind {

@@ -10,7 +10,6 @@ use tokenizers::{Encoding, PostProcessor, Tokenizer, TruncationDirection};
 use crate::arch::{self, Encoder, PackedBatch};
 use crate::device::DeviceSpec;
 use crate::error::{ModelError, Result};
-use crate::files::{ModelFiles, ModelSource};
 use crate::layout::{ModelKind, ModelLayout};
 use crate::pooling::{normalize_in_place, pool, Dense};
 
@@ -358,10 +357,7 @@ impl Embedder {
     /// Loads a model from a folder or hub id (`org/name[@revision]`), fetching hub files through
     /// the local cache. Reads files and, for hub ids, does network I/O.
     pub fn load(model: &str, options: &LoadOptions) -> Result<Self> {
-        let source = ModelSource::parse(model)?;
-        let mut files = ModelFiles::open(&source)?;
-        let layout = ModelLayout::read(&mut files)?;
-        Self::from_layout(layout, options)
+        Self::from_layout(ModelLayout::open(model)?, options)
     }
 
     /// Builds the model from a layout already read (weights and tokenizer are local files).

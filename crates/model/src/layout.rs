@@ -307,6 +307,13 @@ fn join(dir: &str, file: &str) -> String {
 }
 
 impl ModelLayout {
+    /// [`ModelLayout::read`] for a folder or hub id (`org/name[@revision]`): what every kind of
+    /// model's `load` starts with, and how a caller learns a model's kind before loading it.
+    pub fn open(model: &str) -> Result<Self> {
+        let source = crate::files::ModelSource::parse(model)?;
+        Self::read(&mut ModelFiles::open(&source)?)
+    }
+
     /// Reads every configuration file of the model and fetches (for hub models) the tokenizer and
     /// the weights, so that loading afterwards reads only local files.
     pub fn read(files: &mut ModelFiles) -> Result<Self> {

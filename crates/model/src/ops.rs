@@ -160,14 +160,7 @@ impl Linear {
         } else {
             None
         };
-        Ok(Self {
-            weight,
-            bias,
-            label: "linear",
-            packed_bf16: None,
-            int8: None,
-            folded: std::sync::OnceLock::new(),
-        })
+        Ok(Self::from_weight(weight, bias))
     }
 
     /// A linear over a weight already read (`out × in`), such as one tied to the embeddings.

@@ -11,7 +11,6 @@ use tokenizers::{
 use crate::arch::{Encoder, PackedBatch};
 use crate::embedder::{length_batches, load_parts, run_pass, LoadOptions, Precision};
 use crate::error::{ModelError, Result};
-use crate::files::{ModelFiles, ModelSource};
 use crate::heads::Classifier;
 use crate::layout::{Activation, ModelKind, ModelLayout};
 
@@ -50,10 +49,7 @@ pub struct Reranker {
 impl Reranker {
     /// Loads a cross-encoder from a folder or hub id (`org/name[@revision]`).
     pub fn load(model: &str, options: &LoadOptions) -> Result<Self> {
-        let source = ModelSource::parse(model)?;
-        let mut files = ModelFiles::open(&source)?;
-        let layout = ModelLayout::read(&mut files)?;
-        Self::from_layout(layout, options)
+        Self::from_layout(ModelLayout::open(model)?, options)
     }
 
     pub fn from_layout(mut layout: ModelLayout, options: &LoadOptions) -> Result<Self> {

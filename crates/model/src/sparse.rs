@@ -10,7 +10,6 @@ use tokenizers::Tokenizer;
 use crate::arch::{Encoder, PackedBatch};
 use crate::embedder::{length_batches, load_parts, run_pass, LoadOptions, Precision};
 use crate::error::{ModelError, Result};
-use crate::files::{ModelFiles, ModelSource};
 use crate::heads::MaskedLmHead;
 use crate::layout::{ModelKind, ModelLayout, SparsePooling};
 
@@ -43,10 +42,7 @@ pub struct SparseEncoder {
 impl SparseEncoder {
     /// Loads a SPLADE model from a folder or hub id (`org/name[@revision]`).
     pub fn load(model: &str, options: &LoadOptions) -> Result<Self> {
-        let source = ModelSource::parse(model)?;
-        let mut files = ModelFiles::open(&source)?;
-        let layout = ModelLayout::read(&mut files)?;
-        Self::from_layout(layout, options)
+        Self::from_layout(ModelLayout::open(model)?, options)
     }
 
     pub fn from_layout(mut layout: ModelLayout, options: &LoadOptions) -> Result<Self> {

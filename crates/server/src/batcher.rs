@@ -130,6 +130,18 @@ impl Activity {
         *changed = false;
     }
 
+    /// What [`next_step`] decides on, for bulk work (or a side model) that has waited `waited`
+    /// with `depth` interactive requests queued.
+    fn lanes(&self, depth: &AtomicUsize, waited: Duration) -> Lanes {
+        Lanes {
+            interactive_busy: depth.load(Ordering::Acquire) > 0
+                || self.running.load(Ordering::Acquire),
+            scopes_open: self.scopes.load(Ordering::Acquire),
+            since_answer: self.since_answer(),
+            bulk_waited: waited,
+        }
+    }
+
     fn since_answer(&self) -> Duration {
         let answered = Duration::from_micros(self.answered_us.load(Ordering::Acquire));
         self.epoch.elapsed().saturating_sub(answered)
@@ -233,14 +245,7 @@ impl Batcher {
     pub fn yield_to_interactive(&self) {
         let started = Instant::now();
         loop {
-            let lanes = Lanes {
-                interactive_busy: self.depth.load(Ordering::Acquire) > 0
-                    || self.activity.running.load(Ordering::Acquire),
-                scopes_open: self.activity.scopes.load(Ordering::Acquire),
-                since_answer: self.activity.since_answer(),
-                bulk_waited: started.elapsed(),
-            };
-            match next_step(&lanes) {
+            match next_step(&self.activity.lanes(&self.depth, started.elapsed())) {
                 Step::BulkSlice => return,
                 Step::Wait(at_most) => self.activity.wait_for_change(at_most),
             }
@@ -401,14 +406,7 @@ impl Worker {
                 if next.job.reply.is_closed() {
                     break; // its sender is gone (a cancelled ingest): not worth waiting for
                 }
-                let lanes = Lanes {
-                    interactive_busy: self.depth.load(Ordering::Acquire) > 0
-                        || self.activity.running.load(Ordering::Acquire),
-                    scopes_open: self.activity.scopes.load(Ordering::Acquire),
-                    since_answer: self.activity.since_answer(),
-                    bulk_waited: waiting_since.elapsed(),
-                };
-                match next_step(&lanes) {
+                match next_step(&self.activity.lanes(&self.depth, waiting_since.elapsed())) {
                     Step::BulkSlice => {
                         work = self.run_bulk_slice(next);
                         waiting_since = Instant::now();

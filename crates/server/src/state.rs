@@ -70,12 +70,7 @@ impl AppState {
         name: Option<String>,
     ) -> Result<(), ApiError> {
         let engine = self.start_engine(model, name)?;
-        if self.find_other(&engine.name).is_some() {
-            return Err(ApiError::Internal(format!(
-                "two embedders are called `{}`; name them with --model NAME=MODEL",
-                engine.name
-            )));
-        }
+        self.check_unique(&engine.name)?;
         self.engine
             .set(engine)
             .map_err(|_| ApiError::Internal("a model is already installed".into()))
@@ -89,12 +84,7 @@ impl AppState {
         name: Option<String>,
     ) -> Result<(), ApiError> {
         let engine = self.start_engine(model, name)?;
-        if self.find_other(&engine.name).is_some() {
-            return Err(ApiError::Internal(format!(
-                "two embedders are called `{}`; name them with --model NAME=MODEL",
-                engine.name
-            )));
-        }
+        self.check_unique(&engine.name)?;
         self.others
             .write()
             .unwrap_or_else(|e| e.into_inner())
@@ -122,6 +112,15 @@ impl AppState {
             spec,
             name,
         })
+    }
+
+    fn check_unique(&self, name: &str) -> Result<(), ApiError> {
+        if self.find_other(name).is_some() {
+            return Err(ApiError::Internal(format!(
+                "two embedders are called `{name}`; name them with --model NAME=MODEL"
+            )));
+        }
+        Ok(())
     }
 
     fn find_other(&self, name: &str) -> Option<Engine> {
