@@ -113,6 +113,8 @@ async def exercise(session, args, transport):
         ("search", {"query": args.query, "mode": "fuzzy"}, "fuzzy"),
         ("search", {"query": args.query, "filters": ["nonsense"]}, "filter"),
         ("search", {"query": args.query, "collection": "nope"}, "nope"),
+        # The servers these checks run against have no --reranker: asking for one says how.
+        ("search", {"query": args.query, "rerank": True}, "--reranker"),
         ("get_chunk", {"source": "missing.md", "chunk_index": 0}, "no chunk"),
         ("get_chunk", {"source": hit["source"], "chunk_index": 0, "neighbours": 99}, "neighbours"),
         ("no_such_tool", {}, "not found"),
