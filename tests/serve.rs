@@ -441,6 +441,28 @@ async fn rerank_and_sparse_routes_beside_the_embedder() {
     .await;
     assert_eq!(status, 409, "{e}");
     assert!(e["error"].as_str().unwrap().contains("xlm-roberta"), "{e}");
+    // Writes too go through the embedder that wrote the collection.
+    let (status, up) = post(
+        &server,
+        "/documents",
+        json!({"collection": "tiny-docs", "documents": [{"id": "c", "text": "Oolong is half oxidised."}]}),
+    )
+    .await;
+    assert_eq!(status, 200, "{up}");
+    let (_, found) = post(
+        &server,
+        "/search",
+        json!({"query": "tea", "collection": "tiny-docs", "mode": "vector"}),
+    )
+    .await;
+    assert_eq!(found["hits"].as_array().unwrap().len(), 3, "{found}");
+    let (status, e) = post(
+        &server,
+        "/documents",
+        json!({"collection": "other-docs", "documents": [{"id": "c", "text": "x"}]}),
+    )
+    .await;
+    assert_eq!(status, 409, "{e}");
 
     // Several embedders: the OpenAI route picks by `model`, the default answers without one,
     // and an unknown name is a 404 naming those served.

@@ -157,13 +157,6 @@ impl AppState {
         )))
     }
 
-    fn others_empty(&self) -> bool {
-        self.others
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .is_empty()
-    }
-
     fn others_snapshot(&self) -> Vec<Engine> {
         self.others
             .read()
@@ -287,9 +280,29 @@ impl AppState {
         if let Some(c) = open.get(name) {
             return Ok(c.clone());
         }
-        let c = Arc::new(self.store.collection(name, &engine.spec).await?);
+        let c = Arc::new(self.open_collection(name, &engine.spec).await?);
         open.insert(name.to_string(), c.clone());
         Ok(c)
+    }
+
+    /// Opens `name` for the default embedder's `spec`, or — when another served embedder wrote
+    /// it — for that one's, so that reads and writes use the model the collection was built with.
+    async fn open_collection(
+        &self,
+        name: &str,
+        spec: &ModelSpec,
+    ) -> Result<Collection, fathom_store::StoreError> {
+        match self.store.collection(name, spec).await {
+            Err(e @ fathom_store::StoreError::ModelMismatch { .. }) => {
+                for other in self.others_snapshot() {
+                    if let Ok(c) = self.store.collection(name, &other.spec).await {
+                        return Ok(c);
+                    }
+                }
+                Err(e)
+            }
+            other => other,
+        }
     }
 
     /// Store upkeep in the background once a collection's commits have piled up (see
@@ -335,22 +348,7 @@ impl AppState {
         // have created it since. A name that does not exist is not kept, so requests naming
         // random collections cannot grow the server's memory. A collection another served
         // embedder wrote opens with that embedder's spec (searches then embed with it).
-        let fresh = match self.store.collection(name, spec).await {
-            Err(fathom_store::StoreError::ModelMismatch { .. }) if !self.others_empty() => {
-                let mut opened = None;
-                for other in self.others_snapshot() {
-                    if let Ok(c) = self.store.collection(name, &other.spec).await {
-                        opened = Some(c);
-                        break;
-                    }
-                }
-                match opened {
-                    Some(c) => Arc::new(c),
-                    None => Arc::new(self.store.collection(name, spec).await?),
-                }
-            }
-            other => Arc::new(other?),
-        };
+        let fresh = Arc::new(self.open_collection(name, spec).await?);
         if !fresh.exists() {
             return Err(fathom_store::StoreError::NoSuchCollection {
                 name: name.to_string(),

@@ -102,12 +102,13 @@ pub async fn upsert(
             )));
         }
     }
-    let engine = state.engine()?;
+    let collection = state.collection(req.collection.as_deref()).await?;
+    // The embedder that wrote the collection (new ones: the default).
+    let engine = state.engine_for(&collection)?;
     let model = std::sync::Arc::new(crate::batcher::BulkEmbed {
         model: engine.model.clone(),
         batcher: engine.batcher.clone(),
     });
-    let collection = state.collection(req.collection.as_deref()).await?;
     let documents: Vec<Document> = req
         .documents
         .into_iter()

@@ -123,7 +123,8 @@ pub(crate) fn start_job(
     include: Vec<String>,
     exclude: Vec<String>,
 ) -> Result<JobStatus, ApiError> {
-    let engine = state.engine()?;
+    // The embedder that wrote the collection (new ones: the default).
+    let engine = state.engine_for(&collection)?;
     let model = std::sync::Arc::new(crate::batcher::BulkEmbed {
         model: engine.model.clone(),
         batcher: engine.batcher.clone(),
