@@ -464,6 +464,38 @@ async fn rerank_and_sparse_routes_beside_the_embedder() {
     .await;
     assert_eq!(status, 409, "{e}");
 
+    // A new collection built with a named embedder; naming another for it later is a 409, and
+    // naming one not served a 404.
+    let doc = json!([{"id": "n", "text": "Matcha is powdered green tea."}]);
+    let (status, up) = post(
+        &server,
+        "/documents",
+        json!({"collection": "tiny-new", "model": "tiny", "documents": doc}),
+    )
+    .await;
+    assert_eq!(status, 200, "{up}");
+    let (_, found) = post(
+        &server,
+        "/search",
+        json!({"query": "tea", "collection": "tiny-new", "mode": "vector"}),
+    )
+    .await;
+    assert_eq!(found["hits"].as_array().unwrap().len(), 1, "{found}");
+    let (status, e) = post(
+        &server,
+        "/documents",
+        json!({"collection": "tiny-new", "model": "all-MiniLM-L6-v2", "documents": doc}),
+    )
+    .await;
+    assert_eq!(status, 409, "{e}");
+    let (status, e) = post(
+        &server,
+        "/documents",
+        json!({"collection": "x", "model": "nope", "documents": doc}),
+    )
+    .await;
+    assert_eq!(status, 404, "{e}");
+
     // Several embedders: the OpenAI route picks by `model`, the default answers without one,
     // and an unknown name is a 404 naming those served.
     let tiny_reference: Value = serde_json::from_str(

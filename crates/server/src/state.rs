@@ -285,6 +285,50 @@ impl AppState {
         Ok(c)
     }
 
+    /// The collection `name` (the default one when `None`) with the embedder that writes it: the
+    /// one that built it, or for a new collection `model` (a served embedder's name; unknown is a
+    /// 404) or the default. Naming a model other than the one that built it is a 409.
+    pub async fn collection_with(
+        &self,
+        name: Option<&str>,
+        model: Option<&str>,
+    ) -> Result<(Arc<Collection>, Engine), ApiError> {
+        let Some(model) = model else {
+            let c = self.collection(name).await?;
+            let engine = self.engine_for(&c)?;
+            return Ok((c, engine));
+        };
+        let default = self.engine()?;
+        let engine = if model == default.name {
+            default.clone()
+        } else {
+            self.find_other(model).ok_or_else(|| {
+                ApiError::NotFound(format!(
+                    "model `{model}` is not served here; the embedders are {} (GET /v1/models)",
+                    self.embedder_names().join(", ")
+                ))
+            })?
+        };
+        let name = name.unwrap_or(&self.config.default_collection);
+        let mut open = self.collections.lock().await;
+        let c = match open.get(name) {
+            Some(c) => c.clone(),
+            None => {
+                let c = Arc::new(self.store.collection(name, &engine.spec).await?);
+                open.insert(name.to_string(), c.clone());
+                c
+            }
+        };
+        if !c.spec().compatible(&engine.spec) {
+            return Err(ApiError::Conflict(format!(
+                "collection `{name}` was built with `{}`, not `{model}`; leave `model` out to write \
+                 with the model that built it",
+                c.spec().model
+            )));
+        }
+        Ok((c, engine))
+    }
+
     /// Opens `name` for the default embedder's `spec`, or — when another served embedder wrote
     /// it — for that one's, so that reads and writes use the model the collection was built with.
     async fn open_collection(

@@ -27,6 +27,9 @@ pub struct DocumentIn {
 pub struct UpsertRequest {
     pub documents: Vec<DocumentIn>,
     pub collection: Option<String>,
+    /// Which served embedder builds a new collection (`GET /v1/models`; default: the first). An
+    /// existing collection keeps the one that built it; naming another is a 409.
+    pub model: Option<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -102,9 +105,9 @@ pub async fn upsert(
             )));
         }
     }
-    let collection = state.collection(req.collection.as_deref()).await?;
-    // The embedder that wrote the collection (new ones: the default).
-    let engine = state.engine_for(&collection)?;
+    let (collection, engine) = state
+        .collection_with(req.collection.as_deref(), req.model.as_deref())
+        .await?;
     let model = std::sync::Arc::new(crate::batcher::BulkEmbed {
         model: engine.model.clone(),
         batcher: engine.batcher.clone(),

@@ -24,6 +24,9 @@ pub struct IngestRequest {
     /// A folder on the server, inside one of its ingest roots.
     pub path: String,
     pub collection: Option<String>,
+    /// Which served embedder builds a new collection (default: the first); an existing one keeps
+    /// the embedder that built it.
+    pub model: Option<String>,
     /// Globs of files to take (default: all) and to leave out. They choose among the files the
     /// job may read; they never bring in hidden or git-ignored ones.
     #[serde(default)]
@@ -100,7 +103,9 @@ pub async fn start(
     ApiJson(req): ApiJson<IngestRequest>,
 ) -> Result<(StatusCode, Json<JobStatus>), ApiError> {
     let folder = resolve_under_roots(&req.path, &state.config.ingest_roots)?;
-    let collection = state.collection(req.collection.as_deref()).await?;
+    let (collection, _) = state
+        .collection_with(req.collection.as_deref(), req.model.as_deref())
+        .await?;
     let status = start_job(
         &state,
         req.path.clone(),
