@@ -53,6 +53,23 @@ impl Reranker {
     }
 
     pub fn from_layout(mut layout: ModelLayout, options: &LoadOptions) -> Result<Self> {
+        let causal = layout
+            .config
+            .get("architectures")
+            .and_then(|a| a.as_array())
+            .is_some_and(|a| {
+                a.iter()
+                    .filter_map(|v| v.as_str())
+                    .any(|n| n.ends_with("ForCausalLM"))
+            });
+        if layout.kind == ModelKind::Embedder && causal {
+            return Err(ModelError::Unsupported(format!(
+                "`{}` is a causal language model; rerankers built on one (Qwen3-Reranker and the \
+                 like, scored by their yes/no logits) are not supported yet. fathom runs BERT, \
+                 XLM-RoBERTa, DistilBERT, MPNet and ModernBERT cross-encoders",
+                layout.name
+            )));
+        }
         if layout.kind != ModelKind::Reranker {
             return Err(ModelError::WrongKind {
                 name: layout.name.clone(),

@@ -219,6 +219,23 @@ fn too_long_pairs_are_cut_or_refused_and_kinds_are_checked() {
         ),
         "{err}"
     );
+    // A causal LM (what Qwen3-Reranker is: `Qwen3ForCausalLM`) asked for as a reranker says that
+    // kind is not run yet.
+    let qwen3 = tempfile::tempdir().unwrap();
+    let tiny = fathom_testkit::fixtures().join("tiny/qwen3");
+    for entry in std::fs::read_dir(&tiny).unwrap() {
+        let entry = entry.unwrap();
+        if entry.file_type().unwrap().is_file() {
+            std::fs::copy(entry.path(), qwen3.path().join(entry.file_name())).unwrap();
+        }
+    }
+    let config = std::fs::read_to_string(tiny.join("config.json"))
+        .unwrap()
+        .replace("\"Qwen3Model\"", "\"Qwen3ForCausalLM\"");
+    assert!(config.contains("Qwen3ForCausalLM"));
+    std::fs::write(qwen3.path().join("config.json"), config).unwrap();
+    let err = Reranker::load(qwen3.path().to_str().unwrap(), &LoadOptions::default()).unwrap_err();
+    assert!(err.to_string().contains("Qwen3-Reranker"), "{err}");
     let err =
         SparseEncoder::load(reranker_dir.to_str().unwrap(), &LoadOptions::default()).unwrap_err();
     assert!(matches!(err, ModelError::WrongKind { .. }), "{err}");

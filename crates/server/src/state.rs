@@ -147,14 +147,19 @@ impl AppState {
         if names.len() == 1 {
             return Ok(default.clone());
         }
-        Err(ApiError::NotFound(format!(
+        Err(self.not_served(name))
+    }
+
+    /// The 404 for a `model` no served embedder is called.
+    fn not_served(&self, name: &str) -> ApiError {
+        ApiError::NotFound(format!(
             "model `{name}` is not served here; the embedders are {} (GET /v1/models)",
-            names
+            self.embedder_names()
                 .iter()
                 .map(|n| format!("`{n}`"))
                 .collect::<Vec<_>>()
                 .join(", ")
-        )))
+        ))
     }
 
     fn others_snapshot(&self) -> Vec<Engine> {
@@ -302,12 +307,8 @@ impl AppState {
         let engine = if model == default.name {
             default.clone()
         } else {
-            self.find_other(model).ok_or_else(|| {
-                ApiError::NotFound(format!(
-                    "model `{model}` is not served here; the embedders are {} (GET /v1/models)",
-                    self.embedder_names().join(", ")
-                ))
-            })?
+            self.find_other(model)
+                .ok_or_else(|| self.not_served(model))?
         };
         let name = name.unwrap_or(&self.config.default_collection);
         let mut open = self.collections.lock().await;
