@@ -4,8 +4,10 @@
 //! activation (Sigmoid for one label unless the model names another).
 
 use candle_core::{DType, Device};
+use std::collections::HashMap;
+
 use tokenizers::{
-    EncodeInput, Tokenizer, TruncationDirection, TruncationParams, TruncationStrategy,
+    Encoding, PostProcessor, Tokenizer, TruncationDirection, TruncationParams, TruncationStrategy,
 };
 
 use crate::arch::{Encoder, PackedBatch};
@@ -151,31 +153,48 @@ impl Reranker {
                 s.to_string()
             }
         };
-        let inputs: Vec<EncodeInput> = pairs
-            .iter()
-            .map(|(q, d)| (lower(q.as_ref()), lower(d.as_ref())).into())
-            .collect();
-        let encodings = {
-            let _span = crate::profile::span("tokenize");
-            if options.truncate {
-                self.tokenizer.encode_batch(inputs, true)
-            } else {
-                let mut whole = self.tokenizer.clone();
-                whole
-                    .with_truncation(None)
-                    .map_err(|e| ModelError::Tokenizer(e.to_string()))?;
-                whole.encode_batch(inputs, true)
+        // Each distinct query is tokenized once, not once per document (a request pairs one query
+        // with up to --max-inputs texts), then each pair goes through the tokenizer's own
+        // `post_process`: `longest_first` truncation and the pair template, exactly what
+        // encoding the pair in one call does.
+        let tokenize_span = crate::profile::span("tokenize");
+        let tokenizer_error = |e: tokenizers::Error| ModelError::Tokenizer(e.to_string());
+        let mut queries: HashMap<&str, Encoding> = HashMap::new();
+        for (q, _) in pairs {
+            if !queries.contains_key(q.as_ref()) {
+                let enc = self
+                    .tokenizer
+                    .encode(lower(q.as_ref()), false)
+                    .map_err(tokenizer_error)?;
+                queries.insert(q.as_ref(), enc);
             }
         }
-        .map_err(|e| ModelError::Tokenizer(e.to_string()))?;
+        let documents = self
+            .tokenizer
+            .encode_batch(
+                pairs.iter().map(|(_, d)| lower(d.as_ref())).collect(),
+                false,
+            )
+            .map_err(tokenizer_error)?;
+        let specials = self
+            .tokenizer
+            .get_post_processor()
+            .map_or(0, |p| p.added_tokens(true));
         let max = self.layout.max_seq_length;
-        if let Some((index, enc)) = encodings.iter().enumerate().find(|(_, e)| e.len() > max) {
-            return Err(ModelError::InputTooLong {
-                index,
-                tokens: enc.len(),
-                max,
-            });
+        let mut encodings = Vec::with_capacity(pairs.len());
+        for (index, ((q, _), document)) in pairs.iter().zip(documents).enumerate() {
+            let query = queries[q.as_ref()].clone();
+            let tokens = query.len() + document.len() + specials;
+            if !options.truncate && tokens > max {
+                return Err(ModelError::InputTooLong { index, tokens, max });
+            }
+            encodings.push(
+                self.tokenizer
+                    .post_process(query, Some(document), true)
+                    .map_err(tokenizer_error)?,
+            );
         }
+        drop(tokenize_span);
         let lengths: Vec<usize> = encodings.iter().map(|e| e.len()).collect();
         let mut scores = vec![Vec::new(); encodings.len()];
         for members in length_batches(&lengths, self.max_batch_tokens) {
