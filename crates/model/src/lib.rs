@@ -40,7 +40,7 @@ pub use files::{ModelFiles, ModelSource};
 pub use layout::{
     Activation, DenseLayout, ModelKind, ModelLayout, PoolingConfig, PoolingMode, SparsePooling,
 };
-pub use reranker::{RerankOptions, Reranker};
+pub use reranker::{PreparedQuery, RerankOptions, Reranker};
 pub use sparse::{SparseEmbedding, SparseEncoder};
 
 /// The model every command uses when none is given: the fetched folder when it is there

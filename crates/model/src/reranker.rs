@@ -34,6 +34,14 @@ impl Default for RerankOptions {
     }
 }
 
+/// A query tokenized once ([`Reranker::prepare_query`]), cut to what any pair can keep of it.
+#[derive(Debug, Clone)]
+pub struct PreparedQuery {
+    encoding: Encoding,
+    /// Its whole length, for refusing over-long pairs when truncation is off.
+    tokens: usize,
+}
+
 /// A loaded cross-encoder.
 #[derive(Debug)]
 pub struct Reranker {
@@ -143,54 +151,103 @@ impl Reranker {
         pairs: &[(Q, D)],
         options: &RerankOptions,
     ) -> Result<(Vec<Vec<f32>>, Vec<usize>)> {
-        if pairs.is_empty() {
-            return Ok((Vec::new(), Vec::new()));
-        }
-        let lower = |s: &str| {
-            if self.layout.do_lower_case {
-                s.to_lowercase()
-            } else {
-                s.to_string()
-            }
-        };
-        // Each distinct query is tokenized once, not once per document (a request pairs one query
-        // with up to --max-inputs texts), then each pair goes through the tokenizer's own
-        // `post_process`: `longest_first` truncation and the pair template, exactly what
-        // encoding the pair in one call does.
-        let tokenize_span = crate::profile::span("tokenize");
-        let tokenizer_error = |e: tokenizers::Error| ModelError::Tokenizer(e.to_string());
-        let mut queries: HashMap<&str, Encoding> = HashMap::new();
+        // Each distinct query is tokenized once, not once per document.
+        let mut queries: HashMap<&str, PreparedQuery> = HashMap::new();
         for (q, _) in pairs {
             if !queries.contains_key(q.as_ref()) {
-                let enc = self
-                    .tokenizer
-                    .encode(lower(q.as_ref()), false)
-                    .map_err(tokenizer_error)?;
-                queries.insert(q.as_ref(), enc);
+                queries.insert(q.as_ref(), self.prepare_query(q.as_ref())?);
             }
         }
-        let documents = self
+        let documents: Vec<&str> = pairs.iter().map(|(_, d)| d.as_ref()).collect();
+        self.score_documents(|i| &queries[pairs[i].0.as_ref()], &documents, options)
+    }
+
+    /// A query tokenized once, for [`Reranker::rerank_prepared`] over any number of documents.
+    pub fn prepare_query(&self, query: &str) -> Result<PreparedQuery> {
+        let _span = crate::profile::span("tokenize");
+        let mut encoding = self
             .tokenizer
-            .encode_batch(
-                pairs.iter().map(|(_, d)| lower(d.as_ref())).collect(),
-                false,
-            )
-            .map_err(tokenizer_error)?;
-        let specials = self
-            .tokenizer
+            .encode(self.lowered(query), false)
+            .map_err(|e| ModelError::Tokenizer(e.to_string()))?;
+        let tokens = encoding.len();
+        // `longest_first` never keeps more of the query than the whole budget, and what it keeps
+        // of a longer one depends only on the document's length: cutting the query to the budget
+        // first gives the same pairs, and each pair then copies at most that many tokens.
+        let budget = self
+            .layout
+            .max_seq_length
+            .saturating_sub(self.pair_specials());
+        if encoding.len() > budget {
+            encoding.truncate(budget, 0, TruncationDirection::Right);
+            drop(encoding.take_overflowing());
+        }
+        Ok(PreparedQuery { encoding, tokens })
+    }
+
+    /// [`Reranker::rerank`] with a query already tokenized, also returning the tokens the model
+    /// ran for each pair.
+    pub fn rerank_prepared<D: AsRef<str>>(
+        &self,
+        query: &PreparedQuery,
+        documents: &[D],
+        options: &RerankOptions,
+    ) -> Result<(Vec<f32>, Vec<usize>)> {
+        let documents: Vec<&str> = documents.iter().map(|d| d.as_ref()).collect();
+        let (scores, tokens) = self.score_documents(|_| query, &documents, options)?;
+        Ok((
+            scores
+                .into_iter()
+                .map(|row| row.first().copied().unwrap_or(f32::NAN))
+                .collect(),
+            tokens,
+        ))
+    }
+
+    fn lowered(&self, text: &str) -> String {
+        if self.layout.do_lower_case {
+            text.to_lowercase()
+        } else {
+            text.to_string()
+        }
+    }
+
+    /// The special tokens the pair template adds.
+    fn pair_specials(&self) -> usize {
+        self.tokenizer
             .get_post_processor()
-            .map_or(0, |p| p.added_tokens(true));
+            .map_or(0, |p| p.added_tokens(true))
+    }
+
+    /// Scores `documents[i]` against `query(i)`: each pair goes through the tokenizer's own
+    /// `post_process` (`longest_first` truncation and the pair template, exactly what encoding
+    /// the pair in one call does), then the model in passes packed by length.
+    fn score_documents<'q>(
+        &self,
+        query: impl Fn(usize) -> &'q PreparedQuery,
+        documents: &[&str],
+        options: &RerankOptions,
+    ) -> Result<(Vec<Vec<f32>>, Vec<usize>)> {
+        if documents.is_empty() {
+            return Ok((Vec::new(), Vec::new()));
+        }
+        let tokenize_span = crate::profile::span("tokenize");
+        let tokenizer_error = |e: tokenizers::Error| ModelError::Tokenizer(e.to_string());
+        let encoded = self
+            .tokenizer
+            .encode_batch(documents.iter().map(|d| self.lowered(d)).collect(), false)
+            .map_err(tokenizer_error)?;
+        let specials = self.pair_specials();
         let max = self.layout.max_seq_length;
-        let mut encodings = Vec::with_capacity(pairs.len());
-        for (index, ((q, _), document)) in pairs.iter().zip(documents).enumerate() {
-            let query = queries[q.as_ref()].clone();
-            let tokens = query.len() + document.len() + specials;
+        let mut encodings = Vec::with_capacity(documents.len());
+        for (index, document) in encoded.into_iter().enumerate() {
+            let q = query(index);
+            let tokens = q.tokens + document.len() + specials;
             if !options.truncate && tokens > max {
                 return Err(ModelError::InputTooLong { index, tokens, max });
             }
             encodings.push(
                 self.tokenizer
-                    .post_process(query, Some(document), true)
+                    .post_process(q.encoding.clone(), Some(document), true)
                     .map_err(tokenizer_error)?,
             );
         }
@@ -239,12 +296,8 @@ impl Reranker {
         documents: &[D],
         options: &RerankOptions,
     ) -> Result<Vec<f32>> {
-        let pairs: Vec<(&str, &str)> = documents.iter().map(|d| (query, d.as_ref())).collect();
-        Ok(self
-            .score(&pairs, options)?
-            .into_iter()
-            .map(|row| row.first().copied().unwrap_or(f32::NAN))
-            .collect())
+        let query = self.prepare_query(query)?;
+        Ok(self.rerank_prepared(&query, documents, options)?.0)
     }
 }
 

@@ -61,12 +61,10 @@ pub(crate) async fn rerank_scores(
             .iter()
             .map(|t| estimate_tokens(query.len() + t.len(), max))
             .collect();
+        // The query is tokenized once for all slices.
+        let prepared = model.prepare_query(&query)?;
         run_sliced(&estimates, batcher.as_ref(), |range| {
-            let pairs: Vec<(&str, &str)> = texts[range]
-                .iter()
-                .map(|t| (query.as_str(), t.as_str()))
-                .collect();
-            let (scores, tokens) = model.score_counting(&pairs, &options)?;
+            let (scores, tokens) = model.rerank_prepared(&prepared, &texts[range], &options)?;
             Ok(scores.into_iter().zip(tokens).collect())
         })
     });
@@ -74,13 +72,7 @@ pub(crate) async fn rerank_scores(
         .await
         .map_err(|_| ApiError::Timeout(timeout))??;
     let tokens = scored.iter().map(|(_, t)| t).sum();
-    Ok((
-        scored
-            .into_iter()
-            .map(|(row, _)| row.first().copied().unwrap_or(f32::NAN))
-            .collect(),
-        tokens,
-    ))
+    Ok((scored.into_iter().map(|(score, _)| score).collect(), tokens))
 }
 
 /// Indices sorted by score, highest first (ties keep request order).
