@@ -54,6 +54,25 @@ fn extract_pairs(obj: &Bound<'_, PyAny>) -> PyResult<(Vec<(String, String)>, boo
     Ok((pairs, false))
 }
 
+/// Resolves a folder or hub id (through `cache_folder` when given) and loads it with `load`,
+/// the GIL released.
+fn load_detached<M: Send + Sync>(
+    py: Python<'_>,
+    model_name_or_path: &str,
+    revision: Option<String>,
+    cache_folder: Option<PathBuf>,
+    load: impl FnOnce(&str) -> fathom_model::Result<M> + Send,
+) -> PyResult<Arc<M>> {
+    run_detached(py, move || {
+        let model = resolve_model(
+            model_name_or_path,
+            revision.as_deref(),
+            cache_folder.as_deref(),
+        )?;
+        load(&model).map(Arc::new).map_err(model_error)
+    })
+}
+
 /// `activation_fn`: `None` (the model's own), or a torch-style activation object, recognised by
 /// its class name (`Identity`, `Sigmoid`, `Tanh`, `ReLU`, `GELU`, `SiLU`).
 fn activation_of(obj: Option<&Bound<'_, PyAny>>) -> PyResult<Option<Activation>> {
@@ -96,13 +115,10 @@ impl CrossEncoder {
         dtype: &str,
     ) -> PyResult<Self> {
         let options = load_options(device, dtype, max_length)?;
-        let name = model_name_or_path.to_string();
-        let model = run_detached(py, move || {
-            let model = resolve_model(&name, revision.as_deref(), cache_folder.as_deref())?;
-            Reranker::load(&model, &options).map_err(model_error)
-        })?;
         Ok(Self {
-            model: Arc::new(model),
+            model: load_detached(py, model_name_or_path, revision, cache_folder, |m| {
+                Reranker::load(m, &options)
+            })?,
             name: model_name_or_path.to_string(),
         })
     }
@@ -274,13 +290,10 @@ impl SparseEncoder {
         dtype: &str,
     ) -> PyResult<Self> {
         let options = load_options(device, dtype, None)?;
-        let name = model_name_or_path.to_string();
-        let model = run_detached(py, move || {
-            let model = resolve_model(&name, revision.as_deref(), cache_folder.as_deref())?;
-            Sparse::load(&model, &options).map_err(model_error)
-        })?;
         Ok(Self {
-            model: Arc::new(model),
+            model: load_detached(py, model_name_or_path, revision, cache_folder, |m| {
+                Sparse::load(m, &options)
+            })?,
             name: model_name_or_path.to_string(),
         })
     }
