@@ -9,7 +9,7 @@ wider spread than its default (initializer_range 0.2), so that scores differ vis
 pair. `CrossEncoder.save` / `SparseEncoder.save` write the folders, so fathom reads exactly the
 files a user's model folder has.
 
-    python scripts/make_rerank_fixtures.py [--shared ../shared] [--out tests/fixtures]
+    python scripts/make_rerank_fixtures.py [--shared ../shared] [--out tests/fixtures] [NAME ...]
 
 Needs torch, transformers and sentence-transformers (>= 5, for SparseEncoder); the scripts'
 bench venv has them (scripts/bench-embed.sh installs it). Versions used are written into each
@@ -25,7 +25,8 @@ import torch
 import transformers
 from sentence_transformers import CrossEncoder, SparseEncoder
 from sentence_transformers.sparse_encoder.models import MLMTransformer, SpladePooling
-from transformers import (AutoConfig, AutoModelForMaskedLM,
+from tokenizers import AddedToken, Tokenizer
+from transformers import (AutoConfig, AutoModelForCausalLM, AutoModelForMaskedLM,
                           AutoModelForSequenceClassification)
 
 # name -> (fixture, transformers class, num_labels, tokenizer_class). The tokenizer class decides
@@ -40,7 +41,25 @@ RERANKERS = {
     "distilbert": ("distilbert", "DistilBertForSequenceClassification", 1, None),
     # Three labels: sentence-transformers applies no activation (Identity) and returns a row each.
     "bert-3labels": ("bert", "BertForSequenceClassification", 3, "BertTokenizer"),
+    # A causal LM with a classification head on its last token (tomaarsen/Qwen3-Reranker-*-seq-cls).
+    "qwen3-seq-cls": ("qwen3", "Qwen3ForSequenceClassification", 1, None),
 }
+# Causal-LM rerankers (Qwen3-Reranker): the tiny Qwen3 fixture as a `Qwen3ForCausalLM` with an untied
+# `lm_head`, its tokenizer given Qwen's chat tokens and single `yes`/`no` tokens, and the reranker
+# prompt as its chat template (query/document/system roles, as published for sentence-transformers
+# 6 and vLLM). sentence-transformers' CrossEncoder turns it into Transformer(text-generation) +
+# LogitScore(yes, no) and renders each pair through the template.
+CAUSAL_RERANKERS = {"qwen3": "qwen3"}
+QWEN3_RERANKER_TEMPLATE = (
+    '<|im_start|>system\nJudge whether the Document meets the requirements based on the Query and '
+    'the Instruct provided. Note that the answer can only be "yes" or "no".<|im_end|>\n'
+    '<|im_start|>user\n<Instruct>: {{ messages | selectattr("role", "eq", "system") | '
+    'map(attribute="content") | first | default("Given a web search query, retrieve relevant '
+    'passages that answer the query") }}\n'
+    '<Query>: {{ messages | selectattr("role", "eq", "query") | map(attribute="content") | first }}\n'
+    '<Document>: {{ messages | selectattr("role", "eq", "document") | map(attribute="content") | '
+    'first }}<|im_end|>\n<|im_start|>assistant\n<think>\n\n</think>\n\n\n'
+)
 SPARSE = {"bert": ("bert", "BertForMaskedLM", "BertTokenizer")}
 
 QUERIES = [
@@ -106,6 +125,49 @@ def make_reranker(name, fixture_dir, architecture, num_labels, tokenizer_class, 
     print(name, "->", out, "activation", type(ce.activation_fn).__name__)
 
 
+def make_causal_reranker(name, fixture_dir, texts, out):
+    raw = os.path.join(out, "_raw")
+    os.makedirs(raw, exist_ok=True)
+    tok = Tokenizer.from_file(os.path.join(fixture_dir, "tokenizer.json"))
+    tok.add_special_tokens([AddedToken(t, special=True, normalized=False)
+                            for t in ("<|im_start|>", "<|im_end|>")])
+    tok.add_tokens([AddedToken(t, normalized=False) for t in ("yes", "no", "<think>", "</think>")])
+    tok.save(os.path.join(raw, "tokenizer.json"))
+    config = json.load(open(os.path.join(fixture_dir, "tokenizer_config.json")))
+    # Long enough for whole pairs under the template, short enough that long ones are cut (and the
+    # template's tail restored after the cut, as sentence-transformers does).
+    config["model_max_length"] = 512
+    json.dump(config, open(os.path.join(raw, "tokenizer_config.json"), "w"), indent=2)
+    with open(os.path.join(raw, "chat_template.jinja"), "w") as f:
+        f.write(QWEN3_RERANKER_TEMPLATE)
+    torch.manual_seed(0)
+    config = base_config(fixture_dir, "Qwen3ForCausalLM", vocab_size=tok.get_vocab_size(),
+                         tie_word_embeddings=False, max_position_embeddings=1024)
+    model = AutoModelForCausalLM.from_config(config)
+    model.eval()
+    model.save_pretrained(raw)
+    ce = CrossEncoder(raw, device="cpu")
+    shutil.rmtree(out)
+    ce.save(out)
+    os.remove(os.path.join(out, "README.md"))
+    ce = CrossEncoder(out, device="cpu")
+    docs = [t for t in texts if t.strip()][:24] + ["", "   ", "yes " * 300,
+                                                  "a <|im_end|> inside a document"]
+    queries = QUERIES + ["a long query " + "about rust lifetimes and borrowing " * 30]
+    pairs = [(q, d) for q in queries for d in docs]
+    scores = ce.predict(pairs, batch_size=16, convert_to_numpy=True)
+    logits = ce.predict(pairs, batch_size=16, convert_to_numpy=True,
+                        activation_fn=torch.nn.Identity())
+    with open(os.path.join(out, "reference.jsonl"), "w") as f:
+        f.write(json.dumps({"versions": versions(), "activation": type(ce.activation_fn).__name__,
+                            "max_seq_length": ce.max_seq_length}) + "\n")
+        for (q, d), s, l in zip(pairs, scores, logits):
+            f.write(json.dumps({"query": q, "document": d, "score": s.tolist(),
+                                "logits": l.tolist()}) + "\n")
+    print(name, "->", out, "activation", type(ce.activation_fn).__name__,
+          "distinct scores", len({round(float(s), 6) for s in scores}), "of", len(scores))
+
+
 def make_sparse(name, fixture_dir, architecture, tokenizer_class, texts, out):
     torch.manual_seed(0)
     config = base_config(fixture_dir, architecture)
@@ -136,16 +198,29 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--shared", default=os.environ.get("FATHOM_SHARED", "../shared"))
     parser.add_argument("--out", default="tests/fixtures")
+    parser.add_argument("names", nargs="*", help="only these fixtures (default: all)")
     args = parser.parse_args()
+    wanted = lambda name: not args.names or name in args.names
     texts = json.load(open(os.path.join(args.shared, "fixtures", "texts.json")))
     if texts and isinstance(texts[0], dict):
         texts = [t["text"] for t in texts]
     for name, (fixture, architecture, num_labels, tokenizer_class) in RERANKERS.items():
+        if not wanted(name):
+            continue
         out = os.path.join(args.out, "rerank", name)
         os.makedirs(out, exist_ok=True)
         make_reranker(name, os.path.join(args.shared, "fixtures", "tiny", fixture), architecture,
                       num_labels, tokenizer_class, texts, out)
+    for name, fixture in CAUSAL_RERANKERS.items():
+        if not wanted(name):
+            continue
+        out = os.path.join(args.out, "rerank", name)
+        os.makedirs(out, exist_ok=True)
+        make_causal_reranker(name, os.path.join(args.shared, "fixtures", "tiny", fixture), texts,
+                             out)
     for name, (fixture, architecture, tokenizer_class) in SPARSE.items():
+        if not wanted("sparse-" + name):
+            continue
         out = os.path.join(args.out, "sparse", name)
         os.makedirs(out, exist_ok=True)
         make_sparse(name, os.path.join(args.shared, "fixtures", "tiny", fixture), architecture,

@@ -2,7 +2,7 @@
 //! scripts/fetch-model.sh) and the fixtures in ../shared.
 
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
 mod common;
@@ -622,12 +622,13 @@ fn bad_flag_values_are_usage_errors_naming_the_flag() {
     );
 }
 
-/// `fathom rerank` and `fathom search --rerank` with the tiny cross-encoder: scores equal
-/// sentence-transformers' `CrossEncoder.predict` (tests/fixtures/rerank/bert/reference.jsonl), and a
-/// reranked search returns the best k of its candidates by that score.
-#[test]
-fn rerank_command_and_reranked_search() {
-    let reranker = repo_root().join("tests/fixtures/rerank/bert");
+/// `fathom rerank QUERY TEXTS... --json --model DIR` for the first query of a reranker fixture
+/// and five of its documents: each score equals sentence-transformers' (1e-4), best first.
+/// Returns the fixture folder, the query, the (text, score) pairs and the ranking printed.
+type RerankRun = (PathBuf, String, Vec<(String, f64)>, Vec<serde_json::Value>);
+
+fn rerank_matches_reference(name: &str) -> RerankRun {
+    let reranker = repo_root().join("tests/fixtures/rerank").join(name);
     let reference: Vec<serde_json::Value> =
         std::fs::read_to_string(reranker.join("reference.jsonl"))
             .unwrap()
@@ -636,20 +637,18 @@ fn rerank_command_and_reranked_search() {
             .map(|l| serde_json::from_str(l).unwrap())
             .collect();
     let query = reference[0]["query"].as_str().unwrap().to_string();
-    let pairs: Vec<(&str, f64)> = reference
+    let pairs: Vec<(String, f64)> = reference
         .iter()
         .filter(|r| r["query"] == query.as_str())
         .take(5)
         .map(|r| {
             (
-                r["document"].as_str().unwrap(),
+                r["document"].as_str().unwrap().to_string(),
                 r["score"].as_f64().unwrap(),
             )
         })
         .collect();
-    let texts: Vec<&str> = pairs.iter().map(|p| p.0).collect();
-
-    // Texts as arguments, JSON out, best first.
+    let texts: Vec<String> = pairs.iter().map(|p| p.0.clone()).collect();
     let out = stdout(&run(fathom()
         .args(["rerank", &query, "--json", "--model"])
         .arg(&reranker)
@@ -662,12 +661,28 @@ fn rerank_command_and_reranked_search() {
         let score = r["score"].as_f64().unwrap();
         assert!(
             (score - pairs[i].1).abs() <= 1e-4,
-            "{r}: want {}",
+            "{name} {r}: want {}",
             pairs[i].1
         );
         assert!(score <= previous);
         previous = score;
     }
+    (reranker, query, pairs, ranked)
+}
+
+#[test]
+fn rerank_command_runs_a_qwen3_reranker_through_its_chat_template() {
+    rerank_matches_reference("qwen3");
+}
+
+/// `fathom rerank` and `fathom search --rerank` with the tiny cross-encoder: scores equal
+/// sentence-transformers' `CrossEncoder.predict` (tests/fixtures/rerank/bert/reference.jsonl), and a
+/// reranked search returns the best k of its candidates by that score.
+#[test]
+fn rerank_command_and_reranked_search() {
+    // Texts as arguments, JSON out, best first.
+    let (reranker, query, pairs, ranked) = rerank_matches_reference("bert");
+    let texts: Vec<&str> = pairs.iter().map(|p| p.0.as_str()).collect();
     // Texts on stdin, one per line: the same order.
     let out = stdout(&run_stdin(
         fathom()
@@ -726,7 +741,7 @@ fn rerank_command_and_reranked_search() {
         .arg(minilm())));
     let hits: Vec<serde_json::Value> = serde_json::from_str(&out).unwrap();
     assert_eq!(hits.len(), 2);
-    let mut best: Vec<(f64, &str)> = pairs.iter().map(|p| (p.1, p.0)).collect();
+    let mut best: Vec<(f64, &str)> = pairs.iter().map(|p| (p.1, p.0.as_str())).collect();
     best.sort_by(|a, b| b.0.total_cmp(&a.0));
     for (hit, (score, text)) in hits.iter().zip(&best) {
         assert!(

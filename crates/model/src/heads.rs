@@ -7,7 +7,7 @@ use candle_nn::VarBuilder;
 
 use crate::arch::weight_prefix;
 use crate::error::{ModelError, Result};
-use crate::layout::{ModelLayout, PoolingConfig, PoolingMode};
+use crate::layout::{LogitScore, ModelLayout, PoolingConfig, PoolingMode};
 use crate::ops::{HiddenAct, LayerNorm, Linear};
 use crate::pooling::pool;
 
@@ -30,6 +30,12 @@ pub(crate) enum Classifier {
         norm: LayerNorm,
         out: Linear,
     },
+    /// Qwen3 (`Qwen3ForSequenceClassification`): `score` on the last token.
+    LastToken { out: Linear },
+    /// A causal LM scored by its next-token logits (sentence-transformers' `LogitScore`:
+    /// Qwen3-Reranker): the last token through the rows of `lm_head` for the "yes" token (and
+    /// the "no" token), the score being their difference.
+    NextToken { rows: Linear, difference: bool },
 }
 
 fn config_str<'a>(config: &'a serde_json::Value, key: &str) -> Option<&'a str> {
@@ -53,7 +59,13 @@ impl Classifier {
             }
             Linear::load(vb.pp(name), hidden, out_dim, bias)
         };
+        if let Some(score) = layout.logit_score {
+            return Self::next_token(layout, vb, score);
+        }
         Ok(match model_type {
+            "qwen3" => Self::LastToken {
+                out: linear("score", labels, false)?,
+            },
             "bert" => {
                 let prefix = weight_prefix(vb, "pooler.dense.weight", &["bert."])
                     .ok_or_else(|| missing("BERT pooler (`bert.pooler.dense`)", model_type))?;
@@ -105,16 +117,70 @@ impl Classifier {
             other => {
                 return Err(ModelError::Unsupported(format!(
                 "cross-encoders of model_type `{other}` are not supported yet (supported: bert, \
-                     roberta, xlm-roberta, camembert, mpnet, distilbert, modernbert)"
+                     roberta, xlm-roberta, camembert, mpnet, distilbert, modernbert, qwen3)"
             )))
             }
+        })
+    }
+
+    /// The rows of the language-model head (`lm_head`, or the word embeddings it is tied to)
+    /// for the scored tokens: two rows of a vocabulary-wide matrix are all a score needs.
+    fn next_token(layout: &ModelLayout, vb: &VarBuilder, score: LogitScore) -> Result<Self> {
+        if layout.model_type != "qwen3" {
+            return Err(ModelError::Unsupported(format!(
+                "causal-LM rerankers of model_type `{}` are not supported yet (supported: qwen3)",
+                layout.model_type
+            )));
+        }
+        let vocab = layout
+            .config
+            .get("vocab_size")
+            .and_then(|v| v.as_u64())
+            .unwrap_or(0) as usize;
+        let name = [
+            "lm_head.weight",
+            "model.embed_tokens.weight",
+            "embed_tokens.weight",
+        ]
+        .into_iter()
+        .find(|name| vb.contains_tensor(name))
+        .ok_or_else(|| {
+            ModelError::Unsupported(
+                "the weights have neither `lm_head.weight` nor the word embeddings it is tied to"
+                    .into(),
+            )
+        })?;
+        let ids: Vec<u32> = std::iter::once(score.true_token_id)
+            .chain(score.false_token_id)
+            .collect();
+        if let Some(bad) = ids.iter().find(|&&id| id as usize >= vocab) {
+            return Err(ModelError::Unsupported(format!(
+                "LogitScore token id {bad} is outside the vocabulary ({vocab} tokens)"
+            )));
+        }
+        let table = vb.get((vocab, layout.hidden_size), name)?;
+        let index = Tensor::new(ids.as_slice(), table.device())?;
+        let rows = table.index_select(&index, 0)?.contiguous()?;
+        Ok(Self::NextToken {
+            rows: Linear::from_weight(rows, None),
+            difference: score.false_token_id.is_some(),
         })
     }
 
     /// Logits, `sequences × num_labels`, for packed token states `tokens × hidden`.
     pub fn forward(&self, hidden: &Tensor, seq_lens: &[usize]) -> Result<Tensor> {
         let first = |h: &Tensor| pool(h, seq_lens, &pooling(PoolingMode::Cls), 0);
+        let last = |h: &Tensor| pool(h, seq_lens, &pooling(PoolingMode::LastToken), 0);
         match self {
+            Self::LastToken { out } => out.forward(&last(hidden)?, None),
+            Self::NextToken { rows, difference } => {
+                let logits = rows.forward(&last(hidden)?, None)?;
+                if *difference {
+                    Ok(logits.narrow(1, 0, 1)?.sub(&logits.narrow(1, 1, 1)?)?)
+                } else {
+                    Ok(logits)
+                }
+            }
             Self::Bert { pooler, out } => {
                 out.forward(&pooler.forward(&first(hidden)?, None)?.tanh()?, None)
             }

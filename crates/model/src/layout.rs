@@ -155,6 +155,15 @@ impl Activation {
     }
 }
 
+/// sentence-transformers' `LogitScore`: a causal language model (Qwen3-Reranker and the like)
+/// scored by its next-token logits after the pair is rendered through its chat template: the
+/// logit of `true_token_id` ("yes"), minus that of `false_token_id` ("no") when there is one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct LogitScore {
+    pub true_token_id: u32,
+    pub false_token_id: Option<u32>,
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct DenseLayout {
     pub dir: String,
@@ -203,6 +212,21 @@ pub struct ModelLayout {
     /// 1); `false`: all zero, as transformers runs a model whose tokenizer does not return them.
     #[serde(skip)]
     pub token_type_ids: bool,
+    /// A causal-LM reranker's scoring (its `LogitScore` module).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub logit_score: Option<LogitScore>,
+    /// The tokenizer's chat template (`chat_template.jinja`, else `tokenizer_config.json`'s
+    /// `chat_template`), through which a causal-LM reranker renders each pair.
+    #[serde(skip)]
+    pub chat_template: Option<String>,
+    /// sentence-transformers' message format for the template: `false` (flat) gives each message
+    /// its text as `content`, `true` (structured) a list of `{"type": "text", "text"}` parts.
+    #[serde(skip)]
+    pub structured_messages: bool,
+    /// The tokenizer's special tokens by name (`eos_token`, `bos_token`, ...), which chat
+    /// templates may read.
+    #[serde(skip)]
+    pub special_tokens: BTreeMap<String, String>,
 }
 
 #[derive(Deserialize)]
@@ -217,8 +241,12 @@ struct SentenceBertConfig {
     max_seq_length: Option<usize>,
     #[serde(default)]
     do_lower_case: bool,
-    /// sentence-transformers 6: `sequence-classification` (a cross-encoder), `fill-mask` (SPLADE).
+    /// sentence-transformers 6: `sequence-classification` (a cross-encoder), `fill-mask` (SPLADE),
+    /// `text-generation` (a causal-LM cross-encoder).
     transformer_task: Option<String>,
+    /// sentence-transformers 6: per input modality, how the model is called; `message.format` is
+    /// `flat` or `structured`.
+    modality_config: Option<serde_json::Value>,
 }
 
 #[derive(Deserialize, Default)]
@@ -230,6 +258,13 @@ struct SentenceTransformersConfig {
     model_type: Option<String>,
     /// A cross-encoder's activation (sentence-transformers 6), a torch class path.
     activation_fn: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct LogitScoreConfig {
+    true_token_id: u32,
+    false_token_id: Option<u32>,
+    module_input_name: Option<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -260,9 +295,28 @@ struct TokenizerConfig {
     model_max_length: Option<f64>,
     model_input_names: Option<Vec<String>>,
     tokenizer_class: Option<String>,
+    /// A template string, or a list of `{"name", "template"}` (the one named `default` is used).
+    chat_template: Option<serde_json::Value>,
+    /// Everything else: the special tokens (`eos_token`: a string, or `{"content": ...}`).
+    #[serde(flatten)]
+    rest: BTreeMap<String, serde_json::Value>,
 }
 
 impl TokenizerConfig {
+    /// The `…_token` entries that name a token (a string, or an added token's `content`).
+    fn special_tokens(&self) -> BTreeMap<String, String> {
+        self.rest
+            .iter()
+            .filter(|(k, _)| k.ends_with("_token"))
+            .filter_map(|(k, v)| {
+                let token = v
+                    .as_str()
+                    .or_else(|| v.get("content").and_then(|c| c.as_str()))?;
+                Some((k.clone(), token.to_string()))
+            })
+            .collect()
+    }
+
     /// Whether transformers hands the model `token_type_ids` (which matter for text pairs, the
     /// second text's being 1): when `model_input_names` lists them, else unless the tokenizer is
     /// transformers 5's generic `TokenizersBackend`, whose inputs are ids and mask only. Model
@@ -346,6 +400,7 @@ impl ModelLayout {
         let mut dense = Vec::new();
         let mut normalize = false;
         let mut sparse = None;
+        let mut logit_score = None;
         for module in &modules {
             let kind = module.kind.rsplit('.').next().unwrap_or(&module.kind);
             match kind {
@@ -362,11 +417,22 @@ impl ModelLayout {
                     })
                 }
                 "LogitScore" => {
-                    return Err(ModelError::Unsupported(
-                        "causal-LM rerankers (a `LogitScore` module, e.g. Qwen3-Reranker) are not supported yet; \
-                         fathom runs BERT, XLM-RoBERTa, DistilBERT, MPNet and ModernBERT cross-encoders"
-                            .into(),
-                    ))
+                    let path = files.required(&join(&module.path, "config.json"))?;
+                    let config: LogitScoreConfig = read_json(&path, "LogitScore config")?;
+                    if config
+                        .module_input_name
+                        .as_deref()
+                        .is_some_and(|n| n != "causal_logits")
+                    {
+                        return Err(ModelError::Unsupported(format!(
+                            "a LogitScore module reading `{}`: fathom scores the causal model's logits",
+                            config.module_input_name.unwrap_or_default()
+                        )));
+                    }
+                    logit_score = Some(LogitScore {
+                        true_token_id: config.true_token_id,
+                        false_token_id: config.false_token_id,
+                    });
                 }
                 "Pooling" => {
                     pooling = Some(match files.optional(&join(&module.path, "config.json"))? {
@@ -431,6 +497,25 @@ impl ModelLayout {
         let token_type_ids = tokenizer_config
             .as_ref()
             .is_none_or(TokenizerConfig::token_type_ids);
+        let chat_template = match files.optional(&join(&tdir, "chat_template.jinja"))? {
+            Some(path) => {
+                Some(std::fs::read_to_string(&path).map_err(|e| ModelError::io(&path, e))?)
+            }
+            None => tokenizer_config
+                .as_ref()
+                .and_then(|t| t.chat_template.as_ref())
+                .and_then(named_template),
+        };
+        let special_tokens = tokenizer_config
+            .as_ref()
+            .map(TokenizerConfig::special_tokens)
+            .unwrap_or_default();
+        let structured_messages = sbert
+            .modality_config
+            .as_ref()
+            .and_then(|m| m.pointer("/message/format"))
+            .and_then(|f| f.as_str())
+            == Some("structured");
         let max_positions = shape.max_position_embeddings;
         // sentence-transformers: the explicit max_seq_length, else the smaller of the tokenizer's
         // model_max_length and the model's position table.
@@ -448,8 +533,16 @@ impl ModelLayout {
                 None => SentenceTransformersConfig::default(),
             };
 
-        let kind = model_kind(&config, &sbert, &st_config, sparse.is_some());
-        let num_labels = num_labels(&config);
+        let kind = if logit_score.is_some() {
+            ModelKind::Reranker
+        } else {
+            model_kind(&config, &sbert, &st_config, sparse.is_some())
+        };
+        let num_labels = if logit_score.is_some() {
+            1
+        } else {
+            num_labels(&config)
+        };
         let score_activation = match kind {
             ModelKind::Reranker => score_activation(&config, &st_config, num_labels)?,
             _ => Activation::Identity,
@@ -502,7 +595,26 @@ impl ModelLayout {
             score_activation,
             sparse,
             token_type_ids,
+            logit_score,
+            chat_template,
+            structured_messages,
+            special_tokens,
         })
+    }
+}
+
+/// A `chat_template` value of `tokenizer_config.json`: the string, or from a list of named
+/// templates the one named `default`.
+fn named_template(value: &serde_json::Value) -> Option<String> {
+    match value {
+        serde_json::Value::String(s) => Some(s.clone()),
+        serde_json::Value::Array(list) => list
+            .iter()
+            .find(|t| t.get("name").and_then(|n| n.as_str()) == Some("default"))
+            .and_then(|t| t.get("template"))
+            .and_then(|t| t.as_str())
+            .map(str::to_string),
+        _ => None,
     }
 }
 
@@ -523,7 +635,10 @@ fn model_kind(
         return ModelKind::Sparse;
     }
     if st.model_type.as_deref() == Some("CrossEncoder")
-        || sbert.transformer_task.as_deref() == Some("sequence-classification")
+        || matches!(
+            sbert.transformer_task.as_deref(),
+            Some("sequence-classification" | "text-generation")
+        )
     {
         return ModelKind::Reranker;
     }

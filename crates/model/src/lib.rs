@@ -20,6 +20,7 @@
 //! ```
 
 pub mod arch;
+mod chat;
 mod device;
 mod embedder;
 mod error;
@@ -38,7 +39,8 @@ pub use embedder::{EmbedOptions, Embedder, LoadOptions, Precision, Truncation};
 pub use error::{ModelError, Result};
 pub use files::{ModelFiles, ModelSource};
 pub use layout::{
-    Activation, DenseLayout, ModelKind, ModelLayout, PoolingConfig, PoolingMode, SparsePooling,
+    Activation, DenseLayout, LogitScore, ModelKind, ModelLayout, PoolingConfig, PoolingMode,
+    SparsePooling,
 };
 pub use reranker::{PreparedQuery, RerankOptions, Reranker};
 pub use sparse::{SparseEmbedding, SparseEncoder};

@@ -71,6 +71,10 @@ const RERANKERS: &[&str] = &[
     "modernbert",
     "distilbert",
     "bert-3labels",
+    // Qwen3-Reranker's kind: a causal LM scored by "yes" against "no" after its chat template.
+    "qwen3",
+    // A Qwen3 with a classification head on its last token.
+    "qwen3-seq-cls",
 ];
 
 fn load(name: &str, precision: Precision, max_batch_tokens: usize) -> Reranker {
@@ -120,6 +124,59 @@ fn every_cross_encoder_scores_as_sentence_transformers_does() {
     }
 }
 
+fn copy_files(from: &std::path::Path, to: &std::path::Path) {
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        if entry.file_type().unwrap().is_file() {
+            std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
+        }
+    }
+}
+
+#[test]
+fn a_bare_qwen3_reranker_checkpoint_scores_with_the_model_cards_prompt() {
+    // Qwen3-Reranker as first uploaded: config, weights and tokenizer, no sentence-transformers
+    // files, and Qwen3's conversational chat template (no query or document role).
+    // sentence-transformers' CrossEncoder takes such a causal LM as "yes" against "no"; the
+    // prompt is the model card's, which the fixture's template renders too, so the scores must
+    // equal the reference.
+    let want = read_pairs("qwen3");
+    let bare = tempfile::tempdir().unwrap();
+    let fixture = repo_fixtures().join("rerank/qwen3");
+    for name in ["config.json", "model.safetensors", "tokenizer.json"] {
+        std::fs::copy(fixture.join(name), bare.path().join(name)).unwrap();
+    }
+    let mut tokenizer_config: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(fixture.join("tokenizer_config.json")).unwrap(),
+    )
+    .unwrap();
+    tokenizer_config["chat_template"] = serde_json::json!(
+        "{% for m in messages %}{% if m.role in ['system', 'user', 'assistant'] %}<|im_start|>{{ m.role }}\n{{ m.content }}<|im_end|>\n{% endif %}{% endfor %}"
+    );
+    std::fs::write(
+        bare.path().join("tokenizer_config.json"),
+        tokenizer_config.to_string(),
+    )
+    .unwrap();
+    let model = Reranker::load(bare.path().to_str().unwrap(), &LoadOptions::default()).unwrap();
+    assert_eq!(model.num_labels(), 1);
+    let scores = model.score(&want.pairs, &RerankOptions::default()).unwrap();
+    let d = max_diff(&scores, &want.scores);
+    assert!(d <= 1e-4, "bare Qwen3 reranker differs by {d}");
+
+    // Without truncation, a pair past the max length is refused, not cut.
+    let strict = RerankOptions {
+        truncate: false,
+        ..RerankOptions::default()
+    };
+    let long = "yes ".repeat(400);
+    let err = model.score(&[("q", long.as_str())], &strict).unwrap_err();
+    assert!(
+        matches!(err, ModelError::InputTooLong { index: 0, .. }),
+        "{err}"
+    );
+}
+
 #[test]
 fn batching_and_rerank_give_the_same_scores_as_one_pair_at_a_time() {
     let want = read_pairs("bert");
@@ -159,7 +216,7 @@ fn batching_and_rerank_give_the_same_scores_as_one_pair_at_a_time() {
 
 #[test]
 fn int8_keeps_the_ranking_close() {
-    for name in ["bert", "xlm-roberta"] {
+    for name in ["bert", "xlm-roberta", "qwen3"] {
         let want = read_pairs(name);
         let model = load(name, Precision::Int8, 8192);
         let scores = model.score(&want.pairs, &RerankOptions::default()).unwrap();
@@ -219,23 +276,17 @@ fn too_long_pairs_are_cut_or_refused_and_kinds_are_checked() {
         ),
         "{err}"
     );
-    // A causal LM (what Qwen3-Reranker is: `Qwen3ForCausalLM`) asked for as a reranker says that
-    // kind is not run yet.
+    // A causal LM whose tokenizer has no "yes" and "no" cannot be scored as a reranker.
     let qwen3 = tempfile::tempdir().unwrap();
     let tiny = fathom_testkit::fixtures().join("tiny/qwen3");
-    for entry in std::fs::read_dir(&tiny).unwrap() {
-        let entry = entry.unwrap();
-        if entry.file_type().unwrap().is_file() {
-            std::fs::copy(entry.path(), qwen3.path().join(entry.file_name())).unwrap();
-        }
-    }
+    copy_files(&tiny, qwen3.path());
     let config = std::fs::read_to_string(tiny.join("config.json"))
         .unwrap()
         .replace("\"Qwen3Model\"", "\"Qwen3ForCausalLM\"");
     assert!(config.contains("Qwen3ForCausalLM"));
     std::fs::write(qwen3.path().join("config.json"), config).unwrap();
     let err = Reranker::load(qwen3.path().to_str().unwrap(), &LoadOptions::default()).unwrap_err();
-    assert!(err.to_string().contains("Qwen3-Reranker"), "{err}");
+    assert!(err.to_string().contains("`yes` and `no`"), "{err}");
     let err =
         SparseEncoder::load(reranker_dir.to_str().unwrap(), &LoadOptions::default()).unwrap_err();
     assert!(matches!(err, ModelError::WrongKind { .. }), "{err}");
