@@ -425,15 +425,17 @@ pub struct ServiceArgs {
     pub max_input_tokens: usize,
 
     /// A cross-encoder to serve beside the embedder (folder or hub id, e.g.
-    /// cross-encoder/ms-marco-MiniLM-L6-v2): POST /rerank, /v1/rerank, and `rerank` in searches.
-    /// Runs on --device and --dtype.
+    /// cross-encoder/ms-marco-MiniLM-L6-v2, Qwen/Qwen3-Reranker-0.6B; NAME=MODEL to name it):
+    /// POST /rerank, /v1/rerank, and `rerank` in searches. Repeatable: the first is the default,
+    /// requests pick another by `model`. Runs on --device and --dtype.
     #[arg(long, env = "FATHOM_RERANKER")]
-    pub reranker: Option<String>,
+    pub reranker: Vec<String>,
 
-    /// A SPLADE model to serve beside the embedder (folder or hub id, e.g. naver/splade-v3):
-    /// POST /embed_sparse. Runs on --device and --dtype.
+    /// A SPLADE model to serve beside the embedder (folder or hub id, e.g. naver/splade-v3;
+    /// NAME=MODEL to name it): POST /embed_sparse. Repeatable, as --reranker. Runs on --device
+    /// and --dtype.
     #[arg(long, env = "FATHOM_SPARSE_MODEL")]
-    pub sparse_model: Option<String>,
+    pub sparse_model: Vec<String>,
 }
 
 /// `fathom serve`.
@@ -538,7 +540,7 @@ pub struct ModelArgs {
     /// Default: models/all-MiniLM-L6-v2 when present, else sentence-transformers/all-MiniLM-L6-v2.
     /// `fathom serve` and `fathom mcp` take it more than once, each as MODEL or NAME=MODEL:
     /// several embedders (the first is the default; the OpenAI route picks one by `model`),
-    /// and a reranker or SPLADE model (the kind is read from the model's files).
+    /// rerankers and SPLADE models (the kind is read from the model's files).
     #[arg(long, short = 'm', env = "FATHOM_MODEL")]
     pub model: Vec<String>,
 

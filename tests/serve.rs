@@ -327,7 +327,14 @@ async fn overload_answers_429_and_slow_requests_503() {
 /// The tiny random-weight cross-encoder's reference: (query, document, score, logit) per pair,
 /// sentence-transformers' `CrossEncoder.predict` (scripts/make_rerank_fixtures.py).
 fn rerank_reference() -> Vec<(String, String, f32, f32)> {
-    let path = repo_root().join("tests/fixtures/rerank/bert/reference.jsonl");
+    rerank_reference_of("bert")
+}
+
+fn rerank_reference_of(fixture: &str) -> Vec<(String, String, f32, f32)> {
+    let path = repo_root()
+        .join("tests/fixtures/rerank")
+        .join(fixture)
+        .join("reference.jsonl");
     std::fs::read_to_string(path)
         .unwrap()
         .lines()
@@ -355,6 +362,13 @@ async fn rerank_and_sparse_routes_beside_the_embedder() {
             dir.path().join("store").to_str().unwrap(),
             "--reranker",
             reranker.to_str().unwrap(),
+            // A second reranker, named, of the causal-LM kind (Qwen3-Reranker's): requests pick
+            // it by `model`.
+            "--reranker",
+            &format!(
+                "qwen={}",
+                repo_root().join("tests/fixtures/rerank/qwen3").display()
+            ),
             "--sparse-model",
             sparse.to_str().unwrap(),
             "--max-inputs",
@@ -372,6 +386,8 @@ async fn rerank_and_sparse_routes_beside_the_embedder() {
     assert_eq!(status, 200, "{info}");
     assert_eq!(info["reranker"]["model"], "bert", "{info}");
     assert_eq!(info["reranker"]["dimension"], 1);
+    assert_eq!(info["rerankers"][1]["model"], "qwen", "{info}");
+    assert_eq!(info["rerankers"][1]["architecture"], "qwen3", "{info}");
     assert_eq!(info["sparse_model"]["dimension"], 600);
     let (_, models) = get(&server, "/v1/models").await;
     let kinds: Vec<(String, String)> = models["data"]
@@ -385,7 +401,7 @@ async fn rerank_and_sparse_routes_beside_the_embedder() {
             )
         })
         .collect();
-    assert_eq!(kinds.len(), 4, "{models}");
+    assert_eq!(kinds.len(), 5, "{models}");
     assert_eq!(
         kinds[0],
         ("all-MiniLM-L6-v2".into(), "embedder".into()),
@@ -608,10 +624,50 @@ async fn rerank_and_sparse_routes_beside_the_embedder() {
     )
     .await;
     assert_eq!(status, 404, "{wrong}");
+    let message = wrong["error"].as_str().unwrap();
     assert!(
-        wrong["error"].as_str().unwrap().contains("`bert`"),
+        message.contains("`bert`") && message.contains("`qwen`"),
         "{wrong}"
     );
+
+    // The second reranker, by name, on both routes and in a search: its scores are
+    // sentence-transformers' for the Qwen3 fixture.
+    let qwen = rerank_reference_of("qwen3");
+    let qwen_query = qwen[0].0.clone();
+    let qwen_pairs: Vec<&(String, String, f32, f32)> =
+        qwen.iter().filter(|p| p.0 == qwen_query).take(6).collect();
+    let qwen_texts: Vec<&str> = qwen_pairs.iter().map(|p| p.1.as_str()).collect();
+    let (status, ranks) = post(
+        &server,
+        "/rerank",
+        json!({"query": qwen_query, "texts": qwen_texts, "model": "qwen"}),
+    )
+    .await;
+    assert_eq!(status, 200, "{ranks}");
+    for r in ranks.as_array().unwrap() {
+        let want = qwen_pairs[r["index"].as_u64().unwrap() as usize].2;
+        let got = r["score"].as_f64().unwrap() as f32;
+        assert!((got - want).abs() <= 1e-4, "{r}: want {want}");
+    }
+    let (status, cohere) = post(
+        &server,
+        "/v1/rerank",
+        json!({"model": "qwen", "query": qwen_query, "documents": qwen_texts}),
+    )
+    .await;
+    assert_eq!(status, 200, "{cohere}");
+    assert_eq!(cohere["model"], "qwen");
+    let best = (0..qwen_pairs.len())
+        .max_by(|&a, &b| qwen_pairs[a].2.total_cmp(&qwen_pairs[b].2))
+        .unwrap();
+    assert_eq!(cohere["results"][0]["index"], best, "{cohere}");
+    let (status, e) = post(
+        &server,
+        "/rerank",
+        json!({"query": "q", "texts": ["a"], "model": "nope"}),
+    )
+    .await;
+    assert_eq!(status, 404, "{e}");
 
     // Refusals: empty texts, an empty query, too many texts, a pair too long with truncate off.
     for (body, what) in [
@@ -737,6 +793,28 @@ async fn rerank_and_sparse_routes_beside_the_embedder() {
     let mut want: Vec<(f32, &str)> = pairs.iter().map(|p| (p.2, p.1.as_str())).collect();
     want.sort_by(|a, b| b.0.total_cmp(&a.0));
     for (hit, (score, text)) in hits.iter().zip(&want) {
+        assert!(
+            (hit["score"].as_f64().unwrap() as f32 - score).abs() <= 1e-4,
+            "{hit}"
+        );
+        assert_eq!(hit["text"].as_str().unwrap().trim(), text.trim(), "{hit}");
+    }
+    // Naming the second reranker reranks with it (the fixtures share queries and documents).
+    let (status, found) = post(
+        &server,
+        "/search",
+        json!({"query": query, "k": 2, "reranker": "qwen", "candidates": 20}),
+    )
+    .await;
+    assert_eq!(status, 200, "{found}");
+    let mut want_qwen: Vec<(f32, &str)> = rerank_reference_of("qwen3")
+        .iter()
+        .filter(|p| p.0 == query && texts.contains(&p.1.as_str()))
+        .map(|p| (p.2, texts[texts.iter().position(|t| *t == p.1).unwrap()]))
+        .collect();
+    assert_eq!(want_qwen.len(), texts.len());
+    want_qwen.sort_by(|a, b| b.0.total_cmp(&a.0));
+    for (hit, (score, text)) in found["hits"].as_array().unwrap().iter().zip(&want_qwen) {
         assert!(
             (hit["score"].as_f64().unwrap() as f32 - score).abs() <= 1e-4,
             "{hit}"

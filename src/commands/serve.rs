@@ -39,7 +39,6 @@ impl ServiceArgs {
         entries.extend(self.reranker.iter().map(|m| named(m)));
         entries.extend(self.sparse_model.iter().map(|m| named(m)));
         let mut embedders = Vec::new();
-        let (mut rerankers, mut sparse) = (0, 0);
         for (name, model) in entries {
             let layout = fathom_model::ModelLayout::open(&model)
                 .with_context(|| format!("reading model `{model}`"))?;
@@ -52,28 +51,18 @@ impl ServiceArgs {
                     embedders.push((name, Arc::new(m)));
                 }
                 fathom_model::ModelKind::Reranker => {
-                    rerankers += 1;
-                    anyhow::ensure!(
-                        rerankers == 1,
-                        "one reranker per server for now; `{model}` is a second"
-                    );
                     let m = fathom_model::Reranker::from_layout(layout.clone(), &options)
                         .with_context(loading)?;
                     state
                         .install_reranker(Arc::new(m), name)
-                        .map_err(|e| anyhow::anyhow!("warming the reranker up: {e}"))?;
+                        .map_err(|e| anyhow::anyhow!("installing reranker `{model}`: {e}"))?;
                 }
                 fathom_model::ModelKind::Sparse => {
-                    sparse += 1;
-                    anyhow::ensure!(
-                        sparse == 1,
-                        "one sparse model per server for now; `{model}` is a second"
-                    );
                     let m = fathom_model::SparseEncoder::from_layout(layout.clone(), &options)
                         .with_context(loading)?;
                     state
                         .install_sparse(Arc::new(m), name)
-                        .map_err(|e| anyhow::anyhow!("warming the sparse model up: {e}"))?;
+                        .map_err(|e| anyhow::anyhow!("installing sparse model `{model}`: {e}"))?;
                 }
             }
         }

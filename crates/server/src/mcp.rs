@@ -229,8 +229,9 @@ impl FathomMcp {
             }),
             filter: Some(Filters::Many(a.filters)),
             collection: a.collection,
-            rerank: a.rerank.unwrap_or(self.state.reranker().is_some()),
+            rerank: a.rerank.unwrap_or(self.state.rerankers().first().is_some()),
             candidates: None,
+            reranker: None,
         };
         let hits = crate::routes::search::run(&self.state, req)
             .await

@@ -1,5 +1,6 @@
-//! The models a server runs beside its embedder: a cross-encoder (`--reranker`, for `/rerank`,
-//! `/v1/rerank` and reranked search) and a SPLADE model (`--sparse-model`, for `/embed_sparse`).
+//! The models a server runs beside its embedders: cross-encoders (`--reranker`, for `/rerank`,
+//! `/v1/rerank` and reranked search) and SPLADE models (`--sparse-model`, for `/embed_sparse`),
+//! any number of each; the first of a kind answers requests that name none.
 //!
 //! Each has a lane of its own: one call at a time runs on a blocking thread (its kernels use the
 //! same rayon pool as the embedder's), and at most `--queue-capacity` more wait; beyond that a
@@ -65,6 +66,75 @@ impl<M: Send + Sync + 'static> SideModel<M> {
                 }
             ))),
         }
+    }
+}
+
+/// The models of one kind a server runs beside its embedders (`--reranker`, `--sparse-model`,
+/// or `--model` entries of that kind), each with its own lane; the first is the default, a
+/// request may name another (`model`).
+#[derive(Debug)]
+pub struct SideModels<M> {
+    /// `reranker` or `sparse model`, for messages.
+    kind: &'static str,
+    /// The flag that starts one, for the 404 of a server without any.
+    flag: &'static str,
+    models: std::sync::RwLock<Vec<Arc<SideModel<M>>>>,
+}
+
+impl<M: Send + Sync + 'static> SideModels<M> {
+    pub fn new(kind: &'static str, flag: &'static str) -> Self {
+        Self {
+            kind,
+            flag,
+            models: std::sync::RwLock::new(Vec::new()),
+        }
+    }
+
+    pub(crate) fn push(&self, model: SideModel<M>) {
+        self.models
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(Arc::new(model));
+    }
+
+    /// Every one, the default first.
+    pub fn all(&self) -> Vec<Arc<SideModel<M>>> {
+        self.models
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// The default one, if the server runs any.
+    pub fn first(&self) -> Option<Arc<SideModel<M>>> {
+        self.all().into_iter().next()
+    }
+
+    /// The one a request names (`None`: the default): 404 when the server runs none, or none of
+    /// that name (naming the ones it runs).
+    pub fn get(&self, name: Option<&str>) -> Result<Arc<SideModel<M>>, ApiError> {
+        let all = self.all();
+        if all.is_empty() {
+            return Err(ApiError::NotFound(format!(
+                "this server runs no {}; start it with `fathom serve {}`",
+                self.kind, self.flag
+            )));
+        }
+        let Some(name) = name else {
+            return Ok(all[0].clone());
+        };
+        all.iter().find(|m| m.name == name).cloned().ok_or_else(|| {
+            let served: Vec<String> = all.iter().map(|m| format!("`{}`", m.name)).collect();
+            let (noun, verb) = if all.len() == 1 {
+                (self.kind.to_string(), "is")
+            } else {
+                (format!("{}s", self.kind), "are")
+            };
+            ApiError::NotFound(format!(
+                "model `{name}` is not served here; the {noun} {verb} {} (GET /v1/models)",
+                served.join(", ")
+            ))
+        })
     }
 }
 

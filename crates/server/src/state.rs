@@ -12,7 +12,7 @@ use crate::config::ServerConfig;
 use crate::error::ApiError;
 use crate::jobs::Jobs;
 use crate::metrics::Metrics;
-use crate::side::{public_name, SideModel};
+use crate::side::{public_name, SideModel, SideModels};
 
 /// The loaded model and the queue in front of it; cheap to clone.
 #[derive(Debug, Clone)]
@@ -34,9 +34,16 @@ pub struct AppState {
     engine: Arc<OnceLock<Engine>>,
     /// Embedders served beside the default one (`--model NAME=MODEL` after the first), by name.
     others: Arc<std::sync::RwLock<Vec<Engine>>>,
-    reranker: Arc<OnceLock<SideModel<Reranker>>>,
-    sparse: Arc<OnceLock<SideModel<SparseEncoder>>>,
+    rerankers: Arc<SideModels<Reranker>>,
+    sparse: Arc<SideModels<SparseEncoder>>,
     collections: Arc<tokio::sync::Mutex<HashMap<String, Arc<Collection>>>>,
+}
+
+/// Two models of one kind under one name.
+fn twice(name: &str) -> ApiError {
+    ApiError::Internal(format!(
+        "two models of one kind are called `{name}`; name them with NAME=MODEL"
+    ))
 }
 
 impl AppState {
@@ -49,8 +56,14 @@ impl AppState {
             metrics: Arc::new(Metrics::default()),
             engine: Arc::new(OnceLock::new()),
             others: Arc::default(),
-            reranker: Arc::new(OnceLock::new()),
-            sparse: Arc::new(OnceLock::new()),
+            rerankers: Arc::new(SideModels::new(
+                "reranker",
+                "--reranker MODEL` (a cross-encoder such as cross-encoder/ms-marco-MiniLM-L6-v2)",
+            )),
+            sparse: Arc::new(SideModels::new(
+                "sparse model",
+                "--sparse-model MODEL` (a SPLADE model such as naver/splade-v3)",
+            )),
             collections: Arc::default(),
         }
     }
@@ -114,11 +127,11 @@ impl AppState {
         })
     }
 
+    /// An embedder's name is its own among the embedders (the OpenAI route's `model`), as a
+    /// reranker's is among the rerankers.
     fn check_unique(&self, name: &str) -> Result<(), ApiError> {
-        if self.find_other(name).is_some() {
-            return Err(ApiError::Internal(format!(
-                "two embedders are called `{name}`; name them with --model NAME=MODEL"
-            )));
+        if self.find_other(name).is_some() || self.engine.get().is_some_and(|e| e.name == name) {
+            return Err(twice(name));
         }
         Ok(())
     }
@@ -208,8 +221,8 @@ impl AppState {
         names
     }
 
-    /// Warms a cross-encoder up and serves it beside the embedder (`/rerank`, `/v1/rerank`,
-    /// reranked search). Blocks for the warm-up.
+    /// Warms a cross-encoder up and serves it beside the embedders (`/rerank`, `/v1/rerank`,
+    /// reranked search); the first installed is the default. Blocks for the warm-up.
     pub fn install_reranker(
         &self,
         model: Arc<Reranker>,
@@ -217,12 +230,15 @@ impl AppState {
     ) -> Result<(), ApiError> {
         model.score(&[("warm", "up")], &RerankOptions::default())?;
         let name = name.unwrap_or_else(|| public_name(&model.layout().name));
-        self.reranker
-            .set(SideModel::new(model, name, self.config.queue_capacity))
-            .map_err(|_| ApiError::Internal("a reranker is already installed".into()))
+        if self.rerankers.all().iter().any(|m| m.name == name) {
+            return Err(twice(&name));
+        }
+        self.rerankers
+            .push(SideModel::new(model, name, self.config.queue_capacity));
+        Ok(())
     }
 
-    /// Warms a SPLADE model up and serves it beside the embedder (`/embed_sparse`).
+    /// Warms a SPLADE model up and serves it beside the embedders (`/embed_sparse`).
     pub fn install_sparse(
         &self,
         model: Arc<SparseEncoder>,
@@ -230,41 +246,22 @@ impl AppState {
     ) -> Result<(), ApiError> {
         model.encode(&["warm up"], true)?;
         let name = name.unwrap_or_else(|| public_name(&model.layout().name));
+        if self.sparse.all().iter().any(|m| m.name == name) {
+            return Err(twice(&name));
+        }
         self.sparse
-            .set(SideModel::new(model, name, self.config.queue_capacity))
-            .map_err(|_| ApiError::Internal("a sparse model is already installed".into()))
+            .push(SideModel::new(model, name, self.config.queue_capacity));
+        Ok(())
     }
 
-    /// The reranker, if this server runs one.
-    pub fn reranker(&self) -> Option<&SideModel<Reranker>> {
-        self.reranker.get()
+    /// The cross-encoders this server runs, the default first.
+    pub fn rerankers(&self) -> &SideModels<Reranker> {
+        &self.rerankers
     }
 
-    /// The reranker, or 404 saying how to start one.
-    pub fn require_reranker(&self) -> Result<&SideModel<Reranker>, ApiError> {
-        self.reranker().ok_or_else(|| {
-            ApiError::NotFound(
-                "this server runs no reranker; start it with `fathom serve --reranker MODEL` \
-                 (a cross-encoder such as cross-encoder/ms-marco-MiniLM-L6-v2)"
-                    .into(),
-            )
-        })
-    }
-
-    /// The SPLADE model, if this server runs one.
-    pub fn sparse(&self) -> Option<&SideModel<SparseEncoder>> {
-        self.sparse.get()
-    }
-
-    /// The SPLADE model, or 404 saying how to start one.
-    pub fn require_sparse(&self) -> Result<&SideModel<SparseEncoder>, ApiError> {
-        self.sparse().ok_or_else(|| {
-            ApiError::NotFound(
-                "this server runs no sparse model; start it with `fathom serve --sparse-model MODEL` \
-                 (a SPLADE model such as naver/splade-v3)"
-                    .into(),
-            )
-        })
+    /// The SPLADE models this server runs, the default first.
+    pub fn sparse_models(&self) -> &SideModels<SparseEncoder> {
+        &self.sparse
     }
 
     /// The model, or 503 while it loads.

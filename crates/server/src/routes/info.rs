@@ -52,18 +52,22 @@ pub struct Info {
     pub default_collection: String,
     /// Every embedder served, the default (`model`) first; the OpenAI route picks one by name.
     pub embedders: Vec<String>,
-    /// The cross-encoder beside the embedder (`--reranker`), if any.
+    /// The default cross-encoder (`--reranker`), if any.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reranker: Option<SideInfo>,
-    /// The SPLADE model beside the embedder (`--sparse-model`), if any.
+    /// Every cross-encoder served, the default first; requests pick one by `model`.
+    pub rerankers: Vec<SideInfo>,
+    /// The default SPLADE model (`--sparse-model`), if any.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sparse_model: Option<SideInfo>,
+    /// Every SPLADE model served, the default first.
+    pub sparse_models: Vec<SideInfo>,
     pub limits: Limits,
     pub version: &'static str,
 }
 
 /// A model served beside the embedder.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct SideInfo {
     pub model: String,
     pub architecture: String,
@@ -80,6 +84,30 @@ pub async fn info(State(state): State<AppState>) -> Result<Json<Info>, ApiError>
     let engine = state.engine()?;
     let layout = engine.model.layout();
     let c = &state.config;
+    let rerankers: Vec<SideInfo> = state
+        .rerankers()
+        .all()
+        .iter()
+        .map(|r| SideInfo {
+            model: r.name.clone(),
+            architecture: r.model.layout().model_type.clone(),
+            max_seq_length: r.model.max_seq_length(),
+            dimension: r.model.num_labels(),
+            dtype: r.model.precision().to_string(),
+        })
+        .collect();
+    let sparse_models: Vec<SideInfo> = state
+        .sparse_models()
+        .all()
+        .iter()
+        .map(|s| SideInfo {
+            model: s.name.clone(),
+            architecture: s.model.layout().model_type.clone(),
+            max_seq_length: s.model.max_seq_length(),
+            dimension: s.model.dimension(),
+            dtype: s.model.precision().to_string(),
+        })
+        .collect();
     let mut prompts: Vec<String> = layout.prompts.keys().cloned().collect();
     prompts.sort();
     Ok(Json(Info {
@@ -93,20 +121,10 @@ pub async fn info(State(state): State<AppState>) -> Result<Json<Info>, ApiError>
         prompts,
         default_collection: c.default_collection.clone(),
         embedders: state.embedder_names(),
-        reranker: state.reranker().map(|r| SideInfo {
-            model: r.name.clone(),
-            architecture: r.model.layout().model_type.clone(),
-            max_seq_length: r.model.max_seq_length(),
-            dimension: r.model.num_labels(),
-            dtype: r.model.precision().to_string(),
-        }),
-        sparse_model: state.sparse().map(|s| SideInfo {
-            model: s.name.clone(),
-            architecture: s.model.layout().model_type.clone(),
-            max_seq_length: s.model.max_seq_length(),
-            dimension: s.model.dimension(),
-            dtype: s.model.precision().to_string(),
-        }),
+        reranker: rerankers.first().cloned(),
+        rerankers,
+        sparse_model: sparse_models.first().cloned(),
+        sparse_models,
         limits: Limits {
             max_body_bytes: c.max_body_bytes,
             max_inputs: c.max_inputs,

@@ -5,13 +5,13 @@
 
 use axum::extract::State;
 use axum::Json;
-use fathom_model::{EmbedOptions, RerankOptions, Truncation};
+use fathom_model::{EmbedOptions, RerankOptions, Reranker, Truncation};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::error::{ApiError, ApiJson, ErrorBody};
 use crate::routes::embed::{check_inputs, embed_queued, EmbedRequest, TruncationDirection};
-use crate::side::{estimate_tokens, run_sliced};
+use crate::side::{estimate_tokens, run_sliced, SideModel};
 use crate::state::AppState;
 
 /// The body of `POST /rerank`, as text-embeddings-inference takes it.
@@ -29,6 +29,8 @@ pub struct RerankRequest {
     /// sentence-transformers cuts them; TEI's `truncation_direction` is accepted and ignored);
     /// `false`: 422 instead.
     pub truncate: Option<bool>,
+    /// Which reranker (`GET /v1/models`) when the server runs several; default: the first.
+    pub model: Option<String>,
 }
 
 /// One text's score.
@@ -41,14 +43,14 @@ pub struct Rank {
     pub text: Option<String>,
 }
 
-/// Scores each text against the query, highest first.
+/// Scores each text against the query with `reranker`, in the texts' order, and the tokens run.
 pub(crate) async fn rerank_scores(
     state: &AppState,
+    reranker: &SideModel<Reranker>,
     query: String,
     texts: Vec<String>,
     options: RerankOptions,
 ) -> Result<(Vec<f32>, usize), ApiError> {
-    let reranker = state.require_reranker()?;
     if query.is_empty() {
         return Err(ApiError::Validation("`query` is empty".into()));
     }
@@ -87,7 +89,7 @@ fn ranked(scores: &[f32]) -> Vec<usize> {
 #[utoipa::path(post, path = "/rerank", request_body = RerankRequest, tag = "rerank",
     responses(
         (status = 200, description = "Every text with its score, highest first", body = Vec<Rank>),
-        (status = 404, description = "This server runs no reranker (`--reranker`)", body = ErrorBody),
+        (status = 404, description = "This server runs no reranker (`--reranker`), or none of the `model` named", body = ErrorBody),
         (status = 413, body = ErrorBody),
         (status = 422, description = "Empty query or texts, too many texts, a too long pair with truncate false", body = ErrorBody),
         (status = 429, body = ErrorBody),
@@ -100,8 +102,9 @@ pub async fn rerank(
         truncate: req.truncate.unwrap_or(true),
         raw_scores: req.raw_scores,
     };
+    let reranker = state.rerankers().get(req.model.as_deref())?;
     let texts = req.texts;
-    let (scores, _) = rerank_scores(&state, req.query, texts.clone(), options).await?;
+    let (scores, _) = rerank_scores(&state, &reranker, req.query, texts.clone(), options).await?;
     Ok(Json(
         ranked(&scores)
             .into_iter()
@@ -126,7 +129,8 @@ pub enum RerankDocument {
 /// The body of `POST /v1/rerank`, as Cohere's and Jina's rerank APIs take it.
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct CohereRerankRequest {
-    /// Must name this server's reranker when given (`GET /v1/models`).
+    /// Which reranker (`GET /v1/models`); default: the first. A name the server does not run is
+    /// a 404.
     pub model: Option<String>,
     pub query: String,
     pub documents: Vec<RerankDocument>,
@@ -177,14 +181,8 @@ pub async fn cohere_rerank(
     State(state): State<AppState>,
     ApiJson(req): ApiJson<CohereRerankRequest>,
 ) -> Result<Json<CohereRerankResponse>, ApiError> {
-    let name = state.require_reranker()?.name.clone();
-    if let Some(model) = req.model.as_deref() {
-        if model != name {
-            return Err(ApiError::NotFound(format!(
-                "model `{model}` is not served here; the reranker is `{name}` (GET /v1/models)"
-            )));
-        }
-    }
+    let reranker = state.rerankers().get(req.model.as_deref())?;
+    let name = reranker.name.clone();
     if req.top_n == Some(0) {
         return Err(ApiError::Validation("`top_n` must be at least 1".into()));
     }
@@ -195,8 +193,14 @@ pub async fn cohere_rerank(
             RerankDocument::Text(t) | RerankDocument::Object { text: t } => t,
         })
         .collect();
-    let (scores, tokens) =
-        rerank_scores(&state, req.query, texts.clone(), RerankOptions::default()).await?;
+    let (scores, tokens) = rerank_scores(
+        &state,
+        &reranker,
+        req.query,
+        texts.clone(),
+        RerankOptions::default(),
+    )
+    .await?;
     let results = ranked(&scores)
         .into_iter()
         .take(req.top_n.unwrap_or(usize::MAX))
@@ -224,6 +228,8 @@ pub struct SparseRequest {
     pub inputs: crate::routes::embed::Inputs,
     /// Default `true`: cut inputs longer than the model's max length; `false`: 422 instead.
     pub truncate: Option<bool>,
+    /// Which sparse model (`GET /v1/models`) when the server runs several; default: the first.
+    pub model: Option<String>,
 }
 
 /// One non-zero weight of a sparse vector.
@@ -238,7 +244,7 @@ pub struct SparseValue {
 #[utoipa::path(post, path = "/embed_sparse", request_body = SparseRequest, tag = "embed",
     responses(
         (status = 200, description = "The non-zero weights of each input, by token id", body = Vec<Vec<SparseValue>>),
-        (status = 404, description = "This server runs no sparse model (`--sparse-model`)", body = ErrorBody),
+        (status = 404, description = "This server runs no sparse model (`--sparse-model`), or none of the `model` named", body = ErrorBody),
         (status = 413, body = ErrorBody),
         (status = 422, body = ErrorBody),
         (status = 429, body = ErrorBody),
@@ -247,7 +253,7 @@ pub async fn embed_sparse(
     State(state): State<AppState>,
     ApiJson(req): ApiJson<SparseRequest>,
 ) -> Result<Json<Vec<Vec<SparseValue>>>, ApiError> {
-    let sparse = state.require_sparse()?;
+    let sparse = state.sparse_models().get(req.model.as_deref())?;
     let texts = req.inputs.into_vec();
     check_inputs(&texts, state.config.max_inputs)?;
     let truncate = req.truncate.unwrap_or(true);
@@ -371,10 +377,10 @@ pub async fn models(State(state): State<AppState>) -> Result<Json<ModelList>, Ap
         .into_iter()
         .map(|n| object(n, "embedder"))
         .collect();
-    if let Some(r) = state.reranker() {
+    for r in state.rerankers().all() {
         data.push(object(r.name.clone(), "reranker"));
     }
-    if let Some(s) = state.sparse() {
+    for s in state.sparse_models().all() {
         data.push(object(s.name.clone(), "sparse"));
     }
     Ok(Json(ModelList {

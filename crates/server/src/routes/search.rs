@@ -42,6 +42,9 @@ pub struct SearchRequest {
     pub rerank: bool,
     /// Hits the reranker reorders (default 50, at most 1000; at least `k`).
     pub candidates: Option<usize>,
+    /// Which reranker (`GET /v1/models`) when the server runs several; naming one implies
+    /// `rerank`. Default: the first.
+    pub reranker: Option<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -81,7 +84,8 @@ pub(crate) async fn run(state: &AppState, req: SearchRequest) -> Result<Vec<Hit>
         )));
     }
     let candidates = req.candidates.unwrap_or(DEFAULT_CANDIDATES).max(k);
-    if req.candidates.is_some() && !req.rerank {
+    let rerank = req.rerank || req.reranker.is_some();
+    if req.candidates.is_some() && !rerank {
         return Err(ApiError::Validation(
             "`candidates` is the number of hits `rerank` reorders; set `rerank: true` too".into(),
         ));
@@ -91,13 +95,21 @@ pub(crate) async fn run(state: &AppState, req: SearchRequest) -> Result<Vec<Hit>
             "`candidates` must be at most {MAX_K}, got {candidates}"
         )));
     }
-    if req.rerank && state.reranker().is_none() {
-        return Err(ApiError::Validation(
-            "`rerank` needs a reranker, and this server runs none; start it with \
-             `fathom serve --reranker MODEL`"
-                .into(),
-        ));
-    }
+    let reranker = if rerank {
+        match state.rerankers().get(req.reranker.as_deref()) {
+            Ok(r) => Some(r),
+            Err(_) if state.rerankers().first().is_none() => {
+                return Err(ApiError::Validation(
+                    "`rerank` needs a reranker, and this server runs none; start it with \
+                     `fathom serve --reranker MODEL`"
+                        .into(),
+                ))
+            }
+            Err(e) => return Err(e),
+        }
+    } else {
+        None
+    };
     let mode: SearchMode = match req.mode.as_deref() {
         None => SearchMode::default(),
         Some(m) => m.parse().map_err(ApiError::Validation)?,
@@ -146,7 +158,7 @@ pub(crate) async fn run(state: &AppState, req: SearchRequest) -> Result<Vec<Hit>
         vector,
         text: Some(req.query.clone()),
         mode,
-        k: if req.rerank { candidates } else { k },
+        k: if rerank { candidates } else { k },
         filters,
     };
     let timeout = state.config.request_timeout;
@@ -156,12 +168,13 @@ pub(crate) async fn run(state: &AppState, req: SearchRequest) -> Result<Vec<Hit>
     // The reranker yields to embed requests slice by slice; this search's own scope must not
     // hold it back.
     drop(interactive);
-    if !req.rerank || hits.is_empty() {
+    let Some(reranker) = reranker.filter(|_| !hits.is_empty()) else {
         return Ok(hits);
-    }
+    };
     let texts: Vec<String> = hits.iter().map(|h| h.text.clone()).collect();
     let (scores, _) = super::rerank::rerank_scores(
         state,
+        &reranker,
         req.query,
         texts,
         fathom_model::RerankOptions::default(),
