@@ -3,7 +3,8 @@
 # Python CrossEncoder / SparseEncoder against sentence-transformers' on the same cores, in one
 # process, f32 and int8 (scripts/bench_rerank.py says which model shapes). Prints JSON lines.
 #
-#   scripts/bench-rerank.sh [--candidates N] [--repeat N] [--threads N]
+#   scripts/bench-rerank.sh [--candidates N] [--repeat N] [--threads N] [--models minilm,bge,qwen3,splade]
+#                            [--dtypes float32,int8,bfloat16]
 #
 # Uses the venv ${FATHOM_BENCH_VENV:-$HOME/.cache/fathom/bench-venv} (sentence-transformers from
 # PyPI) and installs the fathom wheel built by scripts/test-python.sh into it.
@@ -14,7 +15,7 @@ extra=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --threads) threads="$2"; shift 2 ;;
-    --candidates|--repeat) extra+=("$1" "$2"); shift 2 ;;
+    --candidates|--repeat|--models|--dtypes) extra+=("$1" "$2"); shift 2 ;;
     *) echo "unknown argument $1" >&2; exit 2 ;;
   esac
 done

@@ -5,10 +5,13 @@ The models are full-size random-weight copies of public shapes (no hub here): a
 cross-encoder/ms-marco-MiniLM-L6-v2-shaped BERT (6 layers, 384 wide) with all-MiniLM-L6-v2's real
 uncased tokenizer, a BAAI/bge-reranker-base-shaped XLM-R (12 layers, 768 wide; the tiny fixture's
 small tokenizer), and a naver/splade-v3-shaped BERT masked-LM (12 layers, 768 wide, the real 30,522
-vocabulary). Random weights cost what real ones cost; scores are compared, not judged.
+vocabulary), and a Qwen/Qwen3-Reranker-0.6B-shaped causal LM (28 layers, 1024 wide, grouped-query
+attention; tests/fixtures/rerank/qwen3's small tokenizer and reranker chat template, so every pair
+is the model card's prompt, cut at 512 tokens). Random weights cost what real ones cost; scores are
+compared, not judged.
 
     python scripts/bench_rerank.py --out DIR --minilm models/all-MiniLM-L6-v2 --shared ../shared
-        [--candidates 50] [--repeat 5] [--dtypes float32,int8]
+        [--candidates 50] [--repeat 5] [--dtypes float32,int8] [--models minilm,bge,qwen3,splade]
 """
 import argparse
 import json
@@ -19,7 +22,7 @@ import time
 
 import numpy as np
 import torch
-from transformers import (AutoConfig, AutoModelForMaskedLM,
+from transformers import (AutoConfig, AutoModelForCausalLM, AutoModelForMaskedLM,
                           AutoModelForSequenceClassification)
 
 import fathom
@@ -51,6 +54,22 @@ def make_cross_encoder(out, base_config, tokenizer_dir, tokenizer_class, **sizes
     model = AutoModelForSequenceClassification.from_config(config).eval()
     model.save_pretrained(out)
     tokenizer_from(tokenizer_dir, out, tokenizer_class)
+    open(os.path.join(out, "reference.done"), "w").close()
+    return out
+
+
+def make_causal_reranker(out, fixture, **sizes):
+    """A causal-LM reranker of `fixture`'s tokenizer and chat template at the given sizes."""
+    if os.path.exists(os.path.join(out, "reference.done")):
+        return out
+    torch.manual_seed(0)
+    config = AutoConfig.from_pretrained(fixture)
+    for k, v in sizes.items():
+        setattr(config, k, v)
+    model = AutoModelForCausalLM.from_config(config).eval()
+    model.save_pretrained(out)
+    for name in ("tokenizer.json", "tokenizer_config.json", "chat_template.jinja"):
+        shutil.copy(os.path.join(fixture, name), os.path.join(out, name))
     open(os.path.join(out, "reference.done"), "w").close()
     return out
 
@@ -90,7 +109,9 @@ def main():
     p.add_argument("--candidates", type=int, default=50)
     p.add_argument("--repeat", type=int, default=5)
     p.add_argument("--dtypes", default="float32,int8")
+    p.add_argument("--models", default="minilm,bge,qwen3,splade")
     args = p.parse_args()
+    chosen = set(args.models.split(","))
     os.makedirs(args.out, exist_ok=True)
     tiny = os.path.join(args.shared, "fixtures", "tiny")
     docs = []
@@ -102,26 +123,39 @@ def main():
     query = "What causes antibiotic resistance in bacteria?"
     results = {"threads": torch.get_num_threads(), "candidates": len(docs), "models": {}}
 
-    models = {
-        "ms-marco-MiniLM-L6-shaped": make_cross_encoder(
-            os.path.join(args.out, "minilm-ce"), args.minilm, args.minilm, "BertTokenizer"),
-        "bge-reranker-base-shaped": make_cross_encoder(
+    models = {}
+    if "minilm" in chosen:
+        models["ms-marco-MiniLM-L6-shaped"] = make_cross_encoder(
+            os.path.join(args.out, "minilm-ce"), args.minilm, args.minilm, "BertTokenizer")
+    if "bge" in chosen:
+        models["bge-reranker-base-shaped"] = make_cross_encoder(
             os.path.join(args.out, "xlmr-ce"), os.path.join(tiny, "xlm-roberta"),
             os.path.join(tiny, "xlm-roberta"), None,
             hidden_size=768, intermediate_size=3072, num_hidden_layers=12,
-            num_attention_heads=12, max_position_embeddings=514),
-    }
+            num_attention_heads=12, max_position_embeddings=514)
+    if "qwen3" in chosen:
+        fixture = os.path.join(os.path.dirname(__file__), "..", "tests", "fixtures", "rerank",
+                               "qwen3")
+        models["qwen3-reranker-0.6b-shaped"] = make_causal_reranker(
+            os.path.join(args.out, "qwen3-reranker"), fixture,
+            hidden_size=1024, intermediate_size=3072, num_hidden_layers=28,
+            num_attention_heads=16, num_key_value_heads=8, head_dim=128,
+            max_position_embeddings=40960, tie_word_embeddings=True,
+            layer_types=["full_attention"] * 28, max_window_layers=28)
     for name, folder in models.items():
         st = CrossEncoder(folder, device="cpu", max_length=512)
         pairs = [(query, d) for d in docs]
-        tokens = sum(len(st.tokenizer(query, d, truncation=True, max_length=512)["input_ids"])
-                     for d in docs)
+        if st.config.architectures[0].endswith("ForCausalLM"):
+            tokens = int(st[0].preprocess(pairs)["attention_mask"].sum())
+        else:
+            tokens = sum(len(st.tokenizer(query, d, truncation=True, max_length=512)["input_ids"])
+                         for d in docs)
         st.predict(pairs[:2])
         st_best, st_median, st_scores = best_of(args.repeat, lambda: st.predict(pairs, batch_size=32))
         row = {"tokens": tokens, "sentence_transformers_s": st_best, "st_median_s": st_median}
         for dtype in args.dtypes.split(","):
             try:
-                fm = fathom.CrossEncoder(folder, dtype=dtype)
+                fm = fathom.CrossEncoder(folder, dtype=dtype, max_length=512)
             except RuntimeError as e:
                 row[dtype] = {"unavailable": str(e)}
                 continue
@@ -135,6 +169,9 @@ def main():
         results["models"][name] = row
         print(json.dumps({name: row}), flush=True)
 
+    if "splade" not in chosen:
+        print(json.dumps(results))
+        return
     splade = make_splade(os.path.join(args.out, "splade"), args.minilm, args.minilm,
                          hidden_size=768, intermediate_size=3072, num_hidden_layers=12,
                          num_attention_heads=12)

@@ -20,7 +20,9 @@ def pairs_reference(name):
     return rows
 
 
-@pytest.mark.parametrize("name", ["bert", "xlm-roberta", "modernbert", "distilbert"])
+@pytest.mark.parametrize(
+    "name", ["bert", "xlm-roberta", "modernbert", "distilbert", "qwen3", "qwen3-seq-cls"]
+)
 def test_predict_equals_cross_encoder_predict(name):
     rows = pairs_reference(name)
     model = fathom.CrossEncoder(str(RERANK / name))
