@@ -11,6 +11,7 @@ use crate::arch::{self, Encoder, PackedBatch};
 use crate::device::DeviceSpec;
 use crate::error::{ModelError, Result};
 use crate::layout::{ModelKind, ModelLayout};
+use crate::lookup::StaticTable;
 use crate::pooling::{normalize_in_place, pool, Dense};
 
 /// The precision a model computes in.
@@ -110,12 +111,21 @@ pub struct EmbedOptions {
     pub dimensions: Option<usize>,
 }
 
+/// What turns tokens into one vector per text.
+#[derive(Debug)]
+enum Body {
+    /// A transformer, then the model's pooling.
+    Transformer(Box<dyn Encoder>),
+    /// A static-embedding table: the mean of the tokens' rows.
+    Static(StaticTable),
+}
+
 /// A loaded sentence-transformers model.
 #[derive(Debug)]
 pub struct Embedder {
     layout: ModelLayout,
     tokenizer: Tokenizer,
-    encoder: Box<dyn Encoder>,
+    body: Body,
     dense: Vec<Dense>,
     device: Device,
     max_batch_tokens: usize,
@@ -154,14 +164,11 @@ pub(crate) fn load_weights(
     Ok(VarBuilder::from_tensors(converted, dtype, device))
 }
 
-/// Reads a safetensors file tensor by tensor: the header first, then each tensor's bytes,
-/// handed to `each` before the next is read. candle's own loader reads the whole file into memory
-/// and then copies every tensor out of it, so a load peaked at twice the file's size (3.7 GB for
-/// a 1.8 GB model) before any weight was converted or quantized.
-fn read_safetensors(
+/// A safetensors file's header (every tensor's dtype, shape and offsets, checked against the
+/// file's length), and the file positioned at its first tensor's bytes.
+pub(crate) fn read_safetensors_header(
     path: &std::path::Path,
-    mut each: impl FnMut(String, Tensor) -> Result<()>,
-) -> Result<()> {
+) -> Result<(safetensors::tensor::Metadata, std::fs::File)> {
     use std::io::Read;
     let bad = |message: String| ModelError::BadWeights {
         path: path.to_path_buf(),
@@ -193,6 +200,23 @@ fn read_safetensors(
             file_len - data_start
         )));
     }
+    Ok((metadata, file))
+}
+
+/// Reads a safetensors file tensor by tensor: the header first, then each tensor's bytes,
+/// handed to `each` before the next is read. candle's own loader reads the whole file into memory
+/// and then copies every tensor out of it, so a load peaked at twice the file's size (3.7 GB for
+/// a 1.8 GB model) before any weight was converted or quantized.
+pub(crate) fn read_safetensors(
+    path: &std::path::Path,
+    mut each: impl FnMut(String, Tensor) -> Result<()>,
+) -> Result<()> {
+    use std::io::Read;
+    let bad = |message: String| ModelError::BadWeights {
+        path: path.to_path_buf(),
+        message,
+    };
+    let (metadata, mut file) = read_safetensors_header(path)?;
     let mut bytes = Vec::new();
     for name in metadata.offset_keys() {
         let info = metadata
@@ -370,6 +394,9 @@ impl Embedder {
             });
         }
         let mut layout = layout;
+        if layout.static_model.is_some() {
+            return Self::load_static(layout, options);
+        }
         let parts = load_parts(&mut layout, options)?;
         let dense = layout
             .dense
@@ -382,13 +409,59 @@ impl Embedder {
         Ok(Self {
             layout,
             tokenizer: parts.tokenizer,
-            encoder: parts.encoder,
+            body: Body::Transformer(parts.encoder),
             dense,
             device: parts.device,
             max_batch_tokens: options.max_batch_tokens.max(1),
             precision: options.precision,
             generic_ops: options.generic_ops,
             bf16_attention: parts.bf16_attention,
+        })
+    }
+
+    /// A static-embedding model: its table, the tokenizer as it is (no special tokens are
+    /// added, nothing is padded), on the CPU in f32 whatever the options ask (a lookup and a sum
+    /// per token gain nothing from lower precision or a GPU).
+    fn load_static(layout: ModelLayout, options: &LoadOptions) -> Result<Self> {
+        let Some(table_layout) = layout.static_model.as_ref() else {
+            return Err(ModelError::Unsupported(
+                "not a static-embedding model".into(),
+            ));
+        };
+        let mut tokenizer = Tokenizer::from_file(&layout.tokenizer_path).map_err(|e| {
+            ModelError::Tokenizer(format!("`{}`: {e}", layout.tokenizer_path.display()))
+        })?;
+        tokenizer
+            .with_truncation(None)
+            .map_err(|e| ModelError::Tokenizer(e.to_string()))?;
+        tokenizer.with_padding(None);
+        let table = StaticTable::load(table_layout, &tokenizer)?;
+        if table.dim() != layout.hidden_size {
+            return Err(ModelError::Unsupported(format!(
+                "the static table is {} wide, its header said {}",
+                table.dim(),
+                layout.hidden_size
+            )));
+        }
+        let device = Device::Cpu;
+        let dense = layout
+            .dense
+            .iter()
+            .map(|d| {
+                let vb = load_weights(std::slice::from_ref(&d.weights), DType::F32, &device)?;
+                Dense::load(d, vb)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Self {
+            layout,
+            tokenizer,
+            body: Body::Static(table),
+            dense,
+            device,
+            max_batch_tokens: options.max_batch_tokens.max(1),
+            precision: Precision::F32,
+            generic_ops: options.generic_ops,
+            bf16_attention: false,
         })
     }
 
@@ -534,9 +607,10 @@ impl Embedder {
 
     /// Number of tokens `text` has for this model, special tokens included, without truncation.
     pub fn count_tokens(&self, text: &str) -> Result<usize> {
+        let specials = matches!(self.body, Body::Transformer(_));
         let enc = self
             .tokenizer
-            .encode(text, true)
+            .encode(text, specials)
             .map_err(|e| ModelError::Tokenizer(e.to_string()))?;
         Ok(enc.len())
     }
@@ -584,6 +658,14 @@ impl Embedder {
             .iter()
             .map(|t| self.prepare_text(prompt.as_deref(), t.as_ref()))
             .collect();
+        if let Body::Static(table) = &self.body {
+            let (mut results, token_counts) = table.embed(&self.tokenizer, prepared_texts)?;
+            if !self.dense.is_empty() {
+                results = self.dense_only(results)?;
+            }
+            self.finish(&mut results, options);
+            return Ok((results, token_counts));
+        }
         let tokenize_span = crate::profile::span("tokenize");
         let prepared = self.tokenize(
             prepared_texts,
@@ -610,8 +692,14 @@ impl Embedder {
             }
         }
 
+        self.finish(&mut results, options);
+        Ok((results, token_counts))
+    }
+
+    /// Matryoshka truncation and normalization, as the options and the model ask.
+    fn finish(&self, results: &mut [Vec<f32>], options: &EmbedOptions) {
         let normalize = options.normalize.unwrap_or(self.layout.normalize);
-        for v in &mut results {
+        for v in results {
             if let Some(d) = options.dimensions {
                 v.truncate(d);
             }
@@ -619,7 +707,18 @@ impl Embedder {
                 normalize_in_place(v);
             }
         }
-        Ok((results, token_counts))
+    }
+
+    /// The Dense modules over vectors already pooled.
+    fn dense_only(&self, vectors: Vec<Vec<f32>>) -> Result<Vec<Vec<f32>>> {
+        let rows = vectors.len();
+        let width = self.layout.hidden_size;
+        let flat: Vec<f32> = vectors.into_iter().flatten().collect();
+        let mut x = Tensor::from_vec(flat, (rows, width), &self.device)?;
+        for dense in &self.dense {
+            x = dense.forward(&x)?;
+        }
+        Ok(x.to_dtype(DType::F32)?.to_vec2()?)
     }
 
     /// The prompt name this model uses for documents (`document` or `passage`), if it has one.
@@ -638,8 +737,13 @@ impl Embedder {
 
     /// One forward pass: transformer, pooling, dense layers.
     fn forward_pooled(&self, batch: &PackedBatch, skip: usize) -> Result<Vec<Vec<f32>>> {
+        let Body::Transformer(encoder) = &self.body else {
+            return Err(ModelError::Unsupported(
+                "a static-embedding model has no transformer pass".into(),
+            ));
+        };
         run_pass(&self.device, self.generic_ops, self.bf16_attention, || {
-            let hidden = self.encoder.forward(batch)?;
+            let hidden = encoder.forward(batch)?;
             let _span = crate::profile::span("pooling+dense");
             let mut x: Tensor = pool(&hidden, &batch.seq_lens, &self.layout.pooling, skip)?;
             for dense in &self.dense {

@@ -164,6 +164,19 @@ pub struct LogitScore {
     pub false_token_id: Option<u32>,
 }
 
+/// A static-embedding model's table (see the `lookup` module): sentence-transformers'
+/// `StaticEmbedding` or a Model2Vec model.
+#[derive(Debug, Clone, Serialize)]
+pub struct StaticLayout {
+    #[serde(skip)]
+    pub weights: PathBuf,
+    /// `true`: a Model2Vec model (its table is `embeddings`), encoded as Model2Vec's
+    /// `StaticModel.encode` encodes; `false`: as sentence-transformers' `StaticEmbedding`.
+    pub model2vec: bool,
+    /// Model2Vec's `max_length` (tokens a text is cut to; `None`: no cut).
+    pub max_length: Option<usize>,
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct DenseLayout {
     pub dir: String,
@@ -227,6 +240,9 @@ pub struct ModelLayout {
     /// templates may read.
     #[serde(skip)]
     pub special_tokens: BTreeMap<String, String>,
+    /// A static-embedding model's table (no transformer: `model_type` is `static`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub static_model: Option<StaticLayout>,
 }
 
 #[derive(Deserialize)]
@@ -401,11 +417,16 @@ impl ModelLayout {
         let mut normalize = false;
         let mut sparse = None;
         let mut logit_score = None;
+        let mut static_dir = None;
         for module in &modules {
             let kind = module.kind.rsplit('.').next().unwrap_or(&module.kind);
             match kind {
                 "Transformer" | "MLMTransformer" if transformer_dir.is_none() => {
                     transformer_dir = Some(module.path.clone())
+                }
+                "StaticEmbedding" if static_dir.is_none() && transformer_dir.is_none() => {
+                    // Model2Vec writes its own folder as the module's path (`.`).
+                    static_dir = Some(module.path.trim_start_matches('.').to_string())
                 }
                 "SpladePooling" => {
                     sparse = Some(match files.optional(&join(&module.path, "config.json"))? {
@@ -450,8 +471,13 @@ impl ModelLayout {
                 }
             }
         }
+        if let Some(dir) = static_dir {
+            return read_static(files, &dir, dense, normalize);
+        }
         let tdir = transformer_dir.ok_or_else(|| {
-            ModelError::Unsupported("modules.json names no Transformer module".into())
+            ModelError::Unsupported(
+                "modules.json names no Transformer or StaticEmbedding module".into(),
+            )
         })?;
 
         let config_path = files.required(&join(&tdir, "config.json"))?;
@@ -599,8 +625,103 @@ impl ModelLayout {
             chat_template,
             structured_messages,
             special_tokens,
+            static_model: None,
         })
     }
+}
+
+/// A static-embedding model's layout: its table's width from the safetensors header, Model2Vec's
+/// `config.json` (`max_length`, 512 when absent as in Model2Vec) when the table is Model2Vec's.
+fn read_static(
+    files: &mut ModelFiles,
+    dir: &str,
+    dense: Vec<DenseLayout>,
+    normalize: bool,
+) -> Result<ModelLayout> {
+    let tokenizer_path = files.required(&join(dir, "tokenizer.json"))?;
+    let weights = files.required(&join(dir, "model.safetensors"))?;
+    let (metadata, _) = crate::embedder::read_safetensors_header(&weights)?;
+    let (model2vec, shape) = match (
+        metadata.info("embedding.weight"),
+        metadata.info("embeddings"),
+    ) {
+        (Some(info), _) => (false, info.shape.clone()),
+        (None, Some(info)) => (true, info.shape.clone()),
+        (None, None) => {
+            return Err(ModelError::BadWeights {
+                path: weights,
+                message:
+                    "no `embedding.weight` or `embeddings` tensor: not a static-embedding model"
+                        .into(),
+            })
+        }
+    };
+    let [_, hidden_size] = shape[..] else {
+        return Err(ModelError::BadWeights {
+            path: weights,
+            message: format!("the embedding table has shape {shape:?}, not rows × width"),
+        });
+    };
+    let (config, config_path) = match files.optional(&join(dir, "config.json"))? {
+        Some(path) => (read_json(&path, "Model2Vec config.json")?, path),
+        None => (serde_json::json!({}), weights.clone()),
+    };
+    let max_length = if model2vec {
+        match config.get("max_length") {
+            Some(serde_json::Value::Null) => None,
+            Some(v) => v.as_u64().map(|v| v as usize),
+            None => Some(512),
+        }
+    } else {
+        None
+    };
+    let st_config: SentenceTransformersConfig =
+        match files.optional("config_sentence_transformers.json")? {
+            Some(path) => read_json(&path, "config_sentence_transformers.json")?,
+            None => SentenceTransformersConfig::default(),
+        };
+    let mut width = hidden_size;
+    for d in &dense {
+        if d.in_features != width {
+            return Err(ModelError::Unsupported(format!(
+                "Dense module `{}` takes {} features but receives {width}",
+                d.dir, d.in_features
+            )));
+        }
+        width = d.out_features;
+    }
+    Ok(ModelLayout {
+        name: files.source().display_name(),
+        model_type: "static".into(),
+        config,
+        config_path,
+        tokenizer_path,
+        weights: vec![weights.clone()],
+        hidden_size,
+        // What chunking sizes passages by: Model2Vec's cut, and the same for sentence-transformers'
+        // tables, which average any number of tokens.
+        max_seq_length: max_length.unwrap_or(512),
+        do_lower_case: false,
+        pooling: PoolingConfig::default(),
+        dense,
+        normalize,
+        prompts: st_config.prompts,
+        default_prompt_name: st_config.default_prompt_name.filter(|n| !n.is_empty()),
+        dimension: width,
+        kind: ModelKind::Embedder,
+        score_activation: Activation::Identity,
+        sparse: None,
+        token_type_ids: false,
+        logit_score: None,
+        chat_template: None,
+        structured_messages: false,
+        special_tokens: BTreeMap::new(),
+        static_model: Some(StaticLayout {
+            weights,
+            model2vec,
+            max_length,
+        }),
+    })
 }
 
 /// A `chat_template` value of `tokenizer_config.json`: the string, or from a list of named

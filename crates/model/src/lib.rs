@@ -28,6 +28,7 @@ mod files;
 mod heads;
 mod kernels;
 mod layout;
+mod lookup;
 mod ops;
 mod pooling;
 pub mod profile;
@@ -40,7 +41,7 @@ pub use error::{ModelError, Result};
 pub use files::{ModelFiles, ModelSource};
 pub use layout::{
     Activation, DenseLayout, LogitScore, ModelKind, ModelLayout, PoolingConfig, PoolingMode,
-    SparsePooling,
+    SparsePooling, StaticLayout,
 };
 pub use reranker::{PreparedQuery, RerankOptions, Reranker};
 pub use sparse::{SparseEmbedding, SparseEncoder};
