@@ -44,7 +44,7 @@ struct ModelTokens<'a>(&'a Tokenizer);
 impl ChunkSizer for ModelTokens<'_> {
     fn size(&self, chunk: &str) -> usize {
         self.0
-            .encode(chunk, false)
+            .encode_fast(chunk, false)
             .map(|e| e.len())
             .unwrap_or(chunk.len())
     }
@@ -218,6 +218,11 @@ fn split_prose(
         char_end: base.1 + c.char_offset + c.chunk.chars().count(),
         location: None,
     };
+    if format != Format::Markdown {
+        if let Some(whole) = whole_block(tokenizer, block, size, base)? {
+            return Ok(cap(whole.into_iter().collect(), room));
+        }
+    }
     // One more than there is room for tells whether the cap cut the text short.
     let chunks: Vec<TextChunk> = match format {
         Format::Markdown => MarkdownSplitter::new(config)
@@ -232,6 +237,43 @@ fn split_prose(
             .collect(),
     };
     Ok(cap(chunks, room))
+}
+
+/// A block that fits in one chunk, as that chunk (`Some(None)`: a block of whitespace, no
+/// chunk), found with one tokenization: what `TextSplitter` returns for it, trimmed, without its
+/// search over candidate chunks (a dozen tokenizations of the whole block and more, the cost that
+/// dominated ingesting a folder of abstracts with a fast model). `None`: it does not fit.
+fn whole_block(
+    tokenizer: &Tokenizer,
+    block: &str,
+    size: ChunkSize,
+    base: (usize, usize),
+) -> Result<Option<Option<TextChunk>>, String> {
+    let trimmed = block.trim();
+    if trimmed.is_empty() {
+        return Ok(Some(None));
+    }
+    // A token covers at least a byte, so a longer block can fit; it cannot hold more tokens
+    // than bytes, so a short one surely fits.
+    if trimmed.len() > size.tokens {
+        let tokens = tokenizer
+            .encode_fast(trimmed, false)
+            .map_err(|e| format!("tokenizing: {e}"))?
+            .len();
+        if tokens > size.tokens {
+            return Ok(None);
+        }
+    }
+    let start = trimmed.as_ptr() as usize - block.as_ptr() as usize;
+    let char_start = base.1 + block[..start].chars().count();
+    Ok(Some(Some(TextChunk {
+        text: trimmed.to_string(),
+        byte_start: base.0 + start,
+        byte_end: base.0 + start + trimmed.len(),
+        char_start,
+        char_end: char_start + trimmed.chars().count(),
+        location: None,
+    })))
 }
 
 fn cap(mut chunks: Vec<TextChunk>, room: usize) -> (Vec<TextChunk>, bool) {
@@ -275,7 +317,7 @@ fn split_by_tokens(
         loop {
             let slice = &line[offsets[start].0..offsets[end - 1].1];
             let count = tokenizer
-                .encode(slice, false)
+                .encode_fast(slice, false)
                 .map_err(|e| format!("tokenizing: {e}"))?
                 .len();
             if count <= size.tokens || end == start + 1 {
@@ -388,6 +430,34 @@ mod fuzz {
             }
         }
         Ok(())
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+        /// A block that fits whole comes out as `TextSplitter` cuts it (the shortcut in
+        /// `split_prose` must change nothing but the time it takes).
+        #[test]
+        fn a_block_that_fits_is_the_chunk_text_splitter_makes(
+            text in "(\\PC{0,20}|[a-z]{1,12} | |\n|\t|é|日本|🙂){0,30}",
+        ) {
+            let tokenizer = tokenizer();
+            let size = ChunkSize { tokens: 64, overlap: 16 };
+            if let Some(whole) = whole_block(&tokenizer, &text, size, (7, 3)).unwrap() {
+                let config = ChunkConfig::new(size.tokens)
+                    .with_overlap(size.overlap)
+                    .unwrap()
+                    .with_sizer(ModelTokens(&tokenizer));
+                let theirs: Vec<(String, usize, usize)> = TextSplitter::new(config)
+                    .chunk_char_indices(&text)
+                    .map(|c| (c.chunk.to_string(), 7 + c.byte_offset, 3 + c.char_offset))
+                    .collect();
+                let ours: Vec<(String, usize, usize)> = whole
+                    .into_iter()
+                    .map(|c| (c.text, c.byte_start, c.char_start))
+                    .collect();
+                proptest::prop_assert_eq!(ours, theirs);
+            }
+        }
     }
 
     proptest::proptest! {

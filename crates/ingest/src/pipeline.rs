@@ -243,25 +243,39 @@ pub(crate) async fn run(
     let (staged_tx, staged_rx) = mpsc::sync_channel::<Staged>(64);
     let reader_cancel = cancel.clone();
     let reading = std::thread::spawn(move || {
-        for item in work {
-            if reader_cancel.load(Ordering::Relaxed) {
-                return;
+        // Sources are read and chunked a few at a time on the model's thread pool, in order:
+        // tokenizing for chunk sizes is most of a fast model's ingest, and one thread of it left
+        // the other core idle. A window of two per thread bounds what is held at once.
+        use rayon::prelude::*;
+        let window = 2 * rayon::current_num_threads().max(1);
+        let mut work = work.into_iter();
+        loop {
+            let batch: Vec<Work> = work.by_ref().take(window).collect();
+            if batch.is_empty() || reader_cancel.load(Ordering::Relaxed) {
+                break;
             }
-            let id = item.source_id.clone();
-            let staged = catch_panic("reader", || reader.prepare(item)).unwrap_or_else(|message| {
-                vec![Staged::Failed(FileProblem {
-                    path: id,
-                    message,
-                    kind: ProblemKind::Error,
-                })]
-            });
-            for s in staged {
+            let staged: Vec<Vec<Staged>> = batch
+                .into_par_iter()
+                .map(|item| {
+                    let id = item.source_id.clone();
+                    catch_panic("reader", || reader.prepare(item)).unwrap_or_else(|message| {
+                        vec![Staged::Failed(FileProblem {
+                            path: id,
+                            message,
+                            kind: ProblemKind::Error,
+                        })]
+                    })
+                })
+                .collect();
+            for s in staged.into_iter().flatten() {
                 if staged_tx.send(s).is_err() {
                     return;
                 }
             }
         }
-        let _ = staged_tx.send(Staged::Done);
+        if !reader_cancel.load(Ordering::Relaxed) {
+            let _ = staged_tx.send(Staged::Done);
+        }
     });
     let (embedded_tx, embedded_rx) = tokio::sync::mpsc::channel::<Embedded>(4);
     let embed_batch = options.embed_batch.max(1);

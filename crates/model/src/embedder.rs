@@ -573,7 +573,7 @@ impl Embedder {
         let budget = max.saturating_sub(specials).max(1);
         let encodings = self
             .tokenizer
-            .encode_batch(texts, false)
+            .encode_batch_fast(texts, false)
             .map_err(|e| ModelError::Tokenizer(e.to_string()))?;
         encodings
             .into_iter()
@@ -610,7 +610,7 @@ impl Embedder {
         let specials = matches!(self.body, Body::Transformer(_));
         let enc = self
             .tokenizer
-            .encode(text, specials)
+            .encode_fast(text, specials)
             .map_err(|e| ModelError::Tokenizer(e.to_string()))?;
         Ok(enc.len())
     }

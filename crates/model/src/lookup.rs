@@ -154,7 +154,7 @@ impl StaticTable {
         let encodings = {
             let _span = crate::profile::span("tokenize");
             tokenizer
-                .encode_batch(texts, false)
+                .encode_batch_fast(texts, false)
                 .map_err(|e| ModelError::Tokenizer(e.to_string()))?
         };
         let _span = crate::profile::span("lookup");
