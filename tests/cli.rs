@@ -821,3 +821,75 @@ fn eval_with_a_reranker_reports_both_rankings() {
     assert!(report["ndcg@10"].as_f64().unwrap() <= 1.0, "{report}");
     assert_eq!(report["queries"].as_u64(), Some(best.len() as u64));
 }
+
+/// A static-embedding model through the CLI: `fathom embed` gives Model2Vec's own vectors (the
+/// fixture's reference, `StaticModel.encode`), and `fathom ingest` + `fathom search` with it find
+/// a document by its own text.
+#[test]
+fn static_models_embed_ingest_and_search() {
+    let model = repo_root().join("tests/fixtures/static/model2vec");
+    let reference: Vec<serde_json::Value> = std::fs::read_to_string(model.join("reference.jsonl"))
+        .unwrap()
+        .lines()
+        .skip(1)
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let texts: Vec<&str> = reference
+        .iter()
+        .map(|r| r["text"].as_str().unwrap())
+        .filter(|t| !t.trim().is_empty())
+        .take(6)
+        .collect();
+    let out = stdout(&run(fathom()
+        .args(["embed", "--model"])
+        .arg(&model)
+        .args(&texts)));
+    let vectors: Vec<Vec<f64>> = serde_json::from_str(&out).unwrap();
+    assert_eq!(vectors.len(), texts.len());
+    for (v, text) in vectors.iter().zip(&texts) {
+        let want = reference.iter().find(|r| r["text"] == *text).unwrap()["embedding"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_f64().unwrap())
+            .collect::<Vec<_>>();
+        let diff = v
+            .iter()
+            .zip(&want)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0, f64::max);
+        assert!(diff < 1e-5, "{text:?}: max abs diff {diff}");
+    }
+
+    let dir = tempfile::tempdir().unwrap();
+    let docs = dir.path().join("docs");
+    std::fs::create_dir(&docs).unwrap();
+    for (i, t) in texts.iter().enumerate() {
+        std::fs::write(docs.join(format!("doc{i}.txt")), t).unwrap();
+    }
+    let store = dir.path().join("store");
+    run(fathom()
+        .arg("ingest")
+        .arg(&docs)
+        .arg("--store")
+        .arg(&store)
+        .arg("--model")
+        .arg(&model));
+    let out = stdout(&run(fathom()
+        .args(["search", texts[2], "-k", "1", "--json", "--mode", "vector"])
+        .arg("--store")
+        .arg(&store)
+        .arg("--model")
+        .arg(&model)));
+    let hits: Vec<serde_json::Value> = serde_json::from_str(&out).unwrap();
+    assert!(
+        hits[0]["source"].as_str().unwrap().ends_with("/doc2.txt"),
+        "{out}"
+    );
+    let info = stdout(&run(fathom().args(["model", "info"]).arg(&model)));
+    assert!(
+        info.contains("static") && info.contains("Model2Vec"),
+        "{info}"
+    );
+    assert!(!info.contains("not supported"), "{info}");
+}

@@ -376,6 +376,14 @@ async fn rerank_and_sparse_routes_beside_the_embedder() {
             // A second embedder, named: the OpenAI route picks it by `model`.
             "--model",
             &format!("tiny={}", common::fixtures().join("tiny/bert").display()),
+            // A third, a static-embedding (Model2Vec) model.
+            "--model",
+            &format!(
+                "m2v={}",
+                repo_root()
+                    .join("tests/fixtures/static/model2vec")
+                    .display()
+            ),
         ],
         &[("FATHOM_API_KEY", KEY)],
     )
@@ -401,7 +409,7 @@ async fn rerank_and_sparse_routes_beside_the_embedder() {
             )
         })
         .collect();
-    assert_eq!(kinds.len(), 5, "{models}");
+    assert_eq!(kinds.len(), 6, "{models}");
     assert_eq!(
         kinds[0],
         ("all-MiniLM-L6-v2".into(), "embedder".into()),
@@ -413,7 +421,7 @@ async fn rerank_and_sparse_routes_beside_the_embedder() {
     );
     assert_eq!(
         info["embedders"],
-        json!(["all-MiniLM-L6-v2", "tiny"]),
+        json!(["all-MiniLM-L6-v2", "tiny", "m2v"]),
         "{info}"
     );
 
@@ -533,6 +541,31 @@ async fn rerank_and_sparse_routes_beside_the_embedder() {
     let got = floats(&tiny["data"][0]["embedding"]);
     assert_eq!(got.len(), 32);
     assert!(cosine(&got, &floats(&tiny_reference["embedding"])) > 0.9999);
+    // The static model by name: Model2Vec's own vectors.
+    let m2v_reference: Value = serde_json::from_str(
+        std::fs::read_to_string(
+            repo_root().join("tests/fixtures/static/model2vec/reference.jsonl"),
+        )
+        .unwrap()
+        .lines()
+        .nth(1)
+        .unwrap(),
+    )
+    .unwrap();
+    let (status, m2v) = post(
+        &server,
+        "/v1/embeddings",
+        json!({"model": "m2v", "input": m2v_reference["text"], "encoding_format": "float"}),
+    )
+    .await;
+    assert_eq!(status, 200, "{m2v}");
+    let got = floats(&m2v["data"][0]["embedding"]);
+    let want = floats(&m2v_reference["embedding"]);
+    assert_eq!(got.len(), 24);
+    assert!(
+        got.iter().zip(&want).all(|(a, b)| (a - b).abs() < 1e-5),
+        "{m2v}"
+    );
     let (_, default) = post(
         &server,
         "/v1/embeddings",

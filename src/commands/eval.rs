@@ -27,6 +27,27 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
                 .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
                 .unwrap_or_else(|| "beir".into())
         );
+        // Another model is another collection: a collection keeps the model that built it.
+        let model =
+            (args.model.single().ok().flatten()).unwrap_or_else(fathom_model::default_model);
+        if model != fathom_model::default_model() {
+            let tag: String = model
+                .trim_end_matches('/')
+                .rsplit('/')
+                .next()
+                .unwrap_or("model")
+                .chars()
+                .map(|c| {
+                    if c.is_ascii_alphanumeric() {
+                        c.to_ascii_lowercase()
+                    } else {
+                        '-'
+                    }
+                })
+                .collect();
+            name.push('-');
+            name.push_str(&tag);
+        }
         // Another chunking is another collection (the sync plan skips unchanged texts).
         if let Some(tokens) = args.chunking.chunk_tokens {
             name.push_str(&format!("-c{tokens}"));

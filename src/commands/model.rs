@@ -41,7 +41,8 @@ pub fn info(args: InfoArgs) -> anyhow::Result<()> {
     let source = ModelSource::parse(&model)?;
     let mut files = ModelFiles::open(&source)?;
     let layout = ModelLayout::read_config_only(&mut files)?;
-    let supported = arch::SUPPORTED.contains(&layout.model_type.as_str());
+    let supported =
+        layout.static_model.is_some() || arch::SUPPORTED.contains(&layout.model_type.as_str());
     if args.json {
         let mut value = serde_json::to_value(&layout)?;
         value["supported"] = serde_json::Value::Bool(supported);
@@ -63,6 +64,21 @@ pub fn info(args: InfoArgs) -> anyhow::Result<()> {
         }
     );
     println!("kind            {}", layout.kind);
+    if let Some(table) = &layout.static_model {
+        println!(
+            "static table    {} ({})",
+            if table.model2vec {
+                "Model2Vec"
+            } else {
+                "sentence-transformers StaticEmbedding"
+            },
+            match table.max_length {
+                Some(n) => format!("texts cut at {n} tokens, unknown tokens dropped"),
+                None if table.model2vec => "unknown tokens dropped".to_string(),
+                None => "every token".to_string(),
+            }
+        );
+    }
     match layout.kind {
         fathom_model::ModelKind::Embedder => {
             println!("dimension       {}", layout.dimension)
