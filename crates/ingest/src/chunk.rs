@@ -29,6 +29,9 @@ pub struct TextChunk {
     pub char_end: usize,
     /// Where in its document the chunk is (its section's page, slide, row…), if it has places.
     pub location: Option<Location>,
+    /// The chunk's tokens (no special tokens), when sizing it tokenized exactly its text: a
+    /// model that needs nothing else (a static-embedding table) embeds from these.
+    pub token_ids: Option<Vec<u32>>,
 }
 
 /// Chunks of one text, and whether the per-file cap cut them short.
@@ -47,6 +50,33 @@ impl ChunkSizer for ModelTokens<'_> {
             .encode_fast(chunk, false)
             .map(|e| e.len())
             .unwrap_or(chunk.len())
+    }
+}
+
+/// Counts the tokens of a piece of one block from the block's own tokenization: the tokens
+/// whose spans overlap the piece (found by its position in the block), instead of tokenizing the
+/// piece again. `text-splitter` sizes dozens of candidate pieces per chunk, each a tokenization
+/// of up to the whole block; this makes its search one tokenization of the block. At a piece's
+/// edges a word cut in two may tokenize to more pieces than the tokens it overlaps, so every
+/// chunk is counted again exactly afterwards (`split_prose`).
+struct BlockTokens<'a> {
+    tokenizer: &'a Tokenizer,
+    block: &'a str,
+    starts: Vec<usize>,
+    ends: Vec<usize>,
+}
+
+impl ChunkSizer for BlockTokens<'_> {
+    fn size(&self, piece: &str) -> usize {
+        let base = self.block.as_ptr() as usize;
+        let at = piece.as_ptr() as usize;
+        if at < base || at + piece.len() > base + self.block.len() {
+            return ModelTokens(self.tokenizer).size(piece);
+        }
+        let (a, b) = (at - base, at - base + piece.len());
+        let first = self.ends.partition_point(|&end| end <= a);
+        let last = self.starts.partition_point(|&start| start < b);
+        last.saturating_sub(first)
     }
 }
 
@@ -206,10 +236,52 @@ fn split_prose(
     base: (usize, usize),
     room: usize,
 ) -> Result<(Vec<TextChunk>, bool), String> {
+    if format != Format::Markdown {
+        if let Some(whole) = whole_block(tokenizer, block, size, base)? {
+            return Ok(cap(whole.into_iter().collect(), room));
+        }
+    }
+    let encoding = tokenizer
+        .encode(block, false)
+        .map_err(|e| format!("tokenizing: {e}"))?;
+    let fast = BlockTokens {
+        tokenizer,
+        block,
+        starts: encoding.get_offsets().iter().map(|o| o.0).collect(),
+        ends: encoding.get_offsets().iter().map(|o| o.1).collect(),
+    };
+    let mut chunks = split_with(block, format, size, base, room, fast)?;
+    // Each chunk counted exactly; one the estimate let past the size sends the block through
+    // the exact (slow) search instead.
+    for c in &mut chunks {
+        let ids = tokenizer
+            .encode_fast(c.text.as_str(), false)
+            .map_err(|e| format!("tokenizing: {e}"))?
+            .get_ids()
+            .to_vec();
+        if ids.len() > size.tokens {
+            let exact = split_with(block, format, size, base, room, ModelTokens(tokenizer))?;
+            return Ok(cap(exact, room));
+        }
+        c.token_ids = Some(ids);
+    }
+    Ok(cap(chunks, room))
+}
+
+/// `text-splitter` over one block with a sizer; one more chunk than there is `room` for, if the
+/// block has it (which tells that the cap cut the text short).
+fn split_with(
+    block: &str,
+    format: Format,
+    size: ChunkSize,
+    base: (usize, usize),
+    room: usize,
+    sizer: impl ChunkSizer,
+) -> Result<Vec<TextChunk>, String> {
     let config = ChunkConfig::new(size.tokens)
         .with_overlap(size.overlap)
         .map_err(|e| e.to_string())?
-        .with_sizer(ModelTokens(tokenizer));
+        .with_sizer(sizer);
     let to_chunk = |c: text_splitter::ChunkCharIndex<'_>| TextChunk {
         text: c.chunk.to_string(),
         byte_start: base.0 + c.byte_offset,
@@ -217,14 +289,9 @@ fn split_prose(
         char_start: base.1 + c.char_offset,
         char_end: base.1 + c.char_offset + c.chunk.chars().count(),
         location: None,
+        token_ids: None,
     };
-    if format != Format::Markdown {
-        if let Some(whole) = whole_block(tokenizer, block, size, base)? {
-            return Ok(cap(whole.into_iter().collect(), room));
-        }
-    }
-    // One more than there is room for tells whether the cap cut the text short.
-    let chunks: Vec<TextChunk> = match format {
+    Ok(match format {
         Format::Markdown => MarkdownSplitter::new(config)
             .chunk_char_indices(block)
             .take(room.saturating_add(1))
@@ -235,8 +302,7 @@ fn split_prose(
             .take(room.saturating_add(1))
             .map(to_chunk)
             .collect(),
-    };
-    Ok(cap(chunks, room))
+    })
 }
 
 /// A block that fits in one chunk, as that chunk (`Some(None)`: a block of whitespace, no
@@ -253,16 +319,13 @@ fn whole_block(
     if trimmed.is_empty() {
         return Ok(Some(None));
     }
-    // A token covers at least a byte, so a longer block can fit; it cannot hold more tokens
-    // than bytes, so a short one surely fits.
-    if trimmed.len() > size.tokens {
-        let tokens = tokenizer
-            .encode_fast(trimmed, false)
-            .map_err(|e| format!("tokenizing: {e}"))?
-            .len();
-        if tokens > size.tokens {
-            return Ok(None);
-        }
+    let ids = tokenizer
+        .encode_fast(trimmed, false)
+        .map_err(|e| format!("tokenizing: {e}"))?
+        .get_ids()
+        .to_vec();
+    if ids.len() > size.tokens {
+        return Ok(None);
     }
     let start = trimmed.as_ptr() as usize - block.as_ptr() as usize;
     let char_start = base.1 + block[..start].chars().count();
@@ -273,6 +336,7 @@ fn whole_block(
         char_start,
         char_end: char_start + trimmed.chars().count(),
         location: None,
+        token_ids: Some(ids),
     })))
 }
 
@@ -337,6 +401,7 @@ fn split_by_tokens(
             char_start,
             char_end,
             location: None,
+            token_ids: None,
         });
         if end == n {
             break;
@@ -421,7 +486,14 @@ mod fuzz {
                 return Err("chunks out of order".into());
             }
             last_start = c.byte_start;
-            let tokens = tokenizer.encode(c.text.as_str(), false).unwrap().len();
+            let encoding = tokenizer.encode(c.text.as_str(), false).unwrap();
+            if c.token_ids
+                .as_deref()
+                .is_some_and(|ids| ids != encoding.get_ids())
+            {
+                return Err(format!("the token ids of {:?} are not its tokens", c.text));
+            }
+            let tokens = encoding.len();
             if tokens > size.tokens {
                 return Err(format!(
                     "{tokens} tokens in a chunk of at most {}",

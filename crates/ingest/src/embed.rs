@@ -22,6 +22,16 @@ pub trait Embed: Send + Sync {
     /// Embeds documents (with the model's document prompt, if it has one), one vector per text
     /// in order. Blocks for the model's forward passes.
     fn embed_documents(&self, texts: &[&str]) -> Result<Embedded, EmbedError>;
+    /// [`Embed::embed_documents`] for chunks whose tokens chunking already has (`token_ids[i]`,
+    /// no special tokens): a model that can use them skips tokenizing again.
+    fn embed_chunks(
+        &self,
+        texts: &[&str],
+        token_ids: &[Option<&[u32]>],
+    ) -> Result<Embedded, EmbedError> {
+        let _ = token_ids;
+        self.embed_documents(texts)
+    }
 }
 
 impl Embed for Embedder {
@@ -43,5 +53,22 @@ impl Embed for Embedder {
             vectors,
             tokens: counts.iter().sum(),
         })
+    }
+
+    fn embed_chunks(
+        &self,
+        texts: &[&str],
+        token_ids: &[Option<&[u32]>],
+    ) -> Result<Embedded, EmbedError> {
+        if self.document_prompt().is_none() {
+            if let Some(result) = self.embed_token_ids(texts, token_ids) {
+                let (vectors, counts) = result?;
+                return Ok(Embedded {
+                    vectors,
+                    tokens: counts.iter().sum(),
+                });
+            }
+        }
+        self.embed_documents(texts)
     }
 }

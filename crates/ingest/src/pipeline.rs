@@ -365,8 +365,12 @@ enum EmbedFailure {
     Failed(String),
 }
 
-fn embed_texts(model: &dyn Embed, texts: &[&str]) -> Result<crate::Embedded, EmbedFailure> {
-    let embedded = match catch_panic("embedding model", || model.embed_documents(texts)) {
+fn embed_texts(
+    model: &dyn Embed,
+    texts: &[&str],
+    token_ids: &[Option<&[u32]>],
+) -> Result<crate::Embedded, EmbedFailure> {
+    let embedded = match catch_panic("embedding model", || model.embed_chunks(texts, token_ids)) {
         Err(panic) => return Err(EmbedFailure::Failed(panic)),
         Ok(Err(EmbedError::Unavailable(reason))) => return Err(EmbedFailure::Gone(reason)),
         Ok(Err(e)) => return Err(EmbedFailure::Failed(e.to_string())),
@@ -393,9 +397,13 @@ fn embed_pending(
         .iter()
         .flat_map(|p| p.chunks.iter().map(|c| c.text.as_str()))
         .collect();
+    let ids: Vec<Option<&[u32]>> = sources
+        .iter()
+        .flat_map(|p| p.chunks.iter().map(|c| c.token_ids.as_deref()))
+        .collect();
     let mut out = Vec::with_capacity(sources.len());
     let mut tokens = 0;
-    match embed_texts(model, &texts) {
+    match embed_texts(model, &texts, &ids) {
         Ok(e) => {
             tokens = e.tokens;
             let mut vectors = e.vectors.into_iter();
@@ -408,7 +416,9 @@ fn embed_pending(
         Err(EmbedFailure::Failed(_)) => {
             for p in sources {
                 let texts: Vec<&str> = p.chunks.iter().map(|c| c.text.as_str()).collect();
-                match embed_texts(model, &texts) {
+                let ids: Vec<Option<&[u32]>> =
+                    p.chunks.iter().map(|c| c.token_ids.as_deref()).collect();
+                match embed_texts(model, &texts, &ids) {
                     Ok(e) => {
                         tokens += e.tokens;
                         out.push(with_vectors(p, e.vectors));

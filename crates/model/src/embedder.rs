@@ -111,6 +111,9 @@ pub struct EmbedOptions {
     pub dimensions: Option<usize>,
 }
 
+/// Vectors, and the tokens each input ran.
+pub type Counted = (Vec<Vec<f32>>, Vec<usize>);
+
 /// What turns tokens into one vector per text.
 #[derive(Debug)]
 enum Body {
@@ -694,6 +697,35 @@ impl Embedder {
 
         self.finish(&mut results, options);
         Ok((results, token_counts))
+    }
+
+    /// Embeds texts already tokenized without special tokens (`token_ids[i]` for `texts[i]`, as
+    /// chunking tokenized them) with the default options, when this model can use the tokens
+    /// as they are: a static-embedding model, every text's tokens given. `None`: it cannot; call
+    /// [`Embedder::embed`].
+    pub fn embed_token_ids(
+        &self,
+        texts: &[&str],
+        token_ids: &[Option<&[u32]>],
+    ) -> Option<Result<Counted>> {
+        let Body::Static(table) = &self.body else {
+            return None;
+        };
+        if texts.len() != token_ids.len()
+            || self.layout.do_lower_case
+            || self.layout.default_prompt_name.is_some()
+        {
+            return None;
+        }
+        let ids: Vec<&[u32]> = token_ids.iter().copied().collect::<Option<_>>()?;
+        Some((|| {
+            let (mut vectors, counts) = table.embed_ids(&self.tokenizer, texts, &ids)?;
+            if !self.dense.is_empty() {
+                vectors = self.dense_only(vectors)?;
+            }
+            self.finish(&mut vectors, &EmbedOptions::default());
+            Ok((vectors, counts))
+        })())
     }
 
     /// Matryoshka truncation and normalization, as the options and the model ask.

@@ -141,28 +141,62 @@ impl StaticTable {
         tokenizer: &Tokenizer,
         texts: Vec<String>,
     ) -> Result<(Vec<Vec<f32>>, Vec<usize>)> {
-        let texts: Vec<String> = match self.model2vec.and_then(|c| c.max_chars) {
-            Some(max_chars) => texts
-                .into_iter()
-                .map(|t| match t.char_indices().nth(max_chars) {
-                    Some((end, _)) => t[..end].to_string(),
-                    None => t,
-                })
-                .collect(),
-            None => texts,
-        };
+        let texts: Vec<String> = texts.into_iter().map(|t| self.cut(t)).collect();
         let encodings = {
             let _span = crate::profile::span("tokenize");
             tokenizer
                 .encode_batch_fast(texts, false)
                 .map_err(|e| ModelError::Tokenizer(e.to_string()))?
         };
+        let ids: Vec<&[u32]> = encodings.iter().map(|e| e.get_ids()).collect();
+        Ok(self.pool(&ids))
+    }
+
+    /// [`StaticTable::embed`] for texts already tokenized (`ids[i]`: `texts[i]` tokenized without
+    /// special tokens); a text Model2Vec would cut first is tokenized again after the cut.
+    pub fn embed_ids(
+        &self,
+        tokenizer: &Tokenizer,
+        texts: &[&str],
+        ids: &[&[u32]],
+    ) -> Result<(Vec<Vec<f32>>, Vec<usize>)> {
+        let mut recut = Vec::new();
+        for (i, text) in texts.iter().enumerate() {
+            let cut = self.cut(text.to_string());
+            if cut.len() != text.len() {
+                recut.push((
+                    i,
+                    tokenizer
+                        .encode_fast(cut, false)
+                        .map_err(|e| ModelError::Tokenizer(e.to_string()))?,
+                ));
+            }
+        }
+        let mut all: Vec<&[u32]> = ids.to_vec();
+        for (i, encoding) in &recut {
+            all[*i] = encoding.get_ids();
+        }
+        Ok(self.pool(&all))
+    }
+
+    /// Model2Vec's cut of a text to `max_length` times the median token length, in characters.
+    fn cut(&self, text: String) -> String {
+        match self.model2vec.and_then(|c| c.max_chars) {
+            Some(max_chars) => match text.char_indices().nth(max_chars) {
+                Some((end, _)) => text[..end].to_string(),
+                None => text,
+            },
+            None => text,
+        }
+    }
+
+    /// The mean of each token list's rows, and the tokens each used.
+    fn pool(&self, all: &[&[u32]]) -> (Vec<Vec<f32>>, Vec<usize>) {
         let _span = crate::profile::span("lookup");
         let rows = self.rows.len() / self.dim;
-        Ok(encodings
-            .par_iter()
-            .map(|encoding| {
-                let mut ids = encoding.get_ids();
+        all.par_iter()
+            .map(|&ids| {
+                let mut ids = ids;
                 let mut sum = vec![0f32; self.dim];
                 let mut count = 0usize;
                 if let Some(cut) = self.model2vec {
@@ -187,7 +221,7 @@ impl StaticTable {
                 }
                 (sum, ids.len())
             })
-            .unzip())
+            .unzip()
     }
 
     fn add_row(&self, sum: &mut [f32], id: u32, rows: usize) {

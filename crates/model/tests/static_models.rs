@@ -89,3 +89,39 @@ fn sentence_transformers_static_embedding_equals_its_encode() {
     // Token counts have no special tokens: a static model adds none.
     assert_eq!(embedder.count_tokens("").unwrap(), 0);
 }
+
+#[test]
+fn tokens_from_chunking_give_the_same_vectors() {
+    // Ingest hands a static model the token ids chunking computed; the vectors must be the ones
+    // embedding the texts gives, including texts Model2Vec cuts first (the long one).
+    for name in ["model2vec", "st-static"] {
+        let dir = fixture(name);
+        let want = reference(dir.join("reference.jsonl"));
+        let embedder = Embedder::load(dir.to_str().unwrap(), &LoadOptions::default()).unwrap();
+        let texts: Vec<&str> = want.iter().map(|(t, _)| t.as_str()).collect();
+        let ids: Vec<Vec<u32>> = texts
+            .iter()
+            .map(|t| {
+                embedder
+                    .tokenizer()
+                    .encode(*t, false)
+                    .unwrap()
+                    .get_ids()
+                    .to_vec()
+            })
+            .collect();
+        let given: Vec<Option<&[u32]>> = ids.iter().map(|i| Some(i.as_slice())).collect();
+        let (got, _) = embedder
+            .embed_token_ids(&texts, &given)
+            .expect("a static model takes token ids")
+            .unwrap();
+        for ((text, want), got) in want.iter().zip(&got) {
+            let d = max_diff(got, want);
+            assert!(d <= 1e-5, "{name}: {text:?} differs by {d}");
+        }
+        // A text without its tokens means the caller must embed the texts.
+        let mut partial = given.clone();
+        partial[0] = None;
+        assert!(embedder.embed_token_ids(&texts, &partial).is_none());
+    }
+}
