@@ -312,13 +312,7 @@ pub(crate) fn load_parts(layout: &mut ModelLayout, options: &LoadOptions) -> Res
             linear.use_int8()?;
         }
     }
-    let mut tokenizer = Tokenizer::from_file(&layout.tokenizer_path).map_err(|e| {
-        ModelError::Tokenizer(format!("`{}`: {e}", layout.tokenizer_path.display()))
-    })?;
-    tokenizer
-        .with_truncation(None)
-        .map_err(|e| ModelError::Tokenizer(e.to_string()))?;
-    tokenizer.with_padding(None);
+    let tokenizer = load_tokenizer(layout)?;
     if let Some(cap) = options.max_input_tokens {
         if cap < 2 {
             return Err(ModelError::BadMaxSeqLength(cap));
@@ -334,6 +328,30 @@ pub(crate) fn load_parts(layout: &mut ModelLayout, options: &LoadOptions) -> Res
         tokenizer,
         bf16_attention,
     })
+}
+
+/// The model's tokenizer without truncation or padding (inputs are cut and packed here).
+fn load_tokenizer(layout: &ModelLayout) -> Result<Tokenizer> {
+    let mut tokenizer = Tokenizer::from_file(&layout.tokenizer_path).map_err(|e| {
+        ModelError::Tokenizer(format!("`{}`: {e}", layout.tokenizer_path.display()))
+    })?;
+    tokenizer
+        .with_truncation(None)
+        .map_err(|e| ModelError::Tokenizer(e.to_string()))?;
+    tokenizer.with_padding(None);
+    Ok(tokenizer)
+}
+
+/// The model's Dense modules, in f32.
+fn load_dense(layout: &ModelLayout, device: &Device) -> Result<Vec<Dense>> {
+    layout
+        .dense
+        .iter()
+        .map(|d| {
+            let vb = load_weights(std::slice::from_ref(&d.weights), DType::F32, device)?;
+            Dense::load(d, vb)
+        })
+        .collect()
 }
 
 /// Runs one forward pass the way every model kind runs it: with the model's generic-ops and
@@ -401,14 +419,7 @@ impl Embedder {
             return Self::load_static(layout, options);
         }
         let parts = load_parts(&mut layout, options)?;
-        let dense = layout
-            .dense
-            .iter()
-            .map(|d| {
-                let vb = load_weights(std::slice::from_ref(&d.weights), DType::F32, &parts.device)?;
-                Dense::load(d, vb)
-            })
-            .collect::<Result<Vec<_>>>()?;
+        let dense = load_dense(&layout, &parts.device)?;
         Ok(Self {
             layout,
             tokenizer: parts.tokenizer,
@@ -431,13 +442,7 @@ impl Embedder {
                 "not a static-embedding model".into(),
             ));
         };
-        let mut tokenizer = Tokenizer::from_file(&layout.tokenizer_path).map_err(|e| {
-            ModelError::Tokenizer(format!("`{}`: {e}", layout.tokenizer_path.display()))
-        })?;
-        tokenizer
-            .with_truncation(None)
-            .map_err(|e| ModelError::Tokenizer(e.to_string()))?;
-        tokenizer.with_padding(None);
+        let tokenizer = load_tokenizer(&layout)?;
         let table = StaticTable::load(table_layout, &tokenizer)?;
         if table.dim() != layout.hidden_size {
             return Err(ModelError::Unsupported(format!(
@@ -447,14 +452,7 @@ impl Embedder {
             )));
         }
         let device = Device::Cpu;
-        let dense = layout
-            .dense
-            .iter()
-            .map(|d| {
-                let vb = load_weights(std::slice::from_ref(&d.weights), DType::F32, &device)?;
-                Dense::load(d, vb)
-            })
-            .collect::<Result<Vec<_>>>()?;
+        let dense = load_dense(&layout, &device)?;
         Ok(Self {
             layout,
             tokenizer,

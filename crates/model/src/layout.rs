@@ -581,17 +581,7 @@ impl ModelLayout {
         }
 
         let pooling = pooling.unwrap_or_default();
-        let pooled_width = hidden_size * pooling.modes.len();
-        let mut width = pooled_width;
-        for d in &dense {
-            if d.in_features != width {
-                return Err(ModelError::Unsupported(format!(
-                    "Dense module `{}` takes {} features but receives {width}",
-                    d.dir, d.in_features
-                )));
-            }
-            width = d.out_features;
-        }
+        let width = dense_width(hidden_size * pooling.modes.len(), &dense)?;
 
         let dimension = match kind {
             ModelKind::Embedder => width,
@@ -628,6 +618,22 @@ impl ModelLayout {
             static_model: None,
         })
     }
+}
+
+/// The width after the Dense modules, from the pooled width, each module checked to take what
+/// the one before gives.
+fn dense_width(pooled: usize, dense: &[DenseLayout]) -> Result<usize> {
+    let mut width = pooled;
+    for d in dense {
+        if d.in_features != width {
+            return Err(ModelError::Unsupported(format!(
+                "Dense module `{}` takes {} features but receives {width}",
+                d.dir, d.in_features
+            )));
+        }
+        width = d.out_features;
+    }
+    Ok(width)
 }
 
 /// A static-embedding model's layout: its table's width from the safetensors header, Model2Vec's
@@ -680,16 +686,7 @@ fn read_static(
             Some(path) => read_json(&path, "config_sentence_transformers.json")?,
             None => SentenceTransformersConfig::default(),
         };
-    let mut width = hidden_size;
-    for d in &dense {
-        if d.in_features != width {
-            return Err(ModelError::Unsupported(format!(
-                "Dense module `{}` takes {} features but receives {width}",
-                d.dir, d.in_features
-            )));
-        }
-        width = d.out_features;
-    }
+    let width = dense_width(hidden_size, &dense)?;
     Ok(ModelLayout {
         name: files.source().display_name(),
         model_type: "static".into(),

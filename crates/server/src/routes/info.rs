@@ -4,6 +4,7 @@ use axum::extract::State;
 use axum::http::header;
 use axum::response::IntoResponse;
 use axum::Json;
+use fathom_model::Precision;
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -66,6 +67,18 @@ pub struct Info {
     pub version: &'static str,
 }
 
+impl SideInfo {
+    fn of(name: &str, layout: &fathom_model::ModelLayout, precision: Precision) -> Self {
+        Self {
+            model: name.to_string(),
+            architecture: layout.model_type.clone(),
+            max_seq_length: layout.max_seq_length,
+            dimension: layout.dimension,
+            dtype: precision.to_string(),
+        }
+    }
+}
+
 /// A model served beside the embedder.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct SideInfo {
@@ -88,25 +101,13 @@ pub async fn info(State(state): State<AppState>) -> Result<Json<Info>, ApiError>
         .rerankers()
         .all()
         .iter()
-        .map(|r| SideInfo {
-            model: r.name.clone(),
-            architecture: r.model.layout().model_type.clone(),
-            max_seq_length: r.model.max_seq_length(),
-            dimension: r.model.num_labels(),
-            dtype: r.model.precision().to_string(),
-        })
+        .map(|r| SideInfo::of(&r.name, r.model.layout(), r.model.precision()))
         .collect();
     let sparse_models: Vec<SideInfo> = state
         .sparse_models()
         .all()
         .iter()
-        .map(|s| SideInfo {
-            model: s.name.clone(),
-            architecture: s.model.layout().model_type.clone(),
-            max_seq_length: s.model.max_seq_length(),
-            dimension: s.model.dimension(),
-            dtype: s.model.precision().to_string(),
-        })
+        .map(|s| SideInfo::of(&s.name, s.model.layout(), s.model.precision()))
         .collect();
     let mut prompts: Vec<String> = layout.prompts.keys().cloned().collect();
     prompts.sort();
