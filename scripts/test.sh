@@ -37,8 +37,9 @@ if grep -E '^\s+Compiling (lance|lance-[a-z-]+|datafusion|datafusion-[a-z-]+|arr
 fi
 rm -f "$log"
 cargo test --release --workspace
-# The pure-Rust matrix-product path (fathom-model without the default `openblas` feature).
-cargo test --release -p fathom-model --lib
+# The pure-Rust matrix-product path (fathom-kernels and fathom-model without the default
+# `openblas` feature).
+cargo test --release -p fathom-kernels -p fathom-model --lib
 # The Python package (crates/python: PyO3 + maturin, model only) in its own target directory, so
 # it neither waits for nor rebuilds lance: wheel, install into the test venv, pytest.
 unset RUSTC_WORKSPACE_WRAPPER CLIPPY_ARGS

@@ -12,6 +12,7 @@ use crate::device::DeviceSpec;
 use crate::error::{ModelError, Result};
 use crate::layout::{ModelKind, ModelLayout};
 use crate::lookup::StaticTable;
+use crate::ops::Pass;
 use crate::pooling::{normalize_in_place, pool, Dense};
 
 /// The precision a model computes in.
@@ -133,11 +134,9 @@ pub struct Embedder {
     device: Device,
     max_batch_tokens: usize,
     precision: Precision,
-    /// [`LoadOptions::generic_ops`], applied to every forward pass.
-    generic_ops: bool,
-    /// Whether the CPU attention may run in bf16 (on AMX tiles): in the reduced precisions,
-    /// whose products are already 8- or 16-bit.
-    bf16_attention: bool,
+    /// How every forward pass computes ([`LoadOptions::generic_ops`]; bf16 attention in the
+    /// reduced precisions, whose products are already 8- or 16-bit).
+    pass: Pass,
 }
 
 /// One tokenized input, ready to pack.
@@ -247,7 +246,8 @@ pub(crate) struct Parts {
     pub encoder: Box<dyn Encoder>,
     pub vb: VarBuilder<'static>,
     pub tokenizer: Tokenizer,
-    pub bf16_attention: bool,
+    /// How the model's forward passes compute.
+    pub pass: Pass,
 }
 
 /// Checks the precision against the device, loads the transformer and the tokenizer (without
@@ -326,7 +326,10 @@ pub(crate) fn load_parts(layout: &mut ModelLayout, options: &LoadOptions) -> Res
         encoder,
         vb,
         tokenizer,
-        bf16_attention,
+        pass: Pass {
+            generic_ops: options.generic_ops,
+            bf16_attention,
+        },
     })
 }
 
@@ -354,8 +357,7 @@ fn load_dense(layout: &ModelLayout, device: &Device) -> Result<Vec<Dense>> {
         .collect()
 }
 
-/// Runs one forward pass the way every model kind runs it: with the model's generic-ops and
-/// bf16-attention settings, and on the CPU from a thread of rayon's pool, so that the kernels'
+/// Runs one forward pass the way every model kind runs it: on the CPU from a thread of rayon's pool, so that the kernels'
 /// parallel loops (a few per layer) start from inside the pool: a push onto this thread's own
 /// queue that an idle thread steals. From any other thread each loop is handed to the pool and
 /// waited for, two cross-thread wake-ups apiece, which cost more than the arithmetic of a short
@@ -363,15 +365,8 @@ fn load_dense(layout: &ModelLayout, device: &Device) -> Result<Vec<Dense>> {
 /// README's Speed section).
 pub(crate) fn run_pass<T: Send>(
     device: &Device,
-    generic_ops: bool,
-    bf16_attention: bool,
-    pass: impl FnOnce() -> Result<T> + Send,
+    forward: impl FnOnce() -> Result<T> + Send,
 ) -> Result<T> {
-    let forward = || {
-        crate::ops::with_generic_ops(generic_ops, || {
-            crate::ops::with_bf16_attention(bf16_attention, pass)
-        })
-    };
     if !device.is_cpu() {
         return forward();
     }
@@ -428,8 +423,7 @@ impl Embedder {
             device: parts.device,
             max_batch_tokens: options.max_batch_tokens.max(1),
             precision: options.precision,
-            generic_ops: options.generic_ops,
-            bf16_attention: parts.bf16_attention,
+            pass: parts.pass,
         })
     }
 
@@ -461,8 +455,10 @@ impl Embedder {
             device,
             max_batch_tokens: options.max_batch_tokens.max(1),
             precision: Precision::F32,
-            generic_ops: options.generic_ops,
-            bf16_attention: false,
+            pass: Pass {
+                generic_ops: options.generic_ops,
+                bf16_attention: false,
+            },
         })
     }
 
@@ -746,7 +742,7 @@ impl Embedder {
         let flat: Vec<f32> = vectors.into_iter().flatten().collect();
         let mut x = Tensor::from_vec(flat, (rows, width), &self.device)?;
         for dense in &self.dense {
-            x = dense.forward(&x)?;
+            x = dense.forward(self.pass, &x)?;
         }
         Ok(x.to_dtype(DType::F32)?.to_vec2()?)
     }
@@ -772,12 +768,12 @@ impl Embedder {
                 "a static-embedding model has no transformer pass".into(),
             ));
         };
-        run_pass(&self.device, self.generic_ops, self.bf16_attention, || {
-            let hidden = encoder.forward(batch)?;
+        run_pass(&self.device, || {
+            let hidden = encoder.forward(batch, self.pass)?;
             let _span = crate::profile::span("pooling+dense");
             let mut x: Tensor = pool(&hidden, &batch.seq_lens, &self.layout.pooling, skip)?;
             for dense in &self.dense {
-                x = dense.forward(&x)?;
+                x = dense.forward(self.pass, &x)?;
             }
             Ok(x.to_dtype(DType::F32)?.to_vec2()?)
         })

@@ -8,7 +8,7 @@ use candle_nn::VarBuilder;
 use crate::arch::weight_prefix;
 use crate::error::{ModelError, Result};
 use crate::layout::{LogitScore, ModelLayout, PoolingConfig, PoolingMode};
-use crate::ops::{HiddenAct, LayerNorm, Linear};
+use crate::ops::{HiddenAct, LayerNorm, Linear, Pass};
 use crate::pooling::pool;
 
 /// `…ForSequenceClassification`'s head: token states in, `sequences × num_labels` logits out.
@@ -168,13 +168,13 @@ impl Classifier {
     }
 
     /// Logits, `sequences × num_labels`, for packed token states `tokens × hidden`.
-    pub fn forward(&self, hidden: &Tensor, seq_lens: &[usize]) -> Result<Tensor> {
+    pub fn forward(&self, pass: Pass, hidden: &Tensor, seq_lens: &[usize]) -> Result<Tensor> {
         let first = |h: &Tensor| pool(h, seq_lens, &pooling(PoolingMode::Cls), 0);
         let last = |h: &Tensor| pool(h, seq_lens, &pooling(PoolingMode::LastToken), 0);
         match self {
-            Self::LastToken { out } => out.forward(&last(hidden)?, None),
+            Self::LastToken { out } => out.forward(pass, &last(hidden)?, None),
             Self::NextToken { rows, difference } => {
-                let logits = rows.forward(&last(hidden)?, None)?;
+                let logits = rows.forward(pass, &last(hidden)?, None)?;
                 if *difference {
                     Ok(logits.narrow(1, 0, 1)?.sub(&logits.narrow(1, 1, 1)?)?)
                 } else {
@@ -182,13 +182,16 @@ impl Classifier {
                 }
             }
             Self::Bert { pooler, out } => {
-                out.forward(&pooler.forward(&first(hidden)?, None)?.tanh()?, None)
+                let pooled = pooler.forward(pass, &first(hidden)?, None)?;
+                out.forward(pass, &pooled.tanh()?, None)
             }
             Self::Roberta { dense, out } => {
-                out.forward(&dense.forward(&first(hidden)?, None)?.tanh()?, None)
+                let pooled = dense.forward(pass, &first(hidden)?, None)?;
+                out.forward(pass, &pooled.tanh()?, None)
             }
             Self::DistilBert { pre, out } => {
-                out.forward(&pre.forward(&first(hidden)?, None)?.relu()?, None)
+                let pooled = pre.forward(pass, &first(hidden)?, None)?;
+                out.forward(pass, &pooled.relu()?, None)
             }
             Self::ModernBert {
                 mean,
@@ -202,8 +205,8 @@ impl Classifier {
                 } else {
                     first(hidden)?
                 };
-                let x = act.apply(&dense.forward(&pooled, None)?)?;
-                out.forward(&norm.forward(&x)?, None)
+                let x = act.apply(&dense.forward(pass, &pooled, None)?)?;
+                out.forward(pass, &norm.forward(pass, &x)?, None)
             }
         }
     }
@@ -301,9 +304,12 @@ impl MaskedLmHead {
     }
 
     /// Vocabulary logits (`rows × vocab`) for token states (`rows × hidden`).
-    pub fn forward(&self, hidden: &Tensor) -> Result<Tensor> {
-        let x = self.act.apply(&self.transform.forward(hidden, None)?)?;
-        self.decoder.forward(&self.norm.forward(&x)?, None)
+    pub fn forward(&self, pass: Pass, hidden: &Tensor) -> Result<Tensor> {
+        let x = self
+            .act
+            .apply(&self.transform.forward(pass, hidden, None)?)?;
+        self.decoder
+            .forward(pass, &self.norm.forward(pass, &x)?, None)
     }
 
     /// The linears a precision setting reaches (the decoder is the largest product of a SPLADE

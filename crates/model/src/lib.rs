@@ -10,6 +10,8 @@
 //! It owns nothing about queues, HTTP or document files: the server and ingest crates call
 //! [`Embedder::embed`] from their own worker threads.
 //!
+//! The CPU arithmetic itself, and with it every `unsafe` block, is `fathom-kernels`'.
+//!
 //! ```no_run
 //! use fathom_model::{EmbedOptions, Embedder, LoadOptions};
 //!
@@ -19,6 +21,11 @@
 //! # Ok::<(), fathom_model::ModelError>(())
 //! ```
 
+#![forbid(unsafe_code)]
+
+/// The CPU kernels, adapted to candle tensors in [`ops`].
+use fathom_kernels as kernels;
+
 pub mod arch;
 mod chat;
 mod device;
@@ -26,7 +33,6 @@ mod embedder;
 mod error;
 mod files;
 mod heads;
-mod kernels;
 mod layout;
 mod lookup;
 mod ops;

@@ -4,8 +4,6 @@
 //! here serves them all. A model loaded with [`crate::LoadOptions::generic_ops`] takes the plain
 //! candle path on CPU too (tests compare the two).
 
-use std::cell::Cell;
-
 use candle_core::{DType, Device, Storage, Tensor};
 use candle_nn::VarBuilder;
 
@@ -13,60 +11,44 @@ use crate::error::{ModelError, Result};
 use crate::kernels::{self, bf16::PackedWeight, int8::QuantizedWeight, Epilogue, RowNorm};
 use crate::profile;
 
-thread_local! {
-    /// `true` while a forward pass of a model loaded with `generic_ops` runs on this thread.
-    static GENERIC_OPS: Cell<bool> = const { Cell::new(false) };
-    /// `true` while a forward pass of a model in a reduced precision (int8, bf16) runs on this
-    /// thread: its CPU attention may run in bf16 ([`kernels::attention`]).
-    static BF16_ATTENTION: Cell<bool> = const { Cell::new(false) };
+/// How one forward pass computes, chosen when the model was loaded and handed to every op of the
+/// pass. Models with different settings can run side by side: nothing is kept per thread.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Pass {
+    /// Plain candle ops everywhere, fathom's CPU kernels off ([`crate::LoadOptions::generic_ops`]:
+    /// tests compare the two).
+    pub generic_ops: bool,
+    /// The CPU attention may run in bf16 ([`kernels::attention`]): a model loaded in a reduced
+    /// precision (int8, bf16).
+    pub bf16_attention: bool,
 }
 
-/// Runs `forward` with the thread-local `flag` set to `value`, restoring the previous value
-/// afterwards, also on panic.
-fn with_flag<R>(
-    flag: &'static std::thread::LocalKey<Cell<bool>>,
-    value: bool,
-    forward: impl FnOnce() -> R,
-) -> R {
-    struct Restore(&'static std::thread::LocalKey<Cell<bool>>, bool);
-    impl Drop for Restore {
-        fn drop(&mut self) {
-            self.0.set(self.1);
+impl Pass {
+    /// Plain candle ops, for tests that hold the kernels to them.
+    #[cfg(test)]
+    pub(crate) const GENERIC: Pass = Pass {
+        generic_ops: true,
+        bf16_attention: false,
+    };
+
+    /// Runs `f` on the contiguous `f32` data of a CPU tensor when this pass may use fathom's CPU
+    /// kernels; `None` when it may not or the tensor is not one.
+    fn cpu_f32<R>(self, t: &Tensor, f: impl FnOnce(&[f32]) -> R) -> Option<R> {
+        if self.generic_ops {
+            return None;
         }
+        with_cpu_f32(t, f)
     }
-    let _restore = Restore(flag, flag.replace(value));
-    forward()
-}
 
-/// Runs `forward` with [`BF16_ATTENTION`] set to `on`; reaches the ops the way
-/// [`with_generic_ops`] does.
-pub(crate) fn with_bf16_attention<R>(on: bool, forward: impl FnOnce() -> R) -> R {
-    with_flag(&BF16_ATTENTION, on, forward)
-}
-
-fn bf16_attention() -> bool {
-    BF16_ATTENTION.get()
-}
-
-/// Runs `forward` (one forward pass of a model) with the CPU kernels off (`generic`: plain candle
-/// ops everywhere) or on, and restores the previous setting afterwards, also on panic.
-///
-/// The choice belongs to the model ([`crate::LoadOptions::generic_ops`]); it reaches the ops
-/// through this thread for the span of the pass because they are called from the architectures,
-/// which carry no load options. Only the thread running the pass reads it (the kernels' rayon
-/// tasks never do), so models with different settings can run side by side on other threads.
-pub(crate) fn with_generic_ops<R>(generic: bool, forward: impl FnOnce() -> R) -> R {
-    with_flag(&GENERIC_OPS, generic, forward)
-}
-
-/// Whether the CPU kernels may be used: not inside [`with_generic_ops`]`(true, ..)`.
-fn fast_path_enabled() -> bool {
-    !GENERIC_OPS.get()
+    /// Whether the CPU kernels apply to `t` in this pass.
+    fn kernels_apply(self, t: &Tensor) -> bool {
+        !self.generic_ops && t.device().is_cpu() && t.dtype() == DType::F32
+    }
 }
 
 /// Runs `f` on the contiguous `f32` data of a CPU tensor; `None` when the tensor is not one.
 fn with_cpu_f32<R>(t: &Tensor, f: impl FnOnce(&[f32]) -> R) -> Option<R> {
-    if !fast_path_enabled() || !t.device().is_cpu() || t.dtype() != DType::F32 {
+    if !t.device().is_cpu() || t.dtype() != DType::F32 {
         return None;
     }
     let (storage, layout) = t.storage_and_layout();
@@ -115,7 +97,7 @@ impl HiddenAct {
 /// A gated MLP's middle: `act(h[:, ..inter]) · h[:, inter..]` for `h` = tokens × 2·`inter`
 /// (one linear's `input ‖ gate`); on CPU in one pass for GELU (ModernBERT's GeGLU) and SiLU
 /// (Qwen3's SwiGLU), else candle ops.
-pub fn gated(h: &Tensor, inter: usize, act: HiddenAct) -> Result<Tensor> {
+pub fn gated(pass: Pass, h: &Tensor, inter: usize, act: HiddenAct) -> Result<Tensor> {
     let kernel = match act {
         HiddenAct::GeluErf => Some(kernels::GateAct::GeluErf),
         HiddenAct::Silu => Some(kernels::GateAct::Silu),
@@ -123,7 +105,7 @@ pub fn gated(h: &Tensor, inter: usize, act: HiddenAct) -> Result<Tensor> {
     };
     if let Some(kernel) = kernel.filter(|_| h.dims().get(1) == Some(&(2 * inter))) {
         let rows = h.dim(0)?;
-        if let Some(out) = with_cpu_f32(h, |data| kernels::gated(data, rows, inter, kernel)) {
+        if let Some(out) = pass.cpu_f32(h, |data| kernels::gated(data, rows, inter, kernel)) {
             return cpu_tensor(out, rows, inter);
         }
     }
@@ -241,7 +223,7 @@ impl Linear {
         self.weight.dims()[0]
     }
 
-    pub fn forward(&self, x: &Tensor, act: Option<HiddenAct>) -> Result<Tensor> {
+    pub fn forward(&self, pass: Pass, x: &Tensor, act: Option<HiddenAct>) -> Result<Tensor> {
         let _span = profile::span(self.label);
         let (rows, k) = x.dims2()?;
         let n = self.out_dim();
@@ -256,16 +238,17 @@ impl Linear {
             }
             match &self.packed_bf16 {
                 Some(packed) => Some(kernels::linear_bf16(xs, rows, packed, bias, epilogue)),
-                None => with_cpu_f32(&self.weight, |ws| {
+                None => pass.cpu_f32(&self.weight, |ws| {
                     kernels::linear(xs, rows, k, ws, n, bias, epilogue)
                 }),
             }
         };
-        let fast = with_cpu_f32(x, |xs| match &self.bias {
-            Some(b) => with_cpu_f32(b, |bs| product(xs, Some(bs))).flatten(),
-            None => product(xs, None),
-        })
-        .flatten();
+        let fast = pass
+            .cpu_f32(x, |xs| match &self.bias {
+                Some(b) => pass.cpu_f32(b, |bs| product(xs, Some(bs))).flatten(),
+                None => product(xs, None),
+            })
+            .flatten();
         if fast.is_none() && (self.int8.is_some() || self.packed_bf16.is_some()) {
             // Loading refuses int8 and CPU bf16 with generic ops or off the CPU, and drops
             // their f32 weights, so this is a bug, not input.
@@ -317,6 +300,7 @@ impl Linear {
 /// tensor on the CPU (the caller then runs candle's ops). Without `keep_sum` the sum returned is
 /// `x` (the caller only wants the norm).
 fn residual_norm_cpu(
+    pass: Pass,
     x: &Tensor,
     delta: Option<&Tensor>,
     norm: RowNorm<'_>,
@@ -329,11 +313,12 @@ fn residual_norm_cpu(
     let tensor = |data: Vec<f32>| -> Result<Tensor> {
         Ok(Tensor::from_vec(data, shape.clone(), &Device::Cpu)?)
     };
-    let (sum, normed) = with_cpu_f32(x, |xs| match delta {
-        Some(d) => with_cpu_f32(d, |ds| kernels::residual_norm(xs, Some(ds), norm, keep_sum)),
-        None => Some(kernels::residual_norm(xs, None, norm, keep_sum)),
-    })
-    .flatten()?;
+    let (sum, normed) = pass
+        .cpu_f32(x, |xs| match delta {
+            Some(d) => pass.cpu_f32(d, |ds| kernels::residual_norm(xs, Some(ds), norm, keep_sum)),
+            None => Some(kernels::residual_norm(xs, None, norm, keep_sum)),
+        })
+        .flatten()?;
     Some((|| {
         let sum = match sum {
             Some(sum) => tensor(sum)?,
@@ -369,28 +354,45 @@ impl LayerNorm {
         Ok(Self { gamma, beta, eps })
     }
 
-    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        self.norm(x, None, false).map(|(_, normed)| normed)
+    pub fn forward(&self, pass: Pass, x: &Tensor) -> Result<Tensor> {
+        self.norm(pass, x, None, false).map(|(_, normed)| normed)
     }
 
     /// `layer_norm(x + residual)` (post-norm blocks: BERT's), in one pass on CPU.
-    pub fn forward_residual(&self, x: &Tensor, residual: &Tensor) -> Result<Tensor> {
-        self.norm(x, Some(residual), false)
+    pub fn forward_residual(&self, pass: Pass, x: &Tensor, residual: &Tensor) -> Result<Tensor> {
+        self.norm(pass, x, Some(residual), false)
             .map(|(_, normed)| normed)
     }
 
     /// For pre-norm blocks: `(x + delta, layer_norm(x + delta))` (`x` and its norm without a
     /// `delta`), in one pass on CPU.
-    pub fn add_forward(&self, x: &Tensor, delta: Option<&Tensor>) -> Result<(Tensor, Tensor)> {
-        self.norm(x, delta, true)
+    pub fn add_forward(
+        &self,
+        pass: Pass,
+        x: &Tensor,
+        delta: Option<&Tensor>,
+    ) -> Result<(Tensor, Tensor)> {
+        self.norm(pass, x, delta, true)
     }
 
-    fn norm(&self, x: &Tensor, delta: Option<&Tensor>, keep_sum: bool) -> Result<(Tensor, Tensor)> {
+    fn norm(
+        &self,
+        pass: Pass,
+        x: &Tensor,
+        delta: Option<&Tensor>,
+        keep_sum: bool,
+    ) -> Result<(Tensor, Tensor)> {
         let _span = profile::span("layer_norm");
         let eps = self.eps as f32;
-        let fast = with_cpu_f32(&self.gamma, |gamma| {
-            with_cpu_f32(&self.beta, |beta| {
-                residual_norm_cpu(x, delta, RowNorm::Layer { gamma, beta, eps }, keep_sum)
+        let fast = pass.cpu_f32(&self.gamma, |gamma| {
+            pass.cpu_f32(&self.beta, |beta| {
+                residual_norm_cpu(
+                    pass,
+                    x,
+                    delta,
+                    RowNorm::Layer { gamma, beta, eps },
+                    keep_sum,
+                )
             })
         });
         if let Some(Some(Some(done))) = fast {
@@ -411,10 +413,10 @@ impl LayerNorm {
 /// additive `heads × len × len` bias (MPNet's relative positions), as in
 /// [`packed_attention_general`].
 pub fn packed_attention(
+    pass: Pass,
     qkv: &Tensor,
     seq_lens: &[usize],
-    num_heads: usize,
-    head_dim: usize,
+    (num_heads, head_dim): (usize, usize),
     causal: bool,
     bias: Option<&dyn Fn(usize) -> Result<Tensor>>,
     cache: &AttentionCache,
@@ -424,23 +426,25 @@ pub fn packed_attention(
     let tokens: usize = seq_lens.iter().sum();
     let heads = (num_heads, head_dim);
     let on_cpu: Option<Result<Vec<f32>>> = match bias {
-        None => with_cpu_f32(qkv, |data| {
-            let bf16 = bf16_attention();
+        None => pass.cpu_f32(qkv, |data| {
+            let bf16 = pass.bf16_attention;
             Ok(kernels::varlen_attention(
                 data, seq_lens, heads, causal, None, bf16,
             ))
         }),
-        Some(bias) => cache.cpu_biases(qkv, seq_lens, bias).and_then(|biases| {
-            with_cpu_f32(qkv, |data| {
-                let biases = biases?;
-                let bias_of: Vec<&[f32]> = biases.iter().map(|b| b.as_slice()).collect();
-                let bf16 = bf16_attention();
-                let bias_of = Some(bias_of.as_slice());
-                Ok(kernels::varlen_attention(
-                    data, seq_lens, heads, causal, bias_of, bf16,
-                ))
-            })
-        }),
+        Some(bias) => cache
+            .cpu_biases(pass, qkv, seq_lens, bias)
+            .and_then(|biases| {
+                pass.cpu_f32(qkv, |data| {
+                    let biases = biases?;
+                    let bias_of: Vec<&[f32]> = biases.iter().map(|b| b.as_slice()).collect();
+                    let bf16 = pass.bf16_attention;
+                    let bias_of = Some(bias_of.as_slice());
+                    Ok(kernels::varlen_attention(
+                        data, seq_lens, heads, causal, bias_of, bf16,
+                    ))
+                })
+            }),
     };
     if let Some(out) = on_cpu {
         return cpu_tensor(out?, tokens, hidden);
@@ -477,6 +481,7 @@ impl AttentionCache {
     /// [`compute_cpu_biases`], once per pass.
     fn cpu_biases(
         &self,
+        pass: Pass,
         t: &Tensor,
         seq_lens: &[usize],
         bias: &dyn Fn(usize) -> Result<Tensor>,
@@ -486,7 +491,7 @@ impl AttentionCache {
                 return Some(Ok(cached.clone()));
             }
         }
-        let computed = compute_cpu_biases(t, seq_lens, bias)?;
+        let computed = compute_cpu_biases(pass, t, seq_lens, bias)?;
         if let Ok(values) = &computed {
             *self.cpu_biases.borrow_mut() = Some(values.clone());
         }
@@ -497,11 +502,12 @@ impl AttentionCache {
 /// The bias of each sequence as `f32` values for the CPU kernel, computed once per distinct
 /// length; `None` where the CPU kernel does not apply to `t`.
 fn compute_cpu_biases(
+    pass: Pass,
     t: &Tensor,
     seq_lens: &[usize],
     bias: &dyn Fn(usize) -> Result<Tensor>,
 ) -> Option<Result<Vec<std::sync::Arc<Vec<f32>>>>> {
-    if !fast_path_enabled() || !t.device().is_cpu() || t.dtype() != DType::F32 {
+    if !pass.kernels_apply(t) {
         return None;
     }
     let mut by_len: std::collections::HashMap<usize, std::sync::Arc<Vec<f32>>> =
@@ -544,6 +550,7 @@ pub struct AttentionShape {
 /// [`packed_attention`] does; elsewhere plain candle ops.
 #[allow(clippy::too_many_arguments)]
 pub fn packed_attention_general(
+    pass: Pass,
     q: &Tensor,
     k: &Tensor,
     v: &Tensor,
@@ -554,7 +561,7 @@ pub fn packed_attention_general(
     cache: &AttentionCache,
 ) -> Result<Tensor> {
     let _span = profile::span("attention");
-    if let Some(out) = general_attention_on_cpu(q, k, v, seq_lens, shape, mask, bias, cache) {
+    if let Some(out) = general_attention_on_cpu(pass, q, k, v, seq_lens, shape, mask, bias, cache) {
         let tokens: usize = seq_lens.iter().sum();
         return cpu_tensor(out?, tokens, shape.heads * shape.head_dim);
     }
@@ -836,6 +843,7 @@ fn padded_blocks(
 /// `None` where it does not apply.
 #[allow(clippy::too_many_arguments)]
 fn general_attention_on_cpu(
+    pass: Pass,
     q: &Tensor,
     k: &Tensor,
     v: &Tensor,
@@ -845,7 +853,7 @@ fn general_attention_on_cpu(
     bias: Option<&dyn Fn(usize) -> Result<Tensor>>,
     cache: &AttentionCache,
 ) -> Option<Result<Vec<f32>>> {
-    if !fast_path_enabled() || !q.device().is_cpu() || q.dtype() != DType::F32 {
+    if !pass.kernels_apply(q) {
         return None;
     }
     let AttentionShape {
@@ -853,15 +861,15 @@ fn general_attention_on_cpu(
         kv_heads,
         head_dim,
     } = shape;
-    let biases = match bias.map(|bias| cache.cpu_biases(q, seq_lens, bias)) {
+    let biases = match bias.map(|bias| cache.cpu_biases(pass, q, seq_lens, bias)) {
         None => None,
         Some(Some(Ok(biases))) => Some(biases),
         Some(Some(Err(err))) => return Some(Err(err)),
         Some(None) => return None,
     };
-    with_cpu_f32(q, |qd| {
-        with_cpu_f32(k, |kd| {
-            with_cpu_f32(v, |vd| {
+    pass.cpu_f32(q, |qd| {
+        pass.cpu_f32(k, |kd| {
+            pass.cpu_f32(v, |vd| {
                 let bias_of: Option<Vec<&[f32]>> = biases
                     .as_ref()
                     .map(|b| b.iter().map(|v| v.as_slice()).collect());
@@ -885,7 +893,7 @@ fn general_attention_on_cpu(
                     head_dim,
                     mask,
                     bias_of.as_deref(),
-                    bf16_attention(),
+                    pass.bf16_attention,
                 )
             })
         })
@@ -955,6 +963,7 @@ impl Rope {
     /// candle's ops and [`Rope::apply`].
     pub fn apply_columns(
         &self,
+        pass: Pass,
         x: &Tensor,
         column: usize,
         (heads, head_dim): (usize, usize),
@@ -972,9 +981,9 @@ impl Rope {
             )));
         }
         let rotate = |gamma: Option<&[f32]>| {
-            with_cpu_f32(x, |xs| {
-                with_cpu_f32(&self.cos, |cos| {
-                    with_cpu_f32(&self.sin, |sin| {
+            pass.cpu_f32(x, |xs| {
+                pass.cpu_f32(&self.cos, |cos| {
+                    pass.cpu_f32(&self.sin, |sin| {
                         let norm = head_norm.zip(gamma).map(|(n, g)| (g, n.eps));
                         let heads = (heads, head_dim);
                         kernels::rope(xs, stride, column, heads, seq_lens, (cos, sin), norm)
@@ -986,7 +995,7 @@ impl Rope {
         };
         let fast = match head_norm {
             Some(norm) if norm.weight.dims() == [head_dim] => {
-                with_cpu_f32(&norm.weight, |g| rotate(Some(g))).flatten()
+                pass.cpu_f32(&norm.weight, |g| rotate(Some(g))).flatten()
             }
             Some(_) => None,
             None => rotate(None),
@@ -997,7 +1006,7 @@ impl Rope {
         let mut part = x.narrow(1, column, width)?.contiguous()?;
         if let Some(norm) = head_norm {
             part = norm
-                .forward(&part.reshape((tokens, heads, head_dim))?)?
+                .forward(pass, &part.reshape((tokens, heads, head_dim))?)?
                 .reshape((tokens, width))?;
         }
         self.apply(&part, seq_lens, heads)
@@ -1046,17 +1055,22 @@ impl RmsNorm {
         })
     }
 
-    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        Ok(self.add_forward(x, None)?.1)
+    pub fn forward(&self, pass: Pass, x: &Tensor) -> Result<Tensor> {
+        Ok(self.add_forward(pass, x, None)?.1)
     }
 
     /// For pre-norm blocks: `(x + delta, rms_norm(x + delta))` (`x` and its norm without a
     /// `delta`), in one pass on CPU.
-    pub fn add_forward(&self, x: &Tensor, delta: Option<&Tensor>) -> Result<(Tensor, Tensor)> {
+    pub fn add_forward(
+        &self,
+        pass: Pass,
+        x: &Tensor,
+        delta: Option<&Tensor>,
+    ) -> Result<(Tensor, Tensor)> {
         let _span = profile::span("rms_norm");
         let eps = self.eps;
-        let fast = with_cpu_f32(&self.weight, |gamma| {
-            residual_norm_cpu(x, delta, RowNorm::Rms { gamma, eps }, true)
+        let fast = pass.cpu_f32(&self.weight, |gamma| {
+            residual_norm_cpu(pass, x, delta, RowNorm::Rms { gamma, eps }, true)
         });
         if let Some(Some(done)) = fast {
             return done;
@@ -1160,21 +1174,33 @@ mod tests {
             let bias: Option<&dyn Fn(usize) -> Result<Tensor>> =
                 if with_bias { Some(&bias) } else { None };
             let fresh = AttentionCache::default;
-            let kernel =
-                packed_attention_general(&q, &k, &v, &seq_lens, shape, mask, bias, &fresh())
-                    .unwrap()
-                    .to_vec2::<f32>()
-                    .unwrap();
-            let padded = with_generic_ops(true, || {
+            let kernel = packed_attention_general(
+                Pass::default(),
+                &q,
+                &k,
+                &v,
+                &seq_lens,
+                shape,
+                mask,
+                bias,
+                &fresh(),
+            )
+            .unwrap()
+            .to_vec2::<f32>()
+            .unwrap();
+            let padded = (|| {
                 // Twice with one cache: the second call (a later layer) reuses the blocks.
                 let cache = fresh();
-                let first =
-                    packed_attention_general(&q, &k, &v, &seq_lens, shape, mask, bias, &cache)?;
-                let again =
-                    packed_attention_general(&q, &k, &v, &seq_lens, shape, mask, bias, &cache)?;
+                let generic = Pass::GENERIC;
+                let first = packed_attention_general(
+                    generic, &q, &k, &v, &seq_lens, shape, mask, bias, &cache,
+                )?;
+                let again = packed_attention_general(
+                    generic, &q, &k, &v, &seq_lens, shape, mask, bias, &cache,
+                )?;
                 assert_eq!(first.to_vec2::<f32>()?, again.to_vec2::<f32>()?);
                 Ok::<_, ModelError>(first)
-            })
+            })()
             .unwrap()
             .to_vec2::<f32>()
             .unwrap();
@@ -1192,22 +1218,21 @@ mod tests {
             head_dim: 8,
         };
         let qkv = random(tokens, 3 * 32, 4);
-        let fused = with_generic_ops(true, || {
-            packed_attention(
-                &qkv,
-                &seq_lens,
-                4,
-                8,
-                false,
-                None,
-                &AttentionCache::default(),
-            )
-        })
+        let fused = packed_attention(
+            Pass::GENERIC,
+            &qkv,
+            &seq_lens,
+            (4, 8),
+            false,
+            None,
+            &AttentionCache::default(),
+        )
         .unwrap()
         .to_vec2::<f32>()
         .unwrap();
         let part = |i: usize| qkv.narrow(1, i * 32, 32).unwrap().contiguous().unwrap();
         let separate = packed_attention_general(
+            Pass::default(),
             &part(0),
             &part(1),
             &part(2),

@@ -5,7 +5,7 @@ use candle_nn::VarBuilder;
 
 use crate::error::Result;
 use crate::layout::{Activation, DenseLayout, PoolingConfig, PoolingMode};
-use crate::ops::Linear;
+use crate::ops::{Linear, Pass};
 
 /// Pools packed token embeddings (`tokens × hidden`, sequences back to back) into one row per
 /// sequence (`sequences × hidden·modes`). `skip` leading tokens of every sequence (the prompt, when
@@ -142,8 +142,8 @@ impl Dense {
         })
     }
 
-    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let y = self.linear.forward(x, None)?;
+    pub fn forward(&self, pass: Pass, x: &Tensor) -> Result<Tensor> {
+        let y = self.linear.forward(pass, x, None)?;
         Ok(match self.activation {
             Activation::Identity => y,
             Activation::Tanh => y.tanh()?,

@@ -21,6 +21,7 @@ use crate::embedder::{length_batches, load_parts, run_pass, LoadOptions, Precisi
 use crate::error::{ModelError, Result};
 use crate::heads::Classifier;
 use crate::layout::{Activation, LogitScore, ModelKind, ModelLayout};
+use crate::ops::Pass;
 
 /// Options of one scoring call.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -85,8 +86,8 @@ pub struct Reranker {
     device: Device,
     max_batch_tokens: usize,
     precision: Precision,
-    generic_ops: bool,
-    bf16_attention: bool,
+    /// How every forward pass computes.
+    pass: Pass,
 }
 
 impl Reranker {
@@ -150,8 +151,7 @@ impl Reranker {
             device: parts.device,
             max_batch_tokens: options.max_batch_tokens.max(1),
             precision: options.precision,
-            generic_ops: options.generic_ops,
-            bf16_attention: parts.bf16_attention,
+            pass: parts.pass,
         })
     }
 
@@ -422,12 +422,12 @@ impl Reranker {
                 }
                 batch.seq_lens.push(lengths[i]);
             }
-            let logits = run_pass(&self.device, self.generic_ops, self.bf16_attention, || {
-                let hidden = self.encoder.forward(&batch)?;
+            let logits = run_pass(&self.device, || {
+                let hidden = self.encoder.forward(&batch, self.pass)?;
                 let _span = crate::profile::span("classifier");
                 Ok(self
                     .head
-                    .forward(&hidden, &batch.seq_lens)?
+                    .forward(self.pass, &hidden, &batch.seq_lens)?
                     .to_dtype(DType::F32)?
                     .to_vec2::<f32>()?)
             })?;

@@ -12,6 +12,7 @@ use crate::embedder::{length_batches, load_parts, run_pass, LoadOptions, Precisi
 use crate::error::{ModelError, Result};
 use crate::heads::MaskedLmHead;
 use crate::layout::{ModelKind, ModelLayout, SparsePooling};
+use crate::ops::Pass;
 
 /// Token rows whose vocabulary logits are computed at once (rows × vocabulary floats: 128 rows of
 /// a 30,522-token vocabulary are 15.6 MB), so a long input never holds its whole logit matrix.
@@ -35,8 +36,8 @@ pub struct SparseEncoder {
     device: Device,
     max_batch_tokens: usize,
     precision: Precision,
-    generic_ops: bool,
-    bf16_attention: bool,
+    /// How every forward pass computes.
+    pass: Pass,
 }
 
 impl SparseEncoder {
@@ -78,8 +79,7 @@ impl SparseEncoder {
             device: parts.device,
             max_batch_tokens: options.max_batch_tokens.max(1),
             precision: options.precision,
-            generic_ops: options.generic_ops,
-            bf16_attention: parts.bf16_attention,
+            pass: parts.pass,
         })
     }
 
@@ -177,8 +177,11 @@ impl SparseEncoder {
                 batch.type_ids.extend_from_slice(&ids[i].1);
                 batch.seq_lens.push(lengths[i]);
             }
-            let pooled = run_pass(&self.device, self.generic_ops, self.bf16_attention, || {
-                let hidden = self.encoder.forward(&batch)?.to_dtype(DType::F32)?;
+            let pooled = run_pass(&self.device, || {
+                let hidden = self
+                    .encoder
+                    .forward(&batch, self.pass)?
+                    .to_dtype(DType::F32)?;
                 let _span = crate::profile::span("splade");
                 let mut start = 0;
                 let mut rows = Vec::with_capacity(batch.seq_lens.len());
@@ -202,7 +205,9 @@ impl SparseEncoder {
         let mut start = 0;
         while start < len {
             let rows = LOGIT_ROWS.min(len - start);
-            let logits = self.head.forward(&hidden.narrow(0, start, rows)?)?;
+            let logits = self
+                .head
+                .forward(self.pass, &hidden.narrow(0, start, rows)?)?;
             let mut x = logits.relu()?.affine(1.0, 1.0)?.log()?;
             if self.pooling.log1p_relu {
                 x = x.affine(1.0, 1.0)?.log()?;

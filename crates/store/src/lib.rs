@@ -20,6 +20,8 @@
 //! # Ok(()) }
 //! ```
 
+#![forbid(unsafe_code)]
+
 mod collection;
 mod error;
 mod filter;

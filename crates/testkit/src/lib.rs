@@ -9,6 +9,8 @@
 //! assert!(pdf.starts_with(b"%PDF-1.4"));
 //! ```
 
+#![forbid(unsafe_code)]
+
 use std::path::{Path, PathBuf};
 
 /// The repository's root.

@@ -22,7 +22,7 @@ use serde::Deserialize;
 
 use super::{activation, parse_config, weight_prefix, Encoder, PackedBatch};
 use crate::error::{ModelError, Result};
-use crate::ops::{packed_attention, AttentionCache, HiddenAct, LayerNorm, Linear};
+use crate::ops::{packed_attention, AttentionCache, HiddenAct, LayerNorm, Linear, Pass};
 
 #[derive(Debug)]
 struct Layer {
@@ -406,7 +406,7 @@ impl Bert {
         })
     }
 
-    fn embed(&self, batch: &PackedBatch, device: &Device) -> Result<Tensor> {
+    fn embed(&self, pass: Pass, batch: &PackedBatch, device: &Device) -> Result<Tensor> {
         let tokens = batch.tokens();
         let positions = self.positions.ids(batch);
         if let Some(&largest) = positions.iter().max() {
@@ -424,11 +424,12 @@ impl Bert {
             let types = Tensor::from_vec(batch.type_ids.clone(), tokens, device)?;
             x = (x + tt.forward(&types)?)?;
         }
-        self.embed_norm.forward(&x)
+        self.embed_norm.forward(pass, &x)
     }
 
     fn attention(
         &self,
+        pass: Pass,
         qkv: &Tensor,
         seq_lens: &[usize],
         cache: &AttentionCache,
@@ -438,10 +439,10 @@ impl Bert {
             .as_ref()
             .map(|relative| move |len: usize| relative.for_length(len));
         packed_attention(
+            pass,
             qkv,
             seq_lens,
-            self.num_heads,
-            self.head_dim,
+            (self.num_heads, self.head_dim),
             false,
             bias.as_ref().map(|b| b as &dyn Fn(usize) -> Result<Tensor>),
             cache,
@@ -457,20 +458,20 @@ impl Encoder for Bert {
             .collect()
     }
 
-    fn forward(&self, batch: &PackedBatch) -> Result<Tensor> {
+    fn forward(&self, batch: &PackedBatch, pass: Pass) -> Result<Tensor> {
         let embed_span = crate::profile::span("embeddings");
         let device = self.word.embeddings().device().clone();
-        let mut x = self.embed(batch, &device)?;
+        let mut x = self.embed(pass, batch, &device)?;
         drop(embed_span);
         let cache = AttentionCache::default();
         for layer in &self.layers {
-            let qkv = layer.qkv.forward(&x, None)?;
-            let ctx = self.attention(&qkv, &batch.seq_lens, &cache)?;
-            let attn = layer.attn_out.forward(&ctx, None)?;
-            x = layer.attn_norm.forward_residual(&attn, &x)?;
-            let h = layer.ffn_up.forward(&x, Some(self.act))?;
-            let out = layer.ffn_down.forward(&h, None)?;
-            x = layer.ffn_norm.forward_residual(&out, &x)?;
+            let qkv = layer.qkv.forward(pass, &x, None)?;
+            let ctx = self.attention(pass, &qkv, &batch.seq_lens, &cache)?;
+            let attn = layer.attn_out.forward(pass, &ctx, None)?;
+            x = layer.attn_norm.forward_residual(pass, &attn, &x)?;
+            let h = layer.ffn_up.forward(pass, &x, Some(self.act))?;
+            let out = layer.ffn_down.forward(pass, &h, None)?;
+            x = layer.ffn_norm.forward_residual(pass, &out, &x)?;
         }
         Ok(x)
     }

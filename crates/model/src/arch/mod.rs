@@ -27,7 +27,8 @@ impl PackedBatch {
 
 /// A transformer that turns packed token ids into packed token embeddings (`tokens × hidden`).
 pub trait Encoder: Send + Sync + std::fmt::Debug {
-    fn forward(&self, batch: &PackedBatch) -> Result<candle_core::Tensor>;
+    /// One forward pass, computed as `pass` says (the model's load options).
+    fn forward(&self, batch: &PackedBatch, pass: crate::ops::Pass) -> Result<candle_core::Tensor>;
 
     /// Every linear layer, so that shared settings (such as bf16 products) reach them all.
     fn linears_mut(&mut self) -> Vec<&mut crate::ops::Linear>;

@@ -23,7 +23,7 @@ use super::{parse_config, weight_prefix, Encoder, PackedBatch};
 use crate::error::{ModelError, Result};
 use crate::ops::{
     packed_attention_general, AttentionCache, AttentionMask, AttentionShape, HiddenAct, LayerNorm,
-    Linear, Rope,
+    Linear, Pass, Rope,
 };
 
 #[derive(Debug)]
@@ -202,10 +202,12 @@ impl Encoder for ModernBert {
             .collect()
     }
 
-    fn forward(&self, batch: &PackedBatch) -> Result<Tensor> {
+    fn forward(&self, batch: &PackedBatch, pass: Pass) -> Result<Tensor> {
         let device = self.embeddings.embeddings().device();
         let ids = Tensor::from_vec(batch.input_ids.clone(), batch.tokens(), device)?;
-        let mut x = self.embed_norm.forward(&self.embeddings.forward(&ids)?)?;
+        let mut x = self
+            .embed_norm
+            .forward(pass, &self.embeddings.forward(&ids)?)?;
         let hidden = self.heads * self.head_dim;
         let shape = AttentionShape {
             heads: self.heads,
@@ -218,7 +220,7 @@ impl Encoder for ModernBert {
         for layer in &self.layers {
             let normed = match &layer.attn_norm {
                 Some(norm) => {
-                    let (sum, normed) = norm.add_forward(&x, delta.take().as_ref())?;
+                    let (sum, normed) = norm.add_forward(pass, &x, delta.take().as_ref())?;
                     x = sum;
                     normed
                 }
@@ -229,25 +231,34 @@ impl Encoder for ModernBert {
                     x.clone()
                 }
             };
-            let qkv = layer.qkv.forward(&normed, None)?;
+            let qkv = layer.qkv.forward(pass, &normed, None)?;
             let (rope, mask) = if layer.global {
                 (&self.global_rope, AttentionMask::Full)
             } else {
                 (&self.local_rope, AttentionMask::Window(self.window))
             };
             let heads = (self.heads, self.head_dim);
-            let q = rope.apply_columns(&qkv, 0, heads, &batch.seq_lens, None)?;
-            let k = rope.apply_columns(&qkv, hidden, heads, &batch.seq_lens, None)?;
+            let q = rope.apply_columns(pass, &qkv, 0, heads, &batch.seq_lens, None)?;
+            let k = rope.apply_columns(pass, &qkv, hidden, heads, &batch.seq_lens, None)?;
             let v = qkv.narrow(1, 2 * hidden, hidden)?.contiguous()?;
-            let ctx =
-                packed_attention_general(&q, &k, &v, &batch.seq_lens, shape, mask, None, &cache)?;
-            let attended = layer.attn_out.forward(&ctx, None)?;
-            let (sum, normed) = layer.mlp_norm.add_forward(&x, Some(&attended))?;
+            let ctx = packed_attention_general(
+                pass,
+                &q,
+                &k,
+                &v,
+                &batch.seq_lens,
+                shape,
+                mask,
+                None,
+                &cache,
+            )?;
+            let attended = layer.attn_out.forward(pass, &ctx, None)?;
+            let (sum, normed) = layer.mlp_norm.add_forward(pass, &x, Some(&attended))?;
             x = sum;
-            let h = layer.mlp_in.forward(&normed, None)?;
-            let gated = crate::ops::gated(&h, self.intermediate, self.act)?;
-            delta = Some(layer.mlp_out.forward(&gated.contiguous()?, None)?);
+            let h = layer.mlp_in.forward(pass, &normed, None)?;
+            let gated = crate::ops::gated(pass, &h, self.intermediate, self.act)?;
+            delta = Some(layer.mlp_out.forward(pass, &gated.contiguous()?, None)?);
         }
-        Ok(self.final_norm.add_forward(&x, delta.as_ref())?.1)
+        Ok(self.final_norm.add_forward(pass, &x, delta.as_ref())?.1)
     }
 }

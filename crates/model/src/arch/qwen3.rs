@@ -25,7 +25,7 @@ use super::{parse_config, weight_prefix, Encoder, PackedBatch};
 use crate::error::{ModelError, Result};
 use crate::ops::{
     packed_attention_general, AttentionCache, AttentionMask, AttentionShape, HiddenAct, Linear,
-    RmsNorm, Rope,
+    Pass, RmsNorm, Rope,
 };
 
 #[derive(Debug)]
@@ -174,7 +174,7 @@ impl Encoder for Qwen3 {
             .collect()
     }
 
-    fn forward(&self, batch: &PackedBatch) -> Result<Tensor> {
+    fn forward(&self, batch: &PackedBatch, pass: Pass) -> Result<Tensor> {
         let device = self.embeddings.embeddings().device();
         let ids = Tensor::from_vec(batch.input_ids.clone(), batch.tokens(), device)?;
         let mut x = self.embeddings.forward(&ids)?;
@@ -185,13 +185,16 @@ impl Encoder for Qwen3 {
         // The last sublayer's output, not yet added to `x`: the next norm adds it in its pass.
         let mut delta: Option<Tensor> = None;
         for layer in &self.layers {
-            let (sum, h) = layer.input_norm.add_forward(&x, delta.take().as_ref())?;
+            let (sum, h) = layer
+                .input_norm
+                .add_forward(pass, &x, delta.take().as_ref())?;
             x = sum;
-            let qkv = layer.qkv.forward(&h, None)?;
+            let qkv = layer.qkv.forward(pass, &h, None)?;
             let head_dim = self.shape.head_dim;
             let (q_width, kv_width) = (heads * head_dim, kv_heads * head_dim);
             let rope = |column, heads, norm| {
                 self.rope.apply_columns(
+                    pass,
                     &qkv,
                     column,
                     (heads, head_dim),
@@ -203,6 +206,7 @@ impl Encoder for Qwen3 {
             let k = rope(q_width, kv_heads, &layer.k_norm)?;
             let v = qkv.narrow(1, q_width + kv_width, kv_width)?.contiguous()?;
             let ctx = packed_attention_general(
+                pass,
                 &q,
                 &k,
                 &v,
@@ -212,16 +216,17 @@ impl Encoder for Qwen3 {
                 None,
                 &cache,
             )?;
-            let attended = layer.o.forward(&ctx, None)?;
-            let (sum, h) = layer.post_norm.add_forward(&x, Some(&attended))?;
+            let attended = layer.o.forward(pass, &ctx, None)?;
+            let (sum, h) = layer.post_norm.add_forward(pass, &x, Some(&attended))?;
             x = sum;
             let gated = crate::ops::gated(
-                &layer.gate_up.forward(&h, None)?,
+                pass,
+                &layer.gate_up.forward(pass, &h, None)?,
                 self.intermediate,
                 self.act,
             )?;
-            delta = Some(layer.down.forward(&gated, None)?);
+            delta = Some(layer.down.forward(pass, &gated, None)?);
         }
-        Ok(self.norm.add_forward(&x, delta.as_ref())?.1)
+        Ok(self.norm.add_forward(pass, &x, delta.as_ref())?.1)
     }
 }

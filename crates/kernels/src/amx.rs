@@ -12,8 +12,8 @@
 //! which is sound because no compiled code uses them.
 //!
 //! Linux hands out tile state only on request (`arch_prctl(ARCH_REQ_XCOMP_PERM,
-//! XFEATURE_XTILEDATA)`, kernel 5.16+); [`int8`] and [`bf16`] ask once per process and say no
-//! where the CPU, the kernel or `FATHOM_AMX=0` (to compare) says no. Elsewhere the callers keep
+//! XFEATURE_XTILEDATA)`, kernel 5.16+); [`crate::cpu`] asks once per process, and [`int8`] and
+//! [`bf16`] say no where the CPU, the kernel or `FATHOM_AMX=0` / `FATHOM_CPU` says no. Elsewhere the callers keep
 //! their AVX-512 and AVX2 kernels.
 //!
 //! Every kernel here computes one block of 32 rows × 32 columns: four accumulator tiles
@@ -156,27 +156,14 @@ pub(super) unsafe fn gelu_block(
     }
 }
 
-/// Whether the AMX int8 kernel runs here.
+/// Whether the AMX int8 kernel runs here ([`crate::cpu::enabled`]).
 pub(super) fn int8() -> bool {
-    detected().0
+    crate::cpu::enabled().amx_int8
 }
 
-/// Whether the AMX bf16 kernel runs here.
+/// Whether the AMX bf16 kernel runs here ([`crate::cpu::enabled`]).
 pub(super) fn bf16() -> bool {
-    detected().1
-}
-
-/// (AMX-INT8, AMX-BF16), each with AMX-TILE and the OS's permission.
-fn detected() -> (bool, bool) {
-    #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
-    {
-        static DETECTED: std::sync::OnceLock<(bool, bool)> = std::sync::OnceLock::new();
-        *DETECTED.get_or_init(x86::detect)
-    }
-    #[cfg(not(all(target_arch = "x86_64", target_os = "linux")))]
-    {
-        (false, false)
-    }
+    crate::cpu::enabled().amx_bf16
 }
 
 /// The tiles configured on this thread for as long as the guard lives (released on drop). Not
@@ -195,8 +182,8 @@ impl Tiles {
     pub(super) fn new() -> Option<Self> {
         #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
         {
-            let (i8, bf) = detected();
-            if i8 || bf {
+            let cpu = crate::cpu::detected();
+            if cpu.amx_int8 || cpu.amx_bf16 {
                 x86::configure();
                 return Some(Self {
                     _not_send: std::marker::PhantomData,
@@ -297,37 +284,6 @@ mod x86 {
 
     use super::{STEP_BYTES, TILE};
 
-    /// `ARCH_REQ_XCOMP_PERM` and `XFEATURE_XTILEDATA` (arch/x86/include/uapi/asm/prctl.h).
-    const ARCH_REQ_XCOMP_PERM: libc::c_ulong = 0x1023;
-    const XFEATURE_XTILEDATA: libc::c_ulong = 18;
-
-    pub(super) fn detect() -> (bool, bool) {
-        if std::env::var("FATHOM_AMX").is_ok_and(|v| v == "0") {
-            return (false, false);
-        }
-        // CPUID leaf 7 exists on every x86-64 CPU with AVX2; EDX bit 22 AMX-BF16, 24 AMX-TILE,
-        // 25 AMX-INT8.
-        let max_leaf = std::arch::x86_64::__cpuid(0).eax;
-        if max_leaf < 7 {
-            return (false, false);
-        }
-        let edx = std::arch::x86_64::__cpuid_count(7, 0).edx;
-        let (bf16, tile, int8) = (edx >> 22 & 1 == 1, edx >> 24 & 1 == 1, edx >> 25 & 1 == 1);
-        if !tile || !(int8 || bf16) {
-            return (false, false);
-        }
-        // SAFETY: arch_prctl with these arguments only asks the kernel for permission to use
-        // tile data; it reads and writes no memory of ours.
-        let granted = unsafe {
-            libc::syscall(
-                libc::SYS_arch_prctl,
-                ARCH_REQ_XCOMP_PERM,
-                XFEATURE_XTILEDATA,
-            )
-        } == 0;
-        (granted && int8, granted && bf16)
-    }
-
     /// The one tile configuration (palette 1): tmm0..tmm7 all 16 rows × 64 bytes.
     #[repr(C, align(64))]
     struct Config {
@@ -357,7 +313,7 @@ mod x86 {
     };
 
     pub(super) fn configure() {
-        // SAFETY: only called once `detect` found AMX-TILE and the kernel granted tile data;
+        // SAFETY: only called once `cpu::detected` found AMX-TILE and the kernel granted tile data;
         // `ldtilecfg` reads the 64 bytes of a valid palette-1 configuration.
         unsafe { asm!("ldtilecfg [{}]", in(reg) &CONFIG, options(nostack, readonly)) };
     }

@@ -1,6 +1,16 @@
-//! CPU kernels for the hot path, on plain `f32` slices.
+//! fathom's CPU kernels for the hot path, on plain `f32` slices: the crate knows nothing of
+//! tensors, models or files (`fathom-model` adapts candle tensors to these slices and keeps the
+//! candle ops for other devices), and it holds all of fathom's `unsafe` code.
 //!
-//! Why these exist (see `shared/notes/cpu-profile.md`): on CPU, stock candle spends twice as long
+//! ```
+//! // y = x·Wᵀ + b for 2 rows, k = 3, n = 2, with no activation.
+//! let x = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0];
+//! let w = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0];
+//! let y = fathom_kernels::linear(&x, 2, 3, &w, 2, Some(&[0.5, 0.5]), fathom_kernels::Epilogue::None);
+//! assert_eq!(y, [1.5, 2.5, 4.5, 5.5]);
+//! ```
+//!
+//! Why these exist (measured in this crate's `PROFILE.md`): on CPU, stock candle spends twice as long
 //! around the big matrix products as in them — an erf GELU that does not vectorize, a generic
 //! softmax, separate mask and scale passes over padded L×L scores, and small batched attention
 //! matmuls. Here:
@@ -22,9 +32,15 @@
 //! - `amx` runs the int8 and bf16 products, and in those precisions attention, on AMX tiles
 //!   (Sapphire Rapids and later Xeons), through inline assembly.
 //!
-//! One file per concern: `gemm` (the single-threaded sgemm over OpenBLAS or `gemm`), `linear`,
-//! `few_rows`, `math` (erf, GELU, exp, lane-wise sums), `attention`, `norm`, `rope`, `bf16`,
-//! `int8`, `amx`.
+//! One file per concern: `cpu` (what this CPU runs, and `FATHOM_CPU` to run less), `gemm` (the
+//! single-threaded sgemm over OpenBLAS or `gemm`), `linear`, `few_rows`, `math` (erf, GELU, exp,
+//! lane-wise sums), `attention`, `norm`, `rope`, `bf16`, `int8`, `amx`.
+//!
+//! Each SIMD or tile path has its own test against a plain reference. A test of a path the CPU
+//! lacks is marked ignored, with the path in its reason (`build.rs` looks at the CPU the tests
+//! are built on), so `cargo test` lists what it did not run. No emulator available here helps:
+//! QEMU 7.2 (Debian 12's) runs AVX2 but neither AVX-512 nor AMX, and Intel's SDE is not in any
+//! package registry. An AVX-512 machine runs the AVX2 paths too (each is tested directly).
 //!
 //! `unsafe` is confined to the calls into OpenBLAS or `gemm` (raw pointers and strides), to handing
 //! each parallel attention task its own disjoint columns of the output, to the SIMD intrinsics
@@ -32,7 +48,8 @@
 //! once without zeroing first. It is allowed in this module only (the workspace denies it
 //! elsewhere), every unsafe operation sits in its own `unsafe` block even inside an `unsafe fn`,
 //! and every block says in a `// SAFETY:` comment which checked invariant makes it sound; the two
-//! lints below enforce that.
+//! lints below enforce that. Every other crate of the workspace forbids `unsafe` (the two
+//! global-allocator shims aside).
 #![allow(unsafe_code)]
 #![deny(unsafe_op_in_unsafe_fn)]
 #![deny(clippy::undocumented_unsafe_blocks)]
@@ -40,6 +57,7 @@
 mod amx;
 mod attention;
 pub mod bf16;
+pub mod cpu;
 mod few_rows;
 mod gemm;
 pub mod int8;
@@ -77,7 +95,7 @@ fn pseudo_random(n: usize, seed: u32) -> Vec<f32> {
 }
 
 /// Where each packed sequence starts: the running sum of `seq_lens` before it.
-pub(crate) fn seq_starts(seq_lens: &[usize]) -> Vec<usize> {
+pub fn seq_starts(seq_lens: &[usize]) -> Vec<usize> {
     seq_lens
         .iter()
         .scan(0, |at, &len| {

@@ -24,17 +24,10 @@ const PANEL: usize = 64;
 /// Rows per micro-kernel call: 6 rows × 4 vectors = 24 accumulators in 32 registers.
 const MR: usize = 6;
 
-/// Whether this CPU can run the bf16 kernels.
+/// Whether the bf16 kernels run here: AVX512-BF16, not turned off by `FATHOM_CPU`
+/// ([`crate::cpu::enabled`]).
 pub fn supported() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        std::arch::is_x86_feature_detected!("avx512f")
-            && std::arch::is_x86_feature_detected!("avx512bf16")
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
-    }
+    crate::cpu::enabled().avx512_bf16
 }
 
 /// f32 → bf16 bits, rounding to nearest even (NaN stays NaN).
@@ -123,7 +116,10 @@ pub fn linear(
             matmul_bt(x, rows, w, out)
         });
     }
-    assert!(supported(), "bf16 kernels need AVX512-BF16");
+    assert!(
+        crate::cpu::detected().avx512_bf16,
+        "bf16 kernels need AVX512-BF16"
+    );
     assert_eq!(x.len(), rows * k, "bf16: input is not rows × k");
     let lda = w.k_pairs;
     // Activations to bf16 pairs, the rows padded with zero rows to whole blocks.
@@ -212,7 +208,10 @@ fn product_amx(
 /// `out += x · wᵀ` for row-major `x` (rows × k) and a packed `w`; `out` is rows × n, already
 /// holding the bias (or zeros). Panics unless [`supported`].
 pub fn matmul_bt(x: &[f32], rows: usize, w: &PackedWeight, out: &mut [f32]) {
-    assert!(supported(), "bf16 kernels need AVX512-BF16");
+    assert!(
+        crate::cpu::detected().avx512_bf16,
+        "bf16 kernels need AVX512-BF16"
+    );
     let (n, k) = (w.n, w.k);
     assert_eq!(x.len(), rows * k);
     assert_eq!(out.len(), rows * n);
@@ -431,12 +430,31 @@ mod tests {
         assert_eq!(to_bf16(-2.0), 0xC000);
     }
 
-    #[test]
-    fn bf16_matmul_matches_f32_within_bf16_error() {
-        if !supported() {
-            eprintln!("no AVX512-BF16 on this CPU: the bf16 path is not used here");
-            return;
+    /// The product by its definition: `x` and `w` rounded to bf16 (by [`to_bf16`], tested
+    /// above), multiplied exactly and summed in f64, plus the bias. Returns each output and the
+    /// size of its terms, which bounds the f32 rounding of a kernel's sums.
+    fn naive(
+        x: &[f32],
+        rows: usize,
+        w: &[f32],
+        (n, k): (usize, usize),
+        bias: &[f32],
+    ) -> Vec<(f64, f64)> {
+        let bf = |v: &f32| f32::from_bits((to_bf16(*v) as u32) << 16) as f64;
+        let mut out = Vec::with_capacity(rows * n);
+        for xr in x.chunks(k).take(rows) {
+            for (j, wr) in w.chunks(k).enumerate() {
+                let terms = xr.iter().zip(wr).map(|(a, b)| bf(a) * bf(b));
+                let (sum, size) = terms.fold((0.0, 0.0), |(s, m), t| (s + t, m + t.abs()));
+                out.push((bias[j] as f64 + sum, bias[j].abs() as f64 + size));
+            }
         }
+        out
+    }
+
+    /// One kernel (`amx` picks the tiles over AVX512-BF16) against [`naive`], accumulating
+    /// into `out` and, through [`linear`], with the bias and GELU fused.
+    fn check_against_naive(amx: bool) {
         for (rows, k, n) in [
             (13, 37, 70),
             (64, 384, 128),
@@ -453,45 +471,43 @@ mod tests {
                 .map(|i| ((i * 53 % 97) as f32 / 48.0) - 1.0)
                 .collect();
             let bias: Vec<f32> = (0..n).map(|j| j as f32 * 0.01).collect();
-            let start: Vec<f32> = (0..rows).flat_map(|_| bias.clone()).collect();
-            let mut out = start.clone();
-            matmul_bt(&x, rows, &PackedWeight::pack_for(&w, n, k, false), &mut out);
-            if amx::bf16() {
-                // The AMX tiles (bias fused, GELU after): the same products, summed in another
-                // order, so within rounding of the AVX512-BF16 kernel's.
-                let mut tiles = start.clone();
-                matmul_bt(
-                    &x,
-                    rows,
-                    &PackedWeight::pack_for(&w, n, k, true),
-                    &mut tiles,
+            let packed = PackedWeight::pack_for(&w, n, k, amx);
+            let want = naive(&x, rows, &w, (n, k), &bias);
+            let mut sums: Vec<f32> = (0..rows).flat_map(|_| bias.clone()).collect();
+            matmul_bt(&x, rows, &packed, &mut sums);
+            let fused = linear(&x, rows, &packed, Some(&bias), Epilogue::GeluErf);
+            for (i, ((s, f), &(v, size))) in sums.iter().zip(&fused).zip(&want).enumerate() {
+                let at = format!("amx {amx} ({rows},{k},{n}) [{i}]");
+                assert!(
+                    (*s as f64 - v).abs() <= 1e-5 * size + 1e-6,
+                    "{at}: {s} vs {v}"
                 );
-                let packed = PackedWeight::pack_for(&w, n, k, true);
-                let fused = linear(&x, rows, &packed, Some(&bias), Epilogue::GeluErf);
-                let mut gelu = out.clone();
-                super::super::math::gelu_erf(&mut gelu);
-                for ((t, o), (f, g)) in tiles.iter().zip(&out).zip(fused.iter().zip(&gelu)) {
-                    assert!((t - o).abs() <= 1e-4 * o.abs().max(1.0), "{t} vs {o}");
-                    assert!((f - g).abs() <= 1e-4 * g.abs().max(1.0), "{f} vs {g}");
-                }
-            }
-            for r in 0..rows {
-                for j in 0..n {
-                    let exact: f64 = bias[j] as f64
-                        + (0..k)
-                            .map(|i| x[r * k + i] as f64 * w[j * k + i] as f64)
-                            .sum::<f64>();
-                    let scale: f64 = (0..k)
-                        .map(|i| (x[r * k + i] * w[j * k + i]).abs() as f64)
-                        .sum::<f64>();
-                    let err = (out[r * n + j] as f64 - exact).abs();
-                    assert!(
-                        err <= 1e-2 * scale + 1e-6,
-                        "({rows},{k},{n}) [{r},{j}]: {} vs {exact}",
-                        out[r * n + j]
-                    );
-                }
+                let g = 0.5 * v * (1.0 + candle_core::cpu::erf::erf_f64(v / 2f64.sqrt()));
+                assert!(
+                    (*f as f64 - g).abs() <= 2e-5 * size + 1e-6,
+                    "{at} GELU: {f} vs {g}"
+                );
             }
         }
+    }
+
+    #[test]
+    #[cfg_attr(
+        not(fathom_built_on = "avx512_bf16"),
+        ignore = "needs AVX512-BF16, which the CPU these tests were built on lacks"
+    )]
+    fn avx512_bf16_kernel_matches_naive() {
+        crate::cpu::require(|c| c.avx512_bf16, "AVX512-BF16");
+        check_against_naive(false);
+    }
+
+    #[test]
+    #[cfg_attr(
+        not(fathom_built_on = "amx_bf16"),
+        ignore = "needs AMX-BF16, which the CPU these tests were built on lacks"
+    )]
+    fn amx_bf16_kernel_matches_naive() {
+        crate::cpu::require(|c| c.amx_bf16 && c.avx512_bf16, "AMX bf16");
+        check_against_naive(true);
     }
 }

@@ -84,21 +84,20 @@ fn block_dots(x: &[f32], rows: usize, k: usize, w: &[f32], dots: &mut [f32]) {
 #[cfg(target_arch = "x86_64")]
 mod avx2 {
     use std::arch::x86_64::*;
-    use std::sync::OnceLock;
 
     use super::ROWS_AT_ONCE;
 
+    /// Whether this kernel runs here ([`crate::cpu::enabled`]).
     pub(super) fn supported() -> bool {
-        static SUPPORTED: OnceLock<bool> = OnceLock::new();
-        *SUPPORTED.get_or_init(|| {
-            std::arch::is_x86_feature_detected!("avx2")
-                && std::arch::is_x86_feature_detected!("fma")
-        })
+        crate::cpu::enabled().avx2
     }
 
     /// [`super::block_dots`] with AVX2 and FMA; call only where [`supported`] holds.
     pub(super) fn block_dots(x: &[f32], rows: usize, k: usize, w: &[f32], dots: &mut [f32]) {
-        assert!(supported(), "avx2::block_dots on a CPU without AVX2/FMA");
+        assert!(
+            crate::cpu::detected().avx2,
+            "avx2::block_dots on a CPU without AVX2/FMA"
+        );
         assert_eq!(x.len(), rows * k);
         assert_eq!(w.len() % k.max(1), 0);
         assert_eq!(dots.len(), w.len() / k.max(1) * rows);
@@ -114,6 +113,11 @@ mod avx2 {
     /// Most weight rows a tile takes at once (with one input row).
     const MAX_J: usize = 8;
 
+    /// The loop of [`block_dots`] over blocks of rows and weight rows.
+    ///
+    /// # Safety
+    /// The CPU runs AVX2 and FMA; `x` holds `rows · k` values, `w` whole rows of `k` (`k > 0`)
+    /// and `dots` `rows` values per weight row (the checks [`block_dots`] makes).
     #[target_feature(enable = "avx2,fma")]
     unsafe fn block_dots_avx2(x: &[f32], rows: usize, k: usize, w: &[f32], dots: &mut [f32]) {
         let n = w.len() / k;
@@ -243,17 +247,26 @@ mod tests {
         }
     }
 
-    /// Every block kernel this CPU runs (not only the one `linear_few_rows` picks), for every
-    /// row count, k below, at and past a vector's lanes, and weight counts that leave tails.
     #[test]
-    fn every_block_kernel_matches_naive() {
-        type Kernel = fn(&[f32], usize, usize, &[f32], &mut [f32]);
-        let mut kernels: Vec<(&str, Kernel)> = vec![("portable", block_dots)];
+    fn portable_block_kernel_matches_naive() {
+        check_block_kernel("portable", block_dots);
+    }
+
+    #[test]
+    #[cfg_attr(
+        not(fathom_built_on = "avx2"),
+        ignore = "needs AVX2 and FMA, which the CPU these tests were built on lacks"
+    )]
+    fn avx2_block_kernel_matches_naive() {
+        crate::cpu::require(|c| c.avx2, "AVX2 few-rows");
         #[cfg(target_arch = "x86_64")]
-        if avx2::supported() {
-            kernels.push(("avx2", avx2::block_dots));
-        }
-        for (name, kernel) in kernels {
+        check_block_kernel("avx2", avx2::block_dots);
+    }
+
+    /// One block kernel (not only the one `linear_few_rows` picks) for every row count, k
+    /// below, at and past a vector's lanes, and weight counts that leave tails.
+    fn check_block_kernel(name: &str, kernel: fn(&[f32], usize, usize, &[f32], &mut [f32])) {
+        {
             for k in [1, 7, 8, 9, 40, 389] {
                 for n in [1, 7, 13, 37] {
                     let w = pseudo_random(n * k, k as u32);

@@ -655,7 +655,6 @@ fn portable_tile(t: &Tile, c: &mut [f32], ldc: usize) {
 #[cfg(target_arch = "x86_64")]
 mod x86 {
     use std::arch::x86_64::*;
-    use std::sync::OnceLock;
 
     use std::mem::MaybeUninit;
 
@@ -664,26 +663,19 @@ mod x86 {
     /// Row stride of the AMX block the epilogue reads.
     const TILE_STRIDE: usize = super::amx::BLOCK;
 
+    /// Whether the AVX2 kernel runs here ([`crate::cpu::enabled`]).
     pub(super) fn supported() -> bool {
-        static SUPPORTED: OnceLock<bool> = OnceLock::new();
-        *SUPPORTED.get_or_init(|| std::arch::is_x86_feature_detected!("avx2"))
+        crate::cpu::enabled().avx2
     }
 
-    /// AVX-512 with VNNI (`vpdpbusd`). `FATHOM_INT8_VNNI=0` turns the kernel off (to compare).
+    /// Whether the AVX-512 VNNI (`vpdpbusd`) kernel runs here ([`crate::cpu::enabled`]).
     pub(super) fn vnni_supported() -> bool {
-        static SUPPORTED: OnceLock<bool> = OnceLock::new();
-        *SUPPORTED.get_or_init(|| {
-            std::arch::is_x86_feature_detected!("avx512f")
-                && std::arch::is_x86_feature_detected!("avx512bw")
-                && std::arch::is_x86_feature_detected!("avx512vnni")
-                && std::env::var("FATHOM_INT8_VNNI").map_or(true, |v| v != "0")
-        })
+        crate::cpu::enabled().avx512_vnni
     }
 
-    /// AVX-512 F (every CPU with AMX has it), for the AMX tiles' epilogue.
+    /// Whether the AVX-512 epilogue of the VNNI and AMX kernels runs here.
     pub(super) fn avx512() -> bool {
-        static SUPPORTED: OnceLock<bool> = OnceLock::new();
-        *SUPPORTED.get_or_init(|| std::arch::is_x86_feature_detected!("avx512f"))
+        crate::cpu::enabled().avx512
     }
 
     /// [`super::dequantize_tile`] 16 lanes at a time: the operations of [`kernel_vnni`]'s
@@ -698,7 +690,10 @@ mod x86 {
         ldc: usize,
     ) {
         let (m, cols) = (a_scales.len(), w_scales.len());
-        assert!(avx512(), "int8 AVX-512 epilogue on a CPU without AVX-512");
+        assert!(
+            crate::cpu::detected().avx512,
+            "int8 AVX-512 epilogue on a CPU without AVX-512"
+        );
         assert!(m <= 16 && cols <= PANEL && w_sums.len() >= PANEL);
         assert!(m == 0 || out.len() >= (m - 1) * ldc + cols);
         assert!(m == 0 || tile.len() >= (m - 1) * TILE_STRIDE + PANEL);
@@ -737,7 +732,10 @@ mod x86 {
 
     /// [`super::portable_tile`] on AVX2; call only where [`supported`] holds.
     pub(super) fn tile(t: &Tile, c: &mut [f32], ldc: usize) {
-        assert!(supported(), "int8 AVX2 kernel on a CPU without AVX2");
+        assert!(
+            crate::cpu::detected().avx2,
+            "int8 AVX2 kernel on a CPU without AVX2"
+        );
         let m = t.a_scales.len();
         let cols = t.w_scales.len();
         // Checked once per call, outside the loops: these bounds keep the kernel's raw loads
@@ -746,7 +744,7 @@ mod x86 {
         assert!(t.w_sums.len() >= PANEL && c.len() >= (m - 1) * ldc + cols);
         if let Some(q) = &t.quads {
             assert!(
-                vnni_supported(),
+                crate::cpu::detected().avx512_vnni,
                 "int8 VNNI kernel on a CPU without AVX-512 VNNI"
             );
             assert!(q.a.len() >= m * q.k_quads && q.b.len() >= q.k_quads * PANEL);
@@ -997,6 +995,154 @@ mod tests {
         let mut out = vec![1.0; 2];
         matmul_bt(&[1.0, 2.0, 3.0], 1, &w, &mut out);
         assert_eq!(out, vec![1.0, 1.0]);
+    }
+
+    /// The int8 product by its definition, in f64 from the quantized integers: each row of `x`
+    /// quantized by [`RowScale`] (its rule is tested above), each weight row symmetric to ±127
+    /// (written out here), the integer dot products exact, then scaled back and the bias added.
+    /// Returns each output and the size of its terms (`|bias| + Σ |products|`), which bounds
+    /// the f32 rounding a kernel's scale-back may add.
+    fn naive(
+        x: &[f32],
+        rows: usize,
+        w: &[f32],
+        (n, k): (usize, usize),
+        bias: Option<&[f32]>,
+    ) -> Vec<(f64, f64)> {
+        let weights: Vec<(f64, Vec<i64>)> = w
+            .chunks(k)
+            .map(|row| {
+                let amax = row.iter().fold(0f32, |m, v| m.max(v.abs()));
+                if amax == 0.0 {
+                    return (0.0, vec![0; k]);
+                }
+                let q = row
+                    .iter()
+                    .map(|&v| (v * (127.0 / amax)).round_ties_even().clamp(-127.0, 127.0) as i64)
+                    .collect();
+                ((amax / 127.0) as f64, q)
+            })
+            .collect();
+        let mut out = Vec::with_capacity(rows * n);
+        for xr in x.chunks(k).take(rows) {
+            let s = RowScale::of(xr);
+            let qa: Vec<i64> = xr
+                .iter()
+                .map(|&v| s.quantize(v) as i64 - s.zero as i64)
+                .collect();
+            for (j, (w_scale, qw)) in weights.iter().enumerate() {
+                let dot: i64 = qa.iter().zip(qw).map(|(a, b)| a * b).sum();
+                let size: i64 = qa.iter().zip(qw).map(|(a, b)| (a * b).abs()).sum();
+                let b = bias.map_or(0.0, |b| b[j] as f64);
+                let scale = s.scale as f64 * w_scale;
+                out.push((b + scale * dot as f64, b.abs() + scale * size as f64));
+            }
+        }
+        out
+    }
+
+    fn gelu(x: f64) -> f64 {
+        0.5 * x * (1.0 + candle_core::cpu::erf::erf_f64(x / std::f64::consts::SQRT_2))
+    }
+
+    /// One kernel against [`naive`]: ragged panels and blocks, odd k, every row count up to past
+    /// [`MR`], row counts on both sides of the AMX row split, weights past the L2 share (AMX
+    /// takes them in groups), with and without bias and fused GELU, and accumulating into `out`
+    /// ([`matmul_bt`]).
+    fn check_against_naive(kernel: Kernel) {
+        for (rows, k, n) in [
+            (1, 5, 1),
+            (3, 37, 70),
+            (7, 64, 16),
+            (13, 383, 33),
+            (200, 96, 50),
+            (70, 385, 100),
+            (70, 768, 1400),
+        ] {
+            // Skewed activations (as after a GELU) exercise the zero point.
+            let x: Vec<f32> = pseudo_random(rows * k, rows as u32)
+                .iter()
+                .map(|v| v * 2.0 + 0.7)
+                .collect();
+            let w = pseudo_random(n * k, k as u32);
+            let bias = pseudo_random(n, 3);
+            let q = QuantizedWeight::quantize_for(&w, n, k, kernel);
+            for (bias, epilogue) in [(Some(&bias[..]), Epilogue::GeluErf), (None, Epilogue::None)] {
+                let want = naive(&x, rows, &w, (n, k), bias);
+                let got = linear(&x, rows, &q, bias, epilogue);
+                for (i, (g, &(v, size))) in got.iter().zip(&want).enumerate() {
+                    let (v, slack) = match epilogue {
+                        Epilogue::GeluErf => (gelu(v), 2e-5 * size + 1e-6),
+                        Epilogue::None => (v, 1e-5 * size + 1e-6),
+                    };
+                    assert!(
+                        (*g as f64 - v).abs() <= slack,
+                        "{kernel:?} ({rows},{k},{n}) {epilogue:?} [{i}]: {g} vs {v}"
+                    );
+                }
+            }
+            // matmul_bt adds the product to what `out` holds.
+            let want = naive(&x, rows, &w, (n, k), Some(&bias));
+            let mut got: Vec<f32> = (0..rows).flat_map(|_| bias.clone()).collect();
+            matmul_bt(&x, rows, &q, &mut got);
+            for (i, (g, &(v, size))) in got.iter().zip(&want).enumerate() {
+                assert!(
+                    (*g as f64 - v).abs() <= 1e-5 * size + 1e-6,
+                    "{kernel:?} ({rows},{k},{n}) accumulating [{i}]: {g} vs {v}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn portable_kernel_matches_naive() {
+        for (rows, k, n) in [(1, 5, 1), (7, 64, 16), (13, 383, 33), (8, 96, 50)] {
+            let x = pseudo_random(rows * k, 40 + rows as u32);
+            let w = pseudo_random(n * k, 41);
+            let pairs = QuantizedWeight::quantize_for(&w, n, k, Kernel::Pairs);
+            let mut got = vec![0.0; rows * n];
+            portable_matmul(&x, rows, &pairs, &mut got);
+            for (i, (g, &(v, size))) in got
+                .iter()
+                .zip(&naive(&x, rows, &w, (n, k), None))
+                .enumerate()
+            {
+                assert!(
+                    (*g as f64 - v).abs() <= 1e-5 * size + 1e-6,
+                    "portable ({rows},{k},{n}) [{i}]: {g} vs {v}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    #[cfg_attr(
+        not(fathom_built_on = "avx2"),
+        ignore = "needs AVX2 and FMA, which the CPU these tests were built on lacks"
+    )]
+    fn avx2_kernel_matches_naive() {
+        crate::cpu::require(|c| c.avx2, "AVX2 int8");
+        check_against_naive(Kernel::Pairs);
+    }
+
+    #[test]
+    #[cfg_attr(
+        not(fathom_built_on = "avx512_vnni"),
+        ignore = "needs AVX512-VNNI, which the CPU these tests were built on lacks"
+    )]
+    fn vnni_kernel_matches_naive() {
+        crate::cpu::require(|c| c.avx512_vnni, "AVX512-VNNI int8");
+        check_against_naive(Kernel::Vnni);
+    }
+
+    #[test]
+    #[cfg_attr(
+        not(fathom_built_on = "amx_int8"),
+        ignore = "needs AMX-INT8, which the CPU these tests were built on lacks"
+    )]
+    fn amx_kernel_matches_naive() {
+        crate::cpu::require(|c| c.amx_int8, "AMX int8");
+        check_against_naive(Kernel::Amx);
     }
 
     /// The kernels this CPU runs.
