@@ -440,24 +440,24 @@ fn sigint_mid_ingest_keeps_whole_files_and_the_next_run_finishes() {
     }
     let store = dir.path().join("store");
     let mut child = fathom()
-        .args(["-v", "ingest", "--json", "--store"])
+        .args(["-v", "ingest", "--json", "--commit-every", "0", "--store"])
         .arg(&store)
         .arg(&docs)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    // Wait until the Ctrl-C handler is installed and the ingest has started, then interrupt.
+    // Interrupt once the first sources are committed (the Ctrl-C handler is installed before
+    // the ingest starts): the rest of the 80 files still have to be embedded.
     let mut stderr = BufReader::new(child.stderr.take().unwrap());
     let mut line = String::new();
-    while !line.contains("ingesting") {
+    while !line.contains("committed") {
         line.clear();
         assert!(
             stderr.read_line(&mut line).unwrap() > 0,
-            "fathom ended before ingesting"
+            "fathom ended before its first commit"
         );
     }
-    std::thread::sleep(std::time::Duration::from_millis(1500));
     let killed = Command::new("kill")
         .args(["-INT", &child.id().to_string()])
         .status()

@@ -2,6 +2,7 @@
 //! without end (parsed in a bounded child process), `kill -9` in the middle of an ingest, and
 //! three processes writing one collection at once. Real model, real lance store.
 
+use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -224,43 +225,69 @@ fn kill_9_mid_ingest_keeps_whole_sources_and_a_rerun_equals_a_clean_run() {
             )
         })
         .collect();
-    for (n, after_ms) in [800u64, 2000, 3500].into_iter().enumerate() {
-        let store = dir.path().join(format!("store-{n}"));
+    // Killed before its first commit (as soon as it says it is ingesting), and after its
+    // first and its third commit (the log line each commit prints with -v).
+    for commits in [0, 1, 3] {
+        let store = dir.path().join(format!("store-{commits}"));
         let mut child = fathom()
-            .args(["ingest", "--json", "--commit-every", "0.2", "--store"])
+            .args(["-v", "ingest", "--json", "--commit-every", "0", "--store"])
             .arg(&store)
             .arg(&docs)
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        std::thread::sleep(Duration::from_millis(after_ms));
+        let mut stderr = BufReader::new(child.stderr.take().unwrap());
+        let (mut seen, mut started) = (0, false);
+        let mut line = String::new();
+        while !(if commits == 0 {
+            started
+        } else {
+            seen == commits
+        }) {
+            line.clear();
+            assert!(
+                stderr.read_line(&mut line).unwrap() > 0,
+                "the ingest ended before commit {}",
+                seen + 1
+            );
+            started |= line.contains("ingesting");
+            seen += usize::from(line.contains("committed"));
+        }
         child.kill().unwrap(); // SIGKILL
         child.wait().unwrap();
-        if !store.exists() {
-            continue; // killed before the first commit: nothing to check but the re-run
+        let point = match commits {
+            0 => "at its start".to_string(),
+            n => format!("after {n} commits"),
+        };
+        // Killed at its start, the store may not exist yet.
+        let partial = if store.exists() {
+            sources(&store)
+        } else {
+            serde_json::json!([])
+        };
+        if commits > 0 {
+            assert!(
+                !partial.as_array().unwrap().is_empty(),
+                "{commits} commits were reported, yet the store lists no source"
+            );
         }
-        let partial = sources(&store);
         for s in partial.as_array().unwrap() {
             let id = s["source"].as_str().unwrap();
             assert_eq!(
                 Some(&s["chunks"].as_u64().unwrap()),
                 want_chunks.get(id),
-                "source {id} is not whole after kill -9 at {after_ms} ms"
+                "source {id} is not whole after kill -9 {point}"
             );
         }
         eprintln!(
-            "kill -9 at {after_ms} ms: {} of {} sources committed",
+            "kill -9 {point}: {} of {} sources committed",
             partial.as_array().unwrap().len(),
             want_chunks.len()
         );
         let rest = json(&ingest(&store, &docs, &[]));
         assert_eq!(rest["deleted"], 0, "{rest}");
-        assert_eq!(
-            sources(&store),
-            want,
-            "after kill -9 at {after_ms} ms and a re-run"
-        );
+        assert_eq!(sources(&store), want, "after kill -9 {point} and a re-run");
     }
 }
 

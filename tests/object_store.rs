@@ -8,7 +8,7 @@
 //! configured cluster skeleton for a fraction of what is tested here.
 
 use std::collections::BTreeMap;
-use std::net::TcpListener;
+use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -26,34 +26,37 @@ struct S3 {
 
 impl S3 {
     fn start(envs: &[(&str, &str)]) -> Self {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
         let moto = test_python().with_file_name("moto_server");
         assert!(
             moto.is_file(),
             "{} is missing: run scripts/setup.sh (it installs moto[server] into the test venv)",
             moto.display()
         );
+        // Port 0: the server binds a free port itself and names it in its first log line
+        // (werkzeug logs " * Running on http://127.0.0.1:PORT" once it is listening), so no
+        // other process can take the port between choosing and binding it.
         let mut cmd = Command::new(moto);
-        cmd.args(["-H", "127.0.0.1", "-p", &port.to_string()])
+        cmd.args(["-H", "127.0.0.1", "-p", "0"])
             .stdout(Stdio::null())
-            .stderr(Stdio::null());
+            .stderr(Stdio::piped());
         for (k, v) in envs {
             cmd.env(k, v);
         }
-        let child = cmd.spawn().expect("start moto_server");
-        let endpoint = format!("http://127.0.0.1:{port}");
-        let started = Instant::now();
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        let mut child = cmd.spawn().expect("start moto_server");
+        let mut log = BufReader::new(child.stderr.take().unwrap());
+        let mut line = String::new();
+        let endpoint = loop {
+            line.clear();
             assert!(
-                started.elapsed() < Duration::from_secs(60),
-                "moto never listened"
+                log.read_line(&mut line).unwrap() > 0,
+                "moto_server ended before it listened"
             );
-            std::thread::sleep(Duration::from_millis(100));
-        }
+            if let Some(at) = line.find("Running on http://") {
+                break line[at + "Running on ".len()..].trim().to_string();
+            }
+        };
+        // Its request log goes on; keep reading it so the server never blocks on a full pipe.
+        std::thread::spawn(move || std::io::copy(&mut log, &mut std::io::sink()));
         Self { child, endpoint }
     }
 

@@ -4,7 +4,7 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use common::{minilm, write, Server};
@@ -105,8 +105,11 @@ fn ingest_watch_applies_creates_edits_renames_and_deletes_and_ignores_scratch_fi
                 "--model",
             ])
             .arg(minilm())
+            .args(["-v", "--json"])
+            // One file for both: each sync's summary (stdout, JSON) and the watch's log
+            // (stderr), in the order they happened.
             .stdout(std::fs::File::create(&log).unwrap())
-            .stderr(Stdio::inherit())
+            .stderr(std::fs::OpenOptions::new().append(true).open(&log).unwrap())
             .spawn()
             .unwrap(),
     );
@@ -149,8 +152,20 @@ fn ingest_watch_applies_creates_edits_renames_and_deletes_and_ignores_scratch_fi
     // A burst of saves of two files, with an editor's swap and backup files around them, is
     // synced once (twice at most, when a sync starts while the burst is still going on): the
     // watch prints one summary line per sync that changed something.
-    let syncs = || std::fs::read_to_string(&log).unwrap().lines().count();
+    let lines = || -> Vec<String> {
+        let text = std::fs::read_to_string(&log).unwrap();
+        text.lines().map(str::to_string).collect()
+    };
+    let syncs = || lines().iter().filter(|l| l.starts_with('{')).count();
     let before_burst = syncs();
+    // The watch says when every change it has seen is synced. The burst is done when the log's
+    // last line says so, written after the burst's last save and after a sync of the burst.
+    let up_to_date_after = |mark: usize| {
+        let lines = lines();
+        let last = lines.iter().rposition(|l| !l.trim().is_empty());
+        last.is_some_and(|i| i >= mark && lines[i].contains("up to date; watching for changes"))
+            && syncs() > before_burst
+    };
     let hashes = listed(&store);
     for i in 0..10 {
         write(&dir, ".a.md.swp", format!("swap {i}"));
@@ -163,13 +178,14 @@ fn ingest_watch_applies_creates_edits_renames_and_deletes_and_ignores_scratch_fi
         );
         std::thread::sleep(Duration::from_millis(20));
     }
-    eventually("the burst's last saves", || {
+    let burst_written = lines().len();
+    eventually("the burst's last saves, and the watch up to date", || {
         let now = listed(&store);
         now.len() == 2
             && now["notes/a.md"] != hashes["notes/a.md"]
             && now["notes/sub/bravo.md"] != hashes["notes/sub/bravo.md"]
+            && up_to_date_after(burst_written)
     });
-    std::thread::sleep(Duration::from_secs(2));
     let burst = syncs() - before_burst;
     assert!(
         (1..=2).contains(&burst),
@@ -206,11 +222,34 @@ async fn serve_watch_syncs_a_folder_as_jobs_and_leaves_posted_documents_alone() 
     );
     let store = tmp.path().join("store").to_str().unwrap().to_string();
     let spec = format!("hb={}:team", dir.display());
-    let server = Server::start(
-        &["--store", &store, "--watch", &spec, "--watch-quiet", "0.3"],
+    let log = tmp.path().join("serve.log");
+    let server = Server::start_logging(
+        &[
+            "-v",
+            "--store",
+            &store,
+            "--watch",
+            &spec,
+            "--watch-quiet",
+            "0.3",
+        ],
         &[],
+        &log,
     )
     .await;
+    // The watch logs each sync that changed something, and "up to date" once every change it
+    // has seen is synced; `since` counts the syncs after line `mark`.
+    let log_lines = || -> Vec<String> {
+        let text = std::fs::read_to_string(&log).unwrap();
+        text.lines().map(str::to_string).collect()
+    };
+    let up_to_date_after_a_sync = |mark: usize| {
+        let lines = log_lines();
+        let last = |what: &str| lines.iter().rposition(|l| l.contains(what));
+        let synced = last("watched folder synced");
+        synced.is_some_and(|s| s >= mark)
+            && last("up to date; watching for changes").is_some_and(|u| u > synced.unwrap())
+    };
     let search = |query: &'static str| {
         let server = &server;
         async move {
@@ -252,6 +291,7 @@ async fn serve_watch_syncs_a_folder_as_jobs_and_leaves_posted_documents_alone() 
         .as_array()
         .unwrap()
         .len();
+    let mark = log_lines().len();
     for i in 0..8 {
         write(
             &dir,
@@ -267,7 +307,7 @@ async fn serve_watch_syncs_a_folder_as_jobs_and_leaves_posted_documents_alone() 
         let gone = !search("paid leave days")
             .await
             .contains(&"hb/leave.md".to_string());
-        if found.contains(&"hb/expenses.md".to_string()) && gone {
+        if found.contains(&"hb/expenses.md".to_string()) && gone && up_to_date_after_a_sync(mark) {
             break;
         }
         assert!(
@@ -276,7 +316,6 @@ async fn serve_watch_syncs_a_folder_as_jobs_and_leaves_posted_documents_alone() 
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    tokio::time::sleep(Duration::from_secs(2)).await;
     let (_, jobs) = server.get("/jobs").await;
     let jobs = jobs["jobs"].as_array().unwrap();
     let new: Vec<&Value> = jobs[..jobs.len() - jobs_before].iter().collect();

@@ -77,7 +77,7 @@ async fn sync_once(
     model: Arc<fathom_model::Embedder>,
     collection: &fathom_store::Collection,
     options: &FolderOptions,
-    cancel: &fathom_ingest::CancelFlag,
+    cancel: &fathom_ingest::CancellationToken,
 ) -> anyhow::Result<Summary> {
     let bar = ProgressBar::new(0);
     bar.set_style(
@@ -98,7 +98,11 @@ async fn sync_once(
             let rate = c.1 as f64 / started.elapsed().as_secs_f64().max(1e-3);
             bar.set_message(format!("{} chunks, {:.0} tokens/s", c.0, rate));
         }
-        Event::Written { .. } => {}
+        // Each commit is a point a later run (or one after a crash) starts from; tests wait on
+        // this line instead of guessing how long an ingest takes.
+        Event::Written { sources, chunks } => {
+            tracing::info!(sources, chunks, "committed");
+        }
         Event::Warning { source_id, message } => {
             bar.println(format!("warning: {source_id}: {message}"))
         }

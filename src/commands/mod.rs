@@ -80,13 +80,13 @@ pub fn model_spec(model: &Embedder) -> fathom_store::ModelSpec {
 }
 
 /// Stops an ingest at the next source boundary on Ctrl-C (a second Ctrl-C exits at once).
-pub fn cancel_on_ctrl_c(rt: &tokio::runtime::Runtime) -> fathom_ingest::CancelFlag {
-    let flag = fathom_ingest::CancelFlag::default();
+pub fn cancel_on_ctrl_c(rt: &tokio::runtime::Runtime) -> fathom_ingest::CancellationToken {
+    let flag = fathom_ingest::CancellationToken::new();
     let set = flag.clone();
     rt.spawn(async move {
         if stop_signal().await {
             eprintln!("\nstopping after the sources in flight (Ctrl-C again to abort)...");
-            set.store(true, std::sync::atomic::Ordering::Relaxed);
+            set.cancel();
             if stop_signal().await {
                 std::process::exit(130);
             }

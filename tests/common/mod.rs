@@ -5,7 +5,7 @@
 pub use fathom_testkit::{fixtures, minilm, repo_root, write};
 
 use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -37,6 +37,17 @@ pub struct Server {
 impl Server {
     /// Starts `fathom serve --port 0 ARGS`, reads the address it prints, waits for /health.
     pub async fn start(args: &[&str], envs: &[(&str, &str)]) -> Self {
+        Self::start_with_stderr(args, envs, Stdio::inherit()).await
+    }
+
+    /// [`Server::start`] with the server's log (stderr) written to `log`.
+    #[allow(dead_code)] // not every test binary reads the log
+    pub async fn start_logging(args: &[&str], envs: &[(&str, &str)], log: &Path) -> Self {
+        let file = std::fs::File::create(log).expect("create the server's log");
+        Self::start_with_stderr(args, envs, file.into()).await
+    }
+
+    async fn start_with_stderr(args: &[&str], envs: &[(&str, &str)], stderr: Stdio) -> Self {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_fathom"));
         cmd.current_dir(repo_root())
             .args(["serve", "--port", "0", "--model"])
@@ -45,7 +56,7 @@ impl Server {
             .env_remove("FATHOM_API_KEY")
             .env("HF_HUB_OFFLINE", "1")
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit());
+            .stderr(stderr);
         for (k, v) in envs {
             cmd.env(k, v);
         }

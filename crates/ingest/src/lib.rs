@@ -43,7 +43,6 @@ mod watch;
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -115,8 +114,8 @@ impl Default for FolderOptions {
     }
 }
 
-/// Set to stop an ingest at the next source boundary.
-pub type CancelFlag = Arc<AtomicBool>;
+/// Cancelled to stop an ingest at the next source boundary (and a watch at once).
+pub use tokio_util::sync::CancellationToken;
 
 /// What a source is stored under: the blake3 of its bytes and the chunking it was split with, so
 /// that changing `--chunk-tokens` or `--overlap` re-chunks it on the next run.
@@ -142,7 +141,7 @@ pub async fn sync_folder(
     root: &Path,
     options: &FolderOptions,
     on_event: &(dyn Fn(Event) + Sync),
-    cancel: &CancelFlag,
+    cancel: &CancellationToken,
 ) -> Result<Summary> {
     let start = Instant::now();
     let size = chunk_size(model.as_ref(), options)?;
@@ -278,7 +277,7 @@ pub async fn upsert_documents(
     documents: Vec<Document>,
     options: &FolderOptions,
     on_event: &(dyn Fn(Event) + Sync),
-    cancel: &CancelFlag,
+    cancel: &CancellationToken,
 ) -> Result<Summary> {
     let start = Instant::now();
     let size = chunk_size(model.as_ref(), options)?;

@@ -7,7 +7,6 @@
 //! stage before stopped early, and the run is reported as stopped, never as complete — so its
 //! caller deletes nothing.
 
-use std::sync::atomic::Ordering;
 use std::sync::{mpsc, Arc};
 use std::time::Instant;
 
@@ -21,7 +20,7 @@ use crate::files::Files;
 use crate::read::{read, Format, ReadOutcome};
 use crate::report::{Event, FileProblem, ProblemKind, Summary};
 use crate::walk::FileEntry;
-use crate::{source_hash, CancelFlag, FolderOptions};
+use crate::{source_hash, CancellationToken, FolderOptions};
 
 /// One source to read, chunk, embed and write.
 #[derive(Debug)]
@@ -236,7 +235,7 @@ pub(crate) async fn run(
     collection: &Collection,
     options: &FolderOptions,
     on_event: &(dyn Fn(Event) + Sync),
-    cancel: &CancelFlag,
+    cancel: &CancellationToken,
     summary: &mut Summary,
 ) -> Outcome {
     let model = reader.model.clone();
@@ -251,7 +250,7 @@ pub(crate) async fn run(
         let mut work = work.into_iter();
         loop {
             let batch: Vec<Work> = work.by_ref().take(window).collect();
-            if batch.is_empty() || reader_cancel.load(Ordering::Relaxed) {
+            if batch.is_empty() || reader_cancel.is_cancelled() {
                 break;
             }
             let staged: Vec<Vec<Staged>> = batch
@@ -273,7 +272,7 @@ pub(crate) async fn run(
                 }
             }
         }
-        if !reader_cancel.load(Ordering::Relaxed) {
+        if !reader_cancel.is_cancelled() {
             let _ = staged_tx.send(Staged::Done);
         }
     });
@@ -303,7 +302,7 @@ fn embed_stage(
     input: mpsc::Receiver<Staged>,
     output: &tokio::sync::mpsc::Sender<Embedded>,
     embed_batch: usize,
-    cancel: &CancelFlag,
+    cancel: &CancellationToken,
 ) {
     let mut pending: Vec<Prepared> = Vec::new();
     let mut pending_chunks = 0;
@@ -335,12 +334,12 @@ fn embed_stage(
             }
             pending_chunks = 0;
         }
-        if cancel.load(Ordering::Relaxed) {
+        if cancel.is_cancelled() {
             return;
         }
     }
     if !done {
-        if !cancel.load(Ordering::Relaxed) {
+        if !cancel.is_cancelled() {
             let _ = output.blocking_send(Embedded::Stop("the reader stopped unexpectedly".into()));
         }
         return;
@@ -475,7 +474,7 @@ async fn write_stage(
     mut input: tokio::sync::mpsc::Receiver<Embedded>,
     options: &FolderOptions,
     on_event: &(dyn Fn(Event) + Sync),
-    cancel: &CancelFlag,
+    cancel: &CancellationToken,
     summary: &mut Summary,
 ) -> Outcome {
     let mut buffer: Vec<(SourceChunks, bool)> = Vec::new();
@@ -582,7 +581,7 @@ async fn write_stage(
     }
     match end {
         Some(outcome) => outcome,
-        None if cancel.load(Ordering::Relaxed) => Outcome::Cancelled,
+        None if cancel.is_cancelled() => Outcome::Cancelled,
         None => Outcome::Stopped("the embedder stopped unexpectedly".into()),
     }
 }

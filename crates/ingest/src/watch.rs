@@ -7,13 +7,12 @@
 
 use std::future::Future;
 use std::path::{Component, Path, PathBuf};
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use notify::{EventKind, RecursiveMode, Watcher};
 use tokio::sync::watch;
 
-use crate::{CancelFlag, IngestError, Result};
+use crate::{CancellationToken, IngestError, Result};
 
 /// How long a folder must be quiet after a change before it is synced.
 pub const DEFAULT_QUIET: Duration = Duration::from_millis(750);
@@ -85,31 +84,32 @@ impl FolderWatch {
         })
     }
 
+    /// Whether a change came that no sync has started after yet.
+    fn pending(&self) -> bool {
+        self.changes.has_changed().unwrap_or(false)
+    }
+
     /// Waits until something changed and the folder has then been quiet for the watch's quiet
-    /// period (a burst of saves is one change), or until `cancel` is set; `false` when cancelled.
-    pub async fn changed(&mut self, cancel: &CancelFlag) -> bool {
-        loop {
-            if cancel.load(Ordering::Relaxed) {
-                return false;
-            }
-            match tokio::time::timeout(Duration::from_millis(200), self.changes.changed()).await {
-                Ok(Ok(())) => break,
-                // The watcher is gone: nothing more will come.
-                Ok(Err(_)) => return false,
-                Err(_) => {}
-            }
+    /// period (a burst of saves is one change), or until `cancel` is cancelled; `false` then.
+    pub async fn changed(&mut self, cancel: &CancellationToken) -> bool {
+        tokio::select! {
+            _ = cancel.cancelled() => return false,
+            // `Err`: the watcher is gone, nothing more will come.
+            seen = self.changes.changed() => if seen.is_err() { return false },
         }
         self.changes.borrow_and_update();
-        // Debounce: wait until a whole quiet period passes without a new change.
+        // Debounce: each new change restarts the quiet period.
         loop {
-            tokio::time::sleep(self.quiet).await;
-            if cancel.load(Ordering::Relaxed) {
-                return false;
+            tokio::select! {
+                _ = cancel.cancelled() => return false,
+                next = tokio::time::timeout(self.quiet, self.changes.changed()) => match next {
+                    Ok(Ok(())) => {
+                        self.changes.borrow_and_update();
+                    }
+                    // A whole quiet period without a change (or the watcher gone: sync what came).
+                    Err(_) | Ok(Err(_)) => return true,
+                },
             }
-            if !self.changes.has_changed().unwrap_or(false) {
-                return true;
-            }
-            self.changes.borrow_and_update();
         }
     }
 }
@@ -121,7 +121,7 @@ pub async fn watch_folder<F, Fut>(
     quiet: Duration,
     hidden: bool,
     ignore: &[PathBuf],
-    cancel: &CancelFlag,
+    cancel: &CancellationToken,
     mut sync: F,
 ) -> Result<()>
 where
@@ -131,10 +131,16 @@ where
     // Watching starts before the first sync, so that nothing changed during it is missed.
     let mut watch = FolderWatch::new(root, quiet, hidden, ignore)?;
     sync().await;
-    while watch.changed(cancel).await {
+    loop {
+        if !watch.pending() {
+            // Every change seen so far is synced (tests wait for this line, not for a time).
+            tracing::info!(folder = %root.display(), "up to date; watching for changes");
+        }
+        if !watch.changed(cancel).await {
+            return Ok(());
+        }
         sync().await;
     }
-    Ok(())
 }
 
 /// Whether a change to `path` cannot matter to a sync: editors' swap, backup and lock files,

@@ -4,7 +4,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use fathom_ingest::{
-    sync_folder, upsert_documents, CancelFlag, Document, FolderOptions, Format, Summary,
+    sync_folder, upsert_documents, CancellationToken, Document, FolderOptions, Format, Summary,
 };
 use fathom_model::{EmbedOptions, Embedder, LoadOptions};
 use fathom_store::{Collection, ModelSpec, SearchMode, SearchQuery, Store};
@@ -29,7 +29,7 @@ async fn sync(model: &Arc<Embedder>, c: &Collection, root: &Path) -> Summary {
         root,
         &FolderOptions::default(),
         &|_| {},
-        &CancelFlag::default(),
+        &CancellationToken::new(),
     )
     .await
     .unwrap()
@@ -187,9 +187,16 @@ async fn searches_keep_working_during_an_ingest() {
     let ingest = {
         let (model, c, root) = (model.clone(), c.clone(), docs.path().to_path_buf());
         tokio::spawn(async move {
-            sync_folder(model, &c, &root, &options, &|_| {}, &CancelFlag::default())
-                .await
-                .unwrap()
+            sync_folder(
+                model,
+                &c,
+                &root,
+                &options,
+                &|_| {},
+                &CancellationToken::new(),
+            )
+            .await
+            .unwrap()
         })
     };
     let reader = store.existing_collection("default").await.unwrap();
@@ -220,7 +227,7 @@ async fn cancelled_ingest_leaves_whole_sources_and_the_next_run_finishes() {
         .collection("default", &spec(&model))
         .await
         .unwrap();
-    let cancel = CancelFlag::default();
+    let cancel = CancellationToken::new();
     let options = FolderOptions {
         write_batch: 4,
         embed_batch: 4,
@@ -229,7 +236,7 @@ async fn cancelled_ingest_leaves_whole_sources_and_the_next_run_finishes() {
     let stop = cancel.clone();
     let on_event = move |e: fathom_ingest::Event| {
         if matches!(e, fathom_ingest::Event::Written { .. }) {
-            stop.store(true, std::sync::atomic::Ordering::Relaxed);
+            stop.cancel();
         }
     };
     let partial = sync_folder(model.clone(), &c, docs.path(), &options, &on_event, &cancel)
@@ -272,7 +279,7 @@ async fn documents_upsert_and_skip_unchanged() {
                 docs,
                 &FolderOptions::default(),
                 &|_| {},
-                &CancelFlag::default(),
+                &CancellationToken::new(),
             )
             .await
             .unwrap()

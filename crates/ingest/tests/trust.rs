@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use fathom_ingest::{
-    sync_folder, CancelFlag, Embed, EmbedError, Embedded, Event, FolderOptions, IngestError,
+    sync_folder, CancellationToken, Embed, EmbedError, Embedded, Event, FolderOptions, IngestError,
     ProblemKind, Summary, WalkOptions,
 };
 use fathom_model::{Embedder, LoadOptions};
@@ -49,7 +49,7 @@ async fn sync_with(
     root: &Path,
     options: &FolderOptions,
 ) -> Result<Summary, IngestError> {
-    sync_folder(model, c, root, options, &|_| {}, &CancelFlag::default()).await
+    sync_folder(model, c, root, options, &|_| {}, &CancellationToken::new()).await
 }
 
 fn twenty_files(root: &Path) {
@@ -324,7 +324,7 @@ async fn a_file_over_the_chunk_cap_is_cut_and_reported_and_commits_come_by_time(
         docs.path(),
         &options,
         &on_event,
-        &CancelFlag::default(),
+        &CancellationToken::new(),
     )
     .await
     .unwrap();

@@ -52,7 +52,7 @@ pub struct ServerConfig {
     /// Origins allowed by CORS; empty: no CORS headers; `*`: any origin.
     pub cors_origins: Vec<String>,
     /// Folders kept in step with a collection (`--watch`).
-    pub watches: Vec<crate::watch::WatchedFolder>,
+    pub watches: Vec<WatchedFolder>,
     /// How long a watched folder must be quiet after a change before it is synced.
     pub watch_quiet: Duration,
     /// `/mcp` answers requests whatever their `Host` header (the server listens beyond
@@ -102,6 +102,12 @@ pub struct IngestRoot {
 impl IngestRoot {
     /// `NAME=DIR`, or `DIR` (named by its last component).
     pub fn parse(spec: &str) -> Result<Self, String> {
+        Self::parse_for(spec, "--ingest-root")
+    }
+
+    /// [`IngestRoot::parse`] for another flag with the same `[NAME=]DIR` form (`--watch`), which
+    /// errors name.
+    pub fn parse_for(spec: &str, flag: &str) -> Result<Self, String> {
         let (name, path) = match spec.split_once('=') {
             Some((name, path)) if !name.is_empty() && !name.contains('/') => {
                 (name.to_string(), PathBuf::from(path))
@@ -111,9 +117,7 @@ impl IngestRoot {
                 let name = std::path::absolute(&path)
                     .ok()
                     .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
-                    .ok_or_else(|| {
-                        format!("--ingest-root `{spec}` has no name: give one as NAME=DIR")
-                    })?;
+                    .ok_or_else(|| format!("{flag} `{spec}` has no name: give one as NAME=DIR"))?;
                 (name, path)
             }
         };
@@ -138,5 +142,52 @@ impl IngestRoot {
             }
         }
         Ok(())
+    }
+}
+
+/// A folder the server watches, and the collection it goes to (the default one when `None`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WatchedFolder {
+    pub root: IngestRoot,
+    pub collection: Option<String>,
+}
+
+impl WatchedFolder {
+    /// `[NAME=]DIR[:COLLECTION]`.
+    pub fn parse(spec: &str) -> Result<Self, String> {
+        let (folder, collection) = match spec.rsplit_once(':') {
+            Some((dir, name))
+                if !dir.is_empty()
+                    && !name.is_empty()
+                    && name
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) =>
+            {
+                (dir, Some(name.to_string()))
+            }
+            _ => (spec, None),
+        };
+        let root = IngestRoot::parse_for(folder, "--watch")?;
+        Ok(Self { root, collection })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn specs_name_a_folder_and_maybe_a_collection() {
+        let w = WatchedFolder::parse("notes=/srv/notes:kb").unwrap();
+        assert_eq!(w.root.name, "notes");
+        assert_eq!(w.root.path, PathBuf::from("/srv/notes"));
+        assert_eq!(w.collection.as_deref(), Some("kb"));
+        let w = WatchedFolder::parse("/srv/notes").unwrap();
+        assert_eq!(w.root.name, "notes");
+        assert_eq!(w.collection, None);
+        // A colon followed by something that cannot be a collection name stays in the path.
+        let w = WatchedFolder::parse("/srv/a:b/c").unwrap();
+        assert_eq!(w.root.path, PathBuf::from("/srv/a:b/c"));
+        assert_eq!(w.collection, None);
     }
 }

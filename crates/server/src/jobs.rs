@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use fathom_ingest::{CancelFlag, Event, IngestError, Summary};
+use fathom_ingest::{CancellationToken, Event, IngestError, Summary};
 use serde::Serialize;
 use tokio::task::JoinHandle;
 use utoipa::ToSchema;
@@ -80,7 +80,7 @@ impl From<&Summary> for JobSummary {
 #[derive(Debug)]
 struct Job {
     status: Mutex<JobStatus>,
-    cancel: CancelFlag,
+    cancel: CancellationToken,
     /// Becomes `true` once the job's task has ended, however it ended.
     ended: tokio::sync::watch::Sender<bool>,
 }
@@ -101,7 +101,7 @@ pub struct Jobs {
     open: Arc<std::sync::atomic::AtomicUsize>,
     max_open: usize,
     /// Set by [`Jobs::cancel_all`] (server shutdown): folder watches stop too.
-    stopping: CancelFlag,
+    stopping: CancellationToken,
 }
 
 /// Starting a job was refused: this many are queued or running already.
@@ -133,7 +133,7 @@ pub struct JobHandle {
 }
 
 impl JobHandle {
-    pub fn cancel_flag(&self) -> CancelFlag {
+    pub fn cancel_flag(&self) -> CancellationToken {
         self.job.cancel.clone()
     }
 
@@ -185,7 +185,7 @@ impl Jobs {
             slots: Arc::new(tokio::sync::Semaphore::new(max_running.max(1))),
             open: Arc::default(),
             max_open: max_running.max(1) + max_queued,
-            stopping: CancelFlag::default(),
+            stopping: CancellationToken::new(),
         }
     }
 
@@ -220,7 +220,8 @@ impl Jobs {
         };
         let job = Arc::new(Job {
             status: Mutex::new(status.clone()),
-            cancel: CancelFlag::default(),
+            // Cancelled with the server too.
+            cancel: self.stopping.child_token(),
             ended: tokio::sync::watch::Sender::new(false),
         });
         {
@@ -239,7 +240,7 @@ impl Jobs {
             };
             {
                 let mut s = lock(&job.status);
-                if job.cancel.load(Ordering::Relaxed) {
+                if job.cancel.is_cancelled() {
                     s.state = JobState::Cancelled;
                     return;
                 }
@@ -285,7 +286,7 @@ impl Jobs {
     pub fn cancel(&self, id: &str) -> Option<JobStatus> {
         let jobs = lock(&self.jobs);
         let job = jobs.get(id)?;
-        job.cancel.store(true, Ordering::Relaxed);
+        job.cancel.cancel();
         let status = lock(&job.status).clone();
         Some(status)
     }
@@ -300,16 +301,14 @@ impl Jobs {
     }
 
     /// Set once the server is shutting down.
-    pub fn stopping(&self) -> &CancelFlag {
+    pub fn stopping(&self) -> &CancellationToken {
         &self.stopping
     }
 
-    /// Asks every job to stop at the next source boundary.
+    /// Asks every job to stop at the next source boundary (each job's token is a child of
+    /// `stopping`).
     pub fn cancel_all(&self) {
-        self.stopping.store(true, Ordering::Relaxed);
-        for j in lock(&self.jobs).values() {
-            j.cancel.store(true, Ordering::Relaxed);
-        }
+        self.stopping.cancel();
     }
 
     /// Waits until every job has stopped.

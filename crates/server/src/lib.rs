@@ -31,6 +31,7 @@ mod jobs;
 mod mcp;
 mod metrics;
 mod routes;
+mod service;
 mod side;
 mod state;
 mod watch;
@@ -50,14 +51,13 @@ use tower_http::trace::TraceLayer;
 use utoipa::OpenApi;
 
 pub use batcher::{Batcher, BulkEmbed, Embedded, QueueError};
-pub use config::{IngestRoot, ServerConfig};
+pub use config::{IngestRoot, ServerConfig, WatchedFolder};
 pub use error::{ApiError, ErrorBody};
 pub use jobs::{JobState, JobStatus};
 pub use mcp::{serve_stdio as serve_mcp_stdio, FathomMcp};
 pub use metrics::Metrics;
 pub use side::SideModel;
 pub use state::{AppState, Engine};
-pub use watch::WatchedFolder;
 
 /// The OpenAPI description of every route (served at `/openapi.json`).
 #[derive(Debug, OpenApi)]

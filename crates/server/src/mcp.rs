@@ -5,6 +5,7 @@
 
 use std::sync::Arc;
 
+use fathom_store::SearchMode;
 use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::handler::server::wrapper::Parameters;
 use rmcp::model::{Implementation, ServerCapabilities, ServerConfig};
@@ -16,8 +17,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::ApiError;
 use crate::jobs::JobStatus;
-use crate::routes::ingest::{resolve_under_roots, start_job};
-use crate::routes::search::{Filters, SearchRequest};
+use crate::service::ingest::{resolve_under_roots, start_job};
+use crate::service::search::SearchParams;
 use crate::state::AppState;
 
 /// Most passages one `search` call returns to an agent (the HTTP route allows more).
@@ -36,6 +37,16 @@ pub enum Mode {
     Vector,
     /// Exact words only (BM25): names, codes, identifiers.
     Text,
+}
+
+impl From<Mode> for SearchMode {
+    fn from(mode: Mode) -> Self {
+        match mode {
+            Mode::Hybrid => SearchMode::Hybrid,
+            Mode::Vector => SearchMode::Vector,
+            Mode::Text => SearchMode::Text,
+        }
+    }
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -219,21 +230,15 @@ impl FathomMcp {
         if !(1..=MAX_K).contains(&k) {
             return Err(format!("`k` must be between 1 and {MAX_K}, got {k}"));
         }
-        let req = SearchRequest {
-            query: a.query,
-            k: Some(k as usize),
-            mode: a.mode.map(|m| match m {
-                Mode::Hybrid => "hybrid".to_string(),
-                Mode::Vector => "vector".to_string(),
-                Mode::Text => "text".to_string(),
-            }),
-            filter: Some(Filters::Many(a.filters)),
+        let params = SearchParams {
+            k: k as usize,
+            mode: a.mode.map(SearchMode::from).unwrap_or_default(),
+            filters: a.filters,
             collection: a.collection,
             rerank: a.rerank.unwrap_or(self.state.rerankers().first().is_some()),
-            candidates: None,
-            reranker: None,
+            ..SearchParams::new(a.query)
         };
-        let hits = crate::routes::search::run(&self.state, req)
+        let hits = crate::service::search::run(&self.state, params)
             .await
             .map_err(tool_error)?;
         Ok(Json(Passages {

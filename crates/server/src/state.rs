@@ -24,6 +24,17 @@ pub struct Engine {
     pub name: String,
 }
 
+impl Engine {
+    /// This embedder as an ingest uses it: tokenizer and window from the model, embeddings
+    /// through the queue's bulk lane (so interactive requests go first).
+    pub fn bulk(&self) -> Arc<crate::batcher::BulkEmbed> {
+        Arc::new(crate::batcher::BulkEmbed {
+            model: self.model.clone(),
+            batcher: self.batcher.clone(),
+        })
+    }
+}
+
 /// Shared by all handlers; cheap to clone.
 #[derive(Debug, Clone)]
 pub struct AppState {
@@ -37,6 +48,8 @@ pub struct AppState {
     rerankers: Arc<SideModels<Reranker>>,
     sparse: Arc<SideModels<SparseEncoder>>,
     collections: Arc<tokio::sync::Mutex<HashMap<String, Arc<Collection>>>>,
+    /// `true` once the default model is installed (what [`AppState::ready`] waits for).
+    ready: Arc<tokio::sync::watch::Sender<bool>>,
 }
 
 /// Two models of one kind under one name.
@@ -65,6 +78,7 @@ impl AppState {
                 "--sparse-model MODEL` (a SPLADE model such as naver/splade-v3)",
             )),
             collections: Arc::default(),
+            ready: Arc::new(tokio::sync::watch::Sender::new(false)),
         }
     }
 
@@ -86,7 +100,9 @@ impl AppState {
         self.check_unique(&engine.name)?;
         self.engine
             .set(engine)
-            .map_err(|_| ApiError::Internal("a model is already installed".into()))
+            .map_err(|_| ApiError::Internal("a model is already installed".into()))?;
+        self.ready.send_replace(true);
+        Ok(())
     }
 
     /// Serves another embedder beside the default one, for the OpenAI route's `model` field.
@@ -269,8 +285,11 @@ impl AppState {
         self.engine.get().ok_or(ApiError::NotReady)
     }
 
-    pub fn is_ready(&self) -> bool {
-        self.engine.get().is_some()
+    /// Resolves once the default model is installed (at once if it is).
+    pub async fn ready(&self) {
+        let mut ready = self.ready.subscribe();
+        // The sender lives as long as `self`: the wait cannot fail.
+        let _ = ready.wait_for(|r| *r).await;
     }
 
     /// The collection `name` (the default one when `None`) for this model, created on first

@@ -5,41 +5,13 @@
 //! ids start with `NAME/`, so documents posted to the same collection are never touched).
 
 use std::path::PathBuf;
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use crate::config::IngestRoot;
+use crate::config::WatchedFolder;
 use crate::error::ApiError;
 use crate::jobs::JobState;
-use crate::routes::ingest::{start_job, IngestFolder};
+use crate::service::ingest::{start_job, IngestFolder};
 use crate::state::AppState;
-
-/// A folder the server watches, and the collection it goes to (the default one when `None`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct WatchedFolder {
-    pub root: IngestRoot,
-    pub collection: Option<String>,
-}
-
-impl WatchedFolder {
-    /// `[NAME=]DIR[:COLLECTION]`.
-    pub fn parse(spec: &str) -> Result<Self, String> {
-        let (folder, collection) = match spec.rsplit_once(':') {
-            Some((dir, name))
-                if !dir.is_empty()
-                    && !name.is_empty()
-                    && name
-                        .chars()
-                        .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) =>
-            {
-                (dir, Some(name.to_string()))
-            }
-            _ => (spec, None),
-        };
-        let root = IngestRoot::parse(folder).map_err(|e| e.replace("--ingest-root", "--watch"))?;
-        Ok(Self { root, collection })
-    }
-}
 
 /// Starts watching every `--watch` folder once the model is loaded; the watches stop when the
 /// server shuts down.
@@ -48,11 +20,9 @@ pub fn spawn_watches(state: &AppState) {
         let state = state.clone();
         tokio::spawn(async move {
             let stopping = state.jobs.stopping().clone();
-            while !state.is_ready() {
-                if stopping.load(Ordering::Relaxed) {
-                    return;
-                }
-                tokio::time::sleep(Duration::from_millis(200)).await;
+            tokio::select! {
+                _ = state.ready() => {}
+                _ = stopping.cancelled() => return,
             }
             let dir = folder.root.path.clone();
             let ignore: Vec<PathBuf> = state.store.local_folder().into_iter().collect();
@@ -77,7 +47,7 @@ async fn sync(state: &AppState, folder: &WatchedFolder) {
     let label = format!("watch:{}", folder.root.name);
     let stopping = state.jobs.stopping();
     loop {
-        if stopping.load(Ordering::Relaxed) {
+        if stopping.is_cancelled() {
             return;
         }
         let started = async {
@@ -112,31 +82,16 @@ async fn sync(state: &AppState, folder: &WatchedFolder) {
                 }
                 return;
             }
-            Err(ApiError::TooManyJobs(_)) => tokio::time::sleep(Duration::from_secs(1)).await,
+            // Every job slot is taken: try again in a second (a back-off, not a wait for an
+            // event: the slot may go to a request first), or stop with the server.
+            Err(ApiError::TooManyJobs(_)) => tokio::select! {
+                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                _ = stopping.cancelled() => return,
+            },
             Err(e) => {
                 tracing::warn!(folder = %folder.root.name, error = %e, "cannot sync a watched folder; the next change retries");
                 return;
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn specs_name_a_folder_and_maybe_a_collection() {
-        let w = WatchedFolder::parse("notes=/srv/notes:kb").unwrap();
-        assert_eq!(w.root.name, "notes");
-        assert_eq!(w.root.path, PathBuf::from("/srv/notes"));
-        assert_eq!(w.collection.as_deref(), Some("kb"));
-        let w = WatchedFolder::parse("/srv/notes").unwrap();
-        assert_eq!(w.root.name, "notes");
-        assert_eq!(w.collection, None);
-        // A colon followed by something that cannot be a collection name stays in the path.
-        let w = WatchedFolder::parse("/srv/a:b/c").unwrap();
-        assert_eq!(w.root.path, PathBuf::from("/srv/a:b/c"));
-        assert_eq!(w.collection, None);
     }
 }

@@ -111,6 +111,33 @@ impl Default for UpkeepPolicy {
     }
 }
 
+/// What "now" is to a collection's upkeep: the wall clock, or a test's (so a test ages versions
+/// by moving its clock, not by sleeping).
+#[derive(Clone)]
+pub struct Clock(Arc<dyn Fn() -> chrono::DateTime<chrono::Utc> + Send + Sync>);
+
+impl Clock {
+    pub fn new(now: impl Fn() -> chrono::DateTime<chrono::Utc> + Send + Sync + 'static) -> Self {
+        Self(Arc::new(now))
+    }
+
+    fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        (self.0)()
+    }
+}
+
+impl Default for Clock {
+    fn default() -> Self {
+        Self::new(chrono::Utc::now)
+    }
+}
+
+impl std::fmt::Debug for Clock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Clock({})", self.now())
+    }
+}
+
 /// What one round of upkeep did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, ToSchema)]
 pub struct Upkeep {
@@ -146,6 +173,8 @@ pub struct Collection {
     versions_kept: AtomicBool,
     /// One upkeep at a time per handle.
     upkeep_running: tokio::sync::Mutex<()>,
+    /// What versions' ages are measured against.
+    clock: Clock,
     access: Arc<Access>,
     /// When storage was last asked for a newer version (see `StoreOptions::read_consistency`).
     last_check: std::sync::Mutex<Option<Instant>>,
@@ -215,6 +244,7 @@ impl Collection {
             commits_since_upkeep: AtomicUsize::new(0),
             versions_kept: AtomicBool::new(false),
             upkeep_running: tokio::sync::Mutex::new(()),
+            clock: Clock::default(),
             access: access.clone(),
             last_check: std::sync::Mutex::new(Some(Instant::now())),
         })
@@ -231,6 +261,12 @@ impl Collection {
 
     pub fn with_upkeep_policy(mut self, policy: UpkeepPolicy) -> Self {
         self.upkeep = policy;
+        self
+    }
+
+    /// Measures versions' ages against `clock` instead of the wall clock.
+    pub fn with_clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
         self
     }
 
@@ -727,14 +763,17 @@ impl Collection {
         let Some(current) = self.snapshot().await? else {
             return Ok(Upkeep::default());
         };
-        let removed = current
-            .cleanup_old_versions(
-                chrono::TimeDelta::from_std(self.upkeep.keep_versions_for)
-                    .unwrap_or(chrono::TimeDelta::MAX),
-                Some(false),
-                Some(false),
-            )
-            .await?;
+        // A keep time too long to subtract from now keeps every version.
+        let cutoff = chrono::TimeDelta::from_std(self.upkeep.keep_versions_for)
+            .ok()
+            .and_then(|keep| self.clock.now().checked_sub_signed(keep))
+            .unwrap_or(chrono::DateTime::<chrono::Utc>::MIN_UTC);
+        let policy = lance::dataset::cleanup::CleanupPolicyBuilder::default()
+            .before_timestamp(cutoff)
+            .delete_unverified(false)
+            .error_if_tagged_old_versions(false)
+            .build();
+        let removed = current.cleanup_with_policy(policy).await?;
         let versions_left = current.versions().await?.len();
         self.versions_kept
             .store(versions_left > 1, Ordering::Relaxed);

@@ -30,7 +30,8 @@ mod schema;
 mod search;
 
 pub use collection::{
-    Collection, CollectionInfo, IndexPolicy, SourceInfo, Stats, Upkeep, UpkeepPolicy, WriteStats,
+    Clock, Collection, CollectionInfo, IndexPolicy, SourceInfo, Stats, Upkeep, UpkeepPolicy,
+    WriteStats,
 };
 pub use error::{Result, StoreError};
 pub use filter::Filter;

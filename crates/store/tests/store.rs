@@ -342,6 +342,16 @@ async fn ann_index_past_the_threshold_keeps_new_rows_searchable() {
 
 #[tokio::test]
 async fn upkeep_compacts_and_removes_versions_once_they_age() {
+    // The collection's clock: the wall clock plus `ahead` seconds, moved forward below instead
+    // of sleeping until the versions age.
+    let ahead = std::sync::Arc::new(std::sync::atomic::AtomicI64::new(0));
+    let clock = {
+        let ahead = ahead.clone();
+        fathom_store::Clock::new(move || {
+            chrono::Utc::now()
+                + chrono::TimeDelta::seconds(ahead.load(std::sync::atomic::Ordering::SeqCst))
+        })
+    };
     let dir = tempfile::tempdir().unwrap();
     let c = Store::new(dir.path().to_str().unwrap())
         .collection("c", &spec())
@@ -349,8 +359,9 @@ async fn upkeep_compacts_and_removes_versions_once_they_age() {
         .unwrap()
         .with_upkeep_policy(UpkeepPolicy {
             after_commits: 1000,
-            keep_versions_for: Duration::from_millis(1500),
-        });
+            keep_versions_for: Duration::from_secs(3600),
+        })
+        .with_clock(clock.clone());
     for i in 0..20 {
         let id = format!("s{i}");
         c.replace_sources(&[source(&id, "h", &[("some text", i % DIM)])])
@@ -378,7 +389,8 @@ async fn upkeep_compacts_and_removes_versions_once_they_age() {
         "the kept versions leave work for an idle round"
     );
 
-    tokio::time::sleep(Duration::from_millis(1600)).await;
+    // Two hours later, the hour's policy lets every old version go.
+    ahead.store(7200, std::sync::atomic::Ordering::SeqCst);
     let cleaned = c.idle_upkeep().await.unwrap().expect("an idle round ran");
     assert!(cleaned.versions_removed > 0, "{cleaned:?}");
     let after = c.storage_stats().await.unwrap();

@@ -5,7 +5,7 @@ use std::collections::HashSet;
 
 use axum::extract::{Path, Query, State};
 use axum::Json;
-use fathom_ingest::{CancelFlag, Document, FolderOptions, Format};
+use fathom_ingest::{CancellationToken, Document, FolderOptions, Format};
 use fathom_store::{CollectionInfo, SourceInfo};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -108,10 +108,7 @@ pub async fn upsert(
     let (collection, engine) = state
         .collection_with(req.collection.as_deref(), req.model.as_deref())
         .await?;
-    let model = std::sync::Arc::new(crate::batcher::BulkEmbed {
-        model: engine.model.clone(),
-        batcher: engine.batcher.clone(),
-    });
+    let model = engine.bulk();
     let documents: Vec<Document> = req
         .documents
         .into_iter()
@@ -128,7 +125,7 @@ pub async fn upsert(
         documents,
         &FolderOptions::default(),
         &|_| {},
-        &CancelFlag::default(),
+        &CancellationToken::new(),
     )
     .await?;
     state.after_write(collection.clone());

@@ -10,6 +10,7 @@ use utoipa::ToSchema;
 
 use crate::batcher::Embedded;
 use crate::error::{ApiError, ApiJson, ErrorBody};
+use crate::service::models::{check_inputs, embed_queued, embed_queued_with};
 use crate::state::AppState;
 
 /// One text or several.
@@ -52,46 +53,6 @@ pub struct EmbedRequest {
     pub prompt_name: Option<String>,
     /// Keep the first `dimensions` values (Matryoshka), renormalized when normalizing.
     pub dimensions: Option<usize>,
-}
-
-/// Checks what every embed route refuses before queueing.
-pub(crate) fn check_inputs(texts: &[String], max_inputs: usize) -> Result<(), ApiError> {
-    if texts.is_empty() {
-        return Err(ApiError::Validation(
-            "`inputs` is empty; send at least one text".into(),
-        ));
-    }
-    if texts.len() > max_inputs {
-        return Err(ApiError::Validation(format!(
-            "{} inputs in one request; at most {max_inputs} are accepted (split the request)",
-            texts.len()
-        )));
-    }
-    Ok(())
-}
-
-/// Queues `texts` for the default embedder and waits for them, at most the configured request
-/// timeout.
-pub(crate) async fn embed_queued(
-    state: &AppState,
-    texts: Vec<String>,
-    options: EmbedOptions,
-) -> Result<Embedded, ApiError> {
-    embed_queued_with(state, state.engine()?, texts, options).await
-}
-
-/// [`embed_queued`] with a given embedder.
-pub(crate) async fn embed_queued_with(
-    state: &AppState,
-    engine: &crate::state::Engine,
-    texts: Vec<String>,
-    options: EmbedOptions,
-) -> Result<Embedded, ApiError> {
-    let timeout = state.config.request_timeout;
-    tokio::time::timeout(timeout, engine.batcher.embed(texts, options))
-        .await
-        .map_err(|_| ApiError::Timeout(timeout))?
-        .map_err(ApiError::from)
 }
 
 /// Embed texts (text-embeddings-inference compatible).

@@ -5,13 +5,14 @@
 
 use axum::extract::State;
 use axum::Json;
-use fathom_model::{EmbedOptions, RerankOptions, Reranker, Truncation};
+use fathom_model::{EmbedOptions, RerankOptions, Truncation};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::error::{ApiError, ApiJson, ErrorBody};
-use crate::routes::embed::{check_inputs, embed_queued, EmbedRequest, TruncationDirection};
-use crate::side::{estimate_tokens, run_sliced, SideModel};
+use crate::routes::embed::{EmbedRequest, TruncationDirection};
+use crate::service::models::{check_inputs, embed_queued, rerank_scores};
+use crate::side::{estimate_tokens, run_sliced};
 use crate::state::AppState;
 
 /// The body of `POST /rerank`, as text-embeddings-inference takes it.
@@ -41,40 +42,6 @@ pub struct Rank {
     pub score: f32,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub text: Option<String>,
-}
-
-/// Scores each text against the query with `reranker`, in the texts' order, and the tokens run.
-pub(crate) async fn rerank_scores(
-    state: &AppState,
-    reranker: &SideModel<Reranker>,
-    query: String,
-    texts: Vec<String>,
-    options: RerankOptions,
-) -> Result<(Vec<f32>, usize), ApiError> {
-    if query.is_empty() {
-        return Err(ApiError::Validation("`query` is empty".into()));
-    }
-    check_inputs(&texts, state.config.max_inputs)?;
-    let timeout = state.config.request_timeout;
-    let batcher = state.engine().ok().map(|e| e.batcher.clone());
-    let work = reranker.run(move |model| {
-        let max = model.max_seq_length();
-        let estimates: Vec<usize> = texts
-            .iter()
-            .map(|t| estimate_tokens(query.len() + t.len(), max))
-            .collect();
-        // The query is tokenized once for all slices.
-        let prepared = model.prepare_query(&query)?;
-        run_sliced(&estimates, batcher.as_ref(), |range| {
-            let (scores, tokens) = model.rerank_prepared(&prepared, &texts[range], &options)?;
-            Ok(scores.into_iter().zip(tokens).collect())
-        })
-    });
-    let scored = tokio::time::timeout(timeout, work)
-        .await
-        .map_err(|_| ApiError::Timeout(timeout))??;
-    let tokens = scored.iter().map(|(_, t)| t).sum();
-    Ok((scored.into_iter().map(|(score, _)| score).collect(), tokens))
 }
 
 /// Indices sorted by score, highest first (ties keep request order).
