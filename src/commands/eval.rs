@@ -14,179 +14,252 @@ use fathom_store::{SearchMode, SearchQuery};
 use crate::cli::EvalArgs;
 
 pub fn run(args: EvalArgs) -> anyhow::Result<()> {
-    let mode = args.mode;
-    let corpus = read_jsonl(&args.dir.join("corpus.jsonl"))?;
-    let queries = read_jsonl(&args.dir.join("queries.jsonl"))?;
-    let qrels = read_qrels(&args.dir.join("qrels/test.tsv"))?;
-    let name = args.collection.clone().unwrap_or_else(|| {
-        let mut name = format!(
-            "eval-{}",
-            args.dir
-                .canonicalize()
-                .ok()
-                .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
-                .unwrap_or_else(|| "beir".into())
-        );
-        // Another model is another collection: a collection keeps the model that built it.
-        let model =
-            (args.model.single().ok().flatten()).unwrap_or_else(fathom_model::default_model);
-        if model != fathom_model::default_model() {
-            let tag: String = model
-                .trim_end_matches('/')
-                .rsplit('/')
-                .next()
-                .unwrap_or("model")
-                .chars()
-                .map(|c| {
-                    if c.is_ascii_alphanumeric() {
-                        c.to_ascii_lowercase()
-                    } else {
-                        '-'
-                    }
-                })
-                .collect();
-            name.push('-');
-            name.push_str(&tag);
-        }
-        // Another chunking is another collection (the sync plan skips unchanged texts).
-        if let Some(tokens) = args.chunking.chunk_tokens {
-            name.push_str(&format!("-c{tokens}"));
-        }
-        if let Some(overlap) = args.chunking.overlap {
-            name.push_str(&format!("-o{overlap}"));
-        }
-        // So is another precision: reusing f32 vectors would score f32, not what was asked.
-        let precision = fathom_model::Precision::from(args.model.dtype);
-        if precision != fathom_model::Precision::F32 {
-            name.push_str(&format!("-{precision}"));
-        }
-        name
-    });
-    let options = FolderOptions {
-        chunk_tokens: args.chunking.chunk_tokens,
-        overlap: args.chunking.overlap,
-        ..FolderOptions::default()
-    };
-    let documents: Vec<Document> = corpus
-        .iter()
-        .map(|d| Document {
-            id: string_field(d, "_id"),
-            text: format!("{} {}", string_field(d, "title"), string_field(d, "text")),
-            metadata: None,
-            format: Format::Text,
-        })
-        .collect();
-    let query_text: HashMap<String, String> = queries
-        .iter()
-        .map(|q| (string_field(q, "_id"), string_field(q, "text")))
-        .collect();
-    let mut query_ids: Vec<&String> = qrels
-        .keys()
-        .filter(|id| query_text.contains_key(*id))
-        .collect();
-    query_ids.sort();
-    if query_ids.is_empty() {
-        anyhow::bail!("no query of qrels/test.tsv is in queries.jsonl");
-    }
-
+    let beir = Beir::read(&args.dir)?;
+    let name = args
+        .collection
+        .clone()
+        .unwrap_or_else(|| collection_name(&args));
     let model = Arc::new(super::load_model(&args.model)?);
     let reranker = super::load_rerank_flag(args.rerank.as_deref(), &args.model)?;
     let rt = super::runtime()?;
     let cancel = super::cancel_on_ctrl_c(&rt);
-    let (metrics, reranked, ingest_summary) = rt.block_on(async {
+    let scores = rt.block_on(async {
         let store = fathom_store::Store::with_options(&args.store, args.access.options()?);
         let collection = store.collection(&name, &super::model_spec(&model)).await?;
-        let summary = fathom_ingest::upsert_documents(
+        let options = FolderOptions {
+            chunk_tokens: args.chunking.chunk_tokens,
+            overlap: args.chunking.overlap,
+            ..FolderOptions::default()
+        };
+        let ingest = fathom_ingest::upsert_documents(
             model.clone(),
             &collection,
-            documents,
+            beir.documents(),
             &options,
             &|_| {},
             &cancel,
         )
         .await?;
-        if summary.interrupted {
+        if ingest.interrupted {
             anyhow::bail!("interrupted while ingesting the corpus; run again to finish");
         }
-        let texts: Vec<&str> = query_ids
-            .iter()
-            .map(|id| query_text[*id].as_str())
+        let ranker = Ranker {
+            model: &model,
+            reranker: reranker.as_ref(),
+            candidates: args.candidates,
+            mode: args.mode,
+        };
+        let (plain, reranked) = ranker.score(&collection, &beir).await?;
+        Ok::<_, anyhow::Error>(Scores {
+            plain,
+            reranked,
+            ingest,
+        })
+    })?;
+    print_report(&args, &name, beir.queries.len(), &scores);
+    Ok(())
+}
+
+/// The collection an evaluation writes when `-c` names none: one per corpus, model (other than
+/// the default), chunking and precision, since a collection keeps the model and chunking that
+/// built it and f32 vectors would score f32, not what was asked.
+fn collection_name(args: &EvalArgs) -> String {
+    let corpus = args
+        .dir
+        .canonicalize()
+        .ok()
+        .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+        .unwrap_or_else(|| "beir".into());
+    let mut name = format!("eval-{corpus}");
+    let model = (args.model.single().ok().flatten()).unwrap_or_else(fathom_model::default_model);
+    if model != fathom_model::default_model() {
+        let tag: String = model
+            .trim_end_matches('/')
+            .rsplit('/')
+            .next()
+            .unwrap_or("model")
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() {
+                    c.to_ascii_lowercase()
+                } else {
+                    '-'
+                }
+            })
             .collect();
-        let vectors = if mode == SearchMode::Text {
+        name.push('-');
+        name.push_str(&tag);
+    }
+    if let Some(tokens) = args.chunking.chunk_tokens {
+        name.push_str(&format!("-c{tokens}"));
+    }
+    if let Some(overlap) = args.chunking.overlap {
+        name.push_str(&format!("-o{overlap}"));
+    }
+    let precision = fathom_model::Precision::from(args.model.dtype);
+    if precision != fathom_model::Precision::F32 {
+        name.push_str(&format!("-{precision}"));
+    }
+    name
+}
+
+/// A BEIR folder: the corpus, and the test queries that have judgements, in id order.
+struct Beir {
+    corpus: Vec<serde_json::Value>,
+    /// (id, text) of each judged query.
+    queries: Vec<(String, String)>,
+    qrels: HashMap<String, HashMap<String, f64>>,
+}
+
+impl Beir {
+    /// Reads `corpus.jsonl`, `queries.jsonl` and `qrels/test.tsv` (whole files).
+    fn read(dir: &Path) -> anyhow::Result<Self> {
+        let corpus = read_jsonl(&dir.join("corpus.jsonl"))?;
+        let qrels = read_qrels(&dir.join("qrels/test.tsv"))?;
+        let mut queries: Vec<(String, String)> = read_jsonl(&dir.join("queries.jsonl"))?
+            .iter()
+            .map(|q| (string_field(q, "_id"), string_field(q, "text")))
+            .filter(|(id, _)| qrels.contains_key(id))
+            .collect();
+        queries.sort();
+        queries.dedup_by(|a, b| a.0 == b.0);
+        if queries.is_empty() {
+            anyhow::bail!("no query of qrels/test.tsv is in queries.jsonl");
+        }
+        Ok(Self {
+            corpus,
+            queries,
+            qrels,
+        })
+    }
+
+    /// Each corpus entry as a document: `title + " " + text`, under its `_id`.
+    fn documents(&self) -> Vec<Document> {
+        self.corpus
+            .iter()
+            .map(|d| Document {
+                id: string_field(d, "_id"),
+                text: format!("{} {}", string_field(d, "title"), string_field(d, "text")),
+                metadata: None,
+                format: Format::Text,
+            })
+            .collect()
+    }
+}
+
+/// How the queries are run: the search mode, and the cross-encoder that reorders the first
+/// `candidates` hits when there is one.
+struct Ranker<'a> {
+    model: &'a fathom_model::Embedder,
+    reranker: Option<&'a fathom_model::Reranker>,
+    candidates: usize,
+    mode: SearchMode,
+}
+
+impl Ranker<'_> {
+    /// Embeds every judged query (in one call), searches for each and scores the documents
+    /// found; the reranked scores too when there is a reranker.
+    async fn score(
+        &self,
+        collection: &fathom_store::Collection,
+        beir: &Beir,
+    ) -> anyhow::Result<(Metrics, Option<Metrics>)> {
+        let texts: Vec<&str> = beir.queries.iter().map(|(_, t)| t.as_str()).collect();
+        let vectors = if self.mode == SearchMode::Text {
             vec![Vec::new(); texts.len()]
         } else {
             let options = EmbedOptions {
-                prompt_name: model.query_prompt().map(str::to_string),
+                prompt_name: self.model.query_prompt().map(str::to_string),
                 ..EmbedOptions::default()
             };
-            model.embed(&texts, &options)?
+            self.model.embed(&texts, &options)?
         };
-        let mut totals = Metrics::default();
-        let mut reranked_totals = Metrics::default();
-        for ((id, text), vector) in query_ids.iter().zip(&texts).zip(vectors) {
+        let mut plain = Metrics::default();
+        let mut reranked = Metrics::default();
+        for ((id, text), vector) in beir.queries.iter().zip(vectors) {
             // Enough chunks that 100 distinct documents come back.
             let query = SearchQuery {
-                vector: (mode != SearchMode::Text).then_some(vector),
-                text: Some(text.to_string()),
-                mode,
+                vector: (self.mode != SearchMode::Text).then_some(vector),
+                text: Some(text.clone()),
+                mode: self.mode,
                 k: 300,
                 filters: Vec::new(),
             };
             let hits = collection.search(&query).await?;
-            if let Some(reranker) = &reranker {
-                // The best candidates reordered by the cross-encoder, the rest after them as
-                // they were: recall@100 can only change within the candidates.
-                let n = args.candidates.min(hits.len());
-                let texts: Vec<&str> = hits[..n].iter().map(|h| h.text.as_str()).collect();
-                let scores =
-                    reranker.rerank(text, &texts, &fathom_model::RerankOptions::default())?;
-                let mut reordered = fathom_store::rerank_hits(hits[..n].to_vec(), &scores, n);
-                reordered.extend(hits[n..].iter().cloned());
-                reranked_totals.add(&distinct_sources(reordered), &qrels[*id]);
+            if let Some(reranker) = self.reranker {
+                reranked.add(
+                    &distinct_sources(self.rerank(reranker, text, &hits)?),
+                    &beir.qrels[id],
+                );
             }
-            totals.add(&distinct_sources(hits), &qrels[*id]);
+            plain.add(&distinct_sources(hits), &beir.qrels[id]);
         }
-        let reranked = reranker.is_some().then(|| reranked_totals.mean());
-        Ok::<_, anyhow::Error>((totals.mean(), reranked, summary))
-    })?;
+        let reranked = self.reranker.is_some().then(|| reranked.mean());
+        Ok((plain.mean(), reranked))
+    }
+
+    /// The best candidates reordered by the cross-encoder, the rest after them as they were:
+    /// recall@100 can only change within the candidates.
+    fn rerank(
+        &self,
+        reranker: &fathom_model::Reranker,
+        query: &str,
+        hits: &[fathom_store::Hit],
+    ) -> anyhow::Result<Vec<fathom_store::Hit>> {
+        let n = self.candidates.min(hits.len());
+        let texts: Vec<&str> = hits[..n].iter().map(|h| h.text.as_str()).collect();
+        let scores = reranker.rerank(query, &texts, &fathom_model::RerankOptions::default())?;
+        let mut reordered = fathom_store::rerank_hits(hits[..n].to_vec(), &scores, n);
+        reordered.extend(hits[n..].iter().cloned());
+        Ok(reordered)
+    }
+}
+
+/// What an evaluation measured.
+struct Scores {
+    plain: Metrics,
+    reranked: Option<Metrics>,
+    ingest: fathom_ingest::Summary,
+}
+
+fn print_report(args: &EvalArgs, name: &str, queries: usize, s: &Scores) {
+    let (m, ingest) = (&s.plain, &s.ingest);
     if args.json {
         println!(
             "{}",
             serde_json::json!({
-                "collection": name, "mode": args.mode, "queries": query_ids.len(),
-                "ndcg@10": metrics.ndcg10, "recall@100": metrics.recall100, "mrr@10": metrics.mrr10,
-                "reranked": reranked.as_ref().map(|m| serde_json::json!({
+                "collection": name, "mode": args.mode, "queries": queries,
+                "ndcg@10": m.ndcg10, "recall@100": m.recall100, "mrr@10": m.mrr10,
+                "reranked": s.reranked.as_ref().map(|r| serde_json::json!({
                     "reranker": args.rerank, "candidates": args.candidates,
-                    "ndcg@10": m.ndcg10, "recall@100": m.recall100, "mrr@10": m.mrr10,
+                    "ndcg@10": r.ndcg10, "recall@100": r.recall100, "mrr@10": r.mrr10,
                 })),
-                "ingest": {"added": ingest_summary.added, "unchanged": ingest_summary.unchanged, "seconds": ingest_summary.seconds},
+                "ingest": {"added": ingest.added, "unchanged": ingest.unchanged, "seconds": ingest.seconds},
             })
         );
-    } else {
-        println!(
-            "{} ({} queries, mode {}): nDCG@10 {:.4}  recall@100 {:.4}  MRR@10 {:.4}",
-            args.dir.display(),
-            query_ids.len(),
-            args.mode,
-            metrics.ndcg10,
-            metrics.recall100,
-            metrics.mrr10
-        );
-        if let Some(m) = reranked {
-            println!(
-                "  reranked ({}, {} candidates): nDCG@10 {:.4}  recall@100 {:.4}  MRR@10 {:.4}",
-                args.rerank.as_deref().unwrap_or_default(),
-                args.candidates,
-                m.ndcg10,
-                m.recall100,
-                m.mrr10
-            );
-        }
+        return;
     }
-    Ok(())
+    println!(
+        "{} ({} queries, mode {}): nDCG@10 {:.4}  recall@100 {:.4}  MRR@10 {:.4}",
+        args.dir.display(),
+        queries,
+        args.mode,
+        m.ndcg10,
+        m.recall100,
+        m.mrr10
+    );
+    if let Some(r) = &s.reranked {
+        println!(
+            "  reranked ({}, {} candidates): nDCG@10 {:.4}  recall@100 {:.4}  MRR@10 {:.4}",
+            args.rerank.as_deref().unwrap_or_default(),
+            args.candidates,
+            r.ndcg10,
+            r.recall100,
+            r.mrr10
+        );
+    }
 }
 
-/// The sources of hits in rank order, each once (a document's best chunk ranks it).
 fn distinct_sources(hits: Vec<fathom_store::Hit>) -> Vec<String> {
     let mut seen = HashSet::new();
     hits.into_iter()

@@ -89,13 +89,7 @@ impl ServiceArgs {
 /// path but never in a name) as (None, model).
 fn named(spec: &str) -> (Option<String>, String) {
     match spec.split_once('=') {
-        Some((name, model))
-            if !name.is_empty()
-                && !model.is_empty()
-                && name
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) =>
-        {
+        Some((name, model)) if !model.is_empty() && fathom_server::is_plain_name(name) => {
             (Some(name.to_string()), model.to_string())
         }
         _ => (None, spec.to_string()),
@@ -105,8 +99,7 @@ fn named(spec: &str) -> (Option<String>, String) {
 pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     let base = args.service.config()?;
     let watched: Vec<_> = args.watch.iter().map(|w| w.root.clone()).collect();
-    fathom_server::IngestRoot::check_all(&watched)
-        .map_err(|e| anyhow::anyhow!(e.replace("--ingest-root", "--watch")))?;
+    fathom_server::IngestRoot::check_all_for(&watched, "--watch").map_err(anyhow::Error::msg)?;
     let config = ServerConfig {
         api_key: args.api_key.clone().filter(|k| !k.is_empty()),
         ingest_hidden: args.ingest_hidden,

@@ -16,6 +16,15 @@ use tokenizers::Tokenizer;
 use crate::formats::{Document, Location, SECTION_SEPARATOR};
 use crate::read::Format;
 
+/// Why a text could not be chunked (reported for its file; the ingest goes on).
+#[derive(Debug, thiserror::Error)]
+pub enum ChunkError {
+    #[error("overlap ({overlap}) must be smaller than the chunk size ({tokens})")]
+    BadSize { tokens: usize, overlap: usize },
+    #[error("tokenizing: {0}")]
+    Tokenizer(tokenizers::Error),
+}
+
 /// Prose is handed to `text-splitter` in blocks of at most this many bytes.
 pub const BLOCK_BYTES: usize = 64 * 1024;
 
@@ -159,12 +168,12 @@ pub fn chunk(
     format: Format,
     size: ChunkSize,
     max_chunks: usize,
-) -> Result<Chunked, String> {
+) -> Result<Chunked, ChunkError> {
     if size.tokens == 0 || size.overlap >= size.tokens {
-        return Err(format!(
-            "overlap ({}) must be smaller than the chunk size ({})",
-            size.overlap, size.tokens
-        ));
+        return Err(ChunkError::BadSize {
+            tokens: size.tokens,
+            overlap: size.overlap,
+        });
     }
     let mut out = Chunked::default();
     let mut chars_before = 0; // characters of `text` before `counted`
@@ -199,7 +208,7 @@ pub fn chunk_document(
     doc: &Document,
     size: ChunkSize,
     max_chunks: usize,
-) -> Result<Chunked, String> {
+) -> Result<Chunked, ChunkError> {
     let mut out = Chunked::default();
     let (mut bytes_before, mut chars_before) = (0, 0);
     for (i, section) in doc.sections.iter().enumerate() {
@@ -235,7 +244,7 @@ fn split_prose(
     size: ChunkSize,
     base: (usize, usize),
     room: usize,
-) -> Result<(Vec<TextChunk>, bool), String> {
+) -> Result<(Vec<TextChunk>, bool), ChunkError> {
     if format != Format::Markdown {
         if let Some(whole) = whole_block(tokenizer, block, size, base)? {
             return Ok(cap(whole.into_iter().collect(), room));
@@ -243,7 +252,7 @@ fn split_prose(
     }
     let encoding = tokenizer
         .encode(block, false)
-        .map_err(|e| format!("tokenizing: {e}"))?;
+        .map_err(ChunkError::Tokenizer)?;
     let fast = BlockTokens {
         tokenizer,
         block,
@@ -256,7 +265,7 @@ fn split_prose(
     for c in &mut chunks {
         let ids = tokenizer
             .encode_fast(c.text.as_str(), false)
-            .map_err(|e| format!("tokenizing: {e}"))?
+            .map_err(ChunkError::Tokenizer)?
             .get_ids()
             .to_vec();
         if ids.len() > size.tokens {
@@ -277,10 +286,13 @@ fn split_with(
     base: (usize, usize),
     room: usize,
     sizer: impl ChunkSizer,
-) -> Result<Vec<TextChunk>, String> {
+) -> Result<Vec<TextChunk>, ChunkError> {
     let config = ChunkConfig::new(size.tokens)
         .with_overlap(size.overlap)
-        .map_err(|e| e.to_string())?
+        .map_err(|_| ChunkError::BadSize {
+            tokens: size.tokens,
+            overlap: size.overlap,
+        })?
         .with_sizer(sizer);
     let to_chunk = |c: text_splitter::ChunkCharIndex<'_>| TextChunk {
         text: c.chunk.to_string(),
@@ -314,14 +326,14 @@ fn whole_block(
     block: &str,
     size: ChunkSize,
     base: (usize, usize),
-) -> Result<Option<Option<TextChunk>>, String> {
+) -> Result<Option<Option<TextChunk>>, ChunkError> {
     let trimmed = block.trim();
     if trimmed.is_empty() {
         return Ok(Some(None));
     }
     let ids = tokenizer
         .encode_fast(trimmed, false)
-        .map_err(|e| format!("tokenizing: {e}"))?
+        .map_err(ChunkError::Tokenizer)?
         .get_ids()
         .to_vec();
     if ids.len() > size.tokens {
@@ -354,10 +366,10 @@ fn split_by_tokens(
     size: ChunkSize,
     base: (usize, usize),
     room: usize,
-) -> Result<(Vec<TextChunk>, bool), String> {
+) -> Result<(Vec<TextChunk>, bool), ChunkError> {
     let encoding = tokenizer
         .encode(line, false)
-        .map_err(|e| format!("tokenizing: {e}"))?;
+        .map_err(ChunkError::Tokenizer)?;
     let offsets = encoding.get_offsets();
     let n = offsets.len();
     // Two tokens touching (no space between) may be pieces of one word.
@@ -382,7 +394,7 @@ fn split_by_tokens(
             let slice = &line[offsets[start].0..offsets[end - 1].1];
             let count = tokenizer
                 .encode_fast(slice, false)
-                .map_err(|e| format!("tokenizing: {e}"))?
+                .map_err(ChunkError::Tokenizer)?
                 .len();
             if count <= size.tokens || end == start + 1 {
                 break;
@@ -468,7 +480,8 @@ mod fuzz {
     }
 
     fn check(tokenizer: &Tokenizer, text: &str, size: ChunkSize) -> Result<(), String> {
-        let chunked = chunk(tokenizer, text, Format::Text, size, 10_000)?;
+        let chunked =
+            chunk(tokenizer, text, Format::Text, size, 10_000).map_err(|e| e.to_string())?;
         let mut last_start = 0;
         for c in &chunked.chunks {
             if text[c.byte_start..c.byte_end] != c.text {

@@ -9,16 +9,21 @@ use crate::report::Summary;
 pub enum IngestError {
     #[error("`{}` is not a folder", path.display())]
     NotAFolder { path: PathBuf },
-    #[error("bad {option} glob `{glob}`: {message}")]
+    #[error("bad {option} glob `{glob}`: {source}")]
     BadGlob {
         option: &'static str,
         glob: String,
-        message: String,
+        #[source]
+        source: ignore::Error,
     },
     #[error("chunk size {tokens} with overlap {overlap}: the overlap must be smaller than the chunk size")]
     BadChunkSize { tokens: usize, overlap: usize },
-    #[error("cannot watch `{}`: {message}", path.display())]
-    Watch { path: PathBuf, message: String },
+    #[error("cannot watch `{}`: {source}{}", path.display(), watch_hint(source))]
+    Watch {
+        path: PathBuf,
+        #[source]
+        source: notify::Error,
+    },
     #[error(transparent)]
     Embed(#[from] EmbedError),
     #[error(transparent)]
@@ -43,3 +48,14 @@ pub enum EmbedError {
 }
 
 pub type Result<T, E = IngestError> = std::result::Result<T, E>;
+
+/// The way out of a watch error the user can fix.
+fn watch_hint(e: &notify::Error) -> &'static str {
+    match e.kind {
+        notify::ErrorKind::MaxFilesWatch => {
+            ": the folder has more subfolders than the system lets one process watch (raise \
+             fs.inotify.max_user_watches)"
+        }
+        _ => "",
+    }
+}

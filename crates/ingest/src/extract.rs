@@ -178,87 +178,124 @@ pub(crate) fn run_child(
         .stderr(Stdio::piped())
         .spawn()
         .map_err(|e| format!("could not start the {what} `{}`: {e}", program.display()))?;
-    let pid = child.id();
-    let mut stdin = child.stdin.take().expect("piped stdin");
-    let input = bytes.to_vec();
-    // The child may die before reading everything: a broken pipe here is expected then.
-    let writer = std::thread::spawn(move || {
-        let _ = stdin.write_all(&input);
-    });
-    let too_much = Arc::new(AtomicBool::new(false));
-    let cap = limits.max_text_bytes as u64;
-    let mut stdout = child.stdout.take().expect("piped stdout");
-    let flag = too_much.clone();
-    let out_reader = std::thread::spawn(move || {
-        let mut out = Vec::new();
-        let _ = (&mut stdout).take(cap + 1).read_to_end(&mut out);
-        if out.len() as u64 > cap {
-            flag.store(true, Ordering::Relaxed);
-        }
-        out
-    });
-    let mut stderr = child.stderr.take().expect("piped stderr");
-    let err_reader = std::thread::spawn(move || {
-        let mut err = Vec::new();
-        let _ = (&mut stderr).take(4096).read_to_end(&mut err);
-        err
-    });
-    let start = Instant::now();
-    let mut over: Option<String> = None;
-    let status = loop {
-        match child.try_wait() {
-            Ok(Some(status)) => break Some(status),
-            Ok(None) => {}
-            Err(e) => {
-                over = Some(format!("waiting for the {what}: {e}"));
-                break None;
-            }
-        }
-        if start.elapsed() > limits.timeout {
-            over = Some(format!(
-                "over the parse budget: still running after {} s",
-                limits.timeout.as_secs_f64()
-            ));
-        } else if resident_bytes(pid).is_some_and(|rss| rss > limits.max_memory) {
-            over = Some(format!(
-                "over the parse budget: more than {} MiB of memory",
-                limits.max_memory >> 20
-            ));
-        } else if too_much.load(Ordering::Relaxed) {
-            over = Some(text_over(limits));
-        }
-        if over.is_some() {
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    };
-    if status.is_none() {
+    let pipes = Pipes::start(&mut child, bytes, limits.max_text_bytes as u64);
+    let status = within_budget(&mut child, limits, &pipes.too_much, what);
+    if status.is_err() {
         let _ = child.kill();
         let _ = child.wait();
     }
-    let _ = writer.join();
-    let out = out_reader.join().unwrap_or_default();
-    let err = err_reader.join().unwrap_or_default();
-    if let Some(reason) = over {
-        return Err(reason);
-    }
-    let status = status.expect("the child exited");
+    let (out, err) = pipes.finish();
+    let status = status?;
     if status.success() {
-        if too_much.load(Ordering::Relaxed) {
+        // The reader stops one byte past the budget.
+        if out.len() > limits.max_text_bytes {
             return Err(text_over(limits));
         }
         return Ok(out);
     }
-    let message = String::from_utf8_lossy(&err).trim().to_string();
+    Err(failure(status, &err, what))
+}
+
+/// A child's three pipes, each served by its own thread so that none can fill up and stall it:
+/// the input written in, at most `cap + 1` bytes of output and 4 KiB of errors read out.
+struct Pipes {
+    writer: std::thread::JoinHandle<()>,
+    out: std::thread::JoinHandle<Vec<u8>>,
+    err: std::thread::JoinHandle<Vec<u8>>,
+    /// Set once the output passed `cap`.
+    too_much: Arc<AtomicBool>,
+}
+
+impl Pipes {
+    fn start(child: &mut std::process::Child, bytes: &[u8], cap: u64) -> Self {
+        let mut stdin = child.stdin.take().expect("piped stdin");
+        let input = bytes.to_vec();
+        // The child may die before reading everything: a broken pipe here is expected then.
+        let writer = std::thread::spawn(move || {
+            let _ = stdin.write_all(&input);
+        });
+        let too_much = Arc::new(AtomicBool::new(false));
+        let mut stdout = child.stdout.take().expect("piped stdout");
+        let flag = too_much.clone();
+        let out = std::thread::spawn(move || {
+            let mut out = Vec::new();
+            let _ = (&mut stdout).take(cap + 1).read_to_end(&mut out);
+            if out.len() as u64 > cap {
+                flag.store(true, Ordering::Relaxed);
+            }
+            out
+        });
+        let mut stderr = child.stderr.take().expect("piped stderr");
+        let err = std::thread::spawn(move || {
+            let mut err = Vec::new();
+            let _ = (&mut stderr).take(4096).read_to_end(&mut err);
+            err
+        });
+        Self {
+            writer,
+            out,
+            err,
+            too_much,
+        }
+    }
+
+    /// The output and errors read (the child has ended or been killed).
+    fn finish(self) -> (Vec<u8>, Vec<u8>) {
+        let _ = self.writer.join();
+        (
+            self.out.join().unwrap_or_default(),
+            self.err.join().unwrap_or_default(),
+        )
+    }
+}
+
+/// Waits for the child to exit, checking its time, resident memory and output against the
+/// budget every 5 ms (memory has no event to wait on); `Err` with the reason once it is over.
+fn within_budget(
+    child: &mut std::process::Child,
+    limits: &ParseLimits,
+    too_much: &AtomicBool,
+    what: &str,
+) -> Result<std::process::ExitStatus, String> {
+    let pid = child.id();
+    let start = Instant::now();
+    loop {
+        match child.try_wait() {
+            Ok(Some(status)) => return Ok(status),
+            Ok(None) => {}
+            Err(e) => return Err(format!("waiting for the {what}: {e}")),
+        }
+        if start.elapsed() > limits.timeout {
+            return Err(format!(
+                "over the parse budget: still running after {} s",
+                limits.timeout.as_secs_f64()
+            ));
+        }
+        if resident_bytes(pid).is_some_and(|rss| rss > limits.max_memory) {
+            return Err(format!(
+                "over the parse budget: more than {} MiB of memory",
+                limits.max_memory >> 20
+            ));
+        }
+        if too_much.load(Ordering::Relaxed) {
+            return Err(text_over(limits));
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// Why a child that exited unsuccessfully failed: its own words, else its signal or status.
+fn failure(status: std::process::ExitStatus, err: &[u8], what: &str) -> String {
+    let message = String::from_utf8_lossy(err).trim().to_string();
     if !message.is_empty() {
-        return Err(message);
+        return message;
     }
     #[cfg(unix)]
     {
         use std::os::unix::process::ExitStatusExt;
         if let Some(signal) = status.signal() {
-            return Err(format!("the {what} crashed on this file (signal {signal})"));
+            return format!("the {what} crashed on this file (signal {signal})");
         }
     }
-    Err(format!("the {what} failed on this file ({status})"))
+    format!("the {what} failed on this file ({status})")
 }

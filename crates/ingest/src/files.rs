@@ -32,30 +32,38 @@ impl Files {
     }
 
     /// The file's bytes. Blocking (file I/O).
-    pub fn read(&self, file: &FileEntry) -> Result<Vec<u8>, String> {
+    pub fn read(&self, file: &FileEntry) -> Result<Vec<u8>, ReadError> {
         let reader: Box<dyn Read> = match &self.confined {
             Some(dir) => Box::new(dir.open(&file.rel).map_err(|e| {
                 if e.kind() == std::io::ErrorKind::PermissionDenied {
-                    format!("not read: {e} (outside the ingest root, or no permission)")
+                    ReadError::NotPermitted(e)
                 } else {
-                    format!("unreadable: {e}")
+                    ReadError::Unreadable(e)
                 }
             })?),
-            None => {
-                Box::new(std::fs::File::open(&file.path).map_err(|e| format!("unreadable: {e}"))?)
-            }
+            None => Box::new(std::fs::File::open(&file.path).map_err(ReadError::Unreadable)?),
         };
         let mut bytes = Vec::with_capacity(file.size.min(self.max_bytes) as usize);
         reader
             .take(self.max_bytes + 1)
             .read_to_end(&mut bytes)
-            .map_err(|e| format!("unreadable: {e}"))?;
+            .map_err(ReadError::Unreadable)?;
         if bytes.len() as u64 > self.max_bytes {
-            return Err(format!(
-                "grew past the size limit of {} bytes while being read",
-                self.max_bytes
-            ));
+            return Err(ReadError::Grew {
+                limit: self.max_bytes,
+            });
         }
         Ok(bytes)
     }
+}
+
+/// Why a file's bytes were not read (reported for that file; the ingest goes on).
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    #[error("not read: {0} (outside the ingest root, or no permission)")]
+    NotPermitted(#[source] std::io::Error),
+    #[error("unreadable: {0}")]
+    Unreadable(#[source] std::io::Error),
+    #[error("grew past the size limit of {limit} bytes while being read")]
+    Grew { limit: u64 },
 }

@@ -48,7 +48,7 @@ use std::time::{Duration, Instant};
 
 use fathom_store::Collection;
 
-pub use chunk::{chunk, chunk_document, ChunkSize, Chunked, TextChunk, BLOCK_BYTES};
+pub use chunk::{chunk, chunk_document, ChunkError, ChunkSize, Chunked, TextChunk, BLOCK_BYTES};
 pub use embed::{Embed, Embedded};
 pub use error::{EmbedError, IngestError, Result};
 pub use extract::{parse_document, parse_helper_main, ParseLimits, ParserIsolation};
@@ -238,13 +238,13 @@ fn hash_walked(
                 },
                 None,
             ),
-            Err(message) => (
+            Err(e) => (
                 Seen::Unreadable {
                     source_id: entry.source_id.clone(),
                 },
                 Some(FileProblem {
                     path: entry.source_id.clone(),
-                    message,
+                    message: e.to_string(),
                     kind: ProblemKind::Error,
                 }),
             ),

@@ -148,8 +148,8 @@ impl Reader {
             Input::File(file) => {
                 let bytes = match self.files.as_ref().map(|f| f.read(&file)) {
                     Some(Ok(bytes)) => bytes,
-                    Some(Err(message)) => {
-                        return vec![Staged::Failed(problem(ProblemKind::Error, message))]
+                    Some(Err(e)) => {
+                        return vec![Staged::Failed(problem(ProblemKind::Error, e.to_string()))]
                     }
                     None => unreachable!("a folder's reader has its files"),
                 };
@@ -222,7 +222,7 @@ impl Reader {
                     is_new: work.is_new,
                 }));
             }
-            Err(message) => out.push(Staged::Failed(problem(ProblemKind::Error, message))),
+            Err(e) => out.push(Staged::Failed(problem(ProblemKind::Error, e.to_string()))),
         }
         out
     }
@@ -498,59 +498,9 @@ async fn write_stage(
             }
         };
         for note in notes {
-            match note {
-                Staged::Empty {
-                    source_id,
-                    is_new,
-                    problem,
-                } => {
-                    on_event(Event::Read {
-                        source_id: source_id.clone(),
-                    });
-                    match problem.kind {
-                        ProblemKind::Binary => summary.skipped_binary += 1,
-                        _ => summary.skipped_no_text += 1,
-                    }
-                    if !is_new {
-                        // Stored before, no text now: its chunks go with the next commit.
-                        buffer.push((
-                            SourceChunks {
-                                source_id,
-                                source_hash: String::new(),
-                                metadata: None,
-                                chunks: Vec::new(),
-                            },
-                            false,
-                        ));
-                        summary.deleted += 1;
-                    }
-                }
-                Staged::Failed(problem) => {
-                    on_event(Event::Read {
-                        source_id: problem.path.clone(),
-                    });
-                    on_event(Event::Warning {
-                        source_id: problem.path.clone(),
-                        message: problem.message.clone(),
-                    });
-                    summary.errors.push(problem);
-                }
-                Staged::Warning(problem) => {
-                    on_event(Event::Warning {
-                        source_id: problem.path.clone(),
-                        message: problem.message.clone(),
-                    });
-                    summary.errors.push(problem);
-                }
-                Staged::Tally { format, outcome } => {
-                    let counts = summary.formats.entry(format.to_string()).or_default();
-                    match outcome {
-                        Tallied::Read => counts.read += 1,
-                        Tallied::Skipped => counts.skipped += 1,
-                        Tallied::Failed => counts.failed += 1,
-                    }
-                }
-                Staged::Source(_) | Staged::Done => {}
+            if let Some(gone) = tally(note, summary, on_event) {
+                // Stored before, no text now: its chunks go with the next commit.
+                buffer.push((gone, false));
             }
         }
         let chunks: usize = sources.iter().map(|(s, _)| s.chunks.len()).sum();
@@ -584,6 +534,67 @@ async fn write_stage(
         None if cancel.is_cancelled() => Outcome::Cancelled,
         None => Outcome::Stopped("the embedder stopped unexpectedly".into()),
     }
+}
+
+/// Counts what the embed stage noted about a source that brought no chunks (empty, failed, a
+/// warning, its format's tally) into `summary`, with its events; a source stored before that has
+/// no text now comes back, as the empty replacement that removes its chunks.
+fn tally(
+    note: Staged,
+    summary: &mut Summary,
+    on_event: &(dyn Fn(Event) + Sync),
+) -> Option<SourceChunks> {
+    match note {
+        Staged::Empty {
+            source_id,
+            is_new,
+            problem,
+        } => {
+            on_event(Event::Read {
+                source_id: source_id.clone(),
+            });
+            match problem.kind {
+                ProblemKind::Binary => summary.skipped_binary += 1,
+                _ => summary.skipped_no_text += 1,
+            }
+            if !is_new {
+                summary.deleted += 1;
+                return Some(SourceChunks {
+                    source_id,
+                    source_hash: String::new(),
+                    metadata: None,
+                    chunks: Vec::new(),
+                });
+            }
+        }
+        Staged::Failed(problem) => {
+            on_event(Event::Read {
+                source_id: problem.path.clone(),
+            });
+            on_event(Event::Warning {
+                source_id: problem.path.clone(),
+                message: problem.message.clone(),
+            });
+            summary.errors.push(problem);
+        }
+        Staged::Warning(problem) => {
+            on_event(Event::Warning {
+                source_id: problem.path.clone(),
+                message: problem.message.clone(),
+            });
+            summary.errors.push(problem);
+        }
+        Staged::Tally { format, outcome } => {
+            let counts = summary.formats.entry(format.to_string()).or_default();
+            match outcome {
+                Tallied::Read => counts.read += 1,
+                Tallied::Skipped => counts.skipped += 1,
+                Tallied::Failed => counts.failed += 1,
+            }
+        }
+        Staged::Source(_) | Staged::Done => {}
+    }
+    None
 }
 
 async fn commit(

@@ -162,16 +162,18 @@ fn globs(root: &Path, option: &'static str, globs: &[String], negate: bool) -> R
         } else {
             glob.clone()
         };
-        builder.add(&pattern).map_err(|e| IngestError::BadGlob {
-            option,
-            glob: glob.clone(),
-            message: e.to_string(),
-        })?;
+        builder
+            .add(&pattern)
+            .map_err(|source| IngestError::BadGlob {
+                option,
+                glob: glob.clone(),
+                source,
+            })?;
     }
-    builder.build().map_err(|e| IngestError::BadGlob {
+    builder.build().map_err(|source| IngestError::BadGlob {
         option,
         glob: globs.join(" "),
-        message: e.to_string(),
+        source,
     })
 }
 
@@ -182,66 +184,28 @@ pub fn walk(root: &Path, options: &WalkOptions) -> Result<Walked> {
             path: root.to_path_buf(),
         });
     }
-    // Excludes go into the walker (they prune folders); includes are checked on each file after
-    // the walker's own rules, because an override that matches wins over .gitignore and hidden
-    // rules in `ignore` — `**/.env` would otherwise bring back a hidden, ignored file.
-    let exclude = globs(root, "--exclude", &options.exclude, true)?;
+    // Includes are checked on each file after the walker's own rules, because an override that
+    // matches wins over .gitignore and hidden rules in `ignore` — `**/.env` would otherwise
+    // bring back a hidden, ignored file.
     let include = (!options.include.is_empty())
         .then(|| globs(root, "--include", &options.include, false))
         .transpose()?;
     let prefix = options.prefix_for(root);
     let outside: Arc<Mutex<Vec<String>>> = Arc::default();
-    let mut builder = WalkBuilder::new(root);
-    builder
-        .hidden(!options.hidden)
-        .git_ignore(!options.no_ignore)
-        .git_exclude(!options.no_ignore)
-        .ignore(!options.no_ignore)
-        .parents(!options.no_ignore)
-        .git_global(false)
-        .require_git(false)
-        .follow_links(true)
-        .overrides(exclude)
-        .sort_by_file_path(|a, b| a.cmp(b));
-    if options.confine {
-        let canonical_root = root.canonicalize().map_err(|_| IngestError::NotAFolder {
-            path: root.to_path_buf(),
-        })?;
-        let (root, prefix, outside) = (root.to_path_buf(), prefix.clone(), outside.clone());
-        builder.filter_entry(move |entry| {
-            if !entry.path_is_symlink() {
-                return true;
-            }
-            let inside = entry
-                .path()
-                .canonicalize()
-                .is_ok_and(|target| target.starts_with(&canonical_root));
-            if !inside {
-                if let Some(id) = source_id(&prefix, &root, entry.path()) {
-                    outside.lock().expect("walk lock").push(id);
-                }
-            }
-            inside
-        });
-    }
+    let walker = walker(root, options, &prefix, &outside)?;
     let mut walked = Walked {
         complete: true,
         ..Walked::default()
     };
-    for entry in builder.build() {
+    for entry in walker.build() {
         let entry = match entry {
             Ok(entry) => entry,
             Err(err) => {
-                let place = error_path(&err).and_then(|p| source_id(&prefix, root, &p));
-                match &place {
-                    Some(id) => walked.unreadable.push(id.clone()),
-                    None => walked.complete = false,
-                }
-                walked.problems.push(FileProblem {
-                    path: place.unwrap_or_else(|| root.display().to_string()),
-                    message: err.to_string(),
-                    kind: ProblemKind::Error,
-                });
+                walked.unlisted(
+                    error_path(&err).and_then(|p| source_id(&prefix, root, &p)),
+                    root,
+                    &err,
+                );
                 continue;
             }
         };
@@ -264,18 +228,97 @@ pub fn walk(root: &Path, options: &WalkOptions) -> Result<Walked> {
         if options.shard.is_some_and(|s| !s.owns(&source_id)) {
             continue;
         }
-        let rel = path.strip_prefix(root).unwrap_or(&path).to_path_buf();
+        walked.add_file(&entry, root, source_id, options.max_file_size);
+    }
+    let mut outside = std::mem::take(&mut *outside.lock().expect("walk lock"));
+    if let Some(shard) = options.shard {
+        outside.retain(|id| shard.owns(id));
+    }
+    walked.add_outside(outside);
+    Ok(walked)
+}
+
+/// The walker with the options' rules: hidden and ignored files, the excludes (which prune
+/// folders), links followed, sorted by path; with `confine`, links that lead outside `root` are
+/// not followed but recorded in `outside` (as source ids).
+fn walker(
+    root: &Path,
+    options: &WalkOptions,
+    prefix: &str,
+    outside: &Arc<Mutex<Vec<String>>>,
+) -> Result<WalkBuilder> {
+    let exclude = globs(root, "--exclude", &options.exclude, true)?;
+    let mut builder = WalkBuilder::new(root);
+    builder
+        .hidden(!options.hidden)
+        .git_ignore(!options.no_ignore)
+        .git_exclude(!options.no_ignore)
+        .ignore(!options.no_ignore)
+        .parents(!options.no_ignore)
+        .git_global(false)
+        .require_git(false)
+        .follow_links(true)
+        .overrides(exclude)
+        .sort_by_file_path(|a, b| a.cmp(b));
+    if options.confine {
+        let canonical_root = root.canonicalize().map_err(|_| IngestError::NotAFolder {
+            path: root.to_path_buf(),
+        })?;
+        let (root, prefix, outside) = (root.to_path_buf(), prefix.to_string(), outside.clone());
+        builder.filter_entry(move |entry| {
+            if !entry.path_is_symlink() {
+                return true;
+            }
+            let inside = entry
+                .path()
+                .canonicalize()
+                .is_ok_and(|target| target.starts_with(&canonical_root));
+            if !inside {
+                if let Some(id) = source_id(&prefix, &root, entry.path()) {
+                    outside.lock().expect("walk lock").push(id);
+                }
+            }
+            inside
+        });
+    }
+    Ok(builder)
+}
+
+impl Walked {
+    /// Something the walker could not list: a file (`place`, kept as unreadable, so its stored
+    /// chunks stay) or, with no place, part of the tree (then the listing is incomplete).
+    fn unlisted(&mut self, place: Option<String>, root: &Path, err: &ignore::Error) {
+        match &place {
+            Some(id) => self.unreadable.push(id.clone()),
+            None => self.complete = false,
+        }
+        self.problems.push(FileProblem {
+            path: place.unwrap_or_else(|| root.display().to_string()),
+            message: err.to_string(),
+            kind: ProblemKind::Error,
+        });
+    }
+
+    /// A file the walk takes: listed, or too large, or unreadable (its metadata failed).
+    fn add_file(
+        &mut self,
+        entry: &ignore::DirEntry,
+        root: &Path,
+        source_id: String,
+        max_file_size: u64,
+    ) {
+        let path = entry.path().to_path_buf();
         match entry.metadata() {
-            Ok(meta) if meta.len() > options.max_file_size => walked.too_large.push(source_id),
-            Ok(meta) => walked.files.push(FileEntry {
+            Ok(meta) if meta.len() > max_file_size => self.too_large.push(source_id),
+            Ok(meta) => self.files.push(FileEntry {
+                rel: path.strip_prefix(root).unwrap_or(&path).to_path_buf(),
                 path,
-                rel,
                 source_id,
                 size: meta.len(),
             }),
             Err(err) => {
-                walked.unreadable.push(source_id.clone());
-                walked.problems.push(FileProblem {
+                self.unreadable.push(source_id.clone());
+                self.problems.push(FileProblem {
                     path: source_id,
                     message: err.to_string(),
                     kind: ProblemKind::Error,
@@ -283,18 +326,18 @@ pub fn walk(root: &Path, options: &WalkOptions) -> Result<Walked> {
             }
         }
     }
-    walked.outside = std::mem::take(&mut *outside.lock().expect("walk lock"));
-    if let Some(shard) = options.shard {
-        walked.outside.retain(|id| shard.owns(id));
+
+    /// Links that lead outside the folder: not read, each reported.
+    fn add_outside(&mut self, outside: Vec<String>) {
+        for id in &outside {
+            self.problems.push(FileProblem {
+                path: id.clone(),
+                message: "a link that leads outside the folder: not read".into(),
+                kind: ProblemKind::OutsideRoot,
+            });
+        }
+        self.outside = outside;
     }
-    for id in &walked.outside {
-        walked.problems.push(FileProblem {
-            path: id.clone(),
-            message: "a link that leads outside the folder: not read".into(),
-            kind: ProblemKind::OutsideRoot,
-        });
-    }
-    Ok(walked)
 }
 
 fn error_path(err: &ignore::Error) -> Option<PathBuf> {

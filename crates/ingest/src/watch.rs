@@ -45,7 +45,7 @@ impl FolderWatch {
         // Watched by its canonical path, so that events carry canonical paths too.
         let base = root.canonicalize().map_err(|e| IngestError::Watch {
             path: root.to_path_buf(),
-            message: e.to_string(),
+            source: notify::Error::io(e),
         })?;
         let ignore: Vec<PathBuf> = ignore.iter().map(|p| canonical_or_absolute(p)).collect();
         let watched = base.clone();
@@ -69,9 +69,9 @@ impl FolderWatch {
                 tx.send_modify(|n| *n += 1);
             }
         };
-        let watch_error = |e: notify::Error| IngestError::Watch {
+        let watch_error = |source: notify::Error| IngestError::Watch {
             path: root.to_path_buf(),
-            message: watch_hint(&e),
+            source,
         };
         let mut watcher = notify::recommended_watcher(handler).map_err(watch_error)?;
         watcher
@@ -189,17 +189,6 @@ pub(crate) fn is_scratch_name(name: &str) -> bool {
         .iter()
         .any(|ext| name.ends_with(ext))
 }
-
-fn watch_hint(e: &notify::Error) -> String {
-    match &e.kind {
-        notify::ErrorKind::MaxFilesWatch => format!(
-            "{e}: the folder has more subfolders than the system lets one process watch (raise \
-             fs.inotify.max_user_watches)"
-        ),
-        _ => e.to_string(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -397,80 +397,15 @@ impl ModelLayout {
     }
 
     fn read_with(files: &mut ModelFiles, fetch_weights: bool) -> Result<Self> {
-        let modules: Vec<ModuleEntry> = match files.optional("modules.json")? {
-            Some(path) => read_json(&path, "sentence-transformers modules.json")?,
-            None => vec![
-                ModuleEntry {
-                    path: String::new(),
-                    kind: "Transformer".into(),
-                },
-                ModuleEntry {
-                    path: "1_Pooling".into(),
-                    kind: "Pooling".into(),
-                },
-            ],
-        };
-
-        let mut transformer_dir = None;
-        let mut pooling = None;
-        let mut dense = Vec::new();
-        let mut normalize = false;
-        let mut sparse = None;
-        let mut logit_score = None;
-        let mut static_dir = None;
-        for module in &modules {
-            let kind = module.kind.rsplit('.').next().unwrap_or(&module.kind);
-            match kind {
-                "Transformer" | "MLMTransformer" if transformer_dir.is_none() => {
-                    transformer_dir = Some(module.path.clone())
-                }
-                "StaticEmbedding" if static_dir.is_none() && transformer_dir.is_none() => {
-                    // Model2Vec writes its own folder as the module's path (`.`).
-                    static_dir = Some(module.path.trim_start_matches('.').to_string())
-                }
-                "SpladePooling" => {
-                    sparse = Some(match files.optional(&join(&module.path, "config.json"))? {
-                        Some(path) => parse_splade(&read_json(&path, "SpladePooling config")?)?,
-                        None => SparsePooling {
-                            sum: false,
-                            log1p_relu: false,
-                        },
-                    })
-                }
-                "LogitScore" => {
-                    let path = files.required(&join(&module.path, "config.json"))?;
-                    let config: LogitScoreConfig = read_json(&path, "LogitScore config")?;
-                    if config
-                        .module_input_name
-                        .as_deref()
-                        .is_some_and(|n| n != "causal_logits")
-                    {
-                        return Err(ModelError::Unsupported(format!(
-                            "a LogitScore module reading `{}`: fathom scores the causal model's logits",
-                            config.module_input_name.unwrap_or_default()
-                        )));
-                    }
-                    logit_score = Some(LogitScore {
-                        true_token_id: config.true_token_id,
-                        false_token_id: config.false_token_id,
-                    });
-                }
-                "Pooling" => {
-                    pooling = Some(match files.optional(&join(&module.path, "config.json"))? {
-                        Some(path) => parse_pooling(&read_json(&path, "pooling config")?, &path)?,
-                        None => PoolingConfig::default(),
-                    })
-                }
-                "Dense" => dense.push(read_dense(files, &module.path, fetch_weights)?),
-                "Normalize" => normalize = true,
-                other => {
-                    return Err(ModelError::Unsupported(format!(
-                        "sentence-transformers module `{other}` ({}) is not supported; fathom runs Transformer, Pooling, Dense, Normalize and SpladePooling modules",
-                        module.kind
-                    )))
-                }
-            }
-        }
+        let Modules {
+            transformer_dir,
+            static_dir,
+            pooling,
+            dense,
+            normalize,
+            mut sparse,
+            logit_score,
+        } = Modules::read(files, fetch_weights)?;
         if let Some(dir) = static_dir {
             return read_static(files, &dir, dense, normalize);
         }
@@ -508,34 +443,12 @@ impl ModelLayout {
                 Some(path) => read_json(&path, "sentence_bert_config.json")?,
                 None => SentenceBertConfig::default(),
             };
-        let tokenizer_config = match files.optional(&join(&tdir, "tokenizer_config.json"))? {
-            Some(path) => Some(read_json::<TokenizerConfig>(
-                &path,
-                "tokenizer_config.json",
-            )?),
-            None => None,
-        };
-        let model_max_length = tokenizer_config
-            .as_ref()
-            .and_then(|t| t.model_max_length)
-            .filter(|v| *v >= 1.0 && *v < 1e9)
-            .map(|v| v as usize);
-        let token_type_ids = tokenizer_config
-            .as_ref()
-            .is_none_or(TokenizerConfig::token_type_ids);
-        let chat_template = match files.optional(&join(&tdir, "chat_template.jinja"))? {
-            Some(path) => {
-                Some(std::fs::read_to_string(&path).map_err(|e| ModelError::io(&path, e))?)
-            }
-            None => tokenizer_config
-                .as_ref()
-                .and_then(|t| t.chat_template.as_ref())
-                .and_then(named_template),
-        };
-        let special_tokens = tokenizer_config
-            .as_ref()
-            .map(TokenizerConfig::special_tokens)
-            .unwrap_or_default();
+        let TokenizerFacts {
+            model_max_length,
+            token_type_ids,
+            chat_template,
+            special_tokens,
+        } = TokenizerFacts::read(files, &tdir)?;
         let structured_messages = sbert
             .modality_config
             .as_ref()
@@ -616,6 +529,141 @@ impl ModelLayout {
             structured_messages,
             special_tokens,
             static_model: None,
+        })
+    }
+}
+
+/// What a sentence-transformers `modules.json` lists, each module's own config read (without
+/// one: a Transformer and mean Pooling, as sentence-transformers assumes).
+#[derive(Default)]
+struct Modules {
+    transformer_dir: Option<String>,
+    static_dir: Option<String>,
+    pooling: Option<PoolingConfig>,
+    dense: Vec<DenseLayout>,
+    normalize: bool,
+    sparse: Option<SparsePooling>,
+    logit_score: Option<LogitScore>,
+}
+
+impl Modules {
+    fn read(files: &mut ModelFiles, fetch_weights: bool) -> Result<Self> {
+        let modules: Vec<ModuleEntry> = match files.optional("modules.json")? {
+            Some(path) => read_json(&path, "sentence-transformers modules.json")?,
+            None => vec![
+                ModuleEntry {
+                    path: String::new(),
+                    kind: "Transformer".into(),
+                },
+                ModuleEntry {
+                    path: "1_Pooling".into(),
+                    kind: "Pooling".into(),
+                },
+            ],
+        };
+
+        let mut m = Modules::default();
+        for module in &modules {
+            let kind = module.kind.rsplit('.').next().unwrap_or(&module.kind);
+            match kind {
+            "Transformer" | "MLMTransformer" if m.transformer_dir.is_none() => {
+                m.transformer_dir = Some(module.path.clone())
+            }
+            "StaticEmbedding" if m.static_dir.is_none() && m.transformer_dir.is_none() => {
+                // Model2Vec writes its own folder as the module's path (`.`).
+                m.static_dir = Some(module.path.trim_start_matches('.').to_string())
+            }
+            "SpladePooling" => {
+                m.sparse = Some(match files.optional(&join(&module.path, "config.json"))? {
+                    Some(path) => parse_splade(&read_json(&path, "SpladePooling config")?)?,
+                    None => SparsePooling {
+                        sum: false,
+                        log1p_relu: false,
+                    },
+                })
+            }
+            "LogitScore" => {
+                let path = files.required(&join(&module.path, "config.json"))?;
+                let config: LogitScoreConfig = read_json(&path, "LogitScore config")?;
+                if config
+                    .module_input_name
+                    .as_deref()
+                    .is_some_and(|n| n != "causal_logits")
+                {
+                    return Err(ModelError::Unsupported(format!(
+                        "a LogitScore module reading `{}`: fathom scores the causal model's logits",
+                        config.module_input_name.unwrap_or_default()
+                    )));
+                }
+                m.logit_score = Some(LogitScore {
+                    true_token_id: config.true_token_id,
+                    false_token_id: config.false_token_id,
+                });
+            }
+            "Pooling" => {
+                m.pooling = Some(match files.optional(&join(&module.path, "config.json"))? {
+                    Some(path) => parse_pooling(&read_json(&path, "pooling config")?, &path)?,
+                    None => PoolingConfig::default(),
+                })
+            }
+            "Dense" => m.dense.push(read_dense(files, &module.path, fetch_weights)?),
+            "Normalize" => m.normalize = true,
+            other => {
+                return Err(ModelError::Unsupported(format!(
+                    "sentence-transformers module `{other}` ({}) is not supported; fathom runs Transformer, Pooling, Dense, Normalize and SpladePooling modules",
+                    module.kind
+                )))
+            }
+        }
+        }
+        Ok(m)
+    }
+}
+
+/// What `tokenizer_config.json` (and `chat_template.jinja`) say that the tokenizer file does
+/// not.
+struct TokenizerFacts {
+    model_max_length: Option<usize>,
+    token_type_ids: bool,
+    chat_template: Option<String>,
+    special_tokens: BTreeMap<String, String>,
+}
+
+impl TokenizerFacts {
+    fn read(files: &mut ModelFiles, tdir: &str) -> Result<Self> {
+        let tokenizer_config = match files.optional(&join(tdir, "tokenizer_config.json"))? {
+            Some(path) => Some(read_json::<TokenizerConfig>(
+                &path,
+                "tokenizer_config.json",
+            )?),
+            None => None,
+        };
+        let model_max_length = tokenizer_config
+            .as_ref()
+            .and_then(|t| t.model_max_length)
+            .filter(|v| *v >= 1.0 && *v < 1e9)
+            .map(|v| v as usize);
+        let token_type_ids = tokenizer_config
+            .as_ref()
+            .is_none_or(TokenizerConfig::token_type_ids);
+        let chat_template = match files.optional(&join(tdir, "chat_template.jinja"))? {
+            Some(path) => {
+                Some(std::fs::read_to_string(&path).map_err(|e| ModelError::io(&path, e))?)
+            }
+            None => tokenizer_config
+                .as_ref()
+                .and_then(|t| t.chat_template.as_ref())
+                .and_then(named_template),
+        };
+        let special_tokens = tokenizer_config
+            .as_ref()
+            .map(TokenizerConfig::special_tokens)
+            .unwrap_or_default();
+        Ok(Self {
+            model_max_length,
+            token_type_ids,
+            chat_template,
+            special_tokens,
         })
     }
 }

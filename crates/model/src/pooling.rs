@@ -46,6 +46,12 @@ pub fn pool(
     } else {
         None
     };
+    let packing = Packing {
+        seq_lens,
+        starts: &starts,
+        kept: &kept,
+        tokens,
+    };
     let mut parts = Vec::with_capacity(config.modes.len());
     for mode in &config.modes {
         let part = match mode {
@@ -64,62 +70,79 @@ pub fn pool(
             )?,
             mode => {
                 let source = padded_source.as_ref().expect("made for reducing modes");
-                let mut rows = Vec::with_capacity(seq_lens.len());
-                // Groups of similar lengths (padding adds at most a quarter); an empty body
-                // still reads one (zero) slot.
-                for group in crate::ops::padded_groups(&kept, 1, usize::MAX) {
-                    let (first, count) = (group.first, group.count);
-                    let longest = group.longest.max(1);
-                    let mut slots = Vec::with_capacity(count * longest);
-                    let mut weights = Vec::with_capacity(count * longest);
-                    let mut divisors = Vec::with_capacity(count);
-                    for s in first..first + count {
-                        let (len, k) = (seq_lens[s], kept[s]);
-                        let body = starts[s] + len - k;
-                        for p in 0..longest {
-                            let slot = match (p < k, mode) {
-                                (true, _) => body + p,
-                                (false, PoolingMode::Max) if k > 0 => body + k - 1,
-                                (false, _) => tokens,
-                            };
-                            slots.push(slot as u32);
-                            // Position weights 1..=len over the whole sequence, masked to the kept part.
-                            weights.push(if p < k { (len - k + 1 + p) as f32 } else { 0.0 });
-                        }
-                        divisors.push(match mode {
-                            _ if k == 0 => 1.0,
-                            PoolingMode::Mean => k as f32,
-                            PoolingMode::MeanSqrtLen => (k as f32).sqrt(),
-                            PoolingMode::WeightedMean => {
-                                ((len - k + 1)..=len).map(|w| w as f32).sum()
-                            }
-                            _ => 1.0,
-                        });
-                    }
-                    let block = source
-                        .index_select(&index(slots)?, 0)?
-                        .reshape((count, longest, width))?;
-                    let divisors = Tensor::from_vec(divisors, (count, 1), device)?;
-                    let row = match mode {
-                        PoolingMode::Max => block.max(1)?,
-                        PoolingMode::WeightedMean => block
-                            .broadcast_mul(&Tensor::from_vec(
-                                weights,
-                                (count, longest, 1),
-                                device,
-                            )?)?
-                            .sum(1)?
-                            .broadcast_div(&divisors)?,
-                        _ => block.sum(1)?.broadcast_div(&divisors)?,
-                    };
-                    rows.push(row);
-                }
-                Tensor::cat(&rows, 0)?
+                reduce(source, *mode, &packing)?
             }
         };
         parts.push(part);
     }
     Ok(Tensor::cat(&parts, 1)?)
+}
+
+/// The sequences packed in a forward pass, as pooling reads them.
+struct Packing<'a> {
+    seq_lens: &'a [usize],
+    /// Where each sequence starts in the packed rows.
+    starts: &'a [usize],
+    /// Tokens of each sequence that are pooled (its length less the skipped prompt).
+    kept: &'a [usize],
+    /// Packed rows in all; row `tokens` of the padded source is zeros.
+    tokens: usize,
+}
+
+/// A reducing mode (mean, max, mean/√len, weighted mean) over each sequence's kept tokens, for
+/// groups of similar lengths at once (padding adds at most a quarter): each group's rows are
+/// gathered into `count × longest × width` from `source` (the hidden rows and a zero row) and
+/// reduced over the middle dimension.
+fn reduce(source: &Tensor, mode: PoolingMode, p: &Packing) -> Result<Tensor> {
+    let width = source.dim(1)?;
+    let device = source.device();
+    let mut rows = Vec::with_capacity(p.seq_lens.len());
+    for group in crate::ops::padded_groups(p.kept, 1, usize::MAX) {
+        // An empty body still reads one (zero) slot.
+        let (count, longest) = (group.count, group.longest.max(1));
+        let mut slots = Vec::with_capacity(count * longest);
+        let mut weights = Vec::with_capacity(count * longest);
+        let mut divisors = Vec::with_capacity(count);
+        for s in group.first..group.first + count {
+            let (len, k) = (p.seq_lens[s], p.kept[s]);
+            let body = p.starts[s] + len - k;
+            for at in 0..longest {
+                let slot = match (at < k, mode) {
+                    (true, _) => body + at,
+                    (false, PoolingMode::Max) if k > 0 => body + k - 1,
+                    (false, _) => p.tokens,
+                };
+                slots.push(slot as u32);
+                // Position weights 1..=len over the whole sequence, masked to the kept part.
+                weights.push(if at < k {
+                    (len - k + 1 + at) as f32
+                } else {
+                    0.0
+                });
+            }
+            divisors.push(match mode {
+                _ if k == 0 => 1.0,
+                PoolingMode::Mean => k as f32,
+                PoolingMode::MeanSqrtLen => (k as f32).sqrt(),
+                PoolingMode::WeightedMean => ((len - k + 1)..=len).map(|w| w as f32).sum(),
+                _ => 1.0,
+            });
+        }
+        let slots = Tensor::from_vec(slots, count * longest, device)?;
+        let block = source
+            .index_select(&slots, 0)?
+            .reshape((count, longest, width))?;
+        let divisors = Tensor::from_vec(divisors, (count, 1), device)?;
+        rows.push(match mode {
+            PoolingMode::Max => block.max(1)?,
+            PoolingMode::WeightedMean => block
+                .broadcast_mul(&Tensor::from_vec(weights, (count, longest, 1), device)?)?
+                .sum(1)?
+                .broadcast_div(&divisors)?,
+            _ => block.sum(1)?.broadcast_div(&divisors)?,
+        });
+    }
+    Ok(Tensor::cat(&rows, 0)?)
 }
 
 /// A sentence-transformers `Dense` module: linear then activation.

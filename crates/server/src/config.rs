@@ -126,23 +126,34 @@ impl IngestRoot {
 
     /// Checks that the roots are folders with distinct names.
     pub fn check_all(roots: &[IngestRoot]) -> Result<(), String> {
+        Self::check_all_for(roots, "--ingest-root")
+    }
+
+    /// [`IngestRoot::check_all`] for the folders of another flag (`--watch`), which errors name.
+    pub fn check_all_for(roots: &[IngestRoot], flag: &str) -> Result<(), String> {
         let mut names = std::collections::HashSet::new();
         for root in roots {
             if !root.path.is_dir() {
-                return Err(format!(
-                    "--ingest-root `{}` is not a folder",
-                    root.path.display()
-                ));
+                return Err(format!("{flag} `{}` is not a folder", root.path.display()));
             }
             if !names.insert(root.name.as_str()) {
                 return Err(format!(
-                    "two --ingest-roots are named `{}`: name them apart with NAME=DIR",
+                    "two {flag} folders are named `{}`: name them apart with NAME=DIR",
                     root.name
                 ));
             }
         }
         Ok(())
     }
+}
+
+/// Whether `name` can name a collection or a served model on the command line: not empty, ASCII
+/// letters, digits, `-`, `_` and `.` only (so never part of a path or a hub id).
+pub fn is_plain_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
 }
 
 /// A folder the server watches, and the collection it goes to (the default one when `None`).
@@ -156,13 +167,7 @@ impl WatchedFolder {
     /// `[NAME=]DIR[:COLLECTION]`.
     pub fn parse(spec: &str) -> Result<Self, String> {
         let (folder, collection) = match spec.rsplit_once(':') {
-            Some((dir, name))
-                if !dir.is_empty()
-                    && !name.is_empty()
-                    && name
-                        .chars()
-                        .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) =>
-            {
+            Some((dir, name)) if !dir.is_empty() && is_plain_name(name) => {
                 (dir, Some(name.to_string()))
             }
             _ => (spec, None),

@@ -364,8 +364,12 @@ mod tests {
     async fn jobs_beyond_the_running_limit_queue_and_beyond_the_queue_are_refused() {
         let jobs = Jobs::new(1, 1);
         let (release, released) = tokio::sync::watch::channel(false);
+        // Each job says when it starts running, then waits for the release.
+        let (started, mut running) = tokio::sync::mpsc::unbounded_channel::<()>();
         let blocker = |mut released: tokio::sync::watch::Receiver<bool>| {
+            let started = started.clone();
             move |job: JobHandle| async move {
+                let _ = started.send(());
                 let _ = released.wait_for(|r| *r).await;
                 job.finish(Ok(Summary::default()));
             }
@@ -381,7 +385,7 @@ mod tests {
                 .unwrap_err(),
             TooManyJobs(2)
         );
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        running.recv().await.expect("the first job starts");
         assert_eq!(jobs.status(&first.id).unwrap().state, JobState::Running);
         assert_eq!(jobs.status(&second.id).unwrap().state, JobState::Queued);
         release.send(true).unwrap();
@@ -409,6 +413,54 @@ mod tests {
         assert_eq!(listed.last().unwrap().id, "job-6");
         assert!(listed.iter().all(|s| s.state == JobState::Done));
         assert!(jobs.status("job-1").is_none());
+    }
+
+    /// `cancel` races the forgetting of old finished jobs (every start forgets the oldest): it
+    /// answers with the status it found, or `None`, never with a job that vanished between
+    /// finding and reading it. (`DELETE /jobs/{id}` once looked the job up twice and panicked,
+    /// a 500, when a start forgot it in between.)
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn cancel_never_loses_to_forgetting_finished_jobs() {
+        let jobs = Jobs::new(4, 0);
+        let done = |job: JobHandle| async move {
+            job.finish(Ok(Summary::default()));
+        };
+        let mut old = Vec::new();
+        for _ in 0..FINISHED_KEPT {
+            old.push(jobs.start("p".into(), "c".into(), done).unwrap().id);
+            jobs.wait_all().await;
+        }
+        let (first_pass, passed) = std::sync::mpsc::channel();
+        let canceller = {
+            let (jobs, old) = (jobs.clone(), old.clone());
+            std::thread::spawn(move || {
+                let mut found = 0;
+                for pass in 0..200 {
+                    for id in &old {
+                        if let Some(status) = jobs.cancel(id) {
+                            assert_eq!(&status.id, id);
+                            found += 1;
+                        }
+                    }
+                    if pass == 0 {
+                        let _ = first_pass.send(());
+                    }
+                }
+                found
+            })
+        };
+        // The later passes race the starts below, each of which forgets one old job.
+        passed.recv().expect("the first pass ran");
+        for _ in 0..FINISHED_KEPT {
+            jobs.start("q".into(), "c".into(), done).unwrap();
+            jobs.wait_all().await;
+        }
+        let found = canceller.join().expect("cancel never panics");
+        assert!(
+            found >= FINISHED_KEPT,
+            "the first pass found every old job: {found}"
+        );
+        assert!(old.iter().all(|id| jobs.cancel(id).is_none()));
     }
 
     #[tokio::test]

@@ -51,7 +51,7 @@ use tower_http::trace::TraceLayer;
 use utoipa::OpenApi;
 
 pub use batcher::{Batcher, BulkEmbed, Embedded, QueueError};
-pub use config::{IngestRoot, ServerConfig, WatchedFolder};
+pub use config::{is_plain_name, IngestRoot, ServerConfig, WatchedFolder};
 pub use error::{ApiError, ErrorBody};
 pub use jobs::{JobState, JobStatus};
 pub use mcp::{serve_stdio as serve_mcp_stdio, FathomMcp};
