@@ -14,6 +14,8 @@ fn fathom() -> Command {
     cmd.current_dir(repo_root())
         .env_remove("FATHOM_MODEL")
         .env_remove("FATHOM_DEVICE")
+        .env_remove("RUST_LOG")
+        .env_remove("FATHOM_LOG")
         .env("HF_HUB_OFFLINE", "1");
     cmd
 }

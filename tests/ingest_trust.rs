@@ -225,40 +225,42 @@ fn kill_9_mid_ingest_keeps_whole_sources_and_a_rerun_equals_a_clean_run() {
             )
         })
         .collect();
-    // Killed before its first commit (as soon as it says it is ingesting), and after its
-    // first and its third commit (the log line each commit prints with -v).
-    for commits in [0, 1, 3] {
-        let store = dir.path().join(format!("store-{commits}"));
+    // Killed as soon as it says it is ingesting (before any commit), right after its first
+    // commit, and inside its third (as it logs that the commit starts, the lance write follows).
+    for (n, (marker, count)) in [("ingesting", 1), ("committed", 1), ("committing", 3)]
+        .into_iter()
+        .enumerate()
+    {
+        let store = dir.path().join(format!("store-{n}"));
         let mut child = fathom()
-            .args(["-v", "ingest", "--json", "--commit-every", "0", "--store"])
+            .args(["ingest", "--json", "--commit-every", "0", "--store"])
             .arg(&store)
             .arg(&docs)
+            .env("FATHOM_LOG", "info,fathom_ingest=debug")
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
         let mut stderr = BufReader::new(child.stderr.take().unwrap());
-        let (mut seen, mut started) = (0, false);
+        let mut seen = 0;
         let mut line = String::new();
-        while !(if commits == 0 {
-            started
-        } else {
-            seen == commits
-        }) {
+        while seen < count {
             line.clear();
             assert!(
                 stderr.read_line(&mut line).unwrap() > 0,
-                "the ingest ended before commit {}",
+                "the ingest ended before `{marker}` number {}",
                 seen + 1
             );
-            started |= line.contains("ingesting");
-            seen += usize::from(line.contains("committed"));
+            seen += usize::from(line.contains(marker));
         }
         child.kill().unwrap(); // SIGKILL
         child.wait().unwrap();
-        let point = match commits {
-            0 => "at its start".to_string(),
-            n => format!("after {n} commits"),
+        let point = format!("at `{marker}` number {count}");
+        // Commits known to have finished before the kill.
+        let commits = match marker {
+            "committed" => count,
+            "committing" => count - 1,
+            _ => 0,
         };
         // Killed at its start, the store may not exist yet.
         let partial = if store.exists() {

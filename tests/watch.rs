@@ -15,7 +15,10 @@ const WITHIN: Duration = Duration::from_secs(30);
 
 fn fathom() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_fathom"));
-    cmd.env("HF_HUB_OFFLINE", "1");
+    // The tests read log lines that -v asks for: no level from the environment.
+    cmd.env("HF_HUB_OFFLINE", "1")
+        .env_remove("RUST_LOG")
+        .env_remove("FATHOM_LOG");
     cmd
 }
 
@@ -91,6 +94,7 @@ fn ingest_watch_applies_creates_edits_renames_and_deletes_and_ignores_scratch_fi
         "Bravo notes about bicycle gears and chains.\n",
     );
     let log = tmp.path().join("watch.log");
+    let log_file = std::fs::File::create(&log).unwrap();
     let mut watching = Watching(
         // From the temp folder with a relative path: source ids are `notes/...`.
         fathom()
@@ -106,10 +110,10 @@ fn ingest_watch_applies_creates_edits_renames_and_deletes_and_ignores_scratch_fi
             ])
             .arg(minilm())
             .args(["-v", "--json"])
-            // One file for both: each sync's summary (stdout, JSON) and the watch's log
-            // (stderr), in the order they happened.
-            .stdout(std::fs::File::create(&log).unwrap())
-            .stderr(std::fs::OpenOptions::new().append(true).open(&log).unwrap())
+            // One open file for both (one write position): each sync's summary (stdout,
+            // JSON) and the watch's log (stderr), in the order they happened.
+            .stdout(log_file.try_clone().unwrap())
+            .stderr(log_file)
             .spawn()
             .unwrap(),
     );
@@ -291,6 +295,15 @@ async fn serve_watch_syncs_a_folder_as_jobs_and_leaves_posted_documents_alone() 
         .as_array()
         .unwrap()
         .len();
+    // The first sync's job has ended and said so before the burst begins.
+    let started = Instant::now();
+    while !up_to_date_after_a_sync(0) {
+        assert!(
+            started.elapsed() < WITHIN,
+            "the first sync never said it was up to date"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     let mark = log_lines().len();
     for i in 0..8 {
         write(

@@ -57,9 +57,10 @@ fn main() {
 
 /// The kernel paths of the CPU this build runs on, for the tests' `ignore` marks. Only for a
 /// native build (a cross build's tests run elsewhere: every path is then left unmarked as
-/// absent). Rerun when `/proc/cpuinfo` is newer than the last run, i.e. after a reboot, so a
-/// target directory carried to another machine is not trusted blindly (and the
-/// `detection_agrees_with_the_cpu_the_tests_were_built_on` test catches the rest).
+/// absent). Rerun when `/proc/cpuinfo` is newer than the last run (its time is when procfs was
+/// mounted: a new boot or container), so a target directory carried to another machine is
+/// mostly re-checked; the `detection_agrees_with_the_cpu_the_tests_were_built_on` test catches
+/// the rest.
 fn cpu_paths() {
     println!(
         "cargo::rustc-check-cfg=cfg(fathom_built_on, values(\"avx2\", \"avx512_vnni\", \"avx512_bf16\", \"amx_int8\", \"amx_bf16\"))"

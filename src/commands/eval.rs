@@ -116,13 +116,16 @@ impl Beir {
     fn read(dir: &Path) -> anyhow::Result<Self> {
         let corpus = read_jsonl(&dir.join("corpus.jsonl"))?;
         let qrels = read_qrels(&dir.join("qrels/test.tsv"))?;
-        let mut queries: Vec<(String, String)> = read_jsonl(&dir.join("queries.jsonl"))?
+        // By id (a repeated id: its last line), the judged ones in id order.
+        let text: HashMap<String, String> = read_jsonl(&dir.join("queries.jsonl"))?
             .iter()
             .map(|q| (string_field(q, "_id"), string_field(q, "text")))
+            .collect();
+        let mut queries: Vec<(String, String)> = text
+            .into_iter()
             .filter(|(id, _)| qrels.contains_key(id))
             .collect();
         queries.sort();
-        queries.dedup_by(|a, b| a.0 == b.0);
         if queries.is_empty() {
             anyhow::bail!("no query of qrels/test.tsv is in queries.jsonl");
         }

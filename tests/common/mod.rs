@@ -54,6 +54,8 @@ impl Server {
             .arg(minilm())
             .args(args)
             .env_remove("FATHOM_API_KEY")
+            .env_remove("RUST_LOG")
+            .env_remove("FATHOM_LOG")
             .env("HF_HUB_OFFLINE", "1")
             .stdout(Stdio::piped())
             .stderr(stderr);
@@ -192,6 +194,9 @@ pub fn fathom_command() -> Command {
         .env_remove("FATHOM_MODEL")
         .env_remove("FATHOM_STORE")
         .env_remove("FATHOM_OCR")
+        // Tests read log lines that -v asks for: no level from the environment.
+        .env_remove("RUST_LOG")
+        .env_remove("FATHOM_LOG")
         .env("HF_HUB_OFFLINE", "1");
     cmd
 }

@@ -9,21 +9,17 @@ use crate::report::Summary;
 pub enum IngestError {
     #[error("`{}` is not a folder", path.display())]
     NotAFolder { path: PathBuf },
-    #[error("bad {option} glob `{glob}`: {source}")]
+    /// The glob's own error is kept (and shown in the message, so not chained again).
+    #[error("bad {option} glob `{glob}`: {error}")]
     BadGlob {
         option: &'static str,
         glob: String,
-        #[source]
-        source: ignore::Error,
+        error: ignore::Error,
     },
     #[error("chunk size {tokens} with overlap {overlap}: the overlap must be smaller than the chunk size")]
     BadChunkSize { tokens: usize, overlap: usize },
-    #[error("cannot watch `{}`: {source}{}", path.display(), watch_hint(source))]
-    Watch {
-        path: PathBuf,
-        #[source]
-        source: notify::Error,
-    },
+    #[error("cannot watch `{}`: {error}{}", path.display(), watch_hint(error))]
+    Watch { path: PathBuf, error: notify::Error },
     #[error(transparent)]
     Embed(#[from] EmbedError),
     #[error(transparent)]

@@ -608,6 +608,7 @@ async fn commit(
     }
     let (sources, new_flags): (Vec<SourceChunks>, Vec<bool>) =
         std::mem::take(buffer).into_iter().unzip();
+    tracing::debug!(sources = sources.len(), "committing");
     collection.replace_sources(&sources).await?;
     let chunks: usize = sources.iter().map(|s| s.chunks.len()).sum();
     summary.chunks += chunks;

@@ -164,16 +164,16 @@ fn globs(root: &Path, option: &'static str, globs: &[String], negate: bool) -> R
         };
         builder
             .add(&pattern)
-            .map_err(|source| IngestError::BadGlob {
+            .map_err(|error| IngestError::BadGlob {
                 option,
                 glob: glob.clone(),
-                source,
+                error,
             })?;
     }
-    builder.build().map_err(|source| IngestError::BadGlob {
+    builder.build().map_err(|error| IngestError::BadGlob {
         option,
         glob: globs.join(" "),
-        source,
+        error,
     })
 }
 

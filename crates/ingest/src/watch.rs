@@ -45,7 +45,7 @@ impl FolderWatch {
         // Watched by its canonical path, so that events carry canonical paths too.
         let base = root.canonicalize().map_err(|e| IngestError::Watch {
             path: root.to_path_buf(),
-            source: notify::Error::io(e),
+            error: notify::Error::io(e),
         })?;
         let ignore: Vec<PathBuf> = ignore.iter().map(|p| canonical_or_absolute(p)).collect();
         let watched = base.clone();
@@ -69,9 +69,9 @@ impl FolderWatch {
                 tx.send_modify(|n| *n += 1);
             }
         };
-        let watch_error = |source: notify::Error| IngestError::Watch {
+        let watch_error = |error: notify::Error| IngestError::Watch {
             path: root.to_path_buf(),
-            source,
+            error,
         };
         let mut watcher = notify::recommended_watcher(handler).map_err(watch_error)?;
         watcher

@@ -171,6 +171,9 @@ pub(super) fn bf16() -> bool {
 /// parallel task that does not itself wait on other tasks (rayon could otherwise run another
 /// task on this thread in between).
 pub(super) struct Tiles {
+    /// Which products this CPU runs: each block function checks its own.
+    int8: bool,
+    bf16: bool,
     _not_send: std::marker::PhantomData<*const ()>,
 }
 
@@ -186,6 +189,8 @@ impl Tiles {
             if cpu.amx_int8 || cpu.amx_bf16 {
                 x86::configure();
                 return Some(Self {
+                    int8: cpu.amx_int8,
+                    bf16: cpu.amx_bf16,
                     _not_send: std::marker::PhantomData,
                 });
             }
@@ -205,6 +210,7 @@ impl Tiles {
         steps: usize,
         c: &mut Block<i32>,
     ) {
+        assert!(self.int8, "amx: tdpbusd on a CPU without AMX-INT8");
         self.block::<false>(a, lda, b, steps, c.as_mut_ptr().cast(), BLOCK);
     }
 
@@ -222,6 +228,7 @@ impl Tiles {
         c: &mut [f32],
         ldc: usize,
     ) {
+        assert!(self.bf16, "amx: tdpbf16ps on a CPU without AMX-BF16");
         assert!(
             ldc >= BLOCK && c.len() >= (BLOCK - 1) * ldc + BLOCK,
             "amx: output shorter than a block at stride {ldc}"

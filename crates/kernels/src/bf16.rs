@@ -240,7 +240,7 @@ pub fn matmul_bt(x: &[f32], rows: usize, w: &PackedWeight, out: &mut [f32]) {
         .zip(a.par_chunks(block * k_pairs))
         .for_each(|(dst, src)| {
             let m = src.len() / k_pairs;
-            // SAFETY: `matmul_block` needs AVX512F and AVX512-BF16, which `supported()` confirmed
+            // SAFETY: `matmul_block` needs AVX512F and AVX512-BF16, which `cpu::detected()` confirmed
             // at the top of this function; memory safety it ensures itself (its slices are
             // bounds-checked and its micro-kernel asserts its bounds).
             #[cfg(target_arch = "x86_64")]

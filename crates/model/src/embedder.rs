@@ -284,7 +284,7 @@ pub(crate) fn load_parts(layout: &mut ModelLayout, options: &LoadOptions) -> Res
         }
         if !crate::kernels::bf16::supported() {
             return Err(ModelError::PrecisionUnavailable(
-                "bf16 on CPU needs the AVX512-BF16 instructions, which this CPU lacks; use f32",
+                "bf16 on CPU needs the AVX512-BF16 instructions, which this CPU lacks (or FATHOM_CPU turns off); use f32",
             ));
         }
     }

@@ -566,55 +566,55 @@ impl Modules {
         for module in &modules {
             let kind = module.kind.rsplit('.').next().unwrap_or(&module.kind);
             match kind {
-            "Transformer" | "MLMTransformer" if m.transformer_dir.is_none() => {
-                m.transformer_dir = Some(module.path.clone())
-            }
-            "StaticEmbedding" if m.static_dir.is_none() && m.transformer_dir.is_none() => {
-                // Model2Vec writes its own folder as the module's path (`.`).
-                m.static_dir = Some(module.path.trim_start_matches('.').to_string())
-            }
-            "SpladePooling" => {
-                m.sparse = Some(match files.optional(&join(&module.path, "config.json"))? {
-                    Some(path) => parse_splade(&read_json(&path, "SpladePooling config")?)?,
-                    None => SparsePooling {
-                        sum: false,
-                        log1p_relu: false,
-                    },
-                })
-            }
-            "LogitScore" => {
-                let path = files.required(&join(&module.path, "config.json"))?;
-                let config: LogitScoreConfig = read_json(&path, "LogitScore config")?;
-                if config
-                    .module_input_name
-                    .as_deref()
-                    .is_some_and(|n| n != "causal_logits")
-                {
-                    return Err(ModelError::Unsupported(format!(
-                        "a LogitScore module reading `{}`: fathom scores the causal model's logits",
-                        config.module_input_name.unwrap_or_default()
-                    )));
+                "Transformer" | "MLMTransformer" if m.transformer_dir.is_none() => {
+                    m.transformer_dir = Some(module.path.clone())
                 }
-                m.logit_score = Some(LogitScore {
-                    true_token_id: config.true_token_id,
-                    false_token_id: config.false_token_id,
-                });
+                "StaticEmbedding" if m.static_dir.is_none() && m.transformer_dir.is_none() => {
+                    // Model2Vec writes its own folder as the module's path (`.`).
+                    m.static_dir = Some(module.path.trim_start_matches('.').to_string())
+                }
+                "SpladePooling" => {
+                    m.sparse = Some(match files.optional(&join(&module.path, "config.json"))? {
+                        Some(path) => parse_splade(&read_json(&path, "SpladePooling config")?)?,
+                        None => SparsePooling {
+                            sum: false,
+                            log1p_relu: false,
+                        },
+                    })
+                }
+                "LogitScore" => {
+                    let path = files.required(&join(&module.path, "config.json"))?;
+                    let config: LogitScoreConfig = read_json(&path, "LogitScore config")?;
+                    if config
+                        .module_input_name
+                        .as_deref()
+                        .is_some_and(|n| n != "causal_logits")
+                    {
+                        return Err(ModelError::Unsupported(format!(
+                            "a LogitScore module reading `{}`: fathom scores the causal model's logits",
+                            config.module_input_name.unwrap_or_default()
+                        )));
+                    }
+                    m.logit_score = Some(LogitScore {
+                        true_token_id: config.true_token_id,
+                        false_token_id: config.false_token_id,
+                    });
+                }
+                "Pooling" => {
+                    m.pooling = Some(match files.optional(&join(&module.path, "config.json"))? {
+                        Some(path) => parse_pooling(&read_json(&path, "pooling config")?, &path)?,
+                        None => PoolingConfig::default(),
+                    })
+                }
+                "Dense" => m.dense.push(read_dense(files, &module.path, fetch_weights)?),
+                "Normalize" => m.normalize = true,
+                other => {
+                    return Err(ModelError::Unsupported(format!(
+                        "sentence-transformers module `{other}` ({}) is not supported; fathom runs Transformer, Pooling, Dense, Normalize and SpladePooling modules",
+                        module.kind
+                    )))
+                }
             }
-            "Pooling" => {
-                m.pooling = Some(match files.optional(&join(&module.path, "config.json"))? {
-                    Some(path) => parse_pooling(&read_json(&path, "pooling config")?, &path)?,
-                    None => PoolingConfig::default(),
-                })
-            }
-            "Dense" => m.dense.push(read_dense(files, &module.path, fetch_weights)?),
-            "Normalize" => m.normalize = true,
-            other => {
-                return Err(ModelError::Unsupported(format!(
-                    "sentence-transformers module `{other}` ({}) is not supported; fathom runs Transformer, Pooling, Dense, Normalize and SpladePooling modules",
-                    module.kind
-                )))
-            }
-        }
         }
         Ok(m)
     }
