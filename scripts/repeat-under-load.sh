@@ -5,7 +5,8 @@
 #   scripts/repeat-under-load.sh [-n N] [TEST-BINARY:FILTER ...]
 #
 # TEST-BINARY is a `cargo test --test` name (`cli`, `watch`, `store`, ...) or `server-lib` (the
-# libraries' unit tests); FILTER picks tests within it. Without arguments, the
+# libraries' unit tests); FILTER picks tests within it. The last run's output is kept in $log
+# (default /tmp/repeat-under-load.log). Without arguments, the
 # tests that used to sleep to synchronize. Build first (scripts/test.sh or cargo test --no-run).
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -41,8 +42,8 @@ for spec in "${specs[@]}"; do
   esac
   start=$(date +%s)
   for i in $(seq "$n"); do
-    if ! cargo test --release -q "${args[@]}" -- "$filter" >/tmp/repeat-under-load.log 2>&1; then
-      echo "FAILED: $spec, run $i of $n (log: /tmp/repeat-under-load.log)"
+    if ! cargo test --release -q "${args[@]}" -- "$filter" >"${log:-/tmp/repeat-under-load.log}" 2>&1; then
+      echo "FAILED: $spec, run $i of $n (log: ${log:-/tmp/repeat-under-load.log})"
       failed=1
       break
     fi
