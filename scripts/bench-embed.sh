@@ -5,8 +5,13 @@
 # sentence-transformers and to ONNX Runtime at the same precision, and each vector set's lowest
 # cosine to fathom f32.
 #
-#   scripts/bench-embed.sh [--limit N] [--threads N] [--repeat N] [--model DIR]
+#   scripts/bench-embed.sh [--limit N] [--threads N] [--repeat N] [--model DIR] [--cpu avx2]
 #                                                        (--limit 0: the whole corpus)
+# --cpu avx2: every tool held to AVX2/FMA on a machine that has more, to measure what an AVX2-only
+# CPU gets: fathom's kernels (FATHOM_CPU) and OpenBLAS (OPENBLAS_CORETYPE=Haswell); PyTorch
+# (ATEN_CPU_CAPABILITY), oneDNN (ONEDNN_MAX_CPU_ISA) and MKL (MKL_ENABLE_INSTRUCTIONS). ONNX
+# Runtime has no such switch: its kernels still use what the CPU has (AVX-512 VNNI for int8 where
+# present), which the output says.
 # --model: any sentence-transformers folder (default: all-MiniLM-L6-v2 from scripts/fetch-model.sh);
 # scripts/bench-archs.sh runs this once per architecture.
 #
@@ -27,6 +32,11 @@ while [ $# -gt 0 ]; do
     --threads) threads="$2"; shift 2 ;;
     --repeat) repeat="$2"; shift 2 ;;
     --model) model="$2"; shift 2 ;;
+    --cpu)
+      [ "$2" = avx2 ] || { echo "bench-embed: --cpu takes avx2" >&2; exit 2; }
+      export FATHOM_CPU=avx2 OPENBLAS_CORETYPE=Haswell ATEN_CPU_CAPABILITY=avx2 \
+        ONEDNN_MAX_CPU_ISA=AVX2 MKL_ENABLE_INSTRUCTIONS=AVX2
+      shift 2 ;;
     *) echo "unknown argument $1" >&2; exit 2 ;;
   esac
 done
@@ -60,8 +70,11 @@ cargo bench --bench embed_scifact --no-run -q >&2 2>/dev/null || cargo bench --b
 tmp="$(mktemp -d)"
 trap 'rm -rf "$tmp"' EXIT
 echo "bench-embed: $model, $(nproc) cores, $threads threads, limit $limit docs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs))" >&2
+if [ -n "${FATHOM_CPU:-}" ]; then
+  echo "bench-embed: held to ${FATHOM_CPU} (fathom, OpenBLAS, PyTorch, oneDNN, MKL; not ONNX Runtime)" >&2
+fi
 for dtype in f32 int8 bf16; do
-  if [ "$dtype" = bf16 ] && ! grep -q avx512_bf16 /proc/cpuinfo; then
+  if [ "$dtype" = bf16 ] && { ! grep -q avx512_bf16 /proc/cpuinfo || [ -n "${FATHOM_CPU:-}" ]; }; then
     echo "bench-embed: this CPU has no AVX512-BF16; skipping the bf16 run" >&2
     continue
   fi

@@ -5,26 +5,23 @@
 //! (q − z)`, `q ∈ [0, 255]`, zero exact). One row times one column is then an exact integer sum,
 //! `Σ q_x · q_w − z · Σ q_w`, scaled back by `s_x · s_w[j]` and added to the bias.
 //!
-//! On x86-64 with AVX2 the sums run on `vpmaddwd`: 16 products of `i16`, summed in adjacent
-//! pairs into `i32`. Weights are stored as `i8` (a quarter of f32's bytes: what a short query
-//! reads from memory) in panels of [`PANEL`] columns, the two values of a k-pair of a column side
-//! by side, and widened to `i16` as they are loaded; activations are quantized straight into
-//! `i16` pairs. `vpmaddubsw` (u8 × i8, twice the products an instruction) would saturate its i16
-//! pair sums (2 · 255 · 127 > 32 767) unless weights or activations lose a bit, which cost a third
-//! of the cosine to f32 on the reference texts; on the CPUs measured it was not faster either, the
-//! integer multiply ports being the limit both ways. Elsewhere a portable kernel computes the same
-//! integer sums and the same float epilogue, so both give bit-identical outputs (the unit tests
-//! check it).
-//!
-//! Where the CPU has AVX-512 VNNI, `vpdpbusd` (u8 × i8 in quads into i32, no saturation: the
-//! activations are already u8 and the weights i8) does 64 products an instruction on a second
-//! copy of the weights packed four k's to a lane; its sums and epilogue are the same, so the
-//! outputs are the same bits as the AVX2 and portable kernels' (the unit tests check all three).
-//!
-//! Where the CPU has AMX-INT8 (Sapphire Rapids and later), [`super::amx`] tiles do the
-//! same u8 × i8 sums 16 × 16 × 64 at a time, on the same quads padded to whole tiles (k to
-//! 64, columns to 32, rows to 32: the padding is zeros and changes no sum), with the same
-//! epilogue: again the same bits.
+//! Every kernel takes the same operands: weights as `i8` (a quarter of f32's bytes: what a short
+//! query reads from memory) in panels of [`PANEL`] columns, four k's of a column in one `u32`
+//! lane ("quads"), and activations as `u8`, four k's to a lane. Each sums the same way — exact
+//! integer dot products, then one float epilogue — so kernels given the same weights give the same
+//! bits (the unit tests check it):
+//! - AVX-512 VNNI: `vpdpbusd`, 64 u8 × i8 products an instruction summed by fours into `i32`;
+//! - AMX-INT8 (Sapphire Rapids and later): [`super::amx`] tiles do the same sums 16 × 16 × 64 at
+//!   a time, on the same quads padded to whole tiles (k to 64, columns to 32, rows to 32: the
+//!   padding is zeros and changes no sum);
+//! - AVX2 without VNNI: `vpmaddubsw` (32 u8 × i8 products, summed in pairs into `i16`), then
+//!   `vpmaddwd` by ones into `i32`, `vpdpbusd`'s sum in two instructions. A pair sum saturates
+//!   past 32,767 (2 · 255 · 127 would), so weights for this kernel are quantized to ±64 instead of
+//!   ±127 (2 · 255 · 64 = 32,640): one bit less on the weights, for half again the products a
+//!   cycle. On a Zen 4 core held to AVX2, `vpmaddwd` on widened `i16` pairs with its `vpaddd` —
+//!   the kernel this replaced, full 8-bit weights — retired 74 GMAC/s, this pair 117
+//!   (`examples/roofline.rs`); an all-MiniLM-L6-v2 vector moves by … in cosine.
+//! - elsewhere a portable kernel computes the same sums one output at a time.
 
 use std::mem::MaybeUninit;
 
@@ -38,10 +35,13 @@ use super::Epilogue;
 /// Columns per packed panel: two 8-lane vectors.
 const PANEL: usize = 16;
 /// Rows per micro-kernel call: 6 rows × 2 vectors = 12 accumulators, with the two weight
-/// vectors and the broadcast activation inside 16 registers.
+/// vectors and the broadcast activation inside 16 AVX2 registers.
 const MR: usize = 6;
 /// Largest magnitude of a quantized weight (symmetric, so -128 is never used).
 const W_MAX: f32 = 127.0;
+/// The same for the AVX2 kernel, whose `vpmaddubsw` pair sums must stay within `i16`:
+/// 2 · 255 · 64 = 32,640 ≤ 32,767.
+const W_MAX_AVX2: f32 = 64.0;
 /// Largest quantized activation (8 bits, unsigned).
 const A_MAX: f32 = 255.0;
 
@@ -54,29 +54,27 @@ pub struct QuantizedWeight {
     scales: Vec<f32>,
     /// Per output column (padded with zeros to whole panels): `Σ_i q[j][i]`.
     sums: Vec<i32>,
-    /// Which kernel the weight is packed for (and so runs on).
+    /// Which kernel the weight is quantized and packed for (and so runs on).
     kernel: Kernel,
-    /// For [`Kernel::Pairs`] (else empty): `data[(panel · k_pairs + p) · PANEL + c]` =
-    /// q[panel·16 + c][2p .. 2p + 2] as two `i8` (first in the low byte); columns past `n` and k
-    /// past the end are zero.
-    data: Vec<u16>,
-    /// For [`Kernel::Vnni`] and [`Kernel::Amx`] (else empty): `quads[(panel · k_quads + q) ·
-    /// PANEL + c]` = q[panel·16 + c][4q .. 4q + 4] as four `i8` (first in the low byte), for
-    /// `vpdpbusd` and `tdpbusd`; for AMX, `k_quads` and the panels are padded (with zeros) to
-    /// whole tiles.
+    /// `quads[(panel · k_quads + q) · PANEL + c]` = q[panel·16 + c][4q .. 4q + 4] as four `i8`
+    /// (first in the low byte); columns past `n` and k past the end are zero. For AMX, `k_quads`
+    /// and the panels are padded (with zeros) to whole tiles.
     quads: Vec<u32>,
     /// Quads per column in `quads`.
     k_quads: usize,
 }
 
-/// The integer kernels, all computing the same sums (so the same outputs, to the bit).
+/// The integer kernels, all computing the same sums (so, given the same weights, the same
+/// outputs to the bit).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Kernel {
-    /// Pairs of `i16` on AVX2 `vpmaddwd`, or the portable kernel where the CPU lacks AVX2.
-    Pairs,
-    /// Quads on AVX-512 VNNI `vpdpbusd`.
+    /// Plain loops, for CPUs without AVX2.
+    Portable,
+    /// AVX2 `vpmaddubsw` + `vpmaddwd`, on weights quantized to ±[`W_MAX_AVX2`].
+    Avx2,
+    /// AVX-512 VNNI `vpdpbusd`.
     Vnni,
-    /// Quads on AMX tiles (`tdpbusd`).
+    /// AMX tiles (`tdpbusd`).
     Amx,
 }
 
@@ -87,8 +85,18 @@ impl Kernel {
             Self::Amx
         } else if vnni() {
             Self::Vnni
+        } else if avx2() {
+            Self::Avx2
         } else {
-            Self::Pairs
+            Self::Portable
+        }
+    }
+
+    /// The largest magnitude of a weight quantized for this kernel.
+    fn w_max(self) -> f32 {
+        match self {
+            Self::Avx2 => W_MAX_AVX2,
+            _ => W_MAX,
         }
     }
 }
@@ -170,20 +178,6 @@ impl RowScale {
     }
 }
 
-/// One row quantized into lanes of two `i16` (values 0..=255, the first in the low half; the
-/// odd k's partner 0).
-#[multiversion(targets("x86_64+avx2+fma", "aarch64+neon"))]
-fn quantize_row(src: &[f32], s: RowScale, dst: &mut [u32]) {
-    let pairs = src.chunks_exact(2);
-    let odd = pairs.remainder().first().copied();
-    for (d, p) in dst.iter_mut().zip(pairs) {
-        *d = s.quantize(p[0]) | s.quantize(p[1]) << 16;
-    }
-    if let Some(v) = odd {
-        dst[src.len() / 2] = s.quantize(v);
-    }
-}
-
 impl QuantizedWeight {
     pub fn quantize(w: &[f32], n: usize, k: usize) -> Self {
         Self::quantize_for(w, n, k, Kernel::best())
@@ -191,6 +185,7 @@ impl QuantizedWeight {
 
     fn quantize_for(w: &[f32], n: usize, k: usize, kernel: Kernel) -> Self {
         assert_eq!(w.len(), n * k, "int8: weight is not n × k");
+        let w_max = kernel.w_max();
         let mut panels = n.div_ceil(PANEL);
         let mut k_quads = k.div_ceil(4);
         if kernel == Kernel::Amx {
@@ -208,63 +203,36 @@ impl QuantizedWeight {
             .for_each(|(((scale, sum), q), row)| {
                 let amax = row.iter().fold(0f32, |m, v| m.max(v.abs()));
                 let (s, inv) = if amax > 0.0 && amax.is_finite() {
-                    (amax / W_MAX, W_MAX / amax)
+                    (amax / w_max, w_max / amax)
                 } else {
                     (0.0, 0.0)
                 };
                 *scale = s;
                 for (q, &v) in q.iter_mut().zip(row) {
-                    *q = round(v * inv).clamp(-W_MAX, W_MAX) as i8;
+                    *q = round(v * inv).clamp(-w_max, w_max) as i8;
                 }
                 *sum = q.iter().map(|&v| v as i32).sum();
             });
-        let (data, quads) = if kernel == Kernel::Pairs {
-            (pack_pairs(&q, n, k), Vec::new())
-        } else {
-            (Vec::new(), pack_quads(&q, n, k, panels, k_quads))
-        };
         Self {
             n,
             k,
             scales,
             sums,
             kernel,
-            data,
-            quads,
+            quads: pack_quads(&q, n, k, panels, k_quads),
             k_quads,
         }
     }
 }
 
-/// `q` (n × k, i8) packed in panels of [`PANEL`] columns, two k's of a column in one `u16`.
-fn pack_pairs(q: &[i8], n: usize, k: usize) -> Vec<u16> {
-    let k_pairs = k.div_ceil(2);
-    let panels = n.div_ceil(PANEL);
-    let mut data = vec![0u16; panels * k_pairs * PANEL];
-    for (idx, slot) in data.iter_mut().enumerate() {
-        let c = idx % PANEL;
-        let p = (idx / PANEL) % k_pairs;
-        let col = idx / (PANEL * k_pairs) * PANEL + c;
-        if col < n {
-            let row = &q[col * k..(col + 1) * k];
-            let lo = row[2 * p] as u8;
-            let hi = row.get(2 * p + 1).copied().unwrap_or(0) as u8;
-            *slot = u16::from_le_bytes([lo, hi]);
-        }
-    }
-    data
-}
-
 /// Whether the AVX-512 VNNI kernel runs here.
 fn vnni() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        x86::vnni_supported()
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
-    }
+    crate::cpu::enabled().avx512_vnni
+}
+
+/// Whether the AVX2 kernel runs here.
+fn avx2() -> bool {
+    crate::cpu::enabled().avx2
 }
 
 /// `q` (n × k, i8) packed in `panels` panels of [`PANEL`] columns, `k_quads` quads of four
@@ -332,39 +300,6 @@ fn quantize_rows_quads(
     (scales, data)
 }
 
-/// Rows of activations quantized into lanes of two `i16`, with their scales.
-struct QuantizedRows {
-    k_pairs: usize,
-    scales: Vec<RowScale>,
-    data: Vec<u32>,
-}
-
-fn quantize_rows(x: &[f32], rows: usize, k: usize) -> QuantizedRows {
-    let k_pairs = k.div_ceil(2);
-    let mut scales = vec![
-        RowScale {
-            scale: 0.0,
-            inv: 0.0,
-            zero: 0
-        };
-        rows
-    ];
-    let mut data = vec![0u32; rows * k_pairs];
-    data.par_chunks_mut(k_pairs.max(1))
-        .zip(scales.par_iter_mut())
-        .zip(x.par_chunks(k.max(1)))
-        .with_min_len(16)
-        .for_each(|((dst, scale), src)| {
-            *scale = RowScale::of(src);
-            quantize_row(src, *scale, dst);
-        });
-    QuantizedRows {
-        k_pairs,
-        scales,
-        data,
-    }
-}
-
 /// `out += x · wᵀ` for row-major `x` (rows × k) and a quantized `w`; `out` is rows × n, already
 /// holding the bias (or zeros).
 pub fn matmul_bt(x: &[f32], rows: usize, w: &QuantizedWeight, out: &mut [f32]) {
@@ -380,47 +315,24 @@ pub fn matmul_bt(x: &[f32], rows: usize, w: &QuantizedWeight, out: &mut [f32]) {
         out.iter_mut().zip(&product).for_each(|(o, p)| *o += p);
         return;
     }
-    let (a, aq) = if w.kernel == Kernel::Vnni {
-        let (scales, quads) = quantize_rows_quads(x, rows, k, w.k_quads, 1);
-        let a = QuantizedRows {
-            k_pairs: k.div_ceil(2),
-            scales,
-            data: Vec::new(),
-        };
-        (a, quads)
-    } else {
-        (quantize_rows(x, rows, k), Vec::new())
-    };
-    let vnni = w.kernel == Kernel::Vnni;
-    let threads = rayon::current_num_threads().max(1);
-    let kq = a.k_pairs;
     let k_quads = w.k_quads;
+    let (scales, a) = quantize_rows_quads(x, rows, k, k_quads, 1);
+    let threads = rayon::current_num_threads().max(1);
     let panels = n.div_ceil(PANEL);
-    let row_data = |r0: usize, r1: usize| {
-        if vnni {
-            (&[][..], Some(&aq[r0 * k_quads..r1 * k_quads]))
-        } else {
-            (&a.data[r0 * kq..r1 * kq], None)
-        }
-    };
     if rows >= 32 * threads {
         // Enough rows for every thread: split them, each block against every panel.
         let block = rows.div_ceil(threads).div_ceil(MR) * MR;
         out.par_chunks_mut(block * n)
-            .zip(a.scales.par_chunks(block))
-            .enumerate()
-            .for_each(|(i, (dst, scales))| {
-                let (data, quads) = row_data(i * block, i * block + scales.len());
-                product(data, quads, scales, kq, w, 0..panels, dst, n);
-            });
+            .zip(scales.par_chunks(block))
+            .zip(a.par_chunks(block * k_quads))
+            .for_each(|((dst, scales), a)| product(a, scales, w, 0..panels, dst, n));
     } else {
         // A few rows (a short query): split the panels instead.
         let per_task = panels.div_ceil(threads * 2).max(1);
         by_column_blocks(rows, n, per_task * PANEL, out, |j0, width, dst| {
             let p0 = j0 / PANEL;
             let p1 = (j0 + width).div_ceil(PANEL);
-            let (data, quads) = row_data(0, rows);
-            product(data, quads, &a.scales, kq, w, p0..p1, dst, width);
+            product(&a, &scales, w, p0..p1, dst, width);
         });
     }
 }
@@ -545,14 +457,11 @@ fn dequantize_tile(
     }
 }
 
-/// Panels `panels` of `w` against every row of `a`: `out[r][j − j0] += …` where `j0` is the first
-/// panel's first column and `ldc` the stride of `out`'s rows.
-#[allow(clippy::too_many_arguments)]
+/// Panels `panels` of `w` against every row of `a` (`k_quads` lanes a row): `out[r][j − j0] +=
+/// …` where `j0` is the first panel's first column and `ldc` the stride of `out`'s rows.
 fn product(
     a: &[u32],
-    a_quads: Option<&[u32]>,
     a_scales: &[RowScale],
-    k_pairs: usize,
     w: &QuantizedWeight,
     panels: std::ops::Range<usize>,
     out: &mut [f32],
@@ -560,46 +469,35 @@ fn product(
 ) {
     let rows = a_scales.len();
     let first = panels.start;
+    let k_quads = w.k_quads;
     // Rows walked in groups whose activations stay in L2 while each panel is reused across them.
-    let group = (128 * 1024 / (4 * k_pairs.max(1))).max(MR) / MR * MR;
+    let group = (128 * 1024 / (4 * k_quads.max(1))).max(MR) / MR * MR;
     let mut r0 = 0;
     while r0 < rows {
         let r1 = (r0 + group).min(rows);
         for panel in panels.clone() {
             let j = panel * PANEL;
             let cols = (w.n - j).min(PANEL);
-            let k_quads = w.k_quads;
-            let b = match a_quads {
-                Some(_) => &[][..],
-                None => &w.data[panel * k_pairs * PANEL..(panel + 1) * k_pairs * PANEL],
-            };
+            let b = &w.quads[panel * k_quads * PANEL..(panel + 1) * k_quads * PANEL];
             let mut r = r0;
             while r < r1 {
                 let m = (r1 - r).min(MR);
                 let tile = Tile {
-                    a: match a_quads {
-                        Some(_) => &[][..],
-                        None => &a[r * k_pairs..(r + m) * k_pairs],
-                    },
+                    a: &a[r * k_quads..(r + m) * k_quads],
                     a_scales: &a_scales[r..r + m],
-                    k_pairs,
+                    k_quads,
                     b,
                     w_scales: &w.scales[j..j + cols],
                     w_sums: &w.sums[j..j + PANEL],
-                    quads: a_quads.map(|aq| Quads {
-                        a: &aq[r * k_quads..(r + m) * k_quads],
-                        b: &w.quads[panel * k_quads * PANEL..(panel + 1) * k_quads * PANEL],
-                        k_quads,
-                    }),
                 };
                 let c = &mut out[r * ldc + (j - first * PANEL)..];
-                #[cfg(target_arch = "x86_64")]
-                if x86::supported() {
-                    x86::tile(&tile, c, ldc);
-                    r += m;
-                    continue;
+                match w.kernel {
+                    #[cfg(target_arch = "x86_64")]
+                    Kernel::Avx2 => x86::tile_avx2(&tile, c, ldc),
+                    #[cfg(target_arch = "x86_64")]
+                    Kernel::Vnni => x86::tile_vnni(&tile, c, ldc),
+                    _ => portable_tile(&tile, c, ldc),
                 }
-                portable_tile(&tile, c, ldc);
                 r += m;
             }
         }
@@ -609,23 +507,16 @@ fn product(
 
 /// Up to [`MR`] rows of quantized activations against one panel.
 struct Tile<'a> {
+    /// rows × `k_quads` lanes of four `u8`.
     a: &'a [u32],
     a_scales: &'a [RowScale],
-    k_pairs: usize,
-    b: &'a [u16],
+    k_quads: usize,
+    /// `k_quads` × [`PANEL`] lanes of four `i8`.
+    b: &'a [u32],
     /// The panel's column scales, one per real column (`cols` = its length).
     w_scales: &'a [f32],
     /// The panel's column sums, [`PANEL`] of them.
     w_sums: &'a [i32],
-    /// The same activations and panel as quads, for the VNNI kernel.
-    quads: Option<Quads<'a>>,
-}
-
-/// A [`Tile`]'s operands four k's to a lane: `a` is rows × k_quads, `b` k_quads × [`PANEL`].
-struct Quads<'a> {
-    a: &'a [u32],
-    b: &'a [u32],
-    k_quads: usize,
 }
 
 /// One output value from its exact integer sum: the same operations, in the same order, as the
@@ -636,16 +527,18 @@ fn dequantize(acc: i32, a: RowScale, w_sum: i32, w_scale: f32) -> f32 {
     exact as f32 * (a.scale * w_scale)
 }
 
-/// The portable kernel: the same integer sums as the SIMD one, one output at a time.
+/// The portable kernel: the same integer sums as the SIMD ones, one output at a time.
 fn portable_tile(t: &Tile, c: &mut [f32], ldc: usize) {
     for (r, &scale) in t.a_scales.iter().enumerate() {
-        let a = &t.a[r * t.k_pairs..(r + 1) * t.k_pairs];
+        let a = &t.a[r * t.k_quads..(r + 1) * t.k_quads];
         for (col, &w_scale) in t.w_scales.iter().enumerate() {
             let mut acc = 0i32;
             for (p, &av) in a.iter().enumerate() {
-                let [w0, w1] = t.b[p * PANEL + col].to_le_bytes();
-                let (x0, x1) = (av & 0xFFFF, av >> 16);
-                acc += x0 as i32 * w0 as i8 as i32 + x1 as i32 * w1 as i8 as i32;
+                let w = t.b[p * PANEL + col].to_le_bytes();
+                let x = av.to_le_bytes();
+                for (x, w) in x.into_iter().zip(w) {
+                    acc += x as i32 * w as i8 as i32;
+                }
             }
             c[r * ldc + col] += dequantize(acc, scale, t.w_sums[col], w_scale);
         }
@@ -662,16 +555,6 @@ mod x86 {
 
     /// Row stride of the AMX block the epilogue reads.
     const TILE_STRIDE: usize = super::amx::BLOCK;
-
-    /// Whether the AVX2 kernel runs here ([`crate::cpu::enabled`]).
-    pub(super) fn supported() -> bool {
-        crate::cpu::enabled().avx2
-    }
-
-    /// Whether the AVX-512 VNNI (`vpdpbusd`) kernel runs here ([`crate::cpu::enabled`]).
-    pub(super) fn vnni_supported() -> bool {
-        crate::cpu::enabled().avx512_vnni
-    }
 
     /// Whether the AVX-512 epilogue of the VNNI and AMX kernels runs here.
     pub(super) fn avx512() -> bool {
@@ -730,48 +613,69 @@ mod x86 {
         }
     }
 
-    /// [`super::portable_tile`] on AVX2; call only where [`supported`] holds.
-    pub(super) fn tile(t: &Tile, c: &mut [f32], ldc: usize) {
+    /// The bounds every kernel's raw loads and stores rely on, checked once per tile.
+    fn check(t: &Tile, c: &[f32], ldc: usize) -> usize {
+        let m = t.a_scales.len();
+        let cols = t.w_scales.len();
+        assert!((1..=MR).contains(&m) && (1..=PANEL).contains(&cols));
+        assert!(t.w_sums.len() >= PANEL && c.len() >= (m - 1) * ldc + cols);
+        assert!(t.a.len() >= m * t.k_quads && t.b.len() >= t.k_quads * PANEL);
+        m
+    }
+
+    /// [`super::portable_tile`] on AVX2 (for weights quantized to ±64).
+    pub(super) fn tile_avx2(t: &Tile, c: &mut [f32], ldc: usize) {
         assert!(
             crate::cpu::detected().avx2,
             "int8 AVX2 kernel on a CPU without AVX2"
         );
-        let m = t.a_scales.len();
-        let cols = t.w_scales.len();
-        // Checked once per call, outside the loops: these bounds keep the kernel's raw loads
-        // and stores inside `a`, `b`, `w_sums` and `c`.
-        assert!((1..=MR).contains(&m) && (1..=PANEL).contains(&cols));
-        assert!(t.w_sums.len() >= PANEL && c.len() >= (m - 1) * ldc + cols);
-        if let Some(q) = &t.quads {
-            assert!(
-                crate::cpu::detected().avx512_vnni,
-                "int8 VNNI kernel on a CPU without AVX-512 VNNI"
-            );
-            assert!(q.a.len() >= m * q.k_quads && q.b.len() >= q.k_quads * PANEL);
-            // SAFETY: AVX-512 F/BW/VNNI are present and the bounds hold (asserted above).
-            unsafe {
-                match m {
-                    6 => kernel_vnni::<6>(t, q, c, ldc),
-                    5 => kernel_vnni::<5>(t, q, c, ldc),
-                    4 => kernel_vnni::<4>(t, q, c, ldc),
-                    3 => kernel_vnni::<3>(t, q, c, ldc),
-                    2 => kernel_vnni::<2>(t, q, c, ldc),
-                    _ => kernel_vnni::<1>(t, q, c, ldc),
-                }
-            }
-            return;
-        }
-        assert!(t.a.len() >= m * t.k_pairs && t.b.len() >= t.k_pairs * PANEL);
-        // SAFETY: AVX2 is present (asserted above); the bounds the kernel relies on are
-        // asserted above too.
+        // SAFETY: AVX2 is present (asserted above); `check` asserts the bounds the kernel
+        // relies on.
         unsafe {
-            match m {
-                6 => kernel::<6>(t, c, ldc),
-                5 => kernel::<5>(t, c, ldc),
-                4 => kernel::<4>(t, c, ldc),
-                3 => kernel::<3>(t, c, ldc),
-                2 => kernel::<2>(t, c, ldc),
-                _ => kernel::<1>(t, c, ldc),
+            match check(t, c, ldc) {
+                6 => kernel_avx2::<6>(t, c, ldc),
+                5 => kernel_avx2::<5>(t, c, ldc),
+                4 => kernel_avx2::<4>(t, c, ldc),
+                3 => kernel_avx2::<3>(t, c, ldc),
+                2 => kernel_avx2::<2>(t, c, ldc),
+                _ => kernel_avx2::<1>(t, c, ldc),
+            }
+        }
+    }
+
+    /// [`super::portable_tile`] on AVX-512 VNNI.
+    pub(super) fn tile_vnni(t: &Tile, c: &mut [f32], ldc: usize) {
+        assert!(
+            crate::cpu::detected().avx512_vnni,
+            "int8 VNNI kernel on a CPU without AVX-512 VNNI"
+        );
+        // SAFETY: AVX-512 F/BW/VNNI are present (asserted above); `check` asserts the bounds
+        // the kernel relies on.
+        unsafe {
+            match check(t, c, ldc) {
+                6 => kernel_vnni::<6>(t, c, ldc),
+                5 => kernel_vnni::<5>(t, c, ldc),
+                4 => kernel_vnni::<4>(t, c, ldc),
+                3 => kernel_vnni::<3>(t, c, ldc),
+                2 => kernel_vnni::<2>(t, c, ldc),
+                _ => kernel_vnni::<1>(t, c, ldc),
+            }
+        }
+    }
+
+    /// Prefetches the output lines a tile ends on while it computes: otherwise the epilogue
+    /// waits on memory for each of them (a fifth of the time, measured with perf).
+    #[inline(always)]
+    fn prefetch_rows<const R: usize>(c: &[f32], ldc: usize) {
+        for r in 0..R {
+            let row = c[r * ldc..].as_ptr();
+            // A prefetch is only a hint and never faults, whatever the address. Row r starts
+            // inside `c`; its 16th value may lie past a ragged panel's end, so that address is
+            // computed with `wrapping_add`, which is defined for any offset.
+            // SAFETY: SSE is part of x86-64; a prefetch reads nothing.
+            unsafe {
+                _mm_prefetch::<_MM_HINT_T0>(row.cast());
+                _mm_prefetch::<_MM_HINT_T0>(row.wrapping_add(15).cast());
             }
         }
     }
@@ -781,19 +685,13 @@ mod x86 {
     /// the epilogue of [`kernel`] on 16 lanes: the same operations, so the same bits.
     ///
     /// # Safety
-    /// AVX-512 F, BW and VNNI; `q.a` holds R × k_quads lanes, `q.b` k_quads × PANEL, `t.w_sums`
-    /// PANEL, and `c` reaches (R − 1) · ldc + cols, with cols = `t.w_scales.len()` ≤ PANEL.
+    /// AVX-512 F, BW and VNNI; the bounds of [`check`] for R rows.
     #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
-    unsafe fn kernel_vnni<const R: usize>(t: &Tile, q: &super::Quads, c: &mut [f32], ldc: usize) {
-        let k_quads = q.k_quads;
-        let ap = q.a.as_ptr();
-        let bp = q.b.as_ptr();
-        for r in 0..R {
-            let row = c[r * ldc..].as_ptr();
-            // A hint only (never faults); `wrapping_add` keeps the address computation defined.
-            _mm_prefetch::<_MM_HINT_T0>(row.cast());
-            _mm_prefetch::<_MM_HINT_T0>(row.wrapping_add(15).cast());
-        }
+    unsafe fn kernel_vnni<const R: usize>(t: &Tile, c: &mut [f32], ldc: usize) {
+        let k_quads = t.k_quads;
+        let ap = t.a.as_ptr();
+        let bp = t.b.as_ptr();
+        prefetch_rows::<R>(c, ldc);
         let mut acc = [_mm512_setzero_si512(); R];
         for p in 0..k_quads {
             // SAFETY: p < k_quads: the 16 lanes (64 bytes) from p·16 lie inside `b`.
@@ -863,44 +761,39 @@ mod x86 {
         }
     }
 
-    /// R rows × one panel.
+    /// R rows × one panel on AVX2: per k-quad, per row, `vpmaddubsw` (u8 activations × i8
+    /// weights of at most 64 in magnitude: each i16 pair sum at most 2 · 255 · 64 = 32,640, so
+    /// none saturates) then `vpmaddwd` by ones (the pairs summed into the quad's `i32`): the sums
+    /// of `vpdpbusd`. Then the epilogue, the same operations as [`super::dequantize`].
     ///
     /// # Safety
-    /// AVX2; `t.a` holds R × k_pairs lanes, `t.b` k_pairs × PANEL, `t.w_sums` PANEL, and `c`
-    /// reaches (R − 1) · ldc + cols, with cols = `t.w_scales.len()` ≤ PANEL.
+    /// AVX2; the bounds of [`check`] for R rows.
     #[target_feature(enable = "avx2")]
-    unsafe fn kernel<const R: usize>(t: &Tile, c: &mut [f32], ldc: usize) {
-        let k_pairs = t.k_pairs;
+    unsafe fn kernel_avx2<const R: usize>(t: &Tile, c: &mut [f32], ldc: usize) {
+        let k_quads = t.k_quads;
         let ap = t.a.as_ptr();
         let bp = t.b.as_ptr();
-        // The output lines this tile ends on are fetched while it computes: otherwise the
-        // epilogue waits on memory for each of them (a fifth of the time, measured with perf).
-        for r in 0..R {
-            let row = c[r * ldc..].as_ptr();
-            // A prefetch is only a hint and never faults, whatever the address. Row r starts
-            // inside `c`; its 16th value may lie past a ragged panel's end, so that address is
-            // computed with `wrapping_add`, which is defined for any offset.
-            _mm_prefetch::<_MM_HINT_T0>(row.cast());
-            _mm_prefetch::<_MM_HINT_T0>(row.wrapping_add(15).cast());
-        }
+        prefetch_rows::<R>(c, ldc);
+        let ones = _mm256_set1_epi16(1);
         let mut acc = [[_mm256_setzero_si256(); 2]; R];
-        for p in 0..k_pairs {
-            // SAFETY: p < k_pairs, so the 16 lanes (32 bytes) from p·16 lie inside `b`
-            // (k_pairs × 16 lanes); unaligned loads, each of 8 columns' pairs, widened to i16.
+        for p in 0..k_quads {
+            // SAFETY: p < k_quads, so the 16 lanes (64 bytes) from p·16 lie inside `b`
+            // (k_quads × 16 lanes); unaligned loads of 8 columns' quads each.
             let (b0, b1) = unsafe {
                 let base = bp.add(p * PANEL);
                 (
-                    _mm256_cvtepi8_epi16(_mm_loadu_si128(base.cast())),
-                    _mm256_cvtepi8_epi16(_mm_loadu_si128(base.add(8).cast())),
+                    _mm256_loadu_si256(base.cast()),
+                    _mm256_loadu_si256(base.add(8).cast()),
                 )
             };
             for (r, acc_r) in acc.iter_mut().enumerate() {
-                // SAFETY: r < R and p < k_pairs: the lane lies inside `a` (R × k_pairs lanes).
-                let lane = unsafe { *ap.add(r * k_pairs + p) } as i32;
+                // SAFETY: r < R and p < k_quads: the lane lies inside `a` (R × k_quads lanes).
+                let lane = unsafe { *ap.add(r * k_quads + p) } as i32;
                 let av = _mm256_set1_epi32(lane);
-                // Each i32 lane: its column's two products (at most 2 · 255 · 127: exact).
-                acc_r[0] = _mm256_add_epi32(acc_r[0], _mm256_madd_epi16(av, b0));
-                acc_r[1] = _mm256_add_epi32(acc_r[1], _mm256_madd_epi16(av, b1));
+                let s0 = _mm256_madd_epi16(_mm256_maddubs_epi16(av, b0), ones);
+                let s1 = _mm256_madd_epi16(_mm256_maddubs_epi16(av, b1), ones);
+                acc_r[0] = _mm256_add_epi32(acc_r[0], s0);
+                acc_r[1] = _mm256_add_epi32(acc_r[1], s1);
             }
         }
         let cols = t.w_scales.len();
@@ -915,8 +808,8 @@ mod x86 {
                 if c0 >= cols {
                     break;
                 }
-                // SAFETY: `w_scales` holds 16 floats and `t.w_sums` at least 16 ints (asserted
-                // by the caller), and c0 + 8 <= 16; unaligned loads.
+                // SAFETY: `w_scales` holds 16 floats and `t.w_sums` at least 16 ints (checked),
+                // and c0 + 8 <= 16; unaligned loads.
                 let (ws, w_sum) = unsafe {
                     (
                         _mm256_loadu_ps(w_scales.as_ptr().add(c0)),
@@ -951,26 +844,14 @@ mod tests {
     use super::super::pseudo_random;
     use super::*;
 
-    /// The product through the portable kernel only.
+    /// The product through the portable kernel only, on weights quantized for any kernel.
     fn portable_matmul(x: &[f32], rows: usize, w: &QuantizedWeight, out: &mut [f32]) {
-        let a = quantize_rows(x, rows, w.k);
-        let kq = a.k_pairs;
-        for r in 0..rows {
-            for panel in 0..w.n.div_ceil(PANEL) {
-                let j = panel * PANEL;
-                let cols = (w.n - j).min(PANEL);
-                let tile = Tile {
-                    a: &a.data[r * kq..(r + 1) * kq],
-                    a_scales: &a.scales[r..r + 1],
-                    k_pairs: kq,
-                    b: &w.data[panel * kq * PANEL..(panel + 1) * kq * PANEL],
-                    w_scales: &w.scales[j..j + cols],
-                    w_sums: &w.sums[j..j + PANEL],
-                    quads: None,
-                };
-                portable_tile(&tile, &mut out[r * w.n + j..], w.n);
-            }
-        }
+        let portable = QuantizedWeight {
+            kernel: Kernel::Portable,
+            ..w.clone()
+        };
+        let (scales, a) = quantize_rows_quads(x, rows, w.k, w.k_quads, 1);
+        product(&a, &scales, &portable, 0..w.n.div_ceil(PANEL), out, w.n);
     }
 
     #[test]
@@ -998,8 +879,9 @@ mod tests {
     }
 
     /// The int8 product by its definition, in f64 from the quantized integers: each row of `x`
-    /// quantized by [`RowScale`] (its rule is tested above), each weight row symmetric to ±127
-    /// (written out here), the integer dot products exact, then scaled back and the bias added.
+    /// quantized by [`RowScale`] (its rule is tested above), each weight row symmetric to
+    /// ±`w_max` (written out here), the integer dot products exact, then scaled back and the
+    /// bias added.
     /// Returns each output and the size of its terms (`|bias| + Σ |products|`), which bounds
     /// the f32 rounding a kernel's scale-back may add.
     fn naive(
@@ -1008,6 +890,7 @@ mod tests {
         w: &[f32],
         (n, k): (usize, usize),
         bias: Option<&[f32]>,
+        w_max: f32,
     ) -> Vec<(f64, f64)> {
         let weights: Vec<(f64, Vec<i64>)> = w
             .chunks(k)
@@ -1018,9 +901,9 @@ mod tests {
                 }
                 let q = row
                     .iter()
-                    .map(|&v| (v * (127.0 / amax)).round_ties_even().clamp(-127.0, 127.0) as i64)
+                    .map(|&v| (v * (w_max / amax)).round_ties_even().clamp(-w_max, w_max) as i64)
                     .collect();
-                ((amax / 127.0) as f64, q)
+                ((amax / w_max) as f64, q)
             })
             .collect();
         let mut out = Vec::with_capacity(rows * n);
@@ -1068,7 +951,7 @@ mod tests {
             let bias = pseudo_random(n, 3);
             let q = QuantizedWeight::quantize_for(&w, n, k, kernel);
             for (bias, epilogue) in [(Some(&bias[..]), Epilogue::GeluErf), (None, Epilogue::None)] {
-                let want = naive(&x, rows, &w, (n, k), bias);
+                let want = naive(&x, rows, &w, (n, k), bias, kernel.w_max());
                 let got = linear(&x, rows, &q, bias, epilogue);
                 for (i, (g, &(v, size))) in got.iter().zip(&want).enumerate() {
                     let (v, slack) = match epilogue {
@@ -1082,7 +965,7 @@ mod tests {
                 }
             }
             // matmul_bt adds the product to what `out` holds.
-            let want = naive(&x, rows, &w, (n, k), Some(&bias));
+            let want = naive(&x, rows, &w, (n, k), Some(&bias), kernel.w_max());
             let mut got: Vec<f32> = (0..rows).flat_map(|_| bias.clone()).collect();
             matmul_bt(&x, rows, &q, &mut got);
             for (i, (g, &(v, size))) in got.iter().zip(&want).enumerate() {
@@ -1096,23 +979,7 @@ mod tests {
 
     #[test]
     fn portable_kernel_matches_naive() {
-        for (rows, k, n) in [(1, 5, 1), (7, 64, 16), (13, 383, 33), (8, 96, 50)] {
-            let x = pseudo_random(rows * k, 40 + rows as u32);
-            let w = pseudo_random(n * k, 41);
-            let pairs = QuantizedWeight::quantize_for(&w, n, k, Kernel::Pairs);
-            let mut got = vec![0.0; rows * n];
-            portable_matmul(&x, rows, &pairs, &mut got);
-            for (i, (g, &(v, size))) in got
-                .iter()
-                .zip(&naive(&x, rows, &w, (n, k), None))
-                .enumerate()
-            {
-                assert!(
-                    (*g as f64 - v).abs() <= 1e-5 * size + 1e-6,
-                    "portable ({rows},{k},{n}) [{i}]: {g} vs {v}"
-                );
-            }
-        }
+        check_against_naive(Kernel::Portable);
     }
 
     #[test]
@@ -1122,7 +989,7 @@ mod tests {
     )]
     fn avx2_kernel_matches_naive() {
         crate::cpu::require(|c| c.avx2, "AVX2 int8");
-        check_against_naive(Kernel::Pairs);
+        check_against_naive(Kernel::Avx2);
     }
 
     #[test]
@@ -1148,7 +1015,8 @@ mod tests {
     /// The kernels this CPU runs.
     fn kernels() -> Vec<Kernel> {
         [
-            (Kernel::Pairs, true),
+            (Kernel::Portable, true),
+            (Kernel::Avx2, avx2()),
             (Kernel::Vnni, vnni()),
             (Kernel::Amx, amx::int8()),
         ]
@@ -1165,13 +1033,31 @@ mod tests {
             let x: Vec<f32> = pseudo_random(rows * k, 9).iter().map(|v| v + 0.3).collect();
             let w = pseudo_random(n * k, 10);
             let bias = pseudo_random(n, 11);
-            let pairs = QuantizedWeight::quantize_for(&w, n, k, Kernel::Pairs);
             for (bias, epilogue) in [(Some(&bias[..]), Epilogue::GeluErf), (None, Epilogue::None)] {
-                let want = linear(&x, rows, &pairs, bias, epilogue);
+                // Each kernel against the portable one on the same weights (the AVX2 kernel's
+                // are quantized to ±64, the others' to ±127).
+                let portable = QuantizedWeight::quantize_for(&w, n, k, Kernel::Portable);
+                let want = linear(&x, rows, &portable, bias, epilogue);
+                let avx2_weights = QuantizedWeight::quantize_for(&w, n, k, Kernel::Avx2);
+                let want_avx2 = linear(
+                    &x,
+                    rows,
+                    &QuantizedWeight {
+                        kernel: Kernel::Portable,
+                        ..avx2_weights
+                    },
+                    bias,
+                    epilogue,
+                );
                 for kernel in kernels() {
                     let q = QuantizedWeight::quantize_for(&w, n, k, kernel);
                     let got = linear(&x, rows, &q, bias, epilogue);
-                    assert_eq!(got, want, "({rows},{k},{n}) {kernel:?} {epilogue:?}");
+                    let want = if kernel == Kernel::Avx2 {
+                        &want_avx2
+                    } else {
+                        &want
+                    };
+                    assert_eq!(&got, want, "({rows},{k},{n}) {kernel:?} {epilogue:?}");
                 }
             }
         }
@@ -1198,24 +1084,23 @@ mod tests {
             let w = pseudo_random(n * k, k as u32);
             let bias = pseudo_random(n, 3);
             let start: Vec<f32> = (0..rows).flat_map(|_| bias.clone()).collect();
+            let best = QuantizedWeight::quantize(&w, n, k);
             let mut got = start.clone();
-            matmul_bt(&x, rows, &QuantizedWeight::quantize(&w, n, k), &mut got);
-            let mut portable = start.clone();
-            let pairs = QuantizedWeight::quantize_for(&w, n, k, Kernel::Pairs);
-            portable_matmul(&x, rows, &pairs, &mut portable);
-            assert_eq!(
-                got, portable,
-                "({rows},{k},{n}): best and portable kernels differ"
-            );
-            // Every kernel this CPU runs gives the same bits.
+            matmul_bt(&x, rows, &best, &mut got);
+            // Every kernel this CPU runs gives the portable kernel's bits on its weights.
             for kernel in kernels() {
-                let mut other = start.clone();
                 let q = QuantizedWeight::quantize_for(&w, n, k, kernel);
+                let mut other = start.clone();
                 matmul_bt(&x, rows, &q, &mut other);
+                let mut portable = start.clone();
+                portable_matmul(&x, rows, &q, &mut portable);
                 assert_eq!(
                     other, portable,
                     "({rows},{k},{n}): {kernel:?} and portable differ"
                 );
+                if kernel == best.kernel {
+                    assert_eq!(got, other, "({rows},{k},{n}): best is not {kernel:?}");
+                }
             }
             for r in 0..rows {
                 let xr = &x[r * k..(r + 1) * k];
@@ -1225,7 +1110,8 @@ mod tests {
                 let x_step = (hi - lo) as f64 / 255.0;
                 for j in 0..n {
                     let wj = &w[j * k..(j + 1) * k];
-                    let w_step = wj.iter().fold(0f32, |m, v| m.max(v.abs())) as f64 / 127.0;
+                    let w_step = wj.iter().fold(0f32, |m, v| m.max(v.abs())) as f64
+                        / best.kernel.w_max() as f64;
                     let exact: f64 = bias[j] as f64
                         + xr.iter()
                             .zip(wj)

@@ -64,6 +64,7 @@ pub mod int8;
 mod linear;
 mod math;
 mod norm;
+pub mod roofline;
 mod rope;
 
 pub use attention::{attention, varlen_attention, AttentionMask, Heads};
