@@ -4,7 +4,8 @@
 # XLM-RoBERTa, MPNet, ModernBERT and Qwen3 at their base/0.6B sizes with random weights built by
 # `transformers` (scripts/make_random_models.py; real weights are not downloadable here).
 #
-#   scripts/bench-archs.sh [ARCH ...]        (default: all; ARCH is minilm or a name above, lower case)
+#   scripts/bench-archs.sh [--cpu avx2] [ARCH ...]   (default: all; ARCH is minilm or a name above,
+#                                                    lower case; --cpu: see scripts/bench-embed.sh)
 #
 # Each architecture gets its own table from scripts/bench-embed.sh: fathom f32 and int8,
 # sentence-transformers, ONNX Runtime f32 and int8 where the model exports (docs/s, tokens/s,
@@ -17,6 +18,11 @@ cd "$root"
 venv="${FATHOM_BENCH_VENV:-$HOME/.cache/fathom/bench-venv}"
 models="${FATHOM_RANDOM_MODELS:-$HOME/.cache/fathom/random-models}"
 shared="${FATHOM_SHARED:-$root/../shared}"
+cpu=()
+if [ "${1:-}" = --cpu ]; then
+  cpu=(--cpu "$2")
+  shift 2
+fi
 archs=("$@")
 [ ${#archs[@]} -gt 0 ] || archs=(minilm distilbert xlm-roberta mpnet modernbert qwen3)
 
@@ -40,6 +46,6 @@ for arch in "${archs[@]}"; do
     model="$models/$arch"
   fi
   echo "## $arch ($limit documents)"
-  scripts/bench-embed.sh --limit "$limit" ${model:+--model "$model"}
+  scripts/bench-embed.sh --limit "$limit" ${model:+--model "$model"} "${cpu[@]}"
   echo
 done

@@ -15,7 +15,21 @@ use std::time::Instant;
 
 use fathom_kernels::{int8::QuantizedWeight, linear, linear_int8, Epilogue};
 
+// As fathom's binaries: mimalloc, freed memory kept (MIMALLOC_PURGE_DELAY=-1, set below), so an
+// output buffer is reused rather than page-faulted and zeroed by the OS on every call.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() {
+    // mimalloc reads its options from the environment as the process starts: run again with it.
+    if std::env::var_os("MIMALLOC_PURGE_DELAY").is_none() {
+        let status = std::process::Command::new(std::env::current_exe().unwrap())
+            .args(std::env::args_os().skip(1))
+            .env("MIMALLOC_PURGE_DELAY", "-1")
+            .status()
+            .unwrap();
+        std::process::exit(status.code().unwrap_or(1));
+    }
     let rows: usize = std::env::args()
         .nth(1)
         .map_or(1024, |a| a.parse().expect("ROWS"));

@@ -303,6 +303,12 @@ fn quantize_rows_quads(
 /// `out += x · wᵀ` for row-major `x` (rows × k) and a quantized `w`; `out` is rows × n, already
 /// holding the bias (or zeros).
 pub fn matmul_bt(x: &[f32], rows: usize, w: &QuantizedWeight, out: &mut [f32]) {
+    accumulate(x, rows, w, false, out);
+}
+
+/// [`matmul_bt`], then with `gelu` the GELU of each group of rows as soon as its product is
+/// done, while the group is still in cache (not in a pass of its own over the whole output).
+fn accumulate(x: &[f32], rows: usize, w: &QuantizedWeight, gelu: bool, out: &mut [f32]) {
     let (n, k) = (w.n, w.k);
     assert_eq!(x.len(), rows * k, "int8: input is not rows × k");
     assert_eq!(out.len(), rows * n, "int8: output is not rows × n");
@@ -311,7 +317,12 @@ pub fn matmul_bt(x: &[f32], rows: usize, w: &QuantizedWeight, out: &mut [f32]) {
     }
     if w.kernel == Kernel::Amx {
         // The tiles' epilogue writes rather than adds (see [`linear`], which fuses the bias).
-        let product = linear(x, rows, w, None, Epilogue::None);
+        let epilogue = if gelu {
+            Epilogue::GeluErf
+        } else {
+            Epilogue::None
+        };
+        let product = linear(x, rows, w, None, epilogue);
         out.iter_mut().zip(&product).for_each(|(o, p)| *o += p);
         return;
     }
@@ -325,14 +336,14 @@ pub fn matmul_bt(x: &[f32], rows: usize, w: &QuantizedWeight, out: &mut [f32]) {
         out.par_chunks_mut(block * n)
             .zip(scales.par_chunks(block))
             .zip(a.par_chunks(block * k_quads))
-            .for_each(|((dst, scales), a)| product(a, scales, w, 0..panels, dst, n));
+            .for_each(|((dst, scales), a)| product(a, scales, w, gelu, 0..panels, dst, n));
     } else {
         // A few rows (a short query): split the panels instead.
         let per_task = panels.div_ceil(threads * 2).max(1);
         by_column_blocks(rows, n, per_task * PANEL, out, |j0, width, dst| {
             let p0 = j0 / PANEL;
             let p1 = (j0 + width).div_ceil(PANEL);
-            product(&a, &scales, w, p0..p1, dst, width);
+            product(&a, &scales, w, gelu, p0..p1, dst, width);
         });
     }
 }
@@ -350,8 +361,9 @@ pub fn linear(
         assert_eq!(b.len(), n, "int8: bias is not n long");
     }
     if w.kernel != Kernel::Amx || rows == 0 || n == 0 || k == 0 {
-        return super::linear::with_bias_and_epilogue(rows, n, bias, epilogue, |out| {
-            matmul_bt(x, rows, w, out)
+        let gelu = epilogue == Epilogue::GeluErf;
+        return super::linear::with_bias_and_epilogue(rows, n, bias, Epilogue::None, |out| {
+            accumulate(x, rows, w, gelu, out)
         });
     }
     assert_eq!(x.len(), rows * k, "int8: input is not rows × k");
@@ -458,11 +470,13 @@ fn dequantize_tile(
 }
 
 /// Panels `panels` of `w` against every row of `a` (`k_quads` lanes a row): `out[r][j − j0] +=
-/// …` where `j0` is the first panel's first column and `ldc` the stride of `out`'s rows.
+/// …` where `j0` is the first panel's first column and `ldc` the stride of `out`'s rows; with
+/// `gelu`, then the GELU of those columns, a group of rows at a time.
 fn product(
     a: &[u32],
     a_scales: &[RowScale],
     w: &QuantizedWeight,
+    gelu: bool,
     panels: std::ops::Range<usize>,
     out: &mut [f32],
     ldc: usize,
@@ -499,6 +513,12 @@ fn product(
                     _ => portable_tile(&tile, c, ldc),
                 }
                 r += m;
+            }
+        }
+        if gelu {
+            let width = (panels.end * PANEL).min(w.n) - first * PANEL;
+            for r in r0..r1 {
+                super::math::gelu_erf(&mut out[r * ldc..r * ldc + width]);
             }
         }
         r0 = r1;
@@ -851,7 +871,15 @@ mod tests {
             ..w.clone()
         };
         let (scales, a) = quantize_rows_quads(x, rows, w.k, w.k_quads, 1);
-        product(&a, &scales, &portable, 0..w.n.div_ceil(PANEL), out, w.n);
+        product(
+            &a,
+            &scales,
+            &portable,
+            false,
+            0..w.n.div_ceil(PANEL),
+            out,
+            w.n,
+        );
     }
 
     #[test]

@@ -165,16 +165,26 @@ pub(super) fn with_bias_and_epilogue(
     epilogue: Epilogue,
     product: impl FnOnce(&mut [f32]),
 ) -> Vec<f32> {
-    let mut out = match bias {
-        Some(b) => {
-            assert_eq!(b.len(), n, "linear: bias is not n long");
-            let mut out = Vec::with_capacity(rows * n);
-            for _ in 0..rows {
-                out.extend_from_slice(b);
-            }
-            out
-        }
-        None => vec![0f32; rows * n],
+    if let Some(b) = bias {
+        assert_eq!(b.len(), n, "linear: bias is not n long");
+    }
+    // Filled by all threads: tens of MB for a batch's feed-forward, which one thread alone
+    // used to fill while the others waited.
+    // SAFETY: the chunks of n cover all rows × n values (n > 0; with n = 0 there are none), and
+    // each is written in full, with the bias or zeros.
+    let mut out = unsafe {
+        super::amx::written_by(rows, n, |out| {
+            out.par_chunks_mut(n.max(1))
+                .with_min_len(64)
+                .for_each(|row| match bias {
+                    Some(b) => row.iter_mut().zip(b).for_each(|(o, &b)| {
+                        o.write(b);
+                    }),
+                    None => row.iter_mut().for_each(|o| {
+                        o.write(0.0);
+                    }),
+                })
+        })
     };
     if rows > 0 && n > 0 {
         product(&mut out);

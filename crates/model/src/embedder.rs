@@ -12,7 +12,7 @@ use crate::device::DeviceSpec;
 use crate::error::{ModelError, Result};
 use crate::layout::{ModelKind, ModelLayout};
 use crate::lookup::StaticTable;
-use crate::ops::Pass;
+use crate::ops::{LinearPrecision, Pass};
 use crate::pooling::{normalize_in_place, pool, Dense};
 
 /// The precision a model computes in.
@@ -145,25 +145,109 @@ struct Prepared {
     type_ids: Vec<u32>,
 }
 
+/// A model's safetensors files as a [`VarBuilder`] whose tensors are read from disk when the model
+/// asks for each (converted to `dtype` on the CPU, then moved to `device`), not all up front: with
+/// [`LinearPrecision`] applied as each layer is read, a model loaded as int8 or bf16 never holds
+/// its whole f32 copy (the peak is the converted model plus one layer's f32 weights).
 pub(crate) fn load_weights(
     paths: &[std::path::PathBuf],
     dtype: DType,
     device: &Device,
 ) -> Result<VarBuilder<'static>> {
-    let mut converted = HashMap::new();
+    let mut files = Vec::with_capacity(paths.len());
+    let mut tensors = HashMap::new();
     for path in paths {
-        read_safetensors(path, |name, t| {
-            // Weights are stored in any float dtype; convert on the CPU once, then move.
-            let t = if t.dtype().is_float() {
-                t.to_dtype(dtype)?
-            } else {
-                t
-            };
-            converted.insert(name, t.to_device(device)?);
-            Ok(())
+        use std::io::Seek;
+        let (metadata, mut file) = read_safetensors_header(path)?;
+        let data_start = file.stream_position().map_err(|e| ModelError::BadWeights {
+            path: path.clone(),
+            message: e.to_string(),
         })?;
+        for name in metadata.offset_keys() {
+            let info = metadata
+                .info(&name)
+                .expect("offset_keys lists the metadata's own tensors")
+                .clone();
+            tensors.insert(name, (files.len(), info));
+        }
+        files.push((path.clone(), file, data_start));
     }
-    Ok(VarBuilder::from_tensors(converted, dtype, device))
+    Ok(VarBuilder::from_backend(
+        Box::new(WeightFiles { files, tensors }),
+        dtype,
+        device.clone(),
+    ))
+}
+
+/// The backend of [`load_weights`]: each file open with its header read, and where each tensor
+/// lies.
+struct WeightFiles {
+    /// Each file's path (for errors), the open file, and where its tensor bytes start.
+    files: Vec<(std::path::PathBuf, std::fs::File, u64)>,
+    /// Each tensor's file (an index into `files`) and its dtype, shape and offsets.
+    tensors: HashMap<String, (usize, safetensors::tensor::TensorInfo)>,
+}
+
+impl WeightFiles {
+    fn read(&self, name: &str) -> candle_core::Result<Tensor> {
+        use std::os::unix::fs::FileExt;
+        let (file, info) = self.tensors.get(name).ok_or_else(|| {
+            candle_core::Error::CannotFindTensor {
+                path: name.to_string(),
+            }
+            .bt()
+        })?;
+        let (path, file, data_start) = &self.files[*file];
+        let bad = |message: String| {
+            candle_core::Error::Msg(format!(
+                "`{}` is not a readable safetensors file: `{name}`: {message}",
+                path.display()
+            ))
+        };
+        let (start, end) = info.data_offsets;
+        let mut bytes = vec![0u8; end - start];
+        file.read_exact_at(&mut bytes, data_start + start as u64)
+            .map_err(|e| bad(e.to_string()))?;
+        let view = safetensors::tensor::TensorView::new(info.dtype, info.shape.clone(), &bytes)
+            .map_err(|e| bad(e.to_string()))?;
+        candle_core::safetensors::Load::load(&view, &Device::Cpu)
+    }
+}
+
+impl candle_nn::var_builder::SimpleBackend for WeightFiles {
+    fn get(
+        &self,
+        shape: candle_core::Shape,
+        name: &str,
+        _: candle_nn::Init,
+        dtype: DType,
+        device: &Device,
+    ) -> candle_core::Result<Tensor> {
+        let tensor = self.get_unchecked(name, dtype, device)?;
+        if tensor.shape() != &shape {
+            return Err(candle_core::Error::UnexpectedShape {
+                msg: format!("shape mismatch for {name}"),
+                expected: shape,
+                got: tensor.shape().clone(),
+            }
+            .bt());
+        }
+        Ok(tensor)
+    }
+
+    fn get_unchecked(
+        &self,
+        name: &str,
+        dtype: DType,
+        device: &Device,
+    ) -> candle_core::Result<Tensor> {
+        // Converted on the CPU, once, then moved.
+        self.read(name)?.to_dtype(dtype)?.to_device(device)
+    }
+
+    fn contains_tensor(&self, name: &str) -> bool {
+        self.tensors.contains_key(name)
+    }
 }
 
 /// A safetensors file's header (every tensor's dtype, shape and offsets, checked against the
@@ -248,6 +332,8 @@ pub(crate) struct Parts {
     pub tokenizer: Tokenizer,
     /// How the model's forward passes compute.
     pub pass: Pass,
+    /// What the linears compute in (for a head's own linears).
+    pub linears: LinearPrecision,
 }
 
 /// Checks the precision against the device, loads the transformer and the tokenizer (without
@@ -301,17 +387,12 @@ pub(crate) fn load_parts(layout: &mut ModelLayout, options: &LoadOptions) -> Res
         });
     }
     let vb = load_weights(&layout.weights, dtype, &device)?;
-    let mut encoder = arch::load(layout, vb.clone())?;
-    if options.precision == Precision::Bf16 && device.is_cpu() {
-        for linear in encoder.linears_mut() {
-            linear.use_bf16()?;
-        }
-    }
-    if options.precision == Precision::Int8 {
-        for linear in encoder.linears_mut() {
-            linear.use_int8()?;
-        }
-    }
+    let linears = match options.precision {
+        Precision::Int8 => LinearPrecision::Int8,
+        Precision::Bf16 if device.is_cpu() => LinearPrecision::Bf16,
+        _ => LinearPrecision::AsRead,
+    };
+    let encoder = arch::load(layout, vb.clone(), linears)?;
     let tokenizer = load_tokenizer(layout)?;
     if let Some(cap) = options.max_input_tokens {
         if cap < 2 {
@@ -330,6 +411,7 @@ pub(crate) fn load_parts(layout: &mut ModelLayout, options: &LoadOptions) -> Res
             generic_ops: options.generic_ops,
             bf16_attention,
         },
+        linears,
     })
 }
 
@@ -825,19 +907,40 @@ mod tests {
         let want = candle_core::safetensors::load(&path, &dev).unwrap();
         let got = read_all(&path).unwrap();
         assert_eq!(got.len(), want.len());
+        let as_f64 = |t: &Tensor| -> Vec<f64> {
+            t.to_dtype(DType::F64)
+                .unwrap()
+                .flatten_all()
+                .unwrap()
+                .to_vec1()
+                .unwrap()
+        };
         for (name, w) in &want {
             let g = &got[name];
             assert_eq!((g.dtype(), g.dims()), (w.dtype(), w.dims()), "{name}");
-            let as_f64 = |t: &Tensor| -> Vec<f64> {
-                t.to_dtype(DType::F64)
-                    .unwrap()
-                    .flatten_all()
-                    .unwrap()
-                    .to_vec1()
-                    .unwrap()
-            };
             assert_eq!(as_f64(g), as_f64(w), "{name}");
         }
+
+        // `load_weights` reads the same tensors from disk as they are asked for, over several
+        // files, each converted to the model's dtype.
+        let second = dir.path().join("second.safetensors");
+        let extra = HashMap::from([("g.second".to_string(), base.clone())]);
+        candle_core::safetensors::save(&extra, &second).unwrap();
+        let vb = load_weights(&[path.clone(), second], DType::F32, &dev).unwrap();
+        for (name, w) in want.iter().chain(&extra) {
+            assert!(vb.contains_tensor(name), "{name}");
+            let g = vb.get(w.dims(), name).unwrap();
+            assert_eq!(g.dtype(), DType::F32, "{name}");
+            assert_eq!(
+                as_f64(&g),
+                as_f64(&w.to_dtype(DType::F32).unwrap()),
+                "{name}"
+            );
+        }
+        assert!(!vb.contains_tensor("missing"));
+        assert!(vb.get(4, "missing").is_err());
+        let wrong_shape = vb.get((6, 4), "a.f32").unwrap_err().to_string();
+        assert!(wrong_shape.contains("shape mismatch"), "{wrong_shape}");
 
         let bytes = std::fs::read(&path).unwrap();
         let broken = dir.path().join("broken.safetensors");

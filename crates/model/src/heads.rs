@@ -230,7 +230,9 @@ pub(crate) struct MaskedLmHead {
 }
 
 impl MaskedLmHead {
-    pub fn load(layout: &ModelLayout, vb: &VarBuilder) -> Result<Self> {
+    /// The head of a masked-LM checkpoint; a decoder not stored on its own is tied to
+    /// `embeddings` (the encoder's input embeddings: shared, not read a second time).
+    pub fn load(layout: &ModelLayout, vb: &VarBuilder, embeddings: &Tensor) -> Result<Self> {
         let hidden = layout.hidden_size;
         let vocab = layout.dimension;
         let config = &layout.config;
@@ -245,16 +247,22 @@ impl MaskedLmHead {
             }
         };
         // The decoder is usually tied to the input embeddings and not stored again.
-        let tied = |stored: &str, embeddings: &[&str]| -> Result<Tensor> {
-            std::iter::once(stored)
-                .chain(embeddings.iter().copied())
-                .find(|name| vb.contains_tensor(name))
-                .ok_or_else(|| {
-                    ModelError::Unsupported(format!(
-                        "the weights have neither `{stored}` nor the word embeddings to tie it to"
-                    ))
-                })
-                .and_then(|name| Ok(vb.get((vocab, hidden), name)?))
+        let tied = |stored: &str, names: &[&str]| -> Result<Tensor> {
+            if vb.contains_tensor(stored) {
+                return Ok(vb.get((vocab, hidden), stored)?);
+            }
+            if !names.iter().any(|name| vb.contains_tensor(name)) {
+                return Err(ModelError::Unsupported(format!(
+                    "the weights have neither `{stored}` nor the word embeddings to tie it to"
+                )));
+            }
+            if embeddings.dims() != [vocab, hidden] {
+                return Err(ModelError::Unsupported(format!(
+                    "the word embeddings `{stored}` is tied to are {:?}, not {vocab} × {hidden}",
+                    embeddings.dims()
+                )));
+            }
+            Ok(embeddings.clone())
         };
         match model_type {
             "bert" => {

@@ -114,6 +114,28 @@ pub fn gated(pass: Pass, h: &Tensor, inter: usize, act: HiddenAct) -> Result<Ten
     Ok((act.apply(&input.contiguous()?)? * gate)?)
 }
 
+/// What a model's linears compute in on the CPU. A loader applies it to each linear as soon as
+/// that linear is read, so a model loaded as int8 or bf16 never holds all its f32 weights at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LinearPrecision {
+    /// f32 (or the device's dtype): the weight as read.
+    AsRead,
+    /// [`Linear::use_bf16`].
+    Bf16,
+    /// [`Linear::use_int8`].
+    Int8,
+}
+
+impl LinearPrecision {
+    pub fn apply(self, linear: &mut Linear) -> Result<()> {
+        match self {
+            Self::AsRead => Ok(()),
+            Self::Bf16 => linear.use_bf16(),
+            Self::Int8 => linear.use_int8(),
+        }
+    }
+}
+
 /// `x · Wᵀ + b` over a packed `tokens × in` matrix, optionally followed by an activation.
 #[derive(Debug, Clone)]
 pub struct Linear {

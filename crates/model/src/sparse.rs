@@ -58,18 +58,10 @@ impl SparseEncoder {
             }
         };
         let parts = load_parts(&mut layout, options)?;
-        let mut head = MaskedLmHead::load(&layout, &parts.vb)?;
-        match options.precision {
-            Precision::Int8 => head
-                .linears_mut()
-                .into_iter()
-                .try_for_each(|l| l.use_int8())?,
-            Precision::Bf16 if parts.device.is_cpu() => head
-                .linears_mut()
-                .into_iter()
-                .try_for_each(|l| l.use_bf16())?,
-            _ => {}
-        }
+        let mut head = MaskedLmHead::load(&layout, &parts.vb, parts.encoder.word_embeddings())?;
+        head.linears_mut()
+            .into_iter()
+            .try_for_each(|l| parts.linears.apply(l))?;
         Ok(Self {
             layout,
             tokenizer: parts.tokenizer,

@@ -22,7 +22,9 @@ use serde::Deserialize;
 
 use super::{activation, parse_config, weight_prefix, Encoder, PackedBatch};
 use crate::error::{ModelError, Result};
-use crate::ops::{packed_attention, AttentionCache, HiddenAct, LayerNorm, Linear, Pass};
+use crate::ops::{
+    packed_attention, AttentionCache, HiddenAct, LayerNorm, Linear, LinearPrecision, Pass,
+};
 
 #[derive(Debug)]
 struct Layer {
@@ -32,6 +34,17 @@ struct Layer {
     ffn_up: Linear,
     ffn_down: Linear,
     ffn_norm: LayerNorm,
+}
+
+impl Layer {
+    fn linears_mut(&mut self) -> [&mut Linear; 4] {
+        [
+            &mut self.qkv,
+            &mut self.attn_out,
+            &mut self.ffn_up,
+            &mut self.ffn_down,
+        ]
+    }
 }
 
 /// How position ids are counted.
@@ -271,7 +284,12 @@ impl Sizes {
 
 impl Bert {
     /// BERT, and with `roberta` set, RoBERTa / XLM-RoBERTa (positions after `pad_token_id`).
-    pub fn load(config: &serde_json::Value, vb: VarBuilder, roberta: bool) -> Result<Self> {
+    pub fn load(
+        config: &serde_json::Value,
+        vb: VarBuilder,
+        roberta: bool,
+        precision: LinearPrecision,
+    ) -> Result<Self> {
         let config: BertConfig = parse_config(config, if roberta { "RoBERTa" } else { "BERT" })?;
         let sizes = Sizes::bert_style(&config)?;
         if let Some(kind) = config.position_embedding_type.as_deref() {
@@ -286,11 +304,15 @@ impl Bert {
         } else {
             Positions::FromZero
         };
-        Self::build(vb, &sizes, &BERT_NAMES, positions, false)
+        Self::build(vb, &sizes, &BERT_NAMES, positions, false, precision)
     }
 
     /// DistilBERT: BERT without token types, under other names.
-    pub fn load_distilbert(config: &serde_json::Value, vb: VarBuilder) -> Result<Self> {
+    pub fn load_distilbert(
+        config: &serde_json::Value,
+        vb: VarBuilder,
+        precision: LinearPrecision,
+    ) -> Result<Self> {
         let config: DistilBertConfig = parse_config(config, "DistilBERT")?;
         let sizes = Sizes {
             hidden: config.dim,
@@ -304,15 +326,33 @@ impl Bert {
             eps: 1e-12,
             act: activation(config.activation.as_deref().unwrap_or("gelu"))?,
         };
-        Self::build(vb, &sizes, &DISTILBERT_NAMES, Positions::FromZero, false)
+        Self::build(
+            vb,
+            &sizes,
+            &DISTILBERT_NAMES,
+            Positions::FromZero,
+            false,
+            precision,
+        )
     }
 
     /// MPNet: positions after padding index 1 and a relative attention bias.
-    pub fn load_mpnet(config: &serde_json::Value, vb: VarBuilder) -> Result<Self> {
+    pub fn load_mpnet(
+        config: &serde_json::Value,
+        vb: VarBuilder,
+        precision: LinearPrecision,
+    ) -> Result<Self> {
         let config: BertConfig = parse_config(config, "MPNet")?;
         let sizes = Sizes::bert_style(&config)?;
         // transformers' MPNetEmbeddings hard-codes padding_idx = 1, whatever pad_token_id says.
-        Self::build(vb, &sizes, &MPNET_NAMES, Positions::AfterPadding(1), true)
+        Self::build(
+            vb,
+            &sizes,
+            &MPNET_NAMES,
+            Positions::AfterPadding(1),
+            true,
+            precision,
+        )
     }
 
     fn build(
@@ -321,6 +361,7 @@ impl Bert {
         names: &Names,
         positions: Positions,
         relative: bool,
+        precision: LinearPrecision,
     ) -> Result<Self> {
         let Sizes {
             hidden,
@@ -368,7 +409,7 @@ impl Bert {
             let q = Linear::load(l.pp(names.q), hidden, hidden, true)?;
             let k = Linear::load(l.pp(names.k), hidden, hidden, true)?;
             let v = Linear::load(l.pp(names.v), hidden, hidden, true)?;
-            layers.push(Layer {
+            let mut layer = Layer {
                 qkv: Linear::concat(&[q, k, v])?.named("qkv"),
                 attn_out: Linear::load(l.pp(names.attn_out), hidden, hidden, true)?
                     .named("attn_out"),
@@ -378,7 +419,12 @@ impl Bert {
                 ffn_down: Linear::load(l.pp(names.ffn_down), intermediate, hidden, true)?
                     .named("ffn_down"),
                 ffn_norm: LayerNorm::load(l.pp(names.ffn_norm), hidden, eps)?,
-            });
+            };
+            layer
+                .linears_mut()
+                .into_iter()
+                .try_for_each(|l| precision.apply(l))?;
+            layers.push(layer);
         }
         let relative_bias = if relative {
             let num_buckets = sizes.relative_buckets;
@@ -454,8 +500,12 @@ impl Encoder for Bert {
     fn linears_mut(&mut self) -> Vec<&mut Linear> {
         self.layers
             .iter_mut()
-            .flat_map(|l| [&mut l.qkv, &mut l.attn_out, &mut l.ffn_up, &mut l.ffn_down])
+            .flat_map(Layer::linears_mut)
             .collect()
+    }
+
+    fn word_embeddings(&self) -> &Tensor {
+        self.word.embeddings()
     }
 
     fn forward(&self, batch: &PackedBatch, pass: Pass) -> Result<Tensor> {

@@ -5,6 +5,7 @@ use candle_nn::VarBuilder;
 
 use crate::error::{ModelError, Result};
 use crate::layout::ModelLayout;
+use crate::ops::LinearPrecision;
 
 pub mod bert;
 pub mod modernbert;
@@ -32,6 +33,9 @@ pub trait Encoder: Send + Sync + std::fmt::Debug {
 
     /// Every linear layer, so that shared settings (such as bf16 products) reach them all.
     fn linears_mut(&mut self) -> Vec<&mut crate::ops::Linear>;
+
+    /// The input embeddings (`vocab × hidden`), which a masked-LM head's decoder is often tied to.
+    fn word_embeddings(&self) -> &candle_core::Tensor;
 }
 
 /// The `model_type` values this build can run, for error messages and `fathom model info`.
@@ -46,17 +50,23 @@ pub const SUPPORTED: &[&str] = &[
     "xlm-roberta",
 ];
 
-pub fn load(layout: &ModelLayout, vb: VarBuilder) -> Result<Box<dyn Encoder>> {
+/// Loads the transformer, each layer's linears converted to `precision` as the layer is read.
+pub fn load(
+    layout: &ModelLayout,
+    vb: VarBuilder,
+    precision: LinearPrecision,
+) -> Result<Box<dyn Encoder>> {
     let config = &layout.config;
+    let p = precision;
     match layout.model_type.as_str() {
-        "bert" => Ok(Box::new(bert::Bert::load(config, vb, false)?)),
+        "bert" => Ok(Box::new(bert::Bert::load(config, vb, false, p)?)),
         "roberta" | "xlm-roberta" | "camembert" => {
-            Ok(Box::new(bert::Bert::load(config, vb, true)?))
+            Ok(Box::new(bert::Bert::load(config, vb, true, p)?))
         }
-        "distilbert" => Ok(Box::new(bert::Bert::load_distilbert(config, vb)?)),
-        "mpnet" => Ok(Box::new(bert::Bert::load_mpnet(config, vb)?)),
-        "modernbert" => Ok(Box::new(modernbert::ModernBert::load(config, vb)?)),
-        "qwen3" => Ok(Box::new(qwen3::Qwen3::load(config, vb)?)),
+        "distilbert" => Ok(Box::new(bert::Bert::load_distilbert(config, vb, p)?)),
+        "mpnet" => Ok(Box::new(bert::Bert::load_mpnet(config, vb, p)?)),
+        "modernbert" => Ok(Box::new(modernbert::ModernBert::load(config, vb, p)?)),
+        "qwen3" => Ok(Box::new(qwen3::Qwen3::load(config, vb, p)?)),
         other => Err(ModelError::UnsupportedArchitecture {
             model_type: if other.is_empty() {
                 "(none)".into()

@@ -23,7 +23,7 @@ use super::{parse_config, weight_prefix, Encoder, PackedBatch};
 use crate::error::{ModelError, Result};
 use crate::ops::{
     packed_attention_general, AttentionCache, AttentionMask, AttentionShape, HiddenAct, LayerNorm,
-    Linear, Pass, Rope,
+    Linear, LinearPrecision, Pass, Rope,
 };
 
 #[derive(Debug)]
@@ -35,6 +35,17 @@ struct Layer {
     mlp_in: Linear,
     mlp_out: Linear,
     global: bool,
+}
+
+impl Layer {
+    fn linears_mut(&mut self) -> [&mut Linear; 4] {
+        [
+            &mut self.qkv,
+            &mut self.attn_out,
+            &mut self.mlp_in,
+            &mut self.mlp_out,
+        ]
+    }
 }
 
 #[derive(Debug)]
@@ -96,7 +107,11 @@ impl ModernBertConfig {
 }
 
 impl ModernBert {
-    pub fn load(config: &serde_json::Value, vb: VarBuilder) -> Result<Self> {
+    pub fn load(
+        config: &serde_json::Value,
+        vb: VarBuilder,
+        precision: LinearPrecision,
+    ) -> Result<Self> {
         let config: ModernBertConfig = parse_config(config, "ModernBERT")?;
         let hidden = config.hidden_size;
         let heads = config.num_attention_heads;
@@ -152,7 +167,7 @@ impl ModernBert {
             } else {
                 None
             };
-            layers.push(Layer {
+            let mut layer = Layer {
                 attn_norm,
                 qkv: Linear::load(l.pp("attn.Wqkv"), hidden, 3 * hidden, attention_bias)?
                     .named("qkv"),
@@ -164,7 +179,12 @@ impl ModernBert {
                 mlp_out: Linear::load(l.pp("mlp.Wo"), intermediate, hidden, mlp_bias)?
                     .named("ffn_down"),
                 global,
-            });
+            };
+            layer
+                .linears_mut()
+                .into_iter()
+                .try_for_each(|l| precision.apply(l))?;
+            layers.push(layer);
         }
         let final_norm = LayerNorm::load(vb.pp("final_norm"), hidden, eps)?;
         let device = vb.device().clone();
@@ -198,8 +218,12 @@ impl Encoder for ModernBert {
     fn linears_mut(&mut self) -> Vec<&mut Linear> {
         self.layers
             .iter_mut()
-            .flat_map(|l| [&mut l.qkv, &mut l.attn_out, &mut l.mlp_in, &mut l.mlp_out])
+            .flat_map(Layer::linears_mut)
             .collect()
+    }
+
+    fn word_embeddings(&self) -> &Tensor {
+        self.embeddings.embeddings()
     }
 
     fn forward(&self, batch: &PackedBatch, pass: Pass) -> Result<Tensor> {

@@ -25,7 +25,7 @@ use super::{parse_config, weight_prefix, Encoder, PackedBatch};
 use crate::error::{ModelError, Result};
 use crate::ops::{
     packed_attention_general, AttentionCache, AttentionMask, AttentionShape, HiddenAct, Linear,
-    Pass, RmsNorm, Rope,
+    LinearPrecision, Pass, RmsNorm, Rope,
 };
 
 #[derive(Debug)]
@@ -40,6 +40,17 @@ struct Layer {
     /// The gate and up projections in one product (`gate ‖ up`).
     gate_up: Linear,
     down: Linear,
+}
+
+impl Layer {
+    fn linears_mut(&mut self) -> [&mut Linear; 4] {
+        [
+            &mut self.qkv,
+            &mut self.o,
+            &mut self.gate_up,
+            &mut self.down,
+        ]
+    }
 }
 
 /// Qwen3's `config.json` fields.
@@ -78,7 +89,11 @@ pub struct Qwen3 {
 }
 
 impl Qwen3 {
-    pub fn load(config: &serde_json::Value, vb: VarBuilder) -> Result<Self> {
+    pub fn load(
+        config: &serde_json::Value,
+        vb: VarBuilder,
+        precision: LinearPrecision,
+    ) -> Result<Self> {
         let config: Qwen3Config = parse_config(config, "Qwen3")?;
         let hidden = config.hidden_size;
         let heads = config.num_attention_heads;
@@ -136,7 +151,7 @@ impl Qwen3 {
                 Linear::load(m.pp("up_proj"), hidden, intermediate, false)?,
             ])?
             .named("ffn_up");
-            layers.push(Layer {
+            let mut layer = Layer {
                 input_norm: RmsNorm::load(l.pp("input_layernorm"), hidden, eps)?,
                 qkv,
                 o: Linear::load(a.pp("o_proj"), heads * head_dim, hidden, false)?.named("attn_out"),
@@ -146,7 +161,12 @@ impl Qwen3 {
                 gate_up,
                 down: Linear::load(m.pp("down_proj"), intermediate, hidden, false)?
                     .named("ffn_down"),
-            });
+            };
+            layer
+                .linears_mut()
+                .into_iter()
+                .try_for_each(|l| precision.apply(l))?;
+            layers.push(layer);
         }
         let norm = RmsNorm::load(vb.pp("norm"), hidden, eps)?;
         let rope = Rope::new(head_dim, theta, max_positions, vb.dtype(), vb.device())?;
@@ -170,8 +190,12 @@ impl Encoder for Qwen3 {
     fn linears_mut(&mut self) -> Vec<&mut Linear> {
         self.layers
             .iter_mut()
-            .flat_map(|l| [&mut l.qkv, &mut l.o, &mut l.gate_up, &mut l.down])
+            .flat_map(Layer::linears_mut)
             .collect()
+    }
+
+    fn word_embeddings(&self) -> &Tensor {
+        self.embeddings.embeddings()
     }
 
     fn forward(&self, batch: &PackedBatch, pass: Pass) -> Result<Tensor> {
