@@ -75,7 +75,7 @@ if [ -n "${FATHOM_CPU:-}" ]; then
 fi
 for dtype in f32 int8 bf16; do
   if [ "$dtype" = bf16 ] && { ! grep -q avx512_bf16 /proc/cpuinfo || [ -n "${FATHOM_CPU:-}" ]; }; then
-    echo "bench-embed: this CPU has no AVX512-BF16; skipping the bf16 run" >&2
+    echo "bench-embed: no AVX512-BF16 (on this CPU, or under --cpu); skipping the bf16 run" >&2
     continue
   fi
   RAYON_NUM_THREADS="$threads" cargo bench -q --bench embed_scifact -- \

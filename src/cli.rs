@@ -552,8 +552,8 @@ pub struct ModelArgs {
     /// the matrix products run in bf16, and with AMX attention too: cosine > 0.999 to f32,
     /// SciFact nDCG@10 unchanged; ~2.9-4x sentence-transformers with AMX, slower than f32
     /// without), or int8 (CPU: weights quantized per channel at load, activations per token;
-    /// cosine ~0.99 to f32, SciFact nDCG@10 0.002 lower; ~3.4-5.7x sentence-transformers with
-    /// AMX, ~1.3-1.6x without). Figures in the README.
+    /// cosine ~0.99 to f32, SciFact nDCG@10 0.002-0.004 lower; ~3.4-5.7x sentence-transformers
+    /// with AMX, ~2.1x with AVX2 only). Figures in the README.
     #[arg(long, env = "FATHOM_DTYPE", value_enum, default_value_t = Precision::F32)]
     pub dtype: Precision,
 

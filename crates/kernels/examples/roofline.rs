@@ -72,9 +72,9 @@ fn run(rows: usize) {
         ("ffn_down 768 × 3072", 768, 3072),
     ] {
         for rows in [rows, 9] {
-            let x = values(rows * k, 1);
-            let w = values(n * k, 2);
-            let bias = values(n, 3);
+            let x = fathom_kernels::pseudo_random(rows * k, 1);
+            let w = fathom_kernels::pseudo_random(n * k, 2);
+            let bias = fathom_kernels::pseudo_random(n, 3);
             let q = QuantizedWeight::quantize(&w, n, k);
             let macs = (rows * n * k) as f64;
             let int8 = best(macs, || {
@@ -108,16 +108,4 @@ fn best(macs: f64, mut f: impl FnMut()) -> f64 {
         best = best.min(t.elapsed().as_secs_f64());
     }
     macs / best
-}
-
-fn values(n: usize, seed: u32) -> Vec<f32> {
-    let mut s = seed.wrapping_mul(2_654_435_761).wrapping_add(1);
-    (0..n)
-        .map(|_| {
-            s ^= s << 13;
-            s ^= s >> 17;
-            s ^= s << 5;
-            (s as f32 / u32::MAX as f32) * 2.0 - 1.0
-        })
-        .collect()
 }

@@ -81,9 +81,9 @@ pub enum Epilogue {
     GeluErf,
 }
 
-/// Deterministic inputs for the kernels' unit tests.
-#[cfg(test)]
-fn pseudo_random(n: usize, seed: u32) -> Vec<f32> {
+/// Deterministic inputs in [-1, 1) for the kernels' unit tests and examples (xorshift).
+#[doc(hidden)]
+pub fn pseudo_random(n: usize, seed: u32) -> Vec<f32> {
     let mut s = seed.wrapping_mul(2_654_435_761).wrapping_add(1);
     (0..n)
         .map(|_| {
