@@ -304,12 +304,6 @@ fn quantize_rows_quads(
 /// `out += x · wᵀ` for row-major `x` (rows × k) and a quantized `w`; `out` is rows × n, already
 /// holding the bias (or zeros).
 pub fn matmul_bt(x: &[f32], rows: usize, w: &QuantizedWeight, out: &mut [f32]) {
-    accumulate(x, rows, w, false, out);
-}
-
-/// [`matmul_bt`], then with `gelu` the GELU of each group of rows as soon as its product is
-/// done, while the group is still in cache (not in a pass of its own over the whole output).
-fn accumulate(x: &[f32], rows: usize, w: &QuantizedWeight, gelu: bool, out: &mut [f32]) {
     let (n, k) = (w.n, w.k);
     assert_eq!(x.len(), rows * k, "int8: input is not rows × k");
     assert_eq!(out.len(), rows * n, "int8: output is not rows × n");
@@ -318,35 +312,58 @@ fn accumulate(x: &[f32], rows: usize, w: &QuantizedWeight, gelu: bool, out: &mut
     }
     if w.kernel == Kernel::Amx {
         // The tiles' epilogue writes rather than adds (see [`linear`], which fuses the bias).
-        let epilogue = if gelu {
-            Epilogue::GeluErf
-        } else {
-            Epilogue::None
-        };
-        let product = linear(x, rows, w, None, epilogue);
+        let product = linear(x, rows, w, None, Epilogue::None);
         out.iter_mut().zip(&product).for_each(|(o, p)| *o += p);
         return;
     }
-    let k_quads = w.k_quads;
-    let (scales, a) = quantize_rows_quads(x, rows, k, k_quads, 1);
-    let threads = rayon::current_num_threads().max(1);
+    let (scales, a) = quantize_rows_quads(x, rows, k, w.k_quads, 1);
+    by_panels(
+        &a,
+        &scales,
+        w,
+        Fused {
+            bias: None,
+            gelu: false,
+        },
+        out,
+    );
+}
+
+/// The few-rows split (a short query): the panels shared out among the threads, each product
+/// added to `out` (which holds the bias or zeros), then the GELU where `fused` asks for it.
+fn by_panels(a: &[u32], scales: &[RowScale], w: &QuantizedWeight, fused: Fused, out: &mut [f32]) {
+    let (rows, n) = (scales.len(), w.n);
     let panels = n.div_ceil(PANEL);
-    if rows >= 32 * threads {
-        // Enough rows for every thread: split them, each block against every panel.
-        let block = rows.div_ceil(threads).div_ceil(MR) * MR;
-        out.par_chunks_mut(block * n)
-            .zip(scales.par_chunks(block))
-            .zip(a.par_chunks(block * k_quads))
-            .for_each(|((dst, scales), a)| product(a, scales, w, gelu, 0..panels, dst, n));
-    } else {
-        // A few rows (a short query): split the panels instead.
-        let per_task = panels.div_ceil(threads * 2).max(1);
-        by_column_blocks(rows, n, per_task * PANEL, out, |j0, width, dst| {
-            let p0 = j0 / PANEL;
-            let p1 = (j0 + width).div_ceil(PANEL);
-            product(&a, &scales, w, gelu, p0..p1, dst, width);
-        });
-    }
+    let threads = rayon::current_num_threads().max(1);
+    let per_task = panels.div_ceil(threads * 2).max(1);
+    let gelu = Fused {
+        bias: None,
+        gelu: fused.gelu,
+    };
+    by_column_blocks(rows, n, per_task * PANEL, out, |j0, width, dst| {
+        let p0 = j0 / PANEL;
+        let p1 = (j0 + width).div_ceil(PANEL);
+        let dst = as_uninit(dst);
+        // SAFETY: `dst` is initialized (by_column_blocks copies `out` into it), as `Add` needs.
+        unsafe { product(a, scales, w, Start::Add, gelu, p0..p1, dst, width) };
+    });
+}
+
+/// An initialized slice seen as possibly uninitialized, for [`product`] in [`Start::Add`] mode;
+/// nothing writes an uninitialized value through it.
+fn as_uninit(values: &mut [f32]) -> &mut [MaybeUninit<f32>] {
+    // SAFETY: `MaybeUninit<f32>` has the layout of `f32`; every value stays initialized, since
+    // the kernels only ever store finished floats.
+    unsafe { &mut *(values as *mut [f32] as *mut [MaybeUninit<f32>]) }
+}
+
+/// What a tile's product starts from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Start {
+    /// The output already holds values (the bias, zeros, or a sum): the product is added.
+    Add,
+    /// The output holds nothing yet: the product plus the bias (or zero) is written.
+    Write,
 }
 
 /// `x · wᵀ + bias` for row-major `x` (rows × k), then the epilogue: rows × n, row-major.
@@ -361,17 +378,41 @@ pub fn linear(
     if let Some(b) = bias {
         assert_eq!(b.len(), n, "int8: bias is not n long");
     }
-    if w.kernel != Kernel::Amx || rows == 0 || n == 0 || k == 0 {
-        let gelu = epilogue == Epilogue::GeluErf;
-        return super::linear::with_bias_and_epilogue(rows, n, bias, Epilogue::None, |out| {
-            accumulate(x, rows, w, gelu, out)
-        });
-    }
-    assert_eq!(x.len(), rows * k, "int8: input is not rows × k");
     let fused = Fused {
         bias,
         gelu: epilogue == Epilogue::GeluErf,
     };
+    if rows == 0 || n == 0 || k == 0 {
+        return super::linear::with_bias_and_epilogue(rows, n, bias, epilogue, |_| {});
+    }
+    assert_eq!(x.len(), rows * k, "int8: input is not rows × k");
+    let threads = rayon::current_num_threads().max(1);
+    if w.kernel != Kernel::Amx {
+        let (scales, a) = quantize_rows_quads(x, rows, k, w.k_quads, 1);
+        if rows < 32 * threads {
+            return super::linear::with_bias_and_epilogue(rows, n, bias, Epilogue::None, |out| {
+                by_panels(&a, &scales, w, fused, out)
+            });
+        }
+        // Enough rows for every thread: each takes a block of rows against every panel, and
+        // writes each output once (bias added in the tiles' epilogue, GELU per group of rows
+        // while in cache): no pass to fill the buffer first, none for the activation after.
+        let block = rows.div_ceil(threads).div_ceil(MR) * MR;
+        let panels = 0..n.div_ceil(PANEL);
+        let write = |out: &mut [MaybeUninit<f32>]| {
+            out.par_chunks_mut(block * n)
+                .zip(scales.par_chunks(block))
+                .zip(a.par_chunks(block * w.k_quads))
+                .for_each(|((dst, scales), a)| {
+                    let panels = panels.clone();
+                    // SAFETY: `Write` needs nothing of `dst`.
+                    unsafe { product(a, scales, w, Start::Write, fused, panels, dst, n) }
+                })
+        };
+        // SAFETY: the blocks cover all rows, and `product` in `Write` mode writes every column
+        // of every row it is given (every panel of each group of rows).
+        return unsafe { amx::written_by(rows, n, write) };
+    }
     let (scales, quads) = quantize_rows_quads(x, rows, k, w.k_quads, amx::BLOCK);
     // The tiles' epilogue writes every value once, bias and activation included, while its
     // block is in cache: the buffer is neither zeroed nor filled first.
@@ -470,16 +511,23 @@ fn dequantize_tile(
     }
 }
 
-/// Panels `panels` of `w` against every row of `a` (`k_quads` lanes a row): `out[r][j − j0] +=
-/// …` where `j0` is the first panel's first column and `ldc` the stride of `out`'s rows; with
-/// `gelu`, then the GELU of those columns, a group of rows at a time.
-fn product(
+/// Panels `panels` of `w` against every row of `a` (`k_quads` lanes a row): `out[r][j − j0]`
+/// gets the product (added to what it holds, or written with the [`Fused`] bias, as `start`
+/// says), where `j0` is the first panel's first column and `ldc` the stride of `out`'s rows; with
+/// `fused.gelu`, then the GELU of those columns, a group of rows at a time while in cache.
+///
+/// # Safety
+/// With [`Start::Add`], those values of `out` are initialized. With [`Start::Write`] they need
+/// not be, and all of them are written.
+#[allow(clippy::too_many_arguments)]
+unsafe fn product(
     a: &[u32],
     a_scales: &[RowScale],
     w: &QuantizedWeight,
-    gelu: bool,
+    start: Start,
+    fused: Fused,
     panels: std::ops::Range<usize>,
-    out: &mut [f32],
+    out: &mut [MaybeUninit<f32>],
     ldc: usize,
 ) {
     let rows = a_scales.len();
@@ -494,6 +542,10 @@ fn product(
             let j = panel * PANEL;
             let cols = (w.n - j).min(PANEL);
             let b = &w.quads[panel * k_quads * PANEL..(panel + 1) * k_quads * PANEL];
+            let mut bias = [0f32; PANEL];
+            if let Some(all) = fused.bias {
+                bias[..cols].copy_from_slice(&all[j..j + cols]);
+            }
             let mut r = r0;
             while r < r1 {
                 let m = (r1 - r).min(MR);
@@ -504,22 +556,32 @@ fn product(
                     b,
                     w_scales: &w.scales[j..j + cols],
                     w_sums: &w.sums[j..j + PANEL],
+                    start,
+                    bias: &bias,
                 };
                 let c = &mut out[r * ldc + (j - first * PANEL)..];
-                match w.kernel {
-                    #[cfg(target_arch = "x86_64")]
-                    Kernel::Avx2 => x86::tile_avx2(&tile, c, ldc),
-                    #[cfg(target_arch = "x86_64")]
-                    Kernel::Vnni => x86::tile_vnni(&tile, c, ldc),
-                    _ => portable_tile(&tile, c, ldc),
+                // SAFETY: with `Add`, the tile's outputs are initialized (this function's
+                // contract).
+                unsafe {
+                    match w.kernel {
+                        #[cfg(target_arch = "x86_64")]
+                        Kernel::Avx2 => x86::tile_avx2(&tile, c, ldc),
+                        #[cfg(target_arch = "x86_64")]
+                        Kernel::Vnni => x86::tile_vnni(&tile, c, ldc),
+                        _ => portable_tile(&tile, c, ldc),
+                    }
                 }
                 r += m;
             }
         }
-        if gelu {
+        if fused.gelu {
             let width = (panels.end * PANEL).min(w.n) - first * PANEL;
             for r in r0..r1 {
-                super::math::gelu_erf(&mut out[r * ldc..r * ldc + width]);
+                let row = &mut out[r * ldc..r * ldc + width];
+                // SAFETY: every panel has just written (or added to) these columns of the
+                // group's rows; `MaybeUninit<f32>` has the layout of `f32`.
+                let row = unsafe { &mut *(row as *mut [MaybeUninit<f32>] as *mut [f32]) };
+                super::math::gelu_erf(row);
             }
         }
         r0 = r1;
@@ -538,6 +600,10 @@ struct Tile<'a> {
     w_scales: &'a [f32],
     /// The panel's column sums, [`PANEL`] of them.
     w_sums: &'a [i32],
+    /// Whether the product is added to the output or written (with `bias`).
+    start: Start,
+    /// The panel's bias (zeros past its columns, or all zeros without one), for [`Start::Write`].
+    bias: &'a [f32; PANEL],
 }
 
 /// One output value from its exact integer sum: the same operations, in the same order, as the
@@ -549,7 +615,10 @@ fn dequantize(acc: i32, a: RowScale, w_sum: i32, w_scale: f32) -> f32 {
 }
 
 /// The portable kernel: the same integer sums as the SIMD ones, one output at a time.
-fn portable_tile(t: &Tile, c: &mut [f32], ldc: usize) {
+///
+/// # Safety
+/// With [`Start::Add`], the tile's outputs in `c` are initialized.
+unsafe fn portable_tile(t: &Tile, c: &mut [MaybeUninit<f32>], ldc: usize) {
     for (r, &scale) in t.a_scales.iter().enumerate() {
         let a = &t.a[r * t.k_quads..(r + 1) * t.k_quads];
         for (col, &w_scale) in t.w_scales.iter().enumerate() {
@@ -561,7 +630,14 @@ fn portable_tile(t: &Tile, c: &mut [f32], ldc: usize) {
                     acc += x as i32 * w as i8 as i32;
                 }
             }
-            c[r * ldc + col] += dequantize(acc, scale, t.w_sums[col], w_scale);
+            let value = dequantize(acc, scale, t.w_sums[col], w_scale);
+            let o = &mut c[r * ldc + col];
+            let old = match t.start {
+                // SAFETY: initialized (this function's contract).
+                Start::Add => unsafe { o.assume_init() },
+                Start::Write => t.bias[col],
+            };
+            o.write(old + value);
         }
     }
 }
@@ -572,7 +648,7 @@ mod x86 {
 
     use std::mem::MaybeUninit;
 
-    use super::{RowScale, Tile, MR, PANEL};
+    use super::{RowScale, Start, Tile, MR, PANEL};
 
     /// Row stride of the AMX block the epilogue reads.
     const TILE_STRIDE: usize = super::amx::BLOCK;
@@ -635,7 +711,7 @@ mod x86 {
     }
 
     /// The bounds every kernel's raw loads and stores rely on, checked once per tile.
-    fn check(t: &Tile, c: &[f32], ldc: usize) -> usize {
+    fn check(t: &Tile, c: &[MaybeUninit<f32>], ldc: usize) -> usize {
         let m = t.a_scales.len();
         let cols = t.w_scales.len();
         assert!((1..=MR).contains(&m) && (1..=PANEL).contains(&cols));
@@ -645,13 +721,16 @@ mod x86 {
     }
 
     /// [`super::portable_tile`] on AVX2 (for weights quantized to ±64).
-    pub(super) fn tile_avx2(t: &Tile, c: &mut [f32], ldc: usize) {
+    ///
+    /// # Safety
+    /// With [`Start::Add`], the tile's outputs in `c` are initialized.
+    pub(super) unsafe fn tile_avx2(t: &Tile, c: &mut [MaybeUninit<f32>], ldc: usize) {
         assert!(
             crate::cpu::detected().avx2,
             "int8 AVX2 kernel on a CPU without AVX2"
         );
         // SAFETY: AVX2 is present (asserted above); `check` asserts the bounds the kernel
-        // relies on.
+        // relies on; initialization is the caller's contract.
         unsafe {
             match check(t, c, ldc) {
                 6 => kernel_avx2::<6>(t, c, ldc),
@@ -665,13 +744,16 @@ mod x86 {
     }
 
     /// [`super::portable_tile`] on AVX-512 VNNI.
-    pub(super) fn tile_vnni(t: &Tile, c: &mut [f32], ldc: usize) {
+    ///
+    /// # Safety
+    /// With [`Start::Add`], the tile's outputs in `c` are initialized.
+    pub(super) unsafe fn tile_vnni(t: &Tile, c: &mut [MaybeUninit<f32>], ldc: usize) {
         assert!(
             crate::cpu::detected().avx512_vnni,
             "int8 VNNI kernel on a CPU without AVX-512 VNNI"
         );
         // SAFETY: AVX-512 F/BW/VNNI are present (asserted above); `check` asserts the bounds
-        // the kernel relies on.
+        // the kernel relies on; initialization is the caller's contract.
         unsafe {
             match check(t, c, ldc) {
                 6 => kernel_vnni::<6>(t, c, ldc),
@@ -687,7 +769,7 @@ mod x86 {
     /// Prefetches the output lines a tile ends on while it computes: otherwise the epilogue
     /// waits on memory for each of them (a fifth of the time, measured with perf).
     #[inline(always)]
-    fn prefetch_rows<const R: usize>(c: &[f32], ldc: usize) {
+    fn prefetch_rows<const R: usize>(c: &[MaybeUninit<f32>], ldc: usize) {
         for r in 0..R {
             let row = c[r * ldc..].as_ptr();
             // A prefetch is only a hint and never faults, whatever the address. Row r starts
@@ -706,9 +788,10 @@ mod x86 {
     /// the epilogue of [`kernel`] on 16 lanes: the same operations, so the same bits.
     ///
     /// # Safety
-    /// AVX-512 F, BW and VNNI; the bounds of [`check`] for R rows.
+    /// AVX-512 F, BW and VNNI; the bounds of [`check`] for R rows; with [`Start::Add`], the
+    /// tile's outputs initialized.
     #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
-    unsafe fn kernel_vnni<const R: usize>(t: &Tile, c: &mut [f32], ldc: usize) {
+    unsafe fn kernel_vnni<const R: usize>(t: &Tile, c: &mut [MaybeUninit<f32>], ldc: usize) {
         let k_quads = t.k_quads;
         let ap = t.a.as_ptr();
         let bp = t.b.as_ptr();
@@ -724,13 +807,18 @@ mod x86 {
             }
         }
         let panel = Panel16::new(t.w_scales, t.w_sums);
+        // SAFETY: `t.bias` holds 16 floats; an unaligned load.
+        let bias = unsafe { _mm512_loadu_ps(t.bias.as_ptr()) };
         for (r, &sum) in acc.iter().enumerate() {
             let value = panel.dequantize(sum, t.a_scales[r]);
-            let row = c[r * ldc..r * ldc + panel.cols].as_mut_ptr();
+            let row = c[r * ldc..r * ldc + panel.cols].as_mut_ptr().cast::<f32>();
             // SAFETY: the mask covers the row's `cols` floats only; masked lanes are neither read
-            // nor written.
+            // nor written; with `Add` those floats are initialized (the caller's contract).
             unsafe {
-                let old = _mm512_maskz_loadu_ps(panel.mask, row);
+                let old = match t.start {
+                    Start::Add => _mm512_maskz_loadu_ps(panel.mask, row),
+                    Start::Write => bias,
+                };
                 _mm512_mask_storeu_ps(row, panel.mask, _mm512_add_ps(old, value));
             }
         }
@@ -788,9 +876,10 @@ mod x86 {
     /// of `vpdpbusd`. Then the epilogue, the same operations as [`super::dequantize`].
     ///
     /// # Safety
-    /// AVX2; the bounds of [`check`] for R rows.
+    /// AVX2; the bounds of [`check`] for R rows; with [`Start::Add`], the tile's outputs
+    /// initialized.
     #[target_feature(enable = "avx2")]
-    unsafe fn kernel_avx2<const R: usize>(t: &Tile, c: &mut [f32], ldc: usize) {
+    unsafe fn kernel_avx2<const R: usize>(t: &Tile, c: &mut [MaybeUninit<f32>], ldc: usize) {
         let k_quads = t.k_quads;
         let ap = t.a.as_ptr();
         let bp = t.b.as_ptr();
@@ -829,12 +918,13 @@ mod x86 {
                 if c0 >= cols {
                     break;
                 }
-                // SAFETY: `w_scales` holds 16 floats and `t.w_sums` at least 16 ints (checked),
-                // and c0 + 8 <= 16; unaligned loads.
-                let (ws, w_sum) = unsafe {
+                // SAFETY: `w_scales` and `t.bias` hold 16 floats and `t.w_sums` at least 16 ints
+                // (checked), and c0 + 8 <= 16; unaligned loads.
+                let (ws, w_sum, bias) = unsafe {
                     (
                         _mm256_loadu_ps(w_scales.as_ptr().add(c0)),
                         _mm256_loadu_si256(t.w_sums.as_ptr().add(c0).cast()),
+                        _mm256_loadu_ps(t.bias.as_ptr().add(c0)),
                     )
                 };
                 let exact = _mm256_sub_epi32(sum, _mm256_mullo_epi32(zero, w_sum));
@@ -842,17 +932,28 @@ mod x86 {
                 let valid = (cols - c0).min(8);
                 let row = &mut c[r * ldc + c0..r * ldc + c0 + valid];
                 if valid == 8 {
-                    // SAFETY: `row` is exactly 8 floats; unaligned load and store.
+                    let row = row.as_mut_ptr().cast::<f32>();
+                    // SAFETY: `row` is exactly 8 floats (`MaybeUninit<f32>` has the layout of
+                    // `f32`); unaligned load and store; with `Add` they are initialized (the
+                    // caller's contract).
                     unsafe {
-                        let old = _mm256_loadu_ps(row.as_ptr());
-                        _mm256_storeu_ps(row.as_mut_ptr(), _mm256_add_ps(old, value));
+                        let old = match t.start {
+                            Start::Add => _mm256_loadu_ps(row),
+                            Start::Write => bias,
+                        };
+                        _mm256_storeu_ps(row, _mm256_add_ps(old, value));
                     }
                 } else {
                     let mut lanes = [0f32; 8];
                     // SAFETY: `lanes` is 8 floats; an unaligned store.
                     unsafe { _mm256_storeu_ps(lanes.as_mut_ptr(), value) };
-                    for (o, l) in row.iter_mut().zip(lanes) {
-                        *o += l;
+                    for (i, (o, l)) in row.iter_mut().zip(lanes).enumerate() {
+                        let old = match t.start {
+                            // SAFETY: initialized (the caller's contract).
+                            Start::Add => unsafe { o.assume_init() },
+                            Start::Write => t.bias[c0 + i],
+                        };
+                        o.write(old + l);
                     }
                 }
             }
@@ -872,15 +973,24 @@ mod tests {
             ..w.clone()
         };
         let (scales, a) = quantize_rows_quads(x, rows, w.k, w.k_quads, 1);
-        product(
-            &a,
-            &scales,
-            &portable,
-            false,
-            0..w.n.div_ceil(PANEL),
-            out,
-            w.n,
-        );
+        let nothing = Fused {
+            bias: None,
+            gelu: false,
+        };
+        let panels = 0..w.n.div_ceil(PANEL);
+        // SAFETY: `out` is initialized, as `Add` needs.
+        unsafe {
+            product(
+                &a,
+                &scales,
+                &portable,
+                Start::Add,
+                nothing,
+                panels,
+                as_uninit(out),
+                w.n,
+            )
+        };
     }
 
     #[test]
