@@ -553,7 +553,7 @@ pub struct ModelArgs {
     /// SciFact nDCG@10 unchanged; ~2.9-4x sentence-transformers with AMX, slower than f32
     /// without), or int8 (CPU: weights quantized per channel at load, activations per token;
     /// cosine ~0.99 to f32, SciFact nDCG@10 0.002-0.004 lower; ~3.4-5.7x sentence-transformers
-    /// with AMX, ~2.1x with AVX2 only). Figures in the README.
+    /// with AMX, ~2.1-2.5x with AVX2 only). Figures in the README.
     #[arg(long, env = "FATHOM_DTYPE", value_enum, default_value_t = Precision::F32)]
     pub dtype: Precision,
 
