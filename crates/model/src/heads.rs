@@ -49,7 +49,10 @@ fn missing(what: &str, model_type: &str) -> ModelError {
 }
 
 impl Classifier {
-    pub fn load(layout: &ModelLayout, vb: &VarBuilder) -> Result<Self> {
+    /// The head of a sequence-classification checkpoint, or of a causal LM scored on its next
+    /// token; `embeddings` are the encoder's input embeddings, which such an LM's head is often
+    /// tied to (shared, not read a second time).
+    pub fn load(layout: &ModelLayout, vb: &VarBuilder, embeddings: &Tensor) -> Result<Self> {
         let hidden = layout.hidden_size;
         let labels = layout.dimension;
         let model_type = layout.model_type.as_str();
@@ -60,7 +63,7 @@ impl Classifier {
             Linear::load(vb.pp(name), hidden, out_dim, bias)
         };
         if let Some(score) = layout.logit_score {
-            return Self::next_token(layout, vb, score);
+            return Self::next_token(layout, vb, embeddings, score);
         }
         Ok(match model_type {
             "qwen3" => Self::LastToken {
@@ -125,7 +128,12 @@ impl Classifier {
 
     /// The rows of the language-model head (`lm_head`, or the word embeddings it is tied to)
     /// for the scored tokens: two rows of a vocabulary-wide matrix are all a score needs.
-    fn next_token(layout: &ModelLayout, vb: &VarBuilder, score: LogitScore) -> Result<Self> {
+    fn next_token(
+        layout: &ModelLayout,
+        vb: &VarBuilder,
+        embeddings: &Tensor,
+        score: LogitScore,
+    ) -> Result<Self> {
         if layout.model_type != "qwen3" {
             return Err(ModelError::Unsupported(format!(
                 "causal-LM rerankers of model_type `{}` are not supported yet (supported: qwen3)",
@@ -158,7 +166,12 @@ impl Classifier {
                 "LogitScore token id {bad} is outside the vocabulary ({vocab} tokens)"
             )));
         }
-        let table = vb.get((vocab, layout.hidden_size), name)?;
+        let shape = (vocab, layout.hidden_size);
+        let table = if name != "lm_head.weight" && embeddings.dims() == [shape.0, shape.1] {
+            embeddings.clone()
+        } else {
+            vb.get(shape, name)?
+        };
         let index = Tensor::new(ids.as_slice(), table.device())?;
         let rows = table.index_select(&index, 0)?.contiguous()?;
         Ok(Self::NextToken {

@@ -118,7 +118,7 @@ impl Reranker {
             });
         }
         let mut parts = load_parts(&mut layout, options)?;
-        let head = Classifier::load(&layout, &parts.vb)?;
+        let head = Classifier::load(&layout, &parts.vb, parts.encoder.word_embeddings())?;
         let input = match layout.logit_score {
             None => PairInput::Tokenizer,
             Some(_) => {
