@@ -317,16 +317,24 @@ pub fn matmul_bt(x: &[f32], rows: usize, w: &QuantizedWeight, out: &mut [f32]) {
         return;
     }
     let (scales, a) = quantize_rows_quads(x, rows, k, w.k_quads, 1);
-    by_panels(
-        &a,
-        &scales,
-        w,
-        Fused {
-            bias: None,
-            gelu: false,
-        },
-        out,
-    );
+    let nothing = Fused {
+        bias: None,
+        gelu: false,
+    };
+    let threads = rayon::current_num_threads().max(1);
+    if rows < 32 * threads {
+        return by_panels(&a, &scales, w, nothing, out);
+    }
+    // Enough rows for every thread: each takes a block of rows against every panel.
+    let block = rows.div_ceil(threads).div_ceil(MR) * MR;
+    out.par_chunks_mut(block * n)
+        .zip(scales.par_chunks(block))
+        .zip(a.par_chunks(block * w.k_quads))
+        .for_each(|((dst, scales), a)| {
+            let panels = 0..n.div_ceil(PANEL);
+            // SAFETY: `dst` is initialized (a `&mut [f32]`), as `as_uninit` and `Add` need.
+            unsafe { product(a, scales, w, Start::Add, nothing, panels, as_uninit(dst), n) }
+        });
 }
 
 /// The few-rows split (a short query): the panels shared out among the threads, each product
@@ -343,17 +351,31 @@ fn by_panels(a: &[u32], scales: &[RowScale], w: &QuantizedWeight, fused: Fused, 
     by_column_blocks(rows, n, per_task * PANEL, out, |j0, width, dst| {
         let p0 = j0 / PANEL;
         let p1 = (j0 + width).div_ceil(PANEL);
-        let dst = as_uninit(dst);
-        // SAFETY: `dst` is initialized (by_column_blocks copies `out` into it), as `Add` needs.
-        unsafe { product(a, scales, w, Start::Add, gelu, p0..p1, dst, width) };
+        // SAFETY: `dst` is initialized (by_column_blocks copies `out` into it), as `as_uninit`
+        // and `Add` need.
+        unsafe {
+            product(
+                a,
+                scales,
+                w,
+                Start::Add,
+                gelu,
+                p0..p1,
+                as_uninit(dst),
+                width,
+            )
+        };
     });
 }
 
-/// An initialized slice seen as possibly uninitialized, for [`product`] in [`Start::Add`] mode;
-/// nothing writes an uninitialized value through it.
-fn as_uninit(values: &mut [f32]) -> &mut [MaybeUninit<f32>] {
-    // SAFETY: `MaybeUninit<f32>` has the layout of `f32`; every value stays initialized, since
-    // the kernels only ever store finished floats.
+/// An initialized slice seen as possibly uninitialized, for [`product`] in [`Start::Add`] mode.
+///
+/// # Safety
+/// Nothing may write an uninitialized value through the result (the kernels only ever store
+/// finished floats), or `values` would hold one afterwards.
+unsafe fn as_uninit(values: &mut [f32]) -> &mut [MaybeUninit<f32>] {
+    // SAFETY: `MaybeUninit<f32>` has the layout of `f32`; the caller keeps every value
+    // initialized.
     unsafe { &mut *(values as *mut [f32] as *mut [MaybeUninit<f32>]) }
 }
 
@@ -1072,6 +1094,21 @@ mod tests {
     /// takes them in groups), with and without bias and fused GELU, and accumulating into `out`
     /// ([`matmul_bt`]).
     fn check_against_naive(kernel: Kernel) {
+        // Two threads, whatever the machine: rows from 64 up take the row split (written once
+        // by `linear`, added by `matmul_bt`), fewer the column split.
+        on_two_threads(|| check_against_naive_here(kernel));
+    }
+
+    /// `f` on a pool of two threads.
+    fn on_two_threads(f: impl FnOnce() + Send) {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(2)
+            .build()
+            .unwrap();
+        pool.install(f);
+    }
+
+    fn check_against_naive_here(kernel: Kernel) {
         for (rows, k, n) in [
             (1, 5, 1),
             (3, 37, 70),
@@ -1166,6 +1203,10 @@ mod tests {
 
     #[test]
     fn fused_bias_and_gelu_give_the_same_bits_on_every_kernel() {
+        on_two_threads(fused_bias_and_gelu_give_the_same_bits_on_every_kernel_here);
+    }
+
+    fn fused_bias_and_gelu_give_the_same_bits_on_every_kernel_here() {
         // Row counts on both sides of the AMX row split, ragged blocks, odd k, and weights over
         // the L2 share, which AMX takes in more than one group of column blocks.
         for (rows, k, n) in [(3, 37, 70), (200, 96, 50), (70, 385, 100), (70, 768, 1400)] {
@@ -1205,6 +1246,10 @@ mod tests {
 
     #[test]
     fn int8_matmul_is_within_quantization_error_and_simd_equals_portable() {
+        on_two_threads(int8_matmul_is_within_quantization_error_and_simd_equals_portable_here);
+    }
+
+    fn int8_matmul_is_within_quantization_error_and_simd_equals_portable_here() {
         // Odd k (a half-empty last pair), ragged panels, every row count up
         // to past MR, and enough rows to take the row split as well as the column split.
         for (rows, k, n) in [

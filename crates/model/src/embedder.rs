@@ -170,7 +170,7 @@ pub(crate) fn load_weights(
                 .clone();
             tensors.insert(name, (files.len(), info));
         }
-        files.push((path.clone(), file, data_start));
+        files.push((path.clone(), std::sync::Mutex::new(file), data_start));
     }
     Ok(VarBuilder::from_backend(
         Box::new(WeightFiles { files, tensors }),
@@ -180,17 +180,19 @@ pub(crate) fn load_weights(
 }
 
 /// The backend of [`load_weights`]: each file open with its header read, and where each tensor
-/// lies.
+/// lies. Reads go through `seek` + `read_exact` under a lock per file (portable; a load reads one
+/// tensor at a time anyway).
 struct WeightFiles {
-    /// Each file's path (for errors), the open file, and where its tensor bytes start.
-    files: Vec<(std::path::PathBuf, std::fs::File, u64)>,
+    /// Each file's path (for errors), the open file (seeked and read under its lock), and where
+    /// its tensor bytes start.
+    files: Vec<(std::path::PathBuf, std::sync::Mutex<std::fs::File>, u64)>,
     /// Each tensor's file (an index into `files`) and its dtype, shape and offsets.
     tensors: HashMap<String, (usize, safetensors::tensor::TensorInfo)>,
 }
 
 impl WeightFiles {
     fn read(&self, name: &str) -> candle_core::Result<Tensor> {
-        use std::os::unix::fs::FileExt;
+        use std::io::{Read, Seek, SeekFrom};
         let (file, info) = self.tensors.get(name).ok_or_else(|| {
             candle_core::Error::CannotFindTensor {
                 path: name.to_string(),
@@ -206,11 +208,15 @@ impl WeightFiles {
         };
         let (start, end) = info.data_offsets;
         let mut bytes = vec![0u8; end - start];
-        file.read_exact_at(&mut bytes, data_start + start as u64)
-            .map_err(|e| bad(e.to_string()))?;
+        {
+            let mut file = file.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            file.seek(SeekFrom::Start(data_start + start as u64))
+                .and_then(|_| file.read_exact(&mut bytes))
+                .map_err(|e| bad(e.to_string()))?;
+        }
         let view = safetensors::tensor::TensorView::new(info.dtype, info.shape.clone(), &bytes)
             .map_err(|e| bad(e.to_string()))?;
-        candle_core::safetensors::Load::load(&view, &Device::Cpu)
+        candle_core::safetensors::Load::load(&view, &Device::Cpu).map_err(|e| bad(e.to_string()))
     }
 }
 

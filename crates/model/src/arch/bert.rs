@@ -497,13 +497,6 @@ impl Bert {
 }
 
 impl Encoder for Bert {
-    fn linears_mut(&mut self) -> Vec<&mut Linear> {
-        self.layers
-            .iter_mut()
-            .flat_map(Layer::linears_mut)
-            .collect()
-    }
-
     fn word_embeddings(&self) -> &Tensor {
         self.word.embeddings()
     }

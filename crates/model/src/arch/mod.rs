@@ -31,10 +31,8 @@ pub trait Encoder: Send + Sync + std::fmt::Debug {
     /// One forward pass, computed as `pass` says (the model's load options).
     fn forward(&self, batch: &PackedBatch, pass: crate::ops::Pass) -> Result<candle_core::Tensor>;
 
-    /// Every linear layer, so that shared settings (such as bf16 products) reach them all.
-    fn linears_mut(&mut self) -> Vec<&mut crate::ops::Linear>;
-
-    /// The input embeddings (`vocab × hidden`), which a masked-LM head's decoder is often tied to.
+    /// The input embeddings (`vocab × hidden`), which a masked-LM head's decoder or a causal
+    /// LM's head is often tied to.
     fn word_embeddings(&self) -> &candle_core::Tensor;
 }
 

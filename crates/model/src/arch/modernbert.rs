@@ -215,13 +215,6 @@ impl ModernBert {
 }
 
 impl Encoder for ModernBert {
-    fn linears_mut(&mut self) -> Vec<&mut Linear> {
-        self.layers
-            .iter_mut()
-            .flat_map(Layer::linears_mut)
-            .collect()
-    }
-
     fn word_embeddings(&self) -> &Tensor {
         self.embeddings.embeddings()
     }

@@ -187,13 +187,6 @@ impl Qwen3 {
 }
 
 impl Encoder for Qwen3 {
-    fn linears_mut(&mut self) -> Vec<&mut Linear> {
-        self.layers
-            .iter_mut()
-            .flat_map(Layer::linears_mut)
-            .collect()
-    }
-
     fn word_embeddings(&self) -> &Tensor {
         self.embeddings.embeddings()
     }
