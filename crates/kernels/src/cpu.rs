@@ -19,7 +19,7 @@ use std::sync::OnceLock;
 /// The instruction sets the kernels have paths for.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Features {
-    /// AVX2 and FMA: the f32 few-rows kernel and the int8 `vpmaddwd` kernel.
+    /// AVX2 and FMA: the f32 few-rows kernel and the int8 `vpmaddubsw` kernel.
     pub avx2: bool,
     /// AVX-512 F and BW: the int8 epilogue of the VNNI and AMX kernels.
     pub avx512: bool,
