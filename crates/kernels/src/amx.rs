@@ -115,6 +115,14 @@ pub(super) struct Fused<'a> {
     pub(super) gelu: bool,
 }
 
+impl Fused<'_> {
+    /// No bias, no activation.
+    pub(super) const NONE: Self = Self {
+        bias: None,
+        gelu: false,
+    };
+}
+
 /// A rows × n output written by `write`, which must initialize every value (unchecked: hence
 /// `unsafe`).
 ///

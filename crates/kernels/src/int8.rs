@@ -317,23 +317,38 @@ pub fn matmul_bt(x: &[f32], rows: usize, w: &QuantizedWeight, out: &mut [f32]) {
         return;
     }
     let (scales, a) = quantize_rows_quads(x, rows, k, w.k_quads, 1);
-    let nothing = Fused {
-        bias: None,
-        gelu: false,
-    };
-    let threads = rayon::current_num_threads().max(1);
-    if rows < 32 * threads {
-        return by_panels(&a, &scales, w, nothing, out);
+    if rows < 32 * rayon::current_num_threads().max(1) {
+        return by_panels(&a, &scales, w, Fused::NONE, out);
     }
-    // Enough rows for every thread: each takes a block of rows against every panel.
+    // SAFETY: `out` is initialized (a `&mut [f32]`), as `as_uninit` and `Add` need.
+    unsafe { by_rows(&a, &scales, w, Start::Add, Fused::NONE, as_uninit(out)) }
+}
+
+/// The row split (enough rows for every thread): each thread takes a block of rows against
+/// every panel of `w`, `out` being rows × n.
+///
+/// # Safety
+/// As [`product`]: with [`Start::Add`], `out` is initialized; with [`Start::Write`] every value
+/// of it is written.
+unsafe fn by_rows(
+    a: &[u32],
+    scales: &[RowScale],
+    w: &QuantizedWeight,
+    start: Start,
+    fused: Fused,
+    out: &mut [MaybeUninit<f32>],
+) {
+    let (rows, n) = (scales.len(), w.n);
+    let threads = rayon::current_num_threads().max(1);
     let block = rows.div_ceil(threads).div_ceil(MR) * MR;
     out.par_chunks_mut(block * n)
         .zip(scales.par_chunks(block))
         .zip(a.par_chunks(block * w.k_quads))
         .for_each(|((dst, scales), a)| {
             let panels = 0..n.div_ceil(PANEL);
-            // SAFETY: `dst` is initialized (a `&mut [f32]`), as `as_uninit` and `Add` need.
-            unsafe { product(a, scales, w, Start::Add, nothing, panels, as_uninit(dst), n) }
+            // SAFETY: the caller's contract, for these rows (the three chunkings give the same
+            // number of blocks, each of the same rows).
+            unsafe { product(a, scales, w, start, fused, panels, dst, n) }
         });
 }
 
@@ -345,8 +360,8 @@ fn by_panels(a: &[u32], scales: &[RowScale], w: &QuantizedWeight, fused: Fused, 
     let threads = rayon::current_num_threads().max(1);
     let per_task = panels.div_ceil(threads * 2).max(1);
     let gelu = Fused {
-        bias: None,
         gelu: fused.gelu,
+        ..Fused::NONE
     };
     by_column_blocks(rows, n, per_task * PANEL, out, |j0, width, dst| {
         let p0 = j0 / PANEL;
@@ -408,31 +423,21 @@ pub fn linear(
         return super::linear::with_bias_and_epilogue(rows, n, bias, epilogue, |_| {});
     }
     assert_eq!(x.len(), rows * k, "int8: input is not rows × k");
-    let threads = rayon::current_num_threads().max(1);
     if w.kernel != Kernel::Amx {
         let (scales, a) = quantize_rows_quads(x, rows, k, w.k_quads, 1);
-        if rows < 32 * threads {
+        if rows < 32 * rayon::current_num_threads().max(1) {
             return super::linear::with_bias_and_epilogue(rows, n, bias, Epilogue::None, |out| {
                 by_panels(&a, &scales, w, fused, out)
             });
         }
-        // Enough rows for every thread: each takes a block of rows against every panel, and
-        // writes each output once (bias added in the tiles' epilogue, GELU per group of rows
-        // while in cache): no pass to fill the buffer first, none for the activation after.
-        let block = rows.div_ceil(threads).div_ceil(MR) * MR;
-        let panels = 0..n.div_ceil(PANEL);
+        // Enough rows for every thread: each output is written once (bias added in the tiles'
+        // epilogue, GELU per group of rows while in cache): no pass to fill the buffer first,
+        // none for the activation after.
         let write = |out: &mut [MaybeUninit<f32>]| {
-            out.par_chunks_mut(block * n)
-                .zip(scales.par_chunks(block))
-                .zip(a.par_chunks(block * w.k_quads))
-                .for_each(|((dst, scales), a)| {
-                    let panels = panels.clone();
-                    // SAFETY: `Write` needs nothing of `dst`.
-                    unsafe { product(a, scales, w, Start::Write, fused, panels, dst, n) }
-                })
+            // SAFETY: `Write` needs nothing of `out`.
+            unsafe { by_rows(&a, &scales, w, Start::Write, fused, out) }
         };
-        // SAFETY: the blocks cover all rows, and `product` in `Write` mode writes every column
-        // of every row it is given (every panel of each group of rows).
+        // SAFETY: `by_rows` in `Write` mode writes every value of the rows × n it is given.
         return unsafe { amx::written_by(rows, n, write) };
     }
     let (scales, quads) = quantize_rows_quads(x, rows, k, w.k_quads, amx::BLOCK);
@@ -587,9 +592,7 @@ unsafe fn product(
                 unsafe {
                     match w.kernel {
                         #[cfg(target_arch = "x86_64")]
-                        Kernel::Avx2 => x86::tile_avx2(&tile, c, ldc),
-                        #[cfg(target_arch = "x86_64")]
-                        Kernel::Vnni => x86::tile_vnni(&tile, c, ldc),
+                        Kernel::Avx2 | Kernel::Vnni => x86::tile(w.kernel, &tile, c, ldc),
                         _ => portable_tile(&tile, c, ldc),
                     }
                 }
@@ -670,7 +673,7 @@ mod x86 {
 
     use std::mem::MaybeUninit;
 
-    use super::{RowScale, Start, Tile, MR, PANEL};
+    use super::{Kernel, RowScale, Start, Tile, MR, PANEL};
 
     /// Row stride of the AMX block the epilogue reads.
     const TILE_STRIDE: usize = super::amx::BLOCK;
@@ -742,49 +745,44 @@ mod x86 {
         m
     }
 
-    /// [`super::portable_tile`] on AVX2 (for weights quantized to ±64).
+    /// [`super::portable_tile`] on AVX2 (`kernel` Avx2, for weights quantized to ±64) or on
+    /// AVX-512 VNNI (`kernel` Vnni).
     ///
     /// # Safety
     /// With [`Start::Add`], the tile's outputs in `c` are initialized.
-    pub(super) unsafe fn tile_avx2(t: &Tile, c: &mut [MaybeUninit<f32>], ldc: usize) {
-        assert!(
-            crate::cpu::detected().avx2,
-            "int8 AVX2 kernel on a CPU without AVX2"
-        );
-        // SAFETY: AVX2 is present (asserted above); `check` asserts the bounds the kernel
-        // relies on; initialization is the caller's contract.
-        unsafe {
-            match check(t, c, ldc) {
-                6 => kernel_avx2::<6>(t, c, ldc),
-                5 => kernel_avx2::<5>(t, c, ldc),
-                4 => kernel_avx2::<4>(t, c, ldc),
-                3 => kernel_avx2::<3>(t, c, ldc),
-                2 => kernel_avx2::<2>(t, c, ldc),
-                _ => kernel_avx2::<1>(t, c, ldc),
-            }
+    pub(super) unsafe fn tile(kernel: Kernel, t: &Tile, c: &mut [MaybeUninit<f32>], ldc: usize) {
+        let detected = crate::cpu::detected();
+        let m = check(t, c, ldc);
+        // Each arm: the kernel's instructions are present (asserted), `check` asserted the
+        // bounds it relies on, and initialization is the caller's contract.
+        macro_rules! rows {
+            ($kernel:ident) => {
+                // SAFETY: as said above.
+                unsafe {
+                    match m {
+                        6 => $kernel::<6>(t, c, ldc),
+                        5 => $kernel::<5>(t, c, ldc),
+                        4 => $kernel::<4>(t, c, ldc),
+                        3 => $kernel::<3>(t, c, ldc),
+                        2 => $kernel::<2>(t, c, ldc),
+                        _ => $kernel::<1>(t, c, ldc),
+                    }
+                }
+            };
         }
-    }
-
-    /// [`super::portable_tile`] on AVX-512 VNNI.
-    ///
-    /// # Safety
-    /// With [`Start::Add`], the tile's outputs in `c` are initialized.
-    pub(super) unsafe fn tile_vnni(t: &Tile, c: &mut [MaybeUninit<f32>], ldc: usize) {
-        assert!(
-            crate::cpu::detected().avx512_vnni,
-            "int8 VNNI kernel on a CPU without AVX-512 VNNI"
-        );
-        // SAFETY: AVX-512 F/BW/VNNI are present (asserted above); `check` asserts the bounds
-        // the kernel relies on; initialization is the caller's contract.
-        unsafe {
-            match check(t, c, ldc) {
-                6 => kernel_vnni::<6>(t, c, ldc),
-                5 => kernel_vnni::<5>(t, c, ldc),
-                4 => kernel_vnni::<4>(t, c, ldc),
-                3 => kernel_vnni::<3>(t, c, ldc),
-                2 => kernel_vnni::<2>(t, c, ldc),
-                _ => kernel_vnni::<1>(t, c, ldc),
+        match kernel {
+            Kernel::Avx2 => {
+                assert!(detected.avx2, "int8 AVX2 kernel on a CPU without AVX2");
+                rows!(kernel_avx2)
             }
+            Kernel::Vnni => {
+                assert!(
+                    detected.avx512_vnni,
+                    "int8 VNNI kernel on a CPU without AVX-512 VNNI"
+                );
+                rows!(kernel_vnni)
+            }
+            other => unreachable!("no x86 tile kernel for {other:?}"),
         }
     }
 
@@ -995,10 +993,7 @@ mod tests {
             ..w.clone()
         };
         let (scales, a) = quantize_rows_quads(x, rows, w.k, w.k_quads, 1);
-        let nothing = Fused {
-            bias: None,
-            gelu: false,
-        };
+        let nothing = Fused::NONE;
         let panels = 0..w.n.div_ceil(PANEL);
         // SAFETY: `out` is initialized, as `Add` needs.
         unsafe {
