@@ -43,4 +43,6 @@ cargo test --release -p fathom-kernels -p fathom-model --lib
 # The Python package (crates/python: PyO3 + maturin, model only) in its own target directory, so
 # it neither waits for nor rebuilds lance: wheel, install into the test venv, pytest.
 unset RUSTC_WORKSPACE_WRAPPER CLIPPY_ARGS
+# fathom.ray's tests compare what Ray builds with what this build's `fathom ingest` builds.
+export FATHOM_BIN="${CARGO_TARGET_DIR:-$root/target}/release/fathom"
 CARGO_TARGET_DIR="${FATHOM_PY_TARGET_DIR:-$HOME/.cache/fathom/py-target}" scripts/test-python.sh

@@ -60,15 +60,10 @@ impl Embed for Embedder {
         texts: &[&str],
         token_ids: &[Option<&[u32]>],
     ) -> Result<Embedded, EmbedError> {
-        if self.document_prompt().is_none() {
-            if let Some(result) = self.embed_token_ids(texts, token_ids) {
-                let (vectors, counts) = result?;
-                return Ok(Embedded {
-                    vectors,
-                    tokens: counts.iter().sum(),
-                });
-            }
-        }
-        self.embed_documents(texts)
+        let (vectors, counts) = Embedder::embed_chunks(self, texts, token_ids)?;
+        Ok(Embedded {
+            vectors,
+            tokens: counts.iter().sum(),
+        })
     }
 }

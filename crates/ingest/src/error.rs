@@ -7,15 +7,9 @@ use crate::report::Summary;
 
 #[derive(Debug, thiserror::Error)]
 pub enum IngestError {
-    #[error("`{}` is not a folder", path.display())]
-    NotAFolder { path: PathBuf },
-    /// The glob's own error is kept (and shown in the message, so not chained again).
-    #[error("bad {option} glob `{glob}`: {error}")]
-    BadGlob {
-        option: &'static str,
-        glob: String,
-        error: ignore::Error,
-    },
+    /// The folder cannot be walked at all: not a folder, a bad glob.
+    #[error(transparent)]
+    Walk(#[from] fathom_docs::WalkError),
     #[error("chunk size {tokens} with overlap {overlap}: the overlap must be smaller than the chunk size")]
     BadChunkSize { tokens: usize, overlap: usize },
     #[error("cannot watch `{}`: {error}{}", path.display(), watch_hint(error))]

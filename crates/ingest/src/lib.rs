@@ -27,18 +27,10 @@
 
 #![forbid(unsafe_code)]
 
-mod chunk;
 mod embed;
 mod error;
-mod extract;
-mod files;
-pub mod formats;
-pub mod ocr;
 mod pipeline;
-mod plan;
-mod read;
 mod report;
-mod walk;
 mod watch;
 
 use std::collections::HashMap;
@@ -48,18 +40,18 @@ use std::time::{Duration, Instant};
 
 use fathom_store::Collection;
 
-pub use chunk::{chunk, chunk_document, ChunkError, ChunkSize, Chunked, TextChunk, BLOCK_BYTES};
 pub use embed::{Embed, Embedded};
 pub use error::{EmbedError, IngestError, Result};
-pub use extract::{parse_document, parse_helper_main, ParseLimits, ParserIsolation};
-pub use ocr::OcrMode;
-pub use plan::{Seen, SyncPlan, ToEmbed};
-pub use read::{looks_binary, read, Format, ReadOutcome};
+pub use fathom_docs::{
+    chunk, chunk_document, formats, ocr, parse_document, parse_helper_main, source_hash, walk,
+    ChunkError, ChunkSize, Chunked, FileEntry, Format, OcrMode, ParseLimits, ParserIsolation,
+    ReadOutcome, Seen, Shard, SyncPlan, TextChunk, ToEmbed, WalkOptions, Walked, BLOCK_BYTES,
+};
+pub use fathom_docs::{looks_binary, read, source_prefix};
 pub use report::{Event, FileProblem, FormatCounts, ProblemKind, Summary};
-pub use walk::{source_prefix, walk, FileEntry, Shard, WalkOptions, Walked};
 pub use watch::{is_scratch, watch_folder, FolderWatch, DEFAULT_QUIET};
 
-use files::Files;
+use fathom_docs::Files;
 use pipeline::{Input, Outcome, Reader, Work};
 
 /// A document given directly (not read from a file): eval corpora, the HTTP API.
@@ -117,17 +109,6 @@ impl Default for FolderOptions {
 /// Cancelled to stop an ingest at the next source boundary (and a watch at once).
 pub use tokio_util::sync::CancellationToken;
 
-/// What a source is stored under: the blake3 of its bytes and the chunking it was split with, so
-/// that changing `--chunk-tokens` or `--overlap` re-chunks it on the next run.
-pub fn source_hash(bytes: &[u8], size: ChunkSize) -> String {
-    format!(
-        "{}:{}/{}",
-        blake3::hash(bytes).to_hex(),
-        size.tokens,
-        size.overlap
-    )
-}
-
 /// Syncs the collection with the folder `root`: embeds new and changed files, skips unchanged
 /// ones, and — once every file was handled — deletes the chunks of files that are gone (only
 /// among sources under this root's prefix, and never under a folder that could not be listed).
@@ -158,7 +139,7 @@ pub async fn sync_folder(
             walk_options.confine,
             walk_options.max_file_size,
         )
-        .map_err(|_| IngestError::NotAFolder {
+        .map_err(|_| fathom_docs::WalkError::NotAFolder {
             path: root_owned.clone(),
         })?;
         let seen = hash_walked(&walked, &files, size);

@@ -12,15 +12,15 @@ use std::time::Instant;
 
 use fathom_store::{ChunkRecord, Collection, SourceChunks};
 
-use crate::chunk::{chunk, chunk_document, ChunkSize, TextChunk};
+use fathom_docs::{
+    catch_panic, read_file, source_hash, truncated_message, Body, ChunkSize, FileEntry, FileText,
+    Files, Format, ParseLimits, TextChunk, LOSSY_UTF8,
+};
+
 use crate::embed::Embed;
 use crate::error::EmbedError;
-use crate::extract::{catch_panic, ParseLimits};
-use crate::files::Files;
-use crate::read::{read, Format, ReadOutcome};
 use crate::report::{Event, FileProblem, ProblemKind, Summary};
-use crate::walk::FileEntry;
-use crate::{source_hash, CancellationToken, FolderOptions};
+use crate::{CancellationToken, FolderOptions};
 
 /// One source to read, chunk, embed and write.
 #[derive(Debug)]
@@ -35,12 +35,6 @@ pub(crate) struct Work {
 pub(crate) enum Input {
     File(FileEntry),
     Text { text: String, format: Format },
-}
-
-/// A source's text as read: plain, or located sections of a document.
-enum Body {
-    Text(String, Format),
-    Located(crate::formats::Document),
 }
 
 /// How a file of some format fared in the reading stage (for the per-format counts).
@@ -159,37 +153,28 @@ impl Reader {
                     format: format.name(),
                     outcome,
                 };
-                let empty = |kind, message: String| {
-                    vec![
-                        tally(Tallied::Skipped),
-                        Staged::Empty {
-                            source_id: id.clone(),
-                            is_new: work.is_new,
-                            problem: problem(kind, message),
-                        },
-                    ]
-                };
-                match read(&file.path, &bytes, self.json_field.as_deref(), &self.parse) {
-                    ReadOutcome::Text { text, lossy } => {
+                match read_file(&file.path, &bytes, self.json_field.as_deref(), &self.parse) {
+                    FileText::Body { body, lossy } => {
                         if lossy {
                             out.push(Staged::Warning(problem(
                                 ProblemKind::LossyUtf8,
-                                "invalid UTF-8, decoded with replacement characters".into(),
+                                LOSSY_UTF8.into(),
                             )));
                         }
                         out.push(tally(Tallied::Read));
-                        (Body::Text(text, format), hash)
+                        (body, hash)
                     }
-                    ReadOutcome::Located(doc) => {
-                        out.push(tally(Tallied::Read));
-                        (Body::Located(doc), hash)
+                    FileText::Skipped { kind, message } => {
+                        return vec![
+                            tally(Tallied::Skipped),
+                            Staged::Empty {
+                                source_id: id.clone(),
+                                is_new: work.is_new,
+                                problem: problem(kind, message),
+                            },
+                        ]
                     }
-                    ReadOutcome::Binary => {
-                        return empty(ProblemKind::Binary, "binary file: skipped".into())
-                    }
-                    ReadOutcome::Image(message) => return empty(ProblemKind::Binary, message),
-                    ReadOutcome::NoText(message) => return empty(ProblemKind::NoText, message),
-                    ReadOutcome::Failed(message) => {
+                    FileText::Failed(message) => {
                         return vec![
                             tally(Tallied::Failed),
                             Staged::Failed(problem(ProblemKind::Error, message)),
@@ -198,20 +183,13 @@ impl Reader {
                 }
             }
         };
-        let tokenizer = self.model.tokenizer();
-        let chunked = match &body {
-            Body::Text(text, format) => chunk(tokenizer, text, *format, self.size, self.max_chunks),
-            Body::Located(doc) => chunk_document(tokenizer, doc, self.size, self.max_chunks),
-        };
+        let chunked = body.chunk(self.model.tokenizer(), self.size, self.max_chunks);
         match chunked {
             Ok(chunked) => {
                 if chunked.truncated {
                     out.push(Staged::Warning(problem(
                         ProblemKind::Truncated,
-                        format!(
-                            "more than {} chunks: only the first {} are ingested (raise --max-chunks-per-file)",
-                            self.max_chunks, self.max_chunks
-                        ),
+                        truncated_message(self.max_chunks),
                     )));
                 }
                 out.push(Staged::Source(Prepared {

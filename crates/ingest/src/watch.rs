@@ -149,7 +149,7 @@ pub fn is_scratch(root: &Path, path: &Path, hidden: bool) -> bool {
     let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
         return false;
     };
-    let scratch_name = is_scratch_name(name);
+    let scratch_name = fathom_docs::is_scratch_name(name);
     if scratch_name {
         return true;
     }
@@ -170,25 +170,6 @@ fn canonical_or_absolute(path: &Path) -> PathBuf {
         .unwrap_or_else(|_| path.to_path_buf())
 }
 
-/// Editors' swap, backup and lock files and partial downloads, by name: neither walked nor
-/// watched.
-pub(crate) fn is_scratch_name(name: &str) -> bool {
-    name.ends_with('~')
-        || name.starts_with(".#")
-        || (name.starts_with('#') && name.ends_with('#'))
-        || name == "4913"
-        || [
-            ".swp",
-            ".swx",
-            ".swo",
-            ".tmp",
-            ".part",
-            ".crdownload",
-            ".kate-swp",
-        ]
-        .iter()
-        .any(|ext| name.ends_with(ext))
-}
 #[cfg(test)]
 mod tests {
     use super::*;

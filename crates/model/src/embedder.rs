@@ -810,6 +810,22 @@ impl Embedder {
         })())
     }
 
+    /// Embeds a document's chunks as an ingest stores them: with the model's document prompt when
+    /// it has one, and from the tokens chunking already has (`token_ids[i]`, no special tokens)
+    /// when the model can use them as they are ([`Embedder::embed_token_ids`]).
+    pub fn embed_chunks(&self, texts: &[&str], token_ids: &[Option<&[u32]>]) -> Result<Counted> {
+        if self.document_prompt().is_none() {
+            if let Some(result) = self.embed_token_ids(texts, token_ids) {
+                return result;
+            }
+        }
+        let options = EmbedOptions {
+            prompt_name: self.document_prompt().map(str::to_string),
+            ..EmbedOptions::default()
+        };
+        self.embed_counting(texts, &options)
+    }
+
     /// Matryoshka truncation and normalization, as the options and the model ask.
     fn finish(&self, results: &mut [Vec<f32>], options: &EmbedOptions) {
         let normalize = options.normalize.unwrap_or(self.layout.normalize);

@@ -4,7 +4,8 @@
 //!
 //! It owns the Python surface only: argument handling with sentence-transformers' defaults,
 //! exceptions, the GIL (released while the model runs) and numpy arrays. Loading, tokenization,
-//! forward passes and pooling are fathom-model's; there is no store, ingest or server here.
+//! forward passes and pooling are fathom-model's; reading, chunking and hashing files are
+//! fathom-docs' (the CLI's own code, for `fathom.ray`). There is no store or server here.
 //!
 //! ```python
 //! from fathom import SentenceTransformer
@@ -15,6 +16,7 @@
 
 mod allocator;
 mod cross_encoder;
+mod docs;
 mod errors;
 mod hub;
 mod model;
@@ -38,5 +40,13 @@ fn _fathom(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<tokenizer::Tokenizer>()?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add_function(wrap_pyfunction!(_mimalloc_purge_delay, m)?)?;
+    m.add_class::<docs::Ingestor>()?;
+    m.add_function(wrap_pyfunction!(docs::collection_columns, m)?)?;
+    m.add_function(wrap_pyfunction!(docs::collection_metadata_keys, m)?)?;
+    m.add_function(wrap_pyfunction!(docs::source_hash_of, m)?)?;
+    m.add_function(wrap_pyfunction!(docs::walk_folder, m)?)?;
+    m.add_function(wrap_pyfunction!(docs::sync_plan, m)?)?;
+    m.add_function(wrap_pyfunction!(docs::read_document, m)?)?;
+    m.add_function(wrap_pyfunction!(docs::_parse_helper, m)?)?;
     Ok(())
 }

@@ -195,6 +195,11 @@ pub struct SentenceTransformer {
 }
 
 impl SentenceTransformer {
+    /// The embedder at the model's `dtype`.
+    pub(crate) fn embedder(&self) -> Arc<Embedder> {
+        self.engines().primary.clone()
+    }
+
     fn engines(&self) -> Arc<Engines> {
         self.engines
             .read()

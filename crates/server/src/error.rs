@@ -194,9 +194,7 @@ impl From<fathom_ingest::IngestError> for ApiError {
             I::Embed(EmbedError::Model(m)) => m.into(),
             I::Embed(EmbedError::Unavailable(_)) => Self::Unavailable(e.to_string()),
             I::Store(s) => s.into(),
-            I::BadGlob { .. } | I::BadChunkSize { .. } | I::NotAFolder { .. } => {
-                Self::Validation(e.to_string())
-            }
+            I::Walk(_) | I::BadChunkSize { .. } => Self::Validation(e.to_string()),
             I::Watch { .. } | I::Incomplete { .. } => Self::Internal(e.to_string()),
         }
     }

@@ -10,24 +10,12 @@ use arrow_schema::{DataType, Field, Schema};
 
 use crate::error::{Result, StoreError};
 
-pub(crate) const CHUNK_ID: &str = "chunk_id";
-pub(crate) const SOURCE_ID: &str = "source_id";
-pub(crate) const SOURCE_HASH: &str = "source_hash";
-pub(crate) const CHUNK_INDEX: &str = "chunk_index";
-pub(crate) const BYTE_START: &str = "byte_start";
-pub(crate) const BYTE_END: &str = "byte_end";
-pub(crate) const CHAR_START: &str = "char_start";
-pub(crate) const CHAR_END: &str = "char_end";
-pub(crate) const TEXT: &str = "text";
-pub(crate) const METADATA: &str = "metadata";
-/// Where in its document a chunk is (a page, a slide, a row…): [`Location`] as JSON, or null.
-/// Collections written before it have no such column until their next write adds it (as nulls).
-pub(crate) const LOCATION: &str = "location";
-pub(crate) const VECTOR: &str = "vector";
-
-pub(crate) const META_MODEL: &str = "fathom.model";
-pub(crate) const META_DIMENSION: &str = "fathom.dimension";
-pub(crate) const META_NORMALIZED: &str = "fathom.normalized";
+pub(crate) use fathom_docs::row::{
+    chunk_id, ColumnType, BYTE_END, BYTE_START, CHAR_END, CHAR_START, CHUNK_ID, CHUNK_INDEX,
+    COLUMNS, LOCATION, METADATA, META_DIMENSION, META_MODEL, META_NORMALIZED, SOURCE_HASH,
+    SOURCE_ID, TEXT, VECTOR,
+};
+pub use fathom_docs::Location;
 
 /// A column of a batch read back, as the array type fathom writes it; a typed error (not a panic)
 /// when a collection was changed by another tool.
@@ -86,61 +74,6 @@ impl ModelSpec {
     }
 }
 
-/// Where in its document a chunk is: what a person would cite ("p. 12", "slide 3").
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "snake_case", tag = "kind")]
-pub enum Location {
-    /// A PDF page, from 1.
-    Page { page: u32 },
-    /// A presentation's slide, from 1.
-    Slide { slide: u32 },
-    /// A spreadsheet's sheet (empty for CSV/TSV) and the first row of the chunk's rows, from 1
-    /// (row 1 is the header).
-    Sheet { sheet: String, row: u32 },
-    /// A message of a mailbox, from 1, and its subject.
-    Message {
-        message: u32,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        subject: Option<String>,
-    },
-    /// A notebook's cell, from 1.
-    Cell { cell: u32 },
-    /// An e-book's chapter (its place in the reading order, from 1) and its title.
-    Chapter {
-        chapter: u32,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        title: Option<String>,
-    },
-}
-
-impl Location {
-    /// A short label for people: "p. 12", "slide 3", "sheet Q3, row 5000", "row 12" (CSV),
-    /// "message 4: Subject", "cell 7", "chapter 2: Title".
-    pub fn label(&self) -> String {
-        match self {
-            Self::Page { page } => format!("p. {page}"),
-            Self::Slide { slide } => format!("slide {slide}"),
-            Self::Sheet { sheet, row } if sheet.is_empty() => format!("row {row}"),
-            Self::Sheet { sheet, row } => format!("sheet {sheet}, row {row}"),
-            Self::Message { message, subject } => match subject.as_deref().map(str::trim) {
-                Some(s) if !s.is_empty() => format!("message {message}: {s}"),
-                _ => format!("message {message}"),
-            },
-            Self::Cell { cell } => format!("cell {cell}"),
-            Self::Chapter { chapter, title } => match title.as_deref().map(str::trim) {
-                Some(t) if !t.is_empty() => format!("chapter {chapter}: {t}"),
-                _ => format!("chapter {chapter}"),
-            },
-        }
-    }
-}
-
-impl std::fmt::Display for Location {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.label())
-    }
-}
-
 /// One chunk of a source, with its vector.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ChunkRecord {
@@ -169,39 +102,22 @@ pub struct SourceChunks {
     pub chunks: Vec<ChunkRecord>,
 }
 
-/// A chunk id that stays the same as long as the source's path, content and chunking do.
-pub(crate) fn chunk_id(source_id: &str, source_hash: &str, index: u32) -> String {
-    let mut hasher = blake3::Hasher::new();
-    hasher.update(source_id.as_bytes());
-    hasher.update(&[0]);
-    hasher.update(source_hash.as_bytes());
-    hasher.update(&[0]);
-    hasher.update(&index.to_le_bytes());
-    hasher.finalize().to_hex()[..32].to_string()
-}
-
 pub(crate) fn arrow_schema(spec: &ModelSpec) -> Arc<Schema> {
-    let fields = vec![
-        Field::new(CHUNK_ID, DataType::Utf8, false),
-        Field::new(SOURCE_ID, DataType::Utf8, false),
-        Field::new(SOURCE_HASH, DataType::Utf8, false),
-        Field::new(CHUNK_INDEX, DataType::UInt32, false),
-        Field::new(BYTE_START, DataType::UInt64, false),
-        Field::new(BYTE_END, DataType::UInt64, false),
-        Field::new(CHAR_START, DataType::UInt64, false),
-        Field::new(CHAR_END, DataType::UInt64, false),
-        Field::new(TEXT, DataType::Utf8, false),
-        Field::new(METADATA, DataType::Utf8, true),
-        Field::new(LOCATION, DataType::Utf8, true),
-        Field::new(
-            VECTOR,
-            DataType::FixedSizeList(
-                Arc::new(Field::new("item", DataType::Float32, true)),
-                spec.dimension as i32,
-            ),
-            false,
-        ),
-    ];
+    let fields: Vec<Field> = COLUMNS
+        .iter()
+        .map(|c| {
+            let kind = match c.kind {
+                ColumnType::Utf8 => DataType::Utf8,
+                ColumnType::UInt32 => DataType::UInt32,
+                ColumnType::UInt64 => DataType::UInt64,
+                ColumnType::Vector => DataType::FixedSizeList(
+                    Arc::new(Field::new("item", DataType::Float32, true)),
+                    spec.dimension as i32,
+                ),
+            };
+            Field::new(c.name, kind, c.nullable)
+        })
+        .collect();
     Arc::new(Schema::new_with_metadata(fields, spec.metadata()))
 }
 
@@ -280,14 +196,6 @@ pub(crate) fn sql_str(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn chunk_ids_are_stable_and_distinct() {
-        assert_eq!(chunk_id("a.md", "h", 0), chunk_id("a.md", "h", 0));
-        assert_ne!(chunk_id("a.md", "h", 0), chunk_id("a.md", "h", 1));
-        assert_ne!(chunk_id("a.md", "h", 0), chunk_id("b.md", "h", 0));
-        assert_ne!(chunk_id("a.md", "h", 0), chunk_id("a.md", "g", 0));
-    }
 
     #[test]
     fn model_names_compare_without_folder_or_org() {

@@ -21,8 +21,8 @@ pub mod pptx;
 pub mod rtf;
 pub mod sheets;
 
-/// Where in a document a piece of text is: the store's type, kept with every chunk.
-pub use fathom_store::Location;
+/// Where in a document a piece of text is, kept with every chunk.
+pub use crate::location::Location;
 
 /// What [`Document::joined`] puts between sections: chunk offsets count it.
 pub const SECTION_SEPARATOR: &str = "\n\n";

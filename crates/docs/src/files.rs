@@ -10,7 +10,7 @@ use crate::walk::FileEntry;
 
 /// Opens files under one root.
 #[derive(Debug)]
-pub(crate) struct Files {
+pub struct Files {
     confined: Option<cap_std::fs::Dir>,
     max_bytes: u64,
 }

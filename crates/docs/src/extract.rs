@@ -64,7 +64,7 @@ fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
 }
 
 /// Runs `f`, turning a panic into an error that carries the panic's message.
-pub(crate) fn catch_panic<T>(what: &str, f: impl FnOnce() -> T) -> Result<T, String> {
+pub fn catch_panic<T>(what: &str, f: impl FnOnce() -> T) -> Result<T, String> {
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).map_err(|p| {
         format!(
             "the {what} failed (panicked: {})",
@@ -122,17 +122,24 @@ fn text_over(limits: &ParseLimits) -> String {
 /// The body of the parser child: the format's name as the last argument, the file on stdin, its
 /// [`Document`] as JSON on stdout; exit 0, or 2 with the reason on stderr.
 pub fn parse_helper_main() -> ExitCode {
-    let Some(kind) = std::env::args()
-        .next_back()
-        .and_then(|k| Kind::from_name(&k))
-    else {
+    let Some(format) = std::env::args().next_back() else {
         eprintln!("the parser child needs a format name as its last argument");
         return ExitCode::from(2);
+    };
+    ExitCode::from(parse_helper(&format))
+}
+
+/// [`parse_helper_main`] with the format given: the exit status (0, or 2 with the reason on
+/// stderr). The Python package's child (`python -m fathom._parse FORMAT`) runs this.
+pub fn parse_helper(format: &str) -> u8 {
+    let Some(kind) = Kind::from_name(format) else {
+        eprintln!("the parser child needs a format name as its last argument, not `{format}`");
+        return 2;
     };
     let mut bytes = Vec::new();
     if let Err(e) = std::io::stdin().read_to_end(&mut bytes) {
         eprintln!("reading the file from stdin: {e}");
-        return ExitCode::from(2);
+        return 2;
     }
     // The default hook would print the panic as if the whole program had failed.
     std::panic::set_hook(Box::new(|_| {}));
@@ -140,13 +147,13 @@ pub fn parse_helper_main() -> ExitCode {
         Ok(doc) => {
             let mut out = std::io::BufWriter::new(std::io::stdout().lock());
             match serde_json::to_writer(&mut out, &doc).map(|()| out.flush()) {
-                Ok(Ok(())) => ExitCode::SUCCESS,
-                _ => ExitCode::from(2),
+                Ok(Ok(())) => 0,
+                _ => 2,
             }
         }
         Err(e) => {
             eprint!("{e}");
-            ExitCode::from(2)
+            2
         }
     }
 }

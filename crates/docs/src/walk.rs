@@ -12,9 +12,41 @@ use std::sync::{Arc, Mutex};
 use ignore::overrides::{Override, OverrideBuilder};
 use ignore::WalkBuilder;
 
-use crate::error::{IngestError, Result};
-use crate::report::{FileProblem, ProblemKind};
+use crate::problem::{FileProblem, ProblemKind};
 
+/// Why a folder cannot be walked at all (problems with single files are collected instead).
+#[derive(Debug, thiserror::Error)]
+pub enum WalkError {
+    #[error("`{}` is not a folder", path.display())]
+    NotAFolder { path: PathBuf },
+    /// The glob's own error is kept (and shown in the message, so not chained again).
+    #[error("bad {option} glob `{glob}`: {error}")]
+    BadGlob {
+        option: &'static str,
+        glob: String,
+        error: ignore::Error,
+    },
+}
+
+/// Editors' swap, backup and lock files and partial downloads, by name: neither walked nor
+/// watched.
+pub fn is_scratch_name(name: &str) -> bool {
+    name.ends_with('~')
+        || name.starts_with(".#")
+        || (name.starts_with('#') && name.ends_with('#'))
+        || name == "4913"
+        || [
+            ".swp",
+            ".swx",
+            ".swo",
+            ".tmp",
+            ".part",
+            ".crdownload",
+            ".kate-swp",
+        ]
+        .iter()
+        .any(|ext| name.ends_with(ext))
+}
 /// What to walk and what to leave out.
 #[derive(Debug, Clone)]
 pub struct WalkOptions {
@@ -154,7 +186,12 @@ fn source_id(prefix: &str, root: &Path, path: &Path) -> Option<String> {
     Some(format!("{prefix}{}", rel.trim_start_matches('/')))
 }
 
-fn globs(root: &Path, option: &'static str, globs: &[String], negate: bool) -> Result<Override> {
+fn globs(
+    root: &Path,
+    option: &'static str,
+    globs: &[String],
+    negate: bool,
+) -> Result<Override, WalkError> {
     let mut builder = OverrideBuilder::new(root);
     for glob in globs {
         let pattern = if negate {
@@ -162,15 +199,13 @@ fn globs(root: &Path, option: &'static str, globs: &[String], negate: bool) -> R
         } else {
             glob.clone()
         };
-        builder
-            .add(&pattern)
-            .map_err(|error| IngestError::BadGlob {
-                option,
-                glob: glob.clone(),
-                error,
-            })?;
+        builder.add(&pattern).map_err(|error| WalkError::BadGlob {
+            option,
+            glob: glob.clone(),
+            error,
+        })?;
     }
-    builder.build().map_err(|error| IngestError::BadGlob {
+    builder.build().map_err(|error| WalkError::BadGlob {
         option,
         glob: globs.join(" "),
         error,
@@ -178,9 +213,9 @@ fn globs(root: &Path, option: &'static str, globs: &[String], negate: bool) -> R
 }
 
 /// Walks `root`. Blocking (file system I/O).
-pub fn walk(root: &Path, options: &WalkOptions) -> Result<Walked> {
+pub fn walk(root: &Path, options: &WalkOptions) -> Result<Walked, WalkError> {
     if !root.is_dir() {
-        return Err(IngestError::NotAFolder {
+        return Err(WalkError::NotAFolder {
             path: root.to_path_buf(),
         });
     }
@@ -213,7 +248,7 @@ pub fn walk(root: &Path, options: &WalkOptions) -> Result<Walked> {
             continue;
         }
         // Editors' backup, swap and lock files are never documents.
-        if crate::watch::is_scratch_name(&entry.file_name().to_string_lossy()) {
+        if is_scratch_name(&entry.file_name().to_string_lossy()) {
             continue;
         }
         let path = entry.path().to_path_buf();
@@ -246,7 +281,7 @@ fn walker(
     options: &WalkOptions,
     prefix: &str,
     outside: &Arc<Mutex<Vec<String>>>,
-) -> Result<WalkBuilder> {
+) -> Result<WalkBuilder, WalkError> {
     let exclude = globs(root, "--exclude", &options.exclude, true)?;
     let mut builder = WalkBuilder::new(root);
     builder
@@ -261,7 +296,7 @@ fn walker(
         .overrides(exclude)
         .sort_by_file_path(|a, b| a.cmp(b));
     if options.confine {
-        let canonical_root = root.canonicalize().map_err(|_| IngestError::NotAFolder {
+        let canonical_root = root.canonicalize().map_err(|_| WalkError::NotAFolder {
             path: root.to_path_buf(),
         })?;
         let (root, prefix, outside) = (root.to_path_buf(), prefix.to_string(), outside.clone());
@@ -431,7 +466,7 @@ mod tests {
         assert_eq!(ids(&w, &prefix), [".gitignore", ".hidden/c.txt", "a.md"]);
         assert!(matches!(
             walk(&root.join("nope"), &WalkOptions::default()),
-            Err(IngestError::NotAFolder { .. })
+            Err(WalkError::NotAFolder { .. })
         ));
     }
 

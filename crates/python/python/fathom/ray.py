@@ -1,0 +1,438 @@
+"""fathom as a step of a Ray Data pipeline: files to a fathom collection on many machines.
+
+The workers run the CLI's own code (reading every format, chunking in the model's tokens,
+hashing, embedding) through the ``fathom`` package, and write lance fragments; the driver commits
+them in one lance transaction. The result is a collection that ``fathom serve``, ``fathom
+search``, the MCP tools and the search page read as they read one built by ``fathom ingest``,
+on a folder or on object storage.
+
+>>> import ray, fathom.ray
+>>> ray.init()                                   # or ray.init(address="auto") on a cluster
+>>> summary = fathom.ray.ingest("docs", "s3://bucket/fathom-data",
+...                             model="sentence-transformers/all-MiniLM-L6-v2",
+...                             num_workers=8, dtype="int8")
+>>> summary["added"], summary["updated"], summary["deleted"]
+
+Needs ``ray[data]`` and ``pylance`` (the lance release fathom links, see the README). Files are
+read from ``source`` by the workers, so every node must see it at the same path (a shared or
+network file system), as with ``fathom ingest --shard`` on several machines.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from typing import Any, Iterable
+
+import numpy as np
+import pyarrow as pa
+
+from ._fathom import (
+    Ingestor,
+    SentenceTransformer,
+    collection_columns,
+    collection_metadata_keys,
+    sync_plan,
+    walk_folder,
+)
+
+__all__ = ["Embed", "collection_schema", "ingest"]
+
+# The store's defaults (crates/store/src/collection.rs): index names, and the row count from which
+# vector search gets an IVF_PQ index.
+TEXT_INDEX = "text_fts"
+VECTOR_INDEX = "vector_ann"
+ANN_THRESHOLD = 100_000
+
+_ARROW_TYPES = {"utf8": pa.string(), "uint32": pa.uint32(), "uint64": pa.uint64()}
+
+
+def collection_schema(model: str, dimension: int, normalized: bool) -> pa.Schema:
+    """The Arrow schema of a fathom collection for this model, with the model recorded in its
+    metadata as the CLI records it (what ``fathom serve`` checks on open)."""
+    fields = []
+    for name, kind, nullable in collection_columns():
+        if kind == "vector":
+            kind_type = pa.list_(pa.field("item", pa.float32(), True), dimension)
+        else:
+            kind_type = _ARROW_TYPES[kind]
+        fields.append(pa.field(name, kind_type, nullable))
+    keys = collection_metadata_keys()
+    meta = dict(zip(keys, [model, str(dimension), "true" if normalized else "false"]))
+    return pa.schema(fields, metadata=meta)
+
+
+def _rows_table(columns: dict, schema: pa.Schema, dimension: int) -> pa.Table:
+    arrays = []
+    for field in schema:
+        values = columns[field.name]
+        if pa.types.is_fixed_size_list(field.type):
+            flat = pa.array(np.asarray(values, dtype=np.float32), pa.float32())
+            arrays.append(pa.FixedSizeListArray.from_arrays(flat, dimension))
+        else:
+            arrays.append(pa.array(values, field.type))
+    return pa.Table.from_arrays(arrays, schema=schema)
+
+
+def _limit_threads() -> None:
+    """One worker's model uses the CPUs Ray gave it, not every core of the node (which the
+    other workers on it share)."""
+    if "RAYON_NUM_THREADS" in os.environ:
+        return
+    try:
+        import ray
+
+        cpus = ray.get_runtime_context().get_assigned_resources().get("CPU")
+    except Exception:  # not in a Ray worker
+        return
+    if cpus:
+        os.environ["RAYON_NUM_THREADS"] = str(max(1, int(cpus)))
+
+
+class Embed:
+    """A callable class for ``Dataset.map_batches``: loads the model once per worker and turns a
+    batch of files (columns ``source_id`` and ``path``, relative to ``root``; optional
+    ``stored_hash``) into rows of a fathom collection (``collection_schema``'s columns).
+
+    ``ds.map_batches(fathom.ray.Embed, fn_constructor_kwargs={"model": ..., "root": ...},
+    concurrency=4, batch_format="pyarrow")``. ``dtype`` is "float32", "int8" or "bfloat16";
+    ``device`` "cpu", "cuda" (a wheel built with CUDA) or "auto". The other keywords are
+    ``fathom.Ingestor``'s (chunk_tokens, overlap, json_field, ocr, ...).
+    """
+
+    def __init__(
+        self,
+        model: str,
+        root: str,
+        *,
+        dtype: str = "float32",
+        device: str | None = "cpu",
+        **options: Any,
+    ) -> None:
+        _limit_threads()
+        self.root = os.fspath(root)
+        self.model = SentenceTransformer(model, device=device, dtype=dtype)
+        self.ingestor = Ingestor(self.model, **options)
+        name, dimension, normalized = self.ingestor.model_spec
+        self.dimension = dimension
+        self.schema = collection_schema(name, dimension, normalized)
+
+    def process(self, batch: dict) -> tuple[pa.Table, list[dict]]:
+        """The rows of the batch's changed files, and what happened to each file."""
+        ids = [str(s) for s in batch["source_id"]]
+        paths = [str(p) for p in batch["path"]]
+        stored = batch.get("stored_hash")
+        stored = [None] * len(ids) if stored is None else [s if s else None for s in stored]
+        columns, statuses = self.ingestor.process(self.root, list(zip(ids, paths, stored)))
+        return _rows_table(columns, self.schema, self.dimension), statuses
+
+    def __call__(self, batch: Any) -> pa.Table:
+        table, _ = self.process(_as_columns(batch))
+        return table
+
+
+def _as_columns(batch: Any) -> dict:
+    if isinstance(batch, pa.Table):
+        return {name: batch.column(name).to_pylist() for name in batch.column_names}
+    return {name: list(values) for name, values in batch.items()}
+
+
+class _Writer(Embed):
+    """``Embed`` that also writes its rows as uncommitted lance fragments of ``uri`` and hands on
+    what happened to each file, with the fragments' metadata (JSON) on the batch's first row.
+    A task Ray retries writes new files; only the fragments of the attempt that returned are
+    committed, so a retried task leaves neither duplicates nor gaps (unreferenced files of a
+    dead attempt are removed by the store's upkeep)."""
+
+    def __init__(self, model: str, root: str, uri: str, storage_options: dict | None, **kw):
+        super().__init__(model, root, **kw)
+        self.uri = uri
+        self.storage_options = storage_options
+
+    def __call__(self, batch: Any) -> dict:
+        import lance
+
+        table, statuses = self.process(_as_columns(batch))
+        fragments = []
+        if table.num_rows:
+            written = lance.fragment.write_fragments(
+                table,
+                self.uri,
+                schema=self.schema,
+                mode="append",
+                storage_options=self.storage_options,
+            )
+            fragments = [json.dumps(f.to_json()) for f in written]
+        n = len(statuses)
+        return {
+            "source_id": [s["source_id"] for s in statuses],
+            "status": [s["status"] for s in statuses],
+            "hash": [s["hash"] or "" for s in statuses],
+            "chunks": [s["chunks"] for s in statuses],
+            "message": [s["message"] or "" for s in statuses],
+            "warnings": [json.dumps(s["warnings"]) for s in statuses],
+            "fragments": [json.dumps(fragments)] + [""] * (n - 1) if n else [],
+        }
+
+
+def _sql_list(ids: Iterable[str]) -> list[str]:
+    """`source_id IN (...)` predicates of at most 500 ids each (SQL strings, quotes doubled)."""
+    ids = list(ids)
+    out = []
+    for i in range(0, len(ids), 500):
+        quoted = ", ".join("'" + s.replace("'", "''") + "'" for s in ids[i : i + 500])
+        out.append(f"source_id IN ({quoted})")
+    return out
+
+
+def _open(uri: str, storage_options: dict | None):
+    import lance
+
+    try:
+        return lance.dataset(uri, storage_options=storage_options)
+    except (FileNotFoundError, ValueError, OSError) as e:
+        if "not found" in str(e).lower() or "does not exist" in str(e).lower():
+            return None
+        raise
+
+
+def _short_name(model: str) -> str:
+    name = model.rstrip("/").split("@")[0]
+    return name.replace("\\", "/").rsplit("/", 1)[-1]
+
+
+def _check_model(ds, name: str, dimension: int, normalized: bool, collection: str) -> None:
+    keys = collection_metadata_keys()
+    meta = {k.decode() if isinstance(k, bytes) else k: v.decode() if isinstance(v, bytes) else v
+            for k, v in (ds.schema.metadata or {}).items()}
+    if keys[0] not in meta:
+        raise ValueError(f"`{ds.uri}` is not a fathom collection (no model recorded in it)")
+    stored = (meta[keys[0]], int(meta[keys[1]]), meta[keys[2]] == "true")
+    if (_short_name(stored[0]), stored[1], stored[2]) != (_short_name(name), dimension, normalized):
+        raise ValueError(
+            f"collection `{collection}` holds vectors of {stored[0]} ({stored[1]} dimensions), "
+            f"not of {name} ({dimension} dimensions); use another collection"
+        )
+
+
+def _commit(uri, storage_options, schema, new_fragments, replace_ids, retries=20):
+    """Commits the new fragments and the deletion of `replace_ids`' old chunks in one lance
+    transaction (a reader sees a source's old chunks or its new ones, never both); on a conflict
+    with another writer it re-reads and tries again."""
+    import lance
+
+    for attempt in range(retries):
+        ds = _open(uri, storage_options)
+        if ds is None:
+            op = lance.LanceOperation.Overwrite(schema, new_fragments)
+            try:
+                return lance.LanceDataset.commit(
+                    uri, op, storage_options=storage_options, max_retries=0
+                )
+            except Exception:
+                if _open(uri, storage_options) is None:
+                    raise
+                continue  # another writer created it first: append to theirs
+        removed, updated = [], []
+        predicate = " OR ".join(_sql_list(replace_ids))
+        for fragment in ds.get_fragments() if predicate else []:
+            if not fragment.count_rows(predicate):
+                continue
+            meta = fragment.delete(predicate)
+            if meta is None:
+                removed.append(fragment.fragment_id)
+            else:
+                updated.append(meta)
+        op = lance.LanceOperation.Update(
+            removed_fragment_ids=removed,
+            updated_fragments=updated,
+            new_fragments=new_fragments,
+        )
+        try:
+            return lance.LanceDataset.commit(
+                uri, op, read_version=ds.version, storage_options=storage_options
+            )
+        except Exception as e:  # a conflicting commit by another writer: recompute the deletions
+            if "conflict" not in str(e).lower() or attempt == retries - 1:
+                raise
+            time.sleep(0.05 * (attempt + 1))
+    raise RuntimeError("unreachable")
+
+
+def _update_indexes(ds, dimension: int) -> None:
+    """The indexes ``fathom ingest`` keeps: full-text on `text` always, IVF_PQ on `vector` from
+    100,000 rows; existing ones take in the new rows."""
+    names = {i.name for i in ds.describe_indices()}
+    if TEXT_INDEX not in names:
+        ds.create_scalar_index("text", "INVERTED", name=TEXT_INDEX)
+    rows = ds.count_rows()
+    if VECTOR_INDEX not in names and rows >= ANN_THRESHOLD:
+        sub_vectors = dimension // 8 if dimension % 8 == 0 else next(
+            (n for n in range(dimension // 4, 0, -1) if dimension % n == 0), 1
+        )
+        ds.create_index(
+            "vector",
+            index_type="IVF_PQ",
+            name=VECTOR_INDEX,
+            metric="cosine",
+            num_partitions=max(1, min(4096, int(rows**0.5))),
+            num_sub_vectors=sub_vectors,
+            num_bits=8,
+            max_iters=50,
+        )
+    if names & {TEXT_INDEX, VECTOR_INDEX}:
+        ds.optimize.optimize_indices()
+
+
+def ingest(
+    source: str | os.PathLike,
+    store: str,
+    collection: str = "default",
+    model: str | None = None,
+    num_workers: int | None = None,
+    *,
+    dtype: str = "float32",
+    device: str | None = "cpu",
+    batch_size: int = 64,
+    storage_options: dict | None = None,
+    include: Iterable[str] = (),
+    exclude: Iterable[str] = (),
+    hidden: bool = False,
+    no_ignore: bool = False,
+    follow_links: bool = False,
+    max_file_size: int = 20 * 1024 * 1024,
+    num_cpus_per_worker: float = 1,
+    ray_remote_args: dict | None = None,
+    **options: Any,
+) -> dict:
+    """Syncs collection ``collection`` of ``store`` (a folder or ``s3://``/``gs://``/``az://``
+    URI, as ``fathom --store``) with the folder ``source``, on Ray, as ``fathom ingest source``
+    would: new and changed files are read, chunked and embedded on ``num_workers`` workers
+    (``None``: Ray's autoscaling pool), unchanged ones are skipped by hash, the new rows and the
+    removal of changed files' old rows are committed in one lance transaction, files that are
+    gone are deleted after a complete run, and the indexes are refreshed.
+
+    ``model`` defaults to all-MiniLM-L6-v2 (the CLI's default). ``dtype`` ("float32", "int8",
+    "bfloat16") and ``device`` are each worker's. The other keywords are ``fathom.Ingestor``'s
+    (chunk_tokens, overlap, json_field, ocr, max_chunks_per_file, ...). Returns a summary dict
+    with the CLI's counts: added, updated, unchanged, deleted, skipped, errors (a list), chunks,
+    seconds.
+    """
+    import ray
+
+    start = time.monotonic()
+    model = model or "sentence-transformers/all-MiniLM-L6-v2"
+    root = os.fspath(source)
+    uri = f"{store.rstrip('/')}/{collection}.lance"
+
+    # The driver needs the model's chunking and record, not its speed: int8 loads the smallest.
+    probe = Ingestor(SentenceTransformer(model, device="cpu", dtype="int8"), **options)
+    name, dimension, normalized = probe.model_spec
+    schema = collection_schema(name, dimension, normalized)
+    options.setdefault("chunk_tokens", probe.chunk_tokens)
+    options.setdefault("overlap", probe.overlap)
+    del probe
+
+    walked = walk_folder(
+        root,
+        include=list(include),
+        exclude=list(exclude),
+        max_file_size=max_file_size,
+        hidden=hidden,
+        no_ignore=no_ignore,
+        follow_links=follow_links,
+    )
+    prefix = walked["prefix"]
+    ds = _open(uri, storage_options)
+    stored: dict[str, str] = {}
+    if ds is not None:
+        _check_model(ds, name, dimension, normalized, collection)
+        table = ds.to_table(columns=["source_id", "source_hash"])
+        for sid, h in zip(table.column(0).to_pylist(), table.column(1).to_pylist()):
+            if sid.startswith(prefix):
+                stored[sid] = h
+
+    items = [
+        {"source_id": sid, "path": rel, "stored_hash": stored.get(sid, "")}
+        for sid, rel, _size in walked["files"]
+    ]
+    results: list[dict] = []
+    if items:
+        if not ray.is_initialized():
+            ray.init()
+        data = ray.data.from_items(items, override_num_blocks=max(1, len(items) // batch_size))
+        remote_args = {"num_cpus": num_cpus_per_worker, **(ray_remote_args or {})}
+        out = data.map_batches(
+            _Writer,
+            fn_constructor_kwargs={
+                "model": model,
+                # The workers' working folder is not the driver's: they get the folder's full path.
+                "root": os.path.abspath(root),
+                "uri": uri,
+                "storage_options": storage_options,
+                "dtype": dtype,
+                "device": device,
+                "follow_links": follow_links,
+                "max_file_size": max_file_size,
+                **options,
+            },
+            batch_size=batch_size,
+            compute=ray.data.ActorPoolStrategy(
+                size=num_workers,
+                min_size=None if num_workers else 1,
+                max_size=None if num_workers else max(1, int(ray.cluster_resources().get("CPU", 1))),
+            ),
+            **remote_args,
+        )
+        results = out.take_all()
+
+    import lance
+
+    fragments = [
+        lance.FragmentMetadata.from_json(f)
+        for r in results
+        if r["fragments"]
+        for f in json.loads(r["fragments"])
+    ]
+    by_status: dict[str, list[dict]] = {}
+    for r in results:
+        by_status.setdefault(r["status"], []).append(r)
+    embedded = by_status.get("embedded", [])
+    skipped = by_status.get("skipped", [])
+    # A changed file's old chunks, and those of a file that has no text now, go in the commit.
+    replace = [r["source_id"] for r in embedded + skipped if r["source_id"] in stored]
+    if fragments or replace:
+        ds = _commit(uri, storage_options, schema, fragments, replace)
+    plan = sync_plan(
+        stored,
+        [(r["source_id"], r["hash"]) for r in results if r["hash"]],
+        walked["too_large"] + walked["outside"],
+        walked["unreadable"] + [r["source_id"] for r in by_status.get("unreadable", [])],
+        walked["complete"],
+    )
+    deleted = plan["delete"]
+    if deleted:
+        ds = ds if ds is not None else _open(uri, storage_options)
+        for predicate in _sql_list(deleted):
+            ds.delete(predicate)
+    ds = _open(uri, storage_options)
+    if ds is not None:
+        _update_indexes(ds, dimension)
+    errors = [
+        {"source": r["source_id"], "error": r["message"], "kind": "error"}
+        for r in by_status.get("failed", []) + by_status.get("unreadable", [])
+    ] + [
+        {"source": p["source_id"], "error": p["message"], "kind": p["kind"]}
+        for p in walked["problems"]
+    ]
+    return {
+        "added": sum(1 for r in embedded if r["source_id"] not in stored),
+        "updated": sum(1 for r in embedded if r["source_id"] in stored),
+        "unchanged": len(by_status.get("unchanged", [])),
+        "deleted": len(deleted) + sum(1 for r in skipped if r["source_id"] in stored),
+        "skipped": len(skipped) + len(walked["too_large"]),
+        "chunks": sum(r["chunks"] for r in embedded),
+        "errors": errors,
+        "seconds": time.monotonic() - start,
+    }
