@@ -289,6 +289,23 @@ pub fn read_document<'py>(
 /// One source a worker handles: its id, its path under the root, and the hash stored for it.
 type Item = (String, String, Option<String>);
 
+/// An item's source id.
+trait ItemId {
+    fn source_id(&self) -> &str;
+}
+
+impl ItemId for Item {
+    fn source_id(&self) -> &str {
+        &self.0
+    }
+}
+
+impl ItemId for (String, String, Vec<u8>, Option<String>) {
+    fn source_id(&self) -> &str {
+        &self.0
+    }
+}
+
 /// What happened to one source in [`Ingestor::process`].
 #[derive(Debug, Default)]
 struct Status {
@@ -344,8 +361,8 @@ pub struct Ingestor {
 }
 
 impl Ingestor {
-    /// Reads, hashes and chunks one file; `None` when it is unchanged.
-    fn prepare(
+    /// Reads one file under `root` (confined to it, as the CLI reads), then [`Self::prepare`].
+    fn prepare_file(
         &self,
         files: &Files,
         root: &Path,
@@ -359,27 +376,34 @@ impl Ingestor {
             source_id: source_id.clone(),
             size: 0,
         };
-        let bytes = match files.read(&entry) {
-            Ok(b) => b,
+        match files.read(&entry) {
+            Ok(bytes) => self.prepare(source_id, &entry.path, &bytes, stored.as_deref(), status),
             Err(e) => {
                 status.status = "unreadable";
                 status.kind = Some("error".into());
                 status.message = Some(e.to_string());
-                return None;
+                None
             }
-        };
-        let hash = source_hash(&bytes, self.size);
+        }
+    }
+
+    /// Hashes, reads (by `path`'s extension) and chunks one source's bytes; `None` when it is
+    /// unchanged (`stored` is its hash) or has nothing to embed (`status` says why).
+    fn prepare(
+        &self,
+        source_id: &str,
+        path: &Path,
+        bytes: &[u8],
+        stored: Option<&str>,
+        status: &mut Status,
+    ) -> Option<Ready> {
+        let hash = source_hash(bytes, self.size);
         status.hash = Some(hash.clone());
-        if stored.as_deref() == Some(hash.as_str()) {
+        if stored == Some(hash.as_str()) {
             status.status = "unchanged";
             return None;
         }
-        let body = match read_file(
-            &entry.path,
-            &bytes,
-            self.json_field.as_deref(),
-            &self.limits,
-        ) {
+        let body = match read_file(path, bytes, self.json_field.as_deref(), &self.limits) {
             FileText::Body { body, lossy } => {
                 if lossy {
                     status.warnings.push(fathom_docs::LOSSY_UTF8.into());
@@ -408,7 +432,7 @@ impl Ingestor {
                 }
                 Some(Ready {
                     status: 0,
-                    source_id: source_id.clone(),
+                    source_id: source_id.to_string(),
                     hash,
                     chunks: chunked.chunks,
                 })
@@ -632,34 +656,81 @@ impl Ingestor {
             let files = Files::new(&root, self.confine, self.max_file_size).map_err(|e| {
                 PyValueError::new_err(format!("cannot open `{}`: {e}", root.display()))
             })?;
-            let mut statuses: Vec<Status> = Vec::with_capacity(items.len());
-            let mut ready = Vec::new();
-            for item in &items {
-                let mut status = Status {
-                    source_id: item.0.clone(),
-                    ..Status::default()
-                };
-                let prepared = fathom_docs::catch_panic("reader", || {
-                    self.prepare(&files, &root, item, &mut status)
-                });
-                match prepared {
-                    Ok(Some(mut r)) => {
-                        r.status = statuses.len();
-                        ready.push(r);
-                    }
-                    Ok(None) => {}
-                    Err(message) => {
-                        status.status = "failed";
-                        status.kind = Some("error".into());
-                        status.message = Some(message);
-                    }
-                }
-                statuses.push(status);
-            }
-            let mut rows = Rows::default();
-            self.embed(ready, &mut statuses, &mut rows);
-            Ok((rows, statuses))
+            Ok(self.run(&items, |item, status| {
+                self.prepare_file(&files, &root, item, status)
+            }))
         })?;
+        self.output(py, rows, statuses)
+    }
+
+    /// [`Ingestor::process`] for sources whose bytes the caller read (from object storage, a
+    /// database…): `items` is a list of `(source_id, name, bytes, stored hash or None)`; the
+    /// name's extension picks the reader, as a file's does.
+    fn process_bytes<'py>(
+        &self,
+        py: Python<'py>,
+        items: Vec<(String, String, Vec<u8>, Option<String>)>,
+    ) -> PyResult<(Bound<'py, PyDict>, Bound<'py, PyList>)> {
+        let (rows, statuses) = run_detached(py, || {
+            Ok(self.run(&items, |(id, name, bytes, stored), status| {
+                if bytes.len() as u64 > self.max_file_size {
+                    status.status = "skipped";
+                    status.kind = Some("error".into());
+                    status.message = Some(format!(
+                        "larger than the size limit of {} bytes",
+                        self.max_file_size
+                    ));
+                    return None;
+                }
+                self.prepare(id, Path::new(name), bytes, stored.as_deref(), status)
+            }))
+        })?;
+        self.output(py, rows, statuses)
+    }
+}
+
+impl Ingestor {
+    /// Prepares each item (a panic caught per item), then embeds what is ready.
+    fn run<T>(
+        &self,
+        items: &[T],
+        prepare: impl Fn(&T, &mut Status) -> Option<Ready>,
+    ) -> (Rows, Vec<Status>)
+    where
+        T: ItemId,
+    {
+        let mut statuses: Vec<Status> = Vec::with_capacity(items.len());
+        let mut ready = Vec::new();
+        for item in items {
+            let mut status = Status {
+                source_id: item.source_id().to_string(),
+                ..Status::default()
+            };
+            match fathom_docs::catch_panic("reader", || prepare(item, &mut status)) {
+                Ok(Some(mut r)) => {
+                    r.status = statuses.len();
+                    ready.push(r);
+                }
+                Ok(None) => {}
+                Err(message) => {
+                    status.status = "failed";
+                    status.kind = Some("error".into());
+                    status.message = Some(message);
+                }
+            }
+            statuses.push(status);
+        }
+        let mut rows = Rows::default();
+        self.embed(ready, &mut statuses, &mut rows);
+        (rows, statuses)
+    }
+
+    fn output<'py>(
+        &self,
+        py: Python<'py>,
+        rows: Rows,
+        statuses: Vec<Status>,
+    ) -> PyResult<(Bound<'py, PyDict>, Bound<'py, PyList>)> {
         let columns = PyDict::new(py);
         columns.set_item(row::CHUNK_ID, rows.chunk_id)?;
         columns.set_item(row::SOURCE_ID, rows.source_id)?;
@@ -673,13 +744,12 @@ impl Ingestor {
         columns.set_item(row::TEXT, rows.text)?;
         columns.set_item(row::METADATA, vec![None::<String>; n])?;
         columns.set_item(row::LOCATION, rows.location)?;
-        let vectors = PyArray1::from_vec(py, rows.vector);
-        if vectors.len()? != n * self.model.dimension() {
+        if rows.vector.len() != n * self.model.dimension() {
             return Err(PyRuntimeError::new_err(
                 "vectors and chunks differ in number",
             ));
         }
-        columns.set_item(row::VECTOR, vectors)?;
+        columns.set_item(row::VECTOR, PyArray1::from_vec(py, rows.vector))?;
         let out = PyList::empty(py);
         for s in statuses {
             let d = PyDict::new(py);

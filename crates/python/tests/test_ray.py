@@ -260,3 +260,89 @@ def test_a_worker_killed_mid_run_leaves_a_complete_collection(cluster, s3, tmp_p
     for sid, i in zip(t.column("source_id").to_pylist(), t.column("chunk_index").to_pylist()):
         per_source.setdefault(sid, []).append(i)
     assert all(sorted(v) == list(range(len(v))) for v in per_source.values())
+
+
+def test_two_runs_at_once_leave_one_copy_of_each_file(cluster, s3, tmp_path):
+    make_folder(tmp_path / "docs", 60)
+    model = str(minilm_dir())
+    results = []
+
+    def run():
+        try:
+            results.append(fathom.ray.ingest(str(tmp_path / "docs"), f"s3://{BUCKET}/twice", model=model,
+                                              num_workers=1, storage_options=s3["options"], batch_size=8))
+        except BaseException as e:  # noqa: BLE001 - reported by the assertion below
+            results.append(e)
+
+    threads = [threading.Thread(target=run) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(600)
+    assert len(results) == 2 and all(isinstance(r, dict) for r in results), results
+    _, t = rows(f"s3://{BUCKET}/twice/default.lance", s3)
+    ids = t.column("chunk_id").to_pylist()
+    assert len(ids) == len(set(ids)), "a file's chunks are stored twice"
+    assert len(set(t.column("source_id").to_pylist())) == 62
+
+
+def test_dedupe_keeps_one_copy_of_a_source_committed_twice(tmp_path):
+    """The repair after a commit, on a real lance dataset holding what two racing runs leave: one
+    source committed twice with the same hash, and one with two different hashes."""
+    schema = fathom.ray.collection_schema("m", 2, True)
+
+    def table(source, hash_, n):
+        cols = {
+            "chunk_id": [f"{source}-{hash_}-{i}" for i in range(n)], "source_id": [source] * n,
+            "source_hash": [hash_] * n, "chunk_index": list(range(n)), "byte_start": [0] * n,
+            "byte_end": [1] * n, "char_start": [0] * n, "char_end": [1] * n, "text": ["t"] * n,
+            "metadata": [None] * n, "location": [None] * n, "vector": np.ones(2 * n, dtype=np.float32),
+        }
+        return fathom.ray._rows_table(cols, schema, 2)
+
+    uri = str(tmp_path / "c.lance")
+    lance.write_dataset(table("a", "h1", 3), uri, schema=schema)
+    lance.write_dataset(table("b", "h1", 2), uri, mode="append")
+    lance.write_dataset(table("a", "h1", 3), uri, mode="append")  # the same copy again
+    lance.write_dataset(table("b", "h2", 4), uri, mode="append")  # a newer copy of b
+    fathom.ray._dedupe(uri, None, ["a", "b"])
+    got = lance.dataset(uri).to_table().to_pylist()
+    assert sorted((r["source_id"], r["source_hash"], r["chunk_index"]) for r in got) == [
+        ("a", "h1", 0), ("a", "h1", 1), ("a", "h1", 2), ("b", "h1", 0), ("b", "h1", 1)]
+
+
+def test_a_bucket_as_the_source(cluster, s3, tmp_path):
+    """Files in a bucket prefix (read by the workers from S3), synced twice: the second run after
+    one object changed and one was deleted."""
+    from pyarrow import fs as pafs
+
+    fs, base = fathom.ray._filesystem(f"s3://{BUCKET}/src", s3["options"])
+    docs = scifact(6, skip=20)
+    for d in docs:
+        with fs.open_output_stream(f"{base}/abstracts/{d['_id']}.txt") as f:
+            f.write(f"{d['title']}\n\n{d['text']}\n".encode())
+    with fs.open_output_stream(f"{base}/.hidden/skip.txt") as f:
+        f.write(b"hidden")
+    model = str(minilm_dir())
+    store = f"s3://{BUCKET}/from-bucket"
+    first = fathom.ray.ingest(f"s3://{BUCKET}/src", store, model=model, num_workers=2,
+                              storage_options=s3["options"], batch_size=2)
+    assert (first["added"], first["errors"]) == (6, []), first
+    _, t = rows(f"{store}/default.lance", s3)
+    want = sorted(f"s3://{BUCKET}/src/abstracts/{d['_id']}.txt" for d in docs)
+    assert sorted(set(t.column("source_id").to_pylist())) == want
+    # The same chunks as the package makes from the same bytes.
+    ing = fathom.Ingestor(fathom.SentenceTransformer(model))
+    text = f"{docs[0]['title']}\n\n{docs[0]['text']}\n"
+    mine = [c["text"] for c in ing.chunk(text)]
+    assert [r["text"] for r in t.to_pylist() if r["source_id"].endswith(f"/{docs[0]['_id']}.txt")] == mine
+
+    with fs.open_output_stream(f"{base}/abstracts/{docs[1]['_id']}.txt") as f:
+        f.write(b"Changed: a note on hydrothermal vents.")
+    fs.delete_file(f"{base}/abstracts/{docs[2]['_id']}.txt")
+    again = fathom.ray.ingest(f"s3://{BUCKET}/src", store, model=model, num_workers=2,
+                              storage_options=s3["options"], batch_size=2)
+    assert (again["added"], again["updated"], again["deleted"], again["unchanged"]) == (0, 1, 1, 4), again
+    _, t = rows(f"{store}/default.lance", s3)
+    assert len(set(t.column("source_id").to_pylist())) == 5
+    assert any("hydrothermal" in x for x in t.column("text").to_pylist())

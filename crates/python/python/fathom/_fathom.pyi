@@ -158,3 +158,65 @@ class SparseEncoder:
     @property
     def max_seq_length(self) -> int: ...
     def get_sentence_embedding_dimension(self) -> int: ...
+
+# The ingest's steps (fathom-docs, the CLI's code); fathom.ray runs them on Ray workers.
+
+class Ingestor:
+    def __init__(
+        self,
+        model: SentenceTransformer,
+        *,
+        chunk_tokens: Optional[int] = None,
+        overlap: Optional[int] = None,
+        max_chunks_per_file: int = 10000,
+        json_field: Optional[str] = None,
+        ocr: str = "auto",
+        isolate: bool = True,
+        timeout: float = 60.0,
+        max_memory: int = 1 << 30,
+        max_file_size: int = 20 * 1024 * 1024,
+        follow_links: bool = False,
+    ) -> None: ...
+    @property
+    def chunk_tokens(self) -> int: ...
+    @property
+    def overlap(self) -> int: ...
+    @property
+    def model_spec(self) -> tuple[str, int, bool]: ...
+    def source_hash(self, data: bytes) -> str: ...
+    def chunk(self, text: str, format: str = "text") -> list[dict[str, Union[str, int]]]: ...
+    def process(
+        self, root: str, items: Sequence[tuple[str, str, Optional[str]]]
+    ) -> tuple[dict[str, object], list[dict[str, object]]]: ...
+
+def collection_columns() -> list[tuple[str, str, bool]]: ...
+def collection_metadata_keys() -> tuple[str, str, str]: ...
+def source_hash_of(data: bytes, chunk_tokens: int, overlap: int) -> str: ...
+def walk_folder(
+    root: str,
+    *,
+    include: Sequence[str] = (),
+    exclude: Sequence[str] = (),
+    max_file_size: int = 20 * 1024 * 1024,
+    hidden: bool = False,
+    no_ignore: bool = False,
+    follow_links: bool = False,
+    source_prefix: Optional[str] = None,
+) -> dict[str, object]: ...
+def sync_plan(
+    stored: dict[str, str],
+    hashed: Sequence[tuple[str, str]],
+    excluded: Sequence[str],
+    unreadable: Sequence[str],
+    complete: bool,
+) -> dict[str, list[str]]: ...
+def read_document(
+    path: str,
+    data: Optional[bytes] = None,
+    *,
+    json_field: Optional[str] = None,
+    ocr: str = "auto",
+    isolate: bool = True,
+    timeout: float = 60.0,
+    max_memory: int = 1 << 30,
+) -> dict[str, object]: ...

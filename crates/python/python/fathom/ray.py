@@ -37,7 +37,7 @@ from ._fathom import (
     walk_folder,
 )
 
-__all__ = ["Embed", "collection_schema", "ingest"]
+__all__ = ["Embed", "collection_schema", "ingest", "walk_bucket"]
 
 # The store's defaults (crates/store/src/collection.rs): index names, and the row count from which
 # vector search gets an IVF_PQ index.
@@ -96,8 +96,10 @@ class Embed:
     ``stored_hash``) into rows of a fathom collection (``collection_schema``'s columns).
 
     ``ds.map_batches(fathom.ray.Embed, fn_constructor_kwargs={"model": ..., "root": ...},
-    concurrency=4, batch_format="pyarrow")``. ``dtype`` is "float32", "int8" or "bfloat16";
-    ``device`` "cpu", "cuda" (a wheel built with CUDA) or "auto". The other keywords are
+    compute=ray.data.ActorPoolStrategy(size=4), batch_format="pyarrow")``. ``dtype`` is
+    "float32", "int8" or "bfloat16"; ``device`` "cpu", "cuda" or ``None`` (the default: the
+    worker's GPU when it has one and the wheel was built with CUDA, else its CPUs; give GPU
+    workers ``num_gpus=1``). The other keywords are
     ``fathom.Ingestor``'s (chunk_tokens, overlap, json_field, ocr, ...).
     """
 
@@ -107,11 +109,13 @@ class Embed:
         root: str,
         *,
         dtype: str = "float32",
-        device: str | None = "cpu",
+        device: str | None = None,
+        source_options: dict | None = None,
         **options: Any,
     ) -> None:
         _limit_threads()
         self.root = os.fspath(root)
+        self.source_options = source_options
         self.model = SentenceTransformer(model, device=device, dtype=dtype)
         self.ingestor = Ingestor(self.model, **options)
         name, dimension, normalized = self.ingestor.model_spec
@@ -124,12 +128,104 @@ class Embed:
         paths = [str(p) for p in batch["path"]]
         stored = batch.get("stored_hash")
         stored = [None] * len(ids) if stored is None else [s if s else None for s in stored]
-        columns, statuses = self.ingestor.process(self.root, list(zip(ids, paths, stored)))
+        if _is_uri(self.root):
+            read, failed = [], {}
+            for i, p, s in zip(ids, paths, stored):
+                try:
+                    read.append((i, p, self._read(p), s))
+                except OSError as e:  # gone since the listing, or refused: kept, as the CLI does
+                    failed[i] = {"source_id": i, "status": "unreadable", "hash": None, "chunks": 0,
+                                 "kind": "error", "message": f"unreadable: {e}", "warnings": []}
+            columns, done = self.ingestor.process_bytes(read)
+            by_id = {d["source_id"]: d for d in done}
+            statuses = [failed.get(i) or by_id[i] for i in ids]
+        else:
+            columns, statuses = self.ingestor.process(self.root, list(zip(ids, paths, stored)))
         return _rows_table(columns, self.schema, self.dimension), statuses
+
+    def _read(self, rel: str) -> bytes:
+        """An object's bytes under a bucket root."""
+        if not hasattr(self, "_fs"):
+            self._fs, self._base = _filesystem(self.root, self.source_options)
+        with self._fs.open_input_stream(f"{self._base}/{rel}") as f:
+            return f.read()
 
     def __call__(self, batch: Any) -> pa.Table:
         table, _ = self.process(_as_columns(batch))
         return table
+
+
+def _is_uri(source: str) -> bool:
+    return "://" in source
+
+
+def _filesystem(uri: str, options: dict | None):
+    """A pyarrow file system and base path for a bucket URI. For S3, lance's storage options
+    (endpoint, region, keys, allow_http) and the AWS_* variables the CLI reads configure it."""
+    from pyarrow import fs as pafs
+
+    scheme, rest = uri.split("://", 1)
+    if scheme not in ("s3", "s3a"):
+        filesystem, path = pafs.FileSystem.from_uri(uri)
+        return filesystem, path.rstrip("/")
+    opts = {k.lower().removeprefix("aws_"): v for k, v in (options or {}).items()}
+    env = os.environ.get
+    endpoint = opts.get("endpoint") or opts.get("endpoint_url") or env("AWS_ENDPOINT") or env("AWS_ENDPOINT_URL")
+    kw: dict[str, Any] = {}
+    if endpoint:
+        kw["scheme"], kw["endpoint_override"] = endpoint.split("://", 1) if "://" in endpoint else ("https", endpoint)
+    key, secret = opts.get("access_key_id") or env("AWS_ACCESS_KEY_ID"), opts.get("secret_access_key") or env(
+        "AWS_SECRET_ACCESS_KEY"
+    )
+    if key and secret:
+        kw["access_key"], kw["secret_key"] = key, secret
+    region = opts.get("region") or env("AWS_REGION") or env("AWS_DEFAULT_REGION")
+    if region:
+        kw["region"] = region
+    return pafs.S3FileSystem(**kw), rest.rstrip("/")
+
+
+def _scratch(name: str) -> bool:
+    """Editors' swap, backup and lock files and partial downloads (the walk's rule)."""
+    return (
+        name.endswith("~")
+        or name.startswith(".#")
+        or (name.startswith("#") and name.endswith("#"))
+        or name == "4913"
+        or name.endswith((".swp", ".swx", ".swo", ".tmp", ".part", ".crdownload", ".kate-swp"))
+    )
+
+
+def walk_bucket(uri: str, storage_options: dict | None = None, *, include=(), exclude=(),
+                hidden: bool = False, max_file_size: int = 20 * 1024 * 1024) -> dict:
+    """Lists a bucket prefix as ``walk_folder`` lists a folder (hidden and scratch files left
+    out, ``include``/``exclude`` globs on the path under the prefix, objects over the size
+    limit apart); source ids are the objects' URIs. There is no .gitignore in a bucket."""
+    import fnmatch
+
+    from pyarrow import fs as pafs
+
+    filesystem, base = _filesystem(uri, storage_options)
+    prefix = uri.rstrip("/") + "/"
+    files, too_large = [], []
+    infos = filesystem.get_file_info(pafs.FileSelector(base, recursive=True, allow_not_found=False))
+    for info in sorted(infos, key=lambda i: i.path):
+        if info.type != pafs.FileType.File:
+            continue
+        rel = info.path[len(base) + 1 :]
+        parts = rel.split("/")
+        if (not hidden and any(p.startswith(".") for p in parts)) or _scratch(parts[-1]):
+            continue
+        if include and not any(fnmatch.fnmatch(rel, g) for g in include):
+            continue
+        if any(fnmatch.fnmatch(rel, g) for g in exclude):
+            continue
+        if info.size > max_file_size:
+            too_large.append(prefix + rel)
+            continue
+        files.append((prefix + rel, rel, info.size))
+    return {"files": files, "too_large": too_large, "outside": [], "unreadable": [], "complete": True,
+            "prefix": prefix, "problems": []}
 
 
 def _as_columns(batch: Any) -> dict:
@@ -260,6 +356,34 @@ def _commit(uri, storage_options, schema, new_fragments, replace_ids, retries=20
     raise RuntimeError("unreachable")
 
 
+def _dedupe(uri: str, storage_options: dict | None, source_ids: list[str]) -> None:
+    """Two runs that embed the same file at the same moment can each commit its chunks (lance
+    rebases one commit over the other, as neither touched a fragment the other changed). Then
+    one copy is kept: the source hash whose rows come first in the dataset, and one row per
+    chunk id. Both runs choose the same survivors, so the collection converges, and a later
+    sync re-embeds the file if the copy kept is not its current one."""
+    ds = _open(uri, storage_options)
+    if ds is None or not source_ids:
+        return
+    extra: list[int] = []
+    for predicate in _sql_list(source_ids):
+        t = ds.to_table(
+            columns=["source_id", "source_hash", "chunk_id"], filter=predicate, with_row_address=True
+        )
+        first_hash: dict[str, tuple[int, str]] = {}
+        rows = sorted(
+            zip(*(t.column(c).to_pylist() for c in ["_rowaddr", "source_id", "source_hash", "chunk_id"]))
+        )
+        seen: set[str] = set()
+        for addr, sid, h, cid in rows:
+            kept = first_hash.setdefault(sid, (addr, h))
+            if h != kept[1] or cid in seen:
+                extra.append(addr)
+            seen.add(cid)
+    for i in range(0, len(extra), 1000):
+        ds.delete("_rowaddr IN (" + ", ".join(str(a) for a in extra[i : i + 1000]) + ")")
+
+
 def _update_indexes(ds, dimension: int) -> None:
     """The indexes ``fathom ingest`` keeps: full-text on `text` always, IVF_PQ on `vector` from
     100,000 rows; existing ones take in the new rows."""
@@ -293,7 +417,7 @@ def ingest(
     num_workers: int | None = None,
     *,
     dtype: str = "float32",
-    device: str | None = "cpu",
+    device: str | None = None,
     batch_size: int = 64,
     storage_options: dict | None = None,
     include: Iterable[str] = (),
@@ -307,14 +431,17 @@ def ingest(
     **options: Any,
 ) -> dict:
     """Syncs collection ``collection`` of ``store`` (a folder or ``s3://``/``gs://``/``az://``
-    URI, as ``fathom --store``) with the folder ``source``, on Ray, as ``fathom ingest source``
-    would: new and changed files are read, chunked and embedded on ``num_workers`` workers
+    URI, as ``fathom --store``) with ``source``, on Ray, as ``fathom ingest source`` would.
+    ``source`` is a folder every worker sees at that path, or a bucket prefix (``s3://b/docs``,
+    ``gs://…``; read with pyarrow's file systems, S3 configured by ``storage_options`` and the
+    ``AWS_*`` variables, listed by ``walk_bucket``): new and changed files are read, chunked and embedded on ``num_workers`` workers
     (``None``: Ray's autoscaling pool), unchanged ones are skipped by hash, the new rows and the
     removal of changed files' old rows are committed in one lance transaction, files that are
     gone are deleted after a complete run, and the indexes are refreshed.
 
     ``model`` defaults to all-MiniLM-L6-v2 (the CLI's default). ``dtype`` ("float32", "int8",
-    "bfloat16") and ``device`` are each worker's. The other keywords are ``fathom.Ingestor``'s
+    "bfloat16") and ``device`` (``None``: a GPU where the worker has one and the wheel has
+    CUDA; pass ``ray_remote_args={"num_gpus": 1}`` to place workers on GPUs) are each worker's. The other keywords are ``fathom.Ingestor``'s
     (chunk_tokens, overlap, json_field, ocr, max_chunks_per_file, ...). Returns a summary dict
     with the CLI's counts: added, updated, unchanged, deleted, skipped, errors (a list), chunks,
     seconds.
@@ -334,15 +461,19 @@ def ingest(
     options.setdefault("overlap", probe.overlap)
     del probe
 
-    walked = walk_folder(
-        root,
-        include=list(include),
-        exclude=list(exclude),
-        max_file_size=max_file_size,
-        hidden=hidden,
-        no_ignore=no_ignore,
-        follow_links=follow_links,
-    )
+    if _is_uri(root):
+        walked = walk_bucket(root, storage_options, include=list(include), exclude=list(exclude),
+                             hidden=hidden, max_file_size=max_file_size)
+    else:
+        walked = walk_folder(
+            root,
+            include=list(include),
+            exclude=list(exclude),
+            max_file_size=max_file_size,
+            hidden=hidden,
+            no_ignore=no_ignore,
+            follow_links=follow_links,
+        )
     prefix = walked["prefix"]
     ds = _open(uri, storage_options)
     stored: dict[str, str] = {}
@@ -368,7 +499,8 @@ def ingest(
             fn_constructor_kwargs={
                 "model": model,
                 # The workers' working folder is not the driver's: they get the folder's full path.
-                "root": os.path.abspath(root),
+                "root": root if _is_uri(root) else os.path.abspath(root),
+                "source_options": storage_options if _is_uri(root) else None,
                 "uri": uri,
                 "storage_options": storage_options,
                 "dtype": dtype,
@@ -400,10 +532,14 @@ def ingest(
         by_status.setdefault(r["status"], []).append(r)
     embedded = by_status.get("embedded", [])
     skipped = by_status.get("skipped", [])
-    # A changed file's old chunks, and those of a file that has no text now, go in the commit.
-    replace = [r["source_id"] for r in embedded + skipped if r["source_id"] in stored]
+    # Whatever the collection holds for an embedded file, or a file with no text now, when the
+    # commit is made (its old chunks, or those another run committed meanwhile) goes in it.
+    replace = [r["source_id"] for r in embedded] + [
+        r["source_id"] for r in skipped if r["source_id"] in stored
+    ]
     if fragments or replace:
         ds = _commit(uri, storage_options, schema, fragments, replace)
+        _dedupe(uri, storage_options, [r["source_id"] for r in embedded])
     plan = sync_plan(
         stored,
         [(r["source_id"], r["hash"]) for r in results if r["hash"]],
