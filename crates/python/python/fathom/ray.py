@@ -492,7 +492,10 @@ def ingest(
     if items:
         if not ray.is_initialized():
             ray.init()
-        data = ray.data.from_items(items, override_num_blocks=max(1, len(items) // batch_size))
+        workers = num_workers or max(1, int(ray.cluster_resources().get("CPU", 1)))
+        # Enough blocks for every worker to have work (two each), and none over the batch size.
+        blocks = min(len(items), max(-(-len(items) // batch_size), 2 * workers))
+        data = ray.data.from_items(items, override_num_blocks=blocks)
         remote_args = {"num_cpus": num_cpus_per_worker, **(ray_remote_args or {})}
         out = data.map_batches(
             _Writer,
