@@ -481,7 +481,9 @@ impl Ingestor {
         flush(&mut group, statuses, rows);
     }
 
-    fn vectors(&self, sources: &[Ready]) -> fathom_model::Result<Vec<Vec<f32>>> {
+    /// The vectors of the sources' chunks, in order; a panic in the model is an error (for
+    /// these sources only), as in the CLI's embedding stage.
+    fn vectors(&self, sources: &[Ready]) -> Result<Vec<Vec<f32>>, String> {
         let texts: Vec<&str> = sources
             .iter()
             .flat_map(|s| s.chunks.iter().map(|c| c.text.as_str()))
@@ -490,7 +492,17 @@ impl Ingestor {
             .iter()
             .flat_map(|s| s.chunks.iter().map(|c| c.token_ids.as_deref()))
             .collect();
-        Ok(self.model.embed_chunks(&texts, &ids)?.0)
+        let vectors = fathom_docs::catch_panic("model", || self.model.embed_chunks(&texts, &ids))?
+            .map_err(|e| e.to_string())?
+            .0;
+        if vectors.len() != texts.len() {
+            return Err(format!(
+                "the model returned {} vectors for {} chunks",
+                vectors.len(),
+                texts.len()
+            ));
+        }
+        Ok(vectors)
     }
 
     fn emit(
@@ -526,7 +538,7 @@ impl Ingestor {
     }
 }
 
-fn fail(status: &mut Status, e: fathom_model::ModelError) {
+fn fail(status: &mut Status, e: String) {
     status.status = "failed";
     status.kind = Some("error".into());
     status.message = Some(format!("embedding failed: {e}"));
@@ -580,6 +592,12 @@ impl Ingestor {
     #[getter]
     fn chunk_tokens(&self) -> usize {
         self.size.tokens
+    }
+
+    /// The size limit of one file, in bytes.
+    #[getter]
+    fn max_file_size(&self) -> u64 {
+        self.max_file_size
     }
 
     /// Tokens shared by consecutive chunks.
@@ -645,7 +663,8 @@ impl Ingestor {
     /// one is not read further. Returns `(columns, statuses)`: the rows of every embedded source
     /// as a dict of columns (`vector` a flat float32 array, `dimension` values a row), and one
     /// dict per item with `source_id`, `status` ("embedded", "unchanged", "skipped", "failed",
-    /// "unreadable"), `hash`, `chunks`, `kind`, `message` and `warnings`.
+    /// "unreadable"; from `process_bytes` also "too_large"), `hash`, `chunks`, `kind`, `message`
+    /// and `warnings`.
     fn process<'py>(
         &self,
         py: Python<'py>,
@@ -674,7 +693,7 @@ impl Ingestor {
         let (rows, statuses) = run_detached(py, || {
             Ok(self.run(&items, |(id, name, bytes, stored), status| {
                 if bytes.len() as u64 > self.max_file_size {
-                    status.status = "skipped";
+                    status.status = "too_large";
                     status.kind = Some("error".into());
                     status.message = Some(format!(
                         "larger than the size limit of {} bytes",

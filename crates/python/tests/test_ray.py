@@ -205,13 +205,21 @@ def test_ray_ingest_equals_the_cli_serves_and_resyncs(cluster, s3, tmp_path):
     changed.write_text("A new abstract about ocean floor mapping with autonomous submarines.\n")
     removed = folder / "abstracts" / f"{scifact(1, skip=5)[0]['_id']}.txt"
     removed.unlink()
+    # A document that no longer parses keeps what was stored for it; a file that is binary now
+    # loses its chunks (both as the CLI does).
+    (folder / "report.docx").write_bytes(b"PK\x03\x04 broken")
+    (folder / "notes.md").write_bytes(b"\x00\x01binary now")
     os.chdir(work)
     try:
         again = fathom.ray.ingest("docs", f"s3://{BUCKET}/ray", model=model, num_workers=2,
                                   storage_options=s3["options"], batch_size=8)
     finally:
         os.chdir(old)
-    assert (again["added"], again["updated"], again["deleted"], again["unchanged"]) == (0, 1, 1, 40), again
+    assert (again["added"], again["updated"], again["deleted"], again["unchanged"]) == (0, 1, 2, 38), again
+    assert [e["source"] for e in again["errors"]] == ["docs/report.docx"], again
+    _, t = rows(f"s3://{BUCKET}/ray/default.lance", s3)
+    ids = set(t.column("source_id").to_pylist())
+    assert "docs/report.docx" in ids and "docs/notes.md" not in ids
     run_cli(s3, "ingest", "docs", "--store", f"s3://{BUCKET}/cli", "--model", model, cwd=work)
     assert_same_collection(f"s3://{BUCKET}/cli/default.lance", f"s3://{BUCKET}/ray/default.lance", s3)
 
@@ -234,17 +242,28 @@ def test_a_worker_killed_mid_run_leaves_a_complete_collection(cluster, s3, tmp_p
         except BaseException as e:  # noqa: BLE001 - reported by the assertion below
             result["error"] = e
 
+    from pyarrow import fs as pafs
+
+    fs, base = fathom.ray._filesystem(f"s3://{BUCKET}/killed/default.lance/data", s3["options"])
+
+    def fragments_written():
+        try:
+            return len(fs.get_file_info(pafs.FileSelector(base, allow_not_found=True)))
+        except OSError:
+            return 0
+
     thread = threading.Thread(target=run)
     thread.start()
     killed = None
-    deadline = time.time() + 120
+    deadline = time.time() + 300
+    # Kill a worker once both are embedding and some batches are written, while the run is on.
     while thread.is_alive() and killed is None and time.time() < deadline:
         pids = ray_worker_pids()
-        if len(pids) >= 2:
-            time.sleep(3)  # both loaded and embedding
+        if len(pids) >= 2 and fragments_written() >= 4:
             killed = pids[0]
             os.kill(killed, signal.SIGKILL)
-        time.sleep(0.2)
+            assert thread.is_alive(), "the run ended before the kill"
+        time.sleep(0.1)
     thread.join(600)
     assert killed is not None, "no Ray worker was seen to kill"
     assert "error" not in result, result.get("error")
@@ -280,6 +299,8 @@ def test_two_runs_at_once_leave_one_copy_of_each_file(cluster, s3, tmp_path):
     for t in threads:
         t.join(600)
     assert len(results) == 2 and all(isinstance(r, dict) for r in results), results
+    # Both planned before either committed: each embedded and committed every file.
+    assert [r["added"] for r in results] == [62, 62], results
     _, t = rows(f"s3://{BUCKET}/twice/default.lance", s3)
     ids = t.column("chunk_id").to_pylist()
     assert len(ids) == len(set(ids)), "a file's chunks are stored twice"
@@ -346,3 +367,22 @@ def test_a_bucket_as_the_source(cluster, s3, tmp_path):
     _, t = rows(f"{store}/default.lance", s3)
     assert len(set(t.column("source_id").to_pylist())) == 5
     assert any("hydrothermal" in x for x in t.column("text").to_pylist())
+
+
+def test_a_collection_of_another_model_is_refused_and_an_older_one_gains_locations(cluster, tmp_path):
+    folder = make_folder(tmp_path / "docs", 3)
+    model = str(minilm_dir())
+    tiny = str(fixtures() / "tiny" / "bert")
+    store = str(tmp_path / "store")
+    fathom.ray.ingest(str(folder), store, model=tiny, num_workers=1)
+    with pytest.raises(ValueError, match="holds vectors of"):
+        fathom.ray.ingest(str(folder), store, model=model, num_workers=1)
+
+    # A collection written before chunks had locations (no `location` column).
+    old = fathom.ray.collection_schema(model, 384, True)
+    old = old.remove(old.get_field_index("location"))
+    lance.write_dataset(old.empty_table(), str(tmp_path / "old" / "default.lance"), schema=old)
+    s = fathom.ray.ingest(str(folder), str(tmp_path / "old"), model=model, num_workers=1)
+    assert s["added"] == 5 and s["errors"] == [], s
+    t = lance.dataset(str(tmp_path / "old" / "default.lance")).to_table()
+    assert "location" in t.column_names and t.num_rows > 0

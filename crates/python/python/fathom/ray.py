@@ -147,8 +147,12 @@ class Embed:
         """An object's bytes under a bucket root."""
         if not hasattr(self, "_fs"):
             self._fs, self._base = _filesystem(self.root, self.source_options)
+        limit = self.ingestor.max_file_size
         with self._fs.open_input_stream(f"{self._base}/{rel}") as f:
-            return f.read()
+            data = f.read(limit + 1)
+        if len(data) > limit:  # grew since the listing: refused before it is all in memory
+            raise OSError(f"grew past the size limit of {limit} bytes while being read")
+        return data
 
     def __call__(self, batch: Any) -> pa.Table:
         table, _ = self.process(_as_columns(batch))
@@ -179,6 +183,9 @@ def _filesystem(uri: str, options: dict | None):
     )
     if key and secret:
         kw["access_key"], kw["secret_key"] = key, secret
+        token = opts.get("session_token") or env("AWS_SESSION_TOKEN")
+        if token:
+            kw["session_token"] = token
     region = opts.get("region") or env("AWS_REGION") or env("AWS_DEFAULT_REGION")
     if region:
         kw["region"] = region
@@ -199,8 +206,10 @@ def _scratch(name: str) -> bool:
 def walk_bucket(uri: str, storage_options: dict | None = None, *, include=(), exclude=(),
                 hidden: bool = False, max_file_size: int = 20 * 1024 * 1024) -> dict:
     """Lists a bucket prefix as ``walk_folder`` lists a folder (hidden and scratch files left
-    out, ``include``/``exclude`` globs on the path under the prefix, objects over the size
-    limit apart); source ids are the objects' URIs. There is no .gitignore in a bucket."""
+    out, objects over the size limit apart); source ids are the objects' URIs. There is no
+    .gitignore in a bucket. ``include``/``exclude`` are matched with Python's ``fnmatch`` on the
+    path under the prefix, where ``*`` also crosses ``/`` (unlike the CLI's gitignore-style
+    globs): ``*.md`` is every Markdown file at any depth."""
     import fnmatch
 
     from pyarrow import fs as pafs
@@ -315,7 +324,8 @@ def _check_model(ds, name: str, dimension: int, normalized: bool, collection: st
 def _commit(uri, storage_options, schema, new_fragments, replace_ids, retries=20):
     """Commits the new fragments and the deletion of `replace_ids`' old chunks in one lance
     transaction (a reader sees a source's old chunks or its new ones, never both); on a conflict
-    with another writer it re-reads and tries again."""
+    with another writer it re-reads and tries again. Returns the new dataset, and whether lance
+    rebased the commit over another writer's (only then can two copies of a file exist)."""
     import lance
 
     for attempt in range(retries):
@@ -323,32 +333,33 @@ def _commit(uri, storage_options, schema, new_fragments, replace_ids, retries=20
         if ds is None:
             op = lance.LanceOperation.Overwrite(schema, new_fragments)
             try:
-                return lance.LanceDataset.commit(
-                    uri, op, storage_options=storage_options, max_retries=0
-                )
+                return lance.LanceDataset.commit(uri, op, storage_options=storage_options, max_retries=0), False
             except Exception:
                 if _open(uri, storage_options) is None:
                     raise
-                continue  # another writer created it first: append to theirs
+                continue  # another writer created it first: commit over theirs
         removed, updated = [], []
         predicate = " OR ".join(_sql_list(replace_ids))
-        for fragment in ds.get_fragments() if predicate else []:
-            if not fragment.count_rows(predicate):
-                continue
-            meta = fragment.delete(predicate)
-            if meta is None:
-                removed.append(fragment.fragment_id)
-            else:
-                updated.append(meta)
+        if predicate:
+            # One scan finds the fragments that hold these sources; only those are rewritten.
+            hit = ds.to_table(columns=[], filter=predicate, with_row_address=True).column("_rowaddr")
+            ids = {a >> 32 for a in hit.to_pylist()}
+            for fragment in ds.get_fragments():
+                if fragment.fragment_id not in ids:
+                    continue
+                meta = fragment.delete(predicate)
+                if meta is None:
+                    removed.append(fragment.fragment_id)
+                else:
+                    updated.append(meta)
         op = lance.LanceOperation.Update(
             removed_fragment_ids=removed,
             updated_fragments=updated,
             new_fragments=new_fragments,
         )
         try:
-            return lance.LanceDataset.commit(
-                uri, op, read_version=ds.version, storage_options=storage_options
-            )
+            done = lance.LanceDataset.commit(uri, op, read_version=ds.version, storage_options=storage_options)
+            return done, done.version != ds.version + 1
         except Exception as e:  # a conflicting commit by another writer: recompute the deletions
             if "conflict" not in str(e).lower() or attempt == retries - 1:
                 raise
@@ -366,27 +377,45 @@ def _dedupe(uri: str, storage_options: dict | None, source_ids: list[str]) -> No
     if ds is None or not source_ids:
         return
     extra: list[int] = []
-    for predicate in _sql_list(source_ids):
-        t = ds.to_table(
-            columns=["source_id", "source_hash", "chunk_id"], filter=predicate, with_row_address=True
-        )
-        first_hash: dict[str, tuple[int, str]] = {}
-        rows = sorted(
-            zip(*(t.column(c).to_pylist() for c in ["_rowaddr", "source_id", "source_hash", "chunk_id"]))
-        )
-        seen: set[str] = set()
-        for addr, sid, h, cid in rows:
-            kept = first_hash.setdefault(sid, (addr, h))
-            if h != kept[1] or cid in seen:
-                extra.append(addr)
-            seen.add(cid)
+    t = ds.to_table(
+        columns=["source_id", "source_hash", "chunk_id"],
+        filter=" OR ".join(_sql_list(source_ids)),
+        with_row_address=True,
+    )
+    first_hash: dict[str, str] = {}
+    seen: set[str] = set()
+    for addr, sid, h, cid in sorted(
+        zip(*(t.column(c).to_pylist() for c in ["_rowaddr", "source_id", "source_hash", "chunk_id"]))
+    ):
+        if h != first_hash.setdefault(sid, h) or cid in seen:
+            extra.append(addr)
+        seen.add(cid)
     for i in range(0, len(extra), 1000):
         ds.delete("_rowaddr IN (" + ", ".join(str(a) for a in extra[i : i + 1000]) + ")")
 
 
-def _update_indexes(ds, dimension: int) -> None:
-    """The indexes ``fathom ingest`` keeps: full-text on `text` always, IVF_PQ on `vector` from
-    100,000 rows; existing ones take in the new rows."""
+def _update_indexes(uri: str, storage_options: dict | None, dimension: int) -> None:
+    """The indexes ``fathom ingest`` keeps, refreshed as the store does it: a commit lost to
+    another writer (a second run, a server's upkeep) is retried with jitter on the newer
+    version, and after eight losses left to the next write or the server's upkeep, unless the
+    collection has no text index at all (the rows are committed and searchable either way)."""
+    import random
+
+    for attempt in range(8):
+        ds = _open(uri, storage_options)
+        try:
+            return _update_indexes_once(ds, dimension)
+        except Exception as e:
+            if "conflict" not in str(e).lower():
+                raise
+            if attempt == 7:
+                if TEXT_INDEX in {i.name for i in _open(uri, storage_options).describe_indices()}:
+                    return
+                raise
+            time.sleep(0.05 * (attempt + 1) + random.random() * 0.1)
+
+
+def _update_indexes_once(ds, dimension: int) -> None:
     names = {i.name for i in ds.describe_indices()}
     if TEXT_INDEX not in names:
         ds.create_scalar_index("text", "INVERTED", name=TEXT_INDEX)
@@ -479,6 +508,10 @@ def ingest(
     stored: dict[str, str] = {}
     if ds is not None:
         _check_model(ds, name, dimension, normalized, collection)
+        if ds.schema.get_field_index("location") < 0:
+            # A collection written before chunks had locations: the column is added (nulls), as
+            # the CLI adds it on its next write, so that the workers' fragments fit its schema.
+            ds.add_columns(pa.schema([pa.field("location", pa.string(), True)]))
         table = ds.to_table(columns=["source_id", "source_hash"])
         for sid, h in zip(table.column(0).to_pylist(), table.column(1).to_pylist()):
             if sid.startswith(prefix):
@@ -533,7 +566,7 @@ def ingest(
     by_status: dict[str, list[dict]] = {}
     for r in results:
         by_status.setdefault(r["status"], []).append(r)
-    embedded = by_status.get("embedded", [])
+    embedded = [r for r in by_status.get("embedded", []) if r["chunks"]]
     skipped = by_status.get("skipped", [])
     # Whatever the collection holds for an embedded file, or a file with no text now, when the
     # commit is made (its old chunks, or those another run committed meanwhile) goes in it.
@@ -541,26 +574,31 @@ def ingest(
         r["source_id"] for r in skipped if r["source_id"] in stored
     ]
     if fragments or replace:
-        ds = _commit(uri, storage_options, schema, fragments, replace)
-        _dedupe(uri, storage_options, [r["source_id"] for r in embedded])
-    plan = sync_plan(
-        stored,
-        [(r["source_id"], r["hash"]) for r in results if r["hash"]],
-        walked["too_large"] + walked["outside"],
-        walked["unreadable"] + [r["source_id"] for r in by_status.get("unreadable", [])],
-        walked["complete"],
-    )
+        _, rebased = _commit(uri, storage_options, schema, fragments, replace)
+        if rebased:
+            _dedupe(uri, storage_options, [r["source_id"] for r in embedded])
+    # The plan sees every walked file: one without a hash (not read, a reader that failed
+    # before hashing, a result that never came back) is kept, as the CLI keeps what it cannot read.
+    hashed = {r["source_id"]: r["hash"] for r in results if r["hash"]}
+    too_large = walked["too_large"] + [r["source_id"] for r in by_status.get("too_large", [])]
+    unreadable = walked["unreadable"] + [
+        sid for sid, _rel, _size in walked["files"] if sid not in hashed and sid not in set(too_large)
+    ]
+    plan = sync_plan(stored, list(hashed.items()), too_large + walked["outside"], unreadable, walked["complete"])
     deleted = plan["delete"]
     if deleted:
-        ds = ds if ds is not None else _open(uri, storage_options)
+        ds = _open(uri, storage_options)
         for predicate in _sql_list(deleted):
             ds.delete(predicate)
-    ds = _open(uri, storage_options)
-    if ds is not None:
-        _update_indexes(ds, dimension)
+    if _open(uri, storage_options) is not None:
+        _update_indexes(uri, storage_options, dimension)
     errors = [
         {"source": r["source_id"], "error": r["message"], "kind": "error"}
         for r in by_status.get("failed", []) + by_status.get("unreadable", [])
+    ] + [
+        {"source": r["source_id"], "error": w, "kind": "truncated" if "chunks" in w else "lossy_utf8"}
+        for r in results
+        for w in json.loads(r["warnings"])
     ] + [
         {"source": p["source_id"], "error": p["message"], "kind": p["kind"]}
         for p in walked["problems"]
@@ -570,7 +608,7 @@ def ingest(
         "updated": sum(1 for r in embedded if r["source_id"] in stored),
         "unchanged": len(by_status.get("unchanged", [])),
         "deleted": len(deleted) + sum(1 for r in skipped if r["source_id"] in stored),
-        "skipped": len(skipped) + len(walked["too_large"]),
+        "skipped": len(skipped) + len(too_large),
         "chunks": sum(r["chunks"] for r in embedded),
         "errors": errors,
         "seconds": time.monotonic() - start,
