@@ -60,6 +60,8 @@ def main():
 
 
 def worker_cost(model, docs):
+    import ray  # noqa: F401 - imported before the clock starts, as in a Ray worker
+
     import fathom.ray
 
     start = time.monotonic()

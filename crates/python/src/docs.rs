@@ -710,32 +710,42 @@ impl Ingestor {
 
 impl Ingestor {
     /// Prepares each item (a panic caught per item), then embeds what is ready.
+    /// Prepares the items on the model's thread pool, in order (a panic caught per item), then
+    /// embeds what is ready: reading and tokenizing for chunk sizes is most of a fast model's
+    /// work, and one thread of it would leave a worker's other cores idle (as in the CLI).
     fn run<T>(
         &self,
         items: &[T],
-        prepare: impl Fn(&T, &mut Status) -> Option<Ready>,
+        prepare: impl Fn(&T, &mut Status) -> Option<Ready> + Sync,
     ) -> (Rows, Vec<Status>)
     where
-        T: ItemId,
+        T: ItemId + Sync,
     {
+        use rayon::prelude::*;
+        let prepared: Vec<(Status, Option<Ready>)> = items
+            .par_iter()
+            .map(|item| {
+                let mut status = Status {
+                    source_id: item.source_id().to_string(),
+                    ..Status::default()
+                };
+                match fathom_docs::catch_panic("reader", || prepare(item, &mut status)) {
+                    Ok(ready) => (status, ready),
+                    Err(message) => {
+                        status.status = "failed";
+                        status.kind = Some("error".into());
+                        status.message = Some(message);
+                        (status, None)
+                    }
+                }
+            })
+            .collect();
         let mut statuses: Vec<Status> = Vec::with_capacity(items.len());
         let mut ready = Vec::new();
-        for item in items {
-            let mut status = Status {
-                source_id: item.source_id().to_string(),
-                ..Status::default()
-            };
-            match fathom_docs::catch_panic("reader", || prepare(item, &mut status)) {
-                Ok(Some(mut r)) => {
-                    r.status = statuses.len();
-                    ready.push(r);
-                }
-                Ok(None) => {}
-                Err(message) => {
-                    status.status = "failed";
-                    status.kind = Some("error".into());
-                    status.message = Some(message);
-                }
+        for (status, r) in prepared {
+            if let Some(mut r) = r {
+                r.status = statuses.len();
+                ready.push(r);
             }
             statuses.push(status);
         }

@@ -83,6 +83,8 @@ def _limit_threads() -> None:
     try:
         import ray
 
+        if not ray.is_initialized():  # not in a Ray worker (asking would start a local Ray)
+            return
         cpus = ray.get_runtime_context().get_assigned_resources().get("CPU")
     except Exception:  # not in a Ray worker
         return
@@ -447,7 +449,7 @@ def ingest(
     *,
     dtype: str = "float32",
     device: str | None = None,
-    batch_size: int = 64,
+    batch_size: int = 256,
     storage_options: dict | None = None,
     include: Iterable[str] = (),
     exclude: Iterable[str] = (),
@@ -473,7 +475,9 @@ def ingest(
     CUDA; pass ``ray_remote_args={"num_gpus": 1}`` to place workers on GPUs) are each worker's. The other keywords are ``fathom.Ingestor``'s
     (chunk_tokens, overlap, json_field, ocr, max_chunks_per_file, ...). Returns a summary dict
     with the CLI's counts: added, updated, unchanged, deleted, skipped, errors (a list), chunks,
-    seconds.
+    seconds. ``batch_size`` files go to a worker at a time and become one lance fragment: 256
+    measured twice as fast as 64 for a static model (per-batch costs), and keeps the fragments
+    few; a failed worker's batch is what Ray runs again.
     """
     import ray
 
@@ -526,8 +530,9 @@ def ingest(
         if not ray.is_initialized():
             ray.init()
         workers = num_workers or max(1, int(ray.cluster_resources().get("CPU", 1)))
-        # Enough blocks for every worker to have work (two each), and none over the batch size.
-        blocks = min(len(items), max(-(-len(items) // batch_size), 2 * workers))
+        # Blocks of at most a batch, and enough of them (eight a worker) that the last ones
+        # spread over the workers instead of leaving one busy while the others wait.
+        blocks = min(len(items), max(-(-len(items) // batch_size), 8 * workers))
         data = ray.data.from_items(items, override_num_blocks=blocks)
         remote_args = {"num_cpus": num_cpus_per_worker, **(ray_remote_args or {})}
         out = data.map_batches(
