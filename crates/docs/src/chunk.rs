@@ -13,6 +13,7 @@ use std::ops::Range;
 use text_splitter::{ChunkConfig, ChunkSizer, MarkdownSplitter, TextSplitter};
 use tokenizers::Tokenizer;
 
+use crate::fastbert;
 use crate::formats::{Document, Location, SECTION_SEPARATOR};
 use crate::read::Format;
 
@@ -50,15 +51,37 @@ pub struct Chunked {
     pub truncated: bool,
 }
 
+/// The ids of `text` as the model sees them (without its special tokens): BERT's ASCII fast
+/// path where it is exact ([`crate::fastbert`]), else `tokenizers`.
+fn token_ids(tokenizer: &Tokenizer, text: &str) -> Result<Vec<u32>, ChunkError> {
+    if let Some((ids, _)) = fastbert::encode(tokenizer, text, false) {
+        return Ok(ids);
+    }
+    Ok(tokenizer
+        .encode_fast(text, false)
+        .map_err(ChunkError::Tokenizer)?
+        .get_ids()
+        .to_vec())
+}
+
+/// Each token's byte span in `text` (as [`token_ids`] tokenizes it).
+fn token_spans(tokenizer: &Tokenizer, text: &str) -> Result<Vec<(usize, usize)>, ChunkError> {
+    if let Some((_, spans)) = fastbert::encode(tokenizer, text, true) {
+        return Ok(spans);
+    }
+    Ok(tokenizer
+        .encode(text, false)
+        .map_err(ChunkError::Tokenizer)?
+        .get_offsets()
+        .to_vec())
+}
+
 /// Counts tokens as the model will see them (without its special tokens).
 struct ModelTokens<'a>(&'a Tokenizer);
 
 impl ChunkSizer for ModelTokens<'_> {
     fn size(&self, chunk: &str) -> usize {
-        self.0
-            .encode_fast(chunk, false)
-            .map(|e| e.len())
-            .unwrap_or(chunk.len())
+        token_ids(self.0, chunk).map_or(chunk.len(), |ids| ids.len())
     }
 }
 
@@ -250,24 +273,18 @@ fn split_prose(
             return Ok(cap(whole.into_iter().collect(), room));
         }
     }
-    let encoding = tokenizer
-        .encode(block, false)
-        .map_err(ChunkError::Tokenizer)?;
+    let spans = token_spans(tokenizer, block)?;
     let fast = BlockTokens {
         tokenizer,
         block,
-        starts: encoding.get_offsets().iter().map(|o| o.0).collect(),
-        ends: encoding.get_offsets().iter().map(|o| o.1).collect(),
+        starts: spans.iter().map(|o| o.0).collect(),
+        ends: spans.iter().map(|o| o.1).collect(),
     };
     let mut chunks = split_with(block, format, size, base, room, fast)?;
     // Each chunk counted exactly; one the estimate let past the size sends the block through
     // the exact (slow) search instead.
     for c in &mut chunks {
-        let ids = tokenizer
-            .encode_fast(c.text.as_str(), false)
-            .map_err(ChunkError::Tokenizer)?
-            .get_ids()
-            .to_vec();
+        let ids = token_ids(tokenizer, c.text.as_str())?;
         if ids.len() > size.tokens {
             let exact = split_with(block, format, size, base, room, ModelTokens(tokenizer))?;
             return Ok(cap(exact, room));
@@ -331,11 +348,7 @@ fn whole_block(
     if trimmed.is_empty() {
         return Ok(Some(None));
     }
-    let ids = tokenizer
-        .encode_fast(trimmed, false)
-        .map_err(ChunkError::Tokenizer)?
-        .get_ids()
-        .to_vec();
+    let ids = token_ids(tokenizer, trimmed)?;
     if ids.len() > size.tokens {
         return Ok(None);
     }
@@ -367,10 +380,7 @@ fn split_by_tokens(
     base: (usize, usize),
     room: usize,
 ) -> Result<(Vec<TextChunk>, bool), ChunkError> {
-    let encoding = tokenizer
-        .encode(line, false)
-        .map_err(ChunkError::Tokenizer)?;
-    let offsets = encoding.get_offsets();
+    let offsets = token_spans(tokenizer, line)?;
     let n = offsets.len();
     // Two tokens touching (no space between) may be pieces of one word.
     let joined = |j: usize| j > 0 && j < n && offsets[j].0 == offsets[j - 1].1;
@@ -392,10 +402,7 @@ fn split_by_tokens(
         // the slice itself fits. One or two tokenizations of a chunk: still linear.
         loop {
             let slice = &line[offsets[start].0..offsets[end - 1].1];
-            let count = tokenizer
-                .encode_fast(slice, false)
-                .map_err(ChunkError::Tokenizer)?
-                .len();
+            let count = token_ids(tokenizer, slice)?.len();
             if count <= size.tokens || end == start + 1 {
                 break;
             }

@@ -12,6 +12,7 @@
 
 mod chunk;
 mod extract;
+mod fastbert;
 mod files;
 pub mod formats;
 mod location;
