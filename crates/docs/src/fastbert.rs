@@ -15,13 +15,12 @@
 
 use tokenizers::{Model, ModelWrapper, NormalizerWrapper, PreTokenizerWrapper, Token, Tokenizer};
 
+/// Token ids, and each token's byte span in the text (empty unless asked for).
+pub(crate) type Encoded = (Vec<u32>, Vec<(usize, usize)>);
+
 /// Ids, and with `offsets` each token's byte span in `text`, as `tokenizer.encode(text, false)`
 /// gives them; `None` where this fast path does not apply (see the module).
-pub(crate) fn encode(
-    tokenizer: &Tokenizer,
-    text: &str,
-    offsets: bool,
-) -> Option<(Vec<u32>, Vec<(usize, usize)>)> {
+pub(crate) fn encode(tokenizer: &Tokenizer, text: &str, offsets: bool) -> Option<Encoded> {
     let lowercase = match tokenizer.get_normalizer()? {
         NormalizerWrapper::BertNormalizer(n) => n.lowercase,
         _ => return None,
@@ -125,8 +124,8 @@ mod tests {
             &"x".repeat(150),
             "Quoted \"text\" [with] {braces} and ~tilde~ `code` 100% $5 a+b=c <tag> x|y ^z",
         ] {
-            let fast = encode(&t, text, true).expect("plain ASCII takes the fast path");
-            assert_eq!(fast, reference(&t, text), "{text:?}");
+            let fast = encode(t, text, true).expect("plain ASCII takes the fast path");
+            assert_eq!(fast, reference(t, text), "{text:?}");
         }
     }
 
@@ -140,7 +139,7 @@ mod tests {
             "the [mask] token",
             "form\x0cfeed",
         ] {
-            assert!(encode(&t, text, true).is_none(), "{text:?}");
+            assert!(encode(t, text, true).is_none(), "{text:?}");
         }
         let mut truncating = tokenizer().clone();
         truncating
@@ -154,23 +153,23 @@ mod tests {
         #[test]
         fn random_ascii_equals_tokenizers(text in "[ -~\t\n\r]{0,200}") {
             let t = tokenizer();
-            match encode(&t, &text, true) {
-                Some(fast) => prop_assert_eq!(fast, reference(&t, &text)),
+            match encode(t, &text, true) {
+                Some(fast) => prop_assert_eq!(fast, reference(t, &text)),
                 None => prop_assert!(text.contains('[')),
             }
         }
 
         #[test]
         fn control_characters_leave_the_fast_path(text in "[ -~]{0,50}[\x00-\x08\x0b\x0c\x0e-\x1f\x7f][ -~]{0,50}") {
-            prop_assert!(encode(&tokenizer(), &text, true).is_none());
+            prop_assert!(encode(tokenizer(), &text, true).is_none());
         }
 
         #[test]
         fn random_words_equal_tokenizers(words in proptest::collection::vec("[a-zA-Z0-9]{1,12}|[!-/:-@\\[-`{-~]|[ \t\n]{1,3}", 0..80)) {
             let t = tokenizer();
             let text = words.concat();
-            match encode(&t, &text, true) {
-                Some(fast) => prop_assert_eq!(fast, reference(&t, &text)),
+            match encode(t, &text, true) {
+                Some(fast) => prop_assert_eq!(fast, reference(t, &text)),
                 // Only an added token spelled out by chance ("[" "SEP" "]") leaves the fast path.
                 None => prop_assert!(text.contains('[')),
             }
