@@ -1,17 +1,17 @@
-//! BERT's tokenization of plain ASCII text without `tokenizers`' general machinery: the same ids
+//! BERT's tokenization of text without most of `tokenizers`' general machinery: the same ids
 //! and offsets, several times faster. Chunking tokenizes every document at least once, and for
 //! a static-embedding model that is most of an ingest: `tokenizers` tracks every character's
 //! alignment through its normalizer and asks a Unicode table whether each character (each ASCII
 //! letter included) is punctuation.
 //!
-//! It applies only where it is exact: a `BertNormalizer` → `BertPreTokenizer` → `WordPiece`
-//! tokenizer without truncation or padding, and text that is all ASCII, has no control
-//! characters other than tab, line feed and carriage return (which the normalizer would delete,
-//! shifting offsets), and contains no added token (`[SEP]`, `[MASK]`…, which `tokenizers` matches
-//! in the raw text). There, normalization is at most lowercasing one byte for one byte, the
-//! pre-tokenizer splits at ASCII whitespace (dropped) and ASCII punctuation (kept alone), and
-//! each word goes through the model's own WordPiece. Anything else returns `None`, and the
-//! caller uses `tokenizers`. The tests hold it to `tokenizers` on random text.
+//! It applies to a `BertNormalizer` → `BertPreTokenizer` → `WordPiece` tokenizer without
+//! truncation or padding, on text that contains no added token (`[SEP]`, `[MASK]`…, which
+//! `tokenizers` matches in the raw text). The text is cut at ASCII whitespace, where BERT's
+//! tokenization always splits and which nothing crosses. A piece of printable ASCII is lowercased
+//! byte for byte, split around ASCII punctuation and put through the model's own WordPiece; any
+//! other piece (accents, other scripts, control characters, Unicode spaces) goes to `tokenizers`
+//! alone, its offsets shifted. Anything else returns `None`, and the caller uses `tokenizers`
+//! for the whole text. The tests hold it to `tokenizers` on random text.
 
 use tokenizers::{Model, ModelWrapper, NormalizerWrapper, PreTokenizerWrapper, Token, Tokenizer};
 
@@ -36,18 +36,6 @@ pub(crate) fn encode(tokenizer: &Tokenizer, text: &str, offsets: bool) -> Option
     let ModelWrapper::WordPiece(model) = tokenizer.get_model() else {
         return None;
     };
-    let bytes = text.as_bytes();
-    if !bytes
-        .iter()
-        .all(|&b| b.is_ascii() && (b >= 0x20 || matches!(b, b'\t' | b'\n' | b'\r')) && b != 0x7f)
-    {
-        return None;
-    }
-    let normalized = if lowercase {
-        std::borrow::Cow::Owned(text.to_ascii_lowercase())
-    } else {
-        std::borrow::Cow::Borrowed(text)
-    };
     // Added tokens are matched in the text before (or, when normalized, after) normalization:
     // the general path handles text that holds one.
     let lower = text.to_ascii_lowercase();
@@ -56,39 +44,74 @@ pub(crate) fn encode(tokenizer: &Tokenizer, text: &str, offsets: bool) -> Option
         .get_vocab()
         .keys()
         .any(|t| {
-            !t.is_empty() && (text.contains(t.as_str()) || lower.contains(&t.to_ascii_lowercase()))
+            !t.is_ascii()
+                || (!t.is_empty()
+                    && (text.contains(t.as_str()) || lower.contains(&t.to_ascii_lowercase())))
         })
     {
         return None;
     }
     let mut ids = Vec::with_capacity(text.len() / 4);
     let mut spans = Vec::with_capacity(if offsets { text.len() / 4 } else { 0 });
-    let mut push = |word_start: usize, tokens: Vec<Token>| {
-        for t in tokens {
-            ids.push(t.id);
-            if offsets {
-                spans.push((word_start + t.offsets.0, word_start + t.offsets.1));
-            }
-        }
-    };
-    let n = normalized.as_bytes();
+    let bytes = text.as_bytes();
     let mut i = 0;
-    while i < n.len() {
-        let b = n[i];
-        if b.is_ascii_whitespace() {
+    while i < bytes.len() {
+        if is_space(bytes[i]) {
             i += 1;
-        } else if b.is_ascii_punctuation() {
-            push(i, model.tokenize(&normalized[i..i + 1]).ok()?);
+            continue;
+        }
+        let start = i;
+        while i < bytes.len() && !is_space(bytes[i]) {
             i += 1;
-        } else {
-            let start = i;
-            while i < n.len() && !n[i].is_ascii_whitespace() && !n[i].is_ascii_punctuation() {
-                i += 1;
+        }
+        // Whitespace-separated pieces tokenize independently: every step of BERT's tokenization
+        // is local to them (the normalizer maps each character on its own, the pre-tokenizer
+        // splits at whitespace, WordPiece works word by word).
+        let piece = &text[start..i];
+        if piece.bytes().all(|b| (0x21..=0x7e).contains(&b)) {
+            let piece = if lowercase {
+                std::borrow::Cow::Owned(piece.to_ascii_lowercase())
+            } else {
+                std::borrow::Cow::Borrowed(piece)
+            };
+            let mut push = |at: usize, tokens: Vec<Token>| {
+                for t in tokens {
+                    ids.push(t.id);
+                    if offsets {
+                        spans.push((at + t.offsets.0, at + t.offsets.1));
+                    }
+                }
+            };
+            let p = piece.as_bytes();
+            let mut j = 0;
+            while j < p.len() {
+                let w = j;
+                if p[j].is_ascii_punctuation() {
+                    j += 1;
+                } else {
+                    while j < p.len() && !p[j].is_ascii_punctuation() {
+                        j += 1;
+                    }
+                }
+                push(start + w, model.tokenize(&piece[w..j]).ok()?);
             }
-            push(start, model.tokenize(&normalized[start..i]).ok()?);
+        } else if offsets {
+            // Anything else in the piece (accents, other scripts, control characters, Unicode
+            // spaces and punctuation): `tokenizers` itself, on the piece alone.
+            let e = tokenizer.encode(piece, false).ok()?;
+            ids.extend_from_slice(e.get_ids());
+            spans.extend(e.get_offsets().iter().map(|&(a, b)| (start + a, start + b)));
+        } else {
+            ids.extend_from_slice(tokenizer.encode_fast(piece, false).ok()?.get_ids());
         }
     }
     Some((ids, spans))
+}
+
+/// The whitespace BERT's normalizer keeps as a space and its pre-tokenizer splits at. (Form feed
+/// and vertical tab are control characters there: deleted, not split at.)
+fn is_space(b: u8) -> bool {
+    matches!(b, b' ' | b'\t' | b'\n' | b'\r')
 }
 
 #[cfg(test)]
@@ -130,15 +153,23 @@ mod tests {
     }
 
     #[test]
-    fn what_the_fast_path_cannot_do_exactly_goes_to_tokenizers() {
+    fn other_characters_go_to_tokenizers_piece_by_piece() {
         let t = tokenizer();
         for text in [
             "café au lait",
-            "a\u{7}bell",
-            "end [SEP] of",
-            "the [mask] token",
-            "form\x0cfeed",
+            "a\u{7}bell and form\x0cfeed, tab\x0bbed",
+            "naïve résumé – “quotes” ≥ 5 µm β-cells 東京タワー x\u{a0}y ｆｕｌｌ！",
+            "\u{301}accent first, then\u{fffd}replacement \u{0}nul",
         ] {
+            let fast = encode(t, text, true).expect("pieces other than ASCII go to tokenizers");
+            assert_eq!(fast, reference(t, text), "{text:?}");
+        }
+    }
+
+    #[test]
+    fn added_tokens_and_truncation_leave_the_fast_path() {
+        let t = tokenizer();
+        for text in ["end [SEP] of", "the [mask] token"] {
             assert!(encode(t, text, true).is_none(), "{text:?}");
         }
         let mut truncating = tokenizer().clone();
@@ -160,8 +191,12 @@ mod tests {
         }
 
         #[test]
-        fn control_characters_leave_the_fast_path(text in "[ -~]{0,50}[\x00-\x08\x0b\x0c\x0e-\x1f\x7f][ -~]{0,50}") {
-            prop_assert!(encode(tokenizer(), &text, true).is_none());
+        fn random_unicode_equals_tokenizers(text in "[ -~\t\n\r\x00-\x1f\x7f\u{a0}\u{301}\u{e9}\u{c9}\u{3b2}\u{2013}\u{201c}\u{6771}\u{ff01}\u{fffd}\u{2029}]{0,120}") {
+            let t = tokenizer();
+            match encode(t, &text, true) {
+                Some(fast) => prop_assert_eq!(fast, reference(t, &text)),
+                None => prop_assert!(text.contains('[')),
+            }
         }
 
         #[test]
