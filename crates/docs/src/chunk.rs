@@ -44,6 +44,17 @@ pub struct TextChunk {
     pub token_ids: Option<Vec<u32>>,
 }
 
+/// What a model is given for `chunks`: their texts, and the tokens chunking already has for each
+/// (what `Embedder::embed_chunks` takes).
+pub fn model_inputs<'a>(
+    chunks: impl IntoIterator<Item = &'a TextChunk>,
+) -> (Vec<&'a str>, Vec<Option<&'a [u32]>>) {
+    chunks
+        .into_iter()
+        .map(|c| (c.text.as_str(), c.token_ids.as_deref()))
+        .unzip()
+}
+
 /// Chunks of one text, and whether the per-file cap cut them short.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Chunked {
@@ -51,29 +62,37 @@ pub struct Chunked {
     pub truncated: bool,
 }
 
-/// The ids of `text` as the model sees them (without its special tokens): BERT's ASCII fast
-/// path where it is exact ([`crate::fastbert`]), else `tokenizers`.
-fn token_ids(tokenizer: &Tokenizer, text: &str) -> Result<Vec<u32>, ChunkError> {
-    if let Some((ids, _)) = fastbert::encode(tokenizer, text, false) {
-        return Ok(ids);
+/// The ids of `text` as the model sees them (without its special tokens) and, with `offsets`,
+/// each token's byte span: BERT's fast path where it is exact ([`crate::fastbert`]), else
+/// `tokenizers`.
+fn tokenize(
+    tokenizer: &Tokenizer,
+    text: &str,
+    offsets: bool,
+) -> Result<fastbert::Encoded, ChunkError> {
+    if let Some(encoded) = fastbert::encode(tokenizer, text, offsets) {
+        return Ok(encoded);
     }
-    Ok(tokenizer
-        .encode_fast(text, false)
-        .map_err(ChunkError::Tokenizer)?
-        .get_ids()
-        .to_vec())
+    let e = if offsets {
+        tokenizer.encode(text, false)
+    } else {
+        tokenizer.encode_fast(text, false)
+    }
+    .map_err(ChunkError::Tokenizer)?;
+    let spans = if offsets {
+        e.get_offsets().to_vec()
+    } else {
+        Vec::new()
+    };
+    Ok((e.get_ids().to_vec(), spans))
 }
 
-/// Each token's byte span in `text` (as [`token_ids`] tokenizes it).
+fn token_ids(tokenizer: &Tokenizer, text: &str) -> Result<Vec<u32>, ChunkError> {
+    Ok(tokenize(tokenizer, text, false)?.0)
+}
+
 fn token_spans(tokenizer: &Tokenizer, text: &str) -> Result<Vec<(usize, usize)>, ChunkError> {
-    if let Some((_, spans)) = fastbert::encode(tokenizer, text, true) {
-        return Ok(spans);
-    }
-    Ok(tokenizer
-        .encode(text, false)
-        .map_err(ChunkError::Tokenizer)?
-        .get_offsets()
-        .to_vec())
+    Ok(tokenize(tokenizer, text, true)?.1)
 }
 
 /// Counts tokens as the model will see them (without its special tokens).

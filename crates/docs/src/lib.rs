@@ -24,7 +24,9 @@ mod read;
 pub mod row;
 mod walk;
 
-pub use chunk::{chunk, chunk_document, ChunkError, ChunkSize, Chunked, TextChunk, BLOCK_BYTES};
+pub use chunk::{
+    chunk, chunk_document, model_inputs, ChunkError, ChunkSize, Chunked, TextChunk, BLOCK_BYTES,
+};
 pub use extract::{
     catch_panic, parse_document, parse_helper, parse_helper_main, ParseLimits, ParserIsolation,
 };

@@ -26,6 +26,30 @@ pub const META_MODEL: &str = "fathom.model";
 pub const META_DIMENSION: &str = "fathom.dimension";
 pub const META_NORMALIZED: &str = "fathom.normalized";
 
+/// The indexes every writer of a collection keeps: BM25 on `text` always, IVF_PQ on `vector`
+/// from [`ANN_THRESHOLD`] rows, under these names.
+pub const TEXT_INDEX: &str = "text_fts";
+pub const VECTOR_INDEX: &str = "vector_ann";
+/// Below this many chunks, vector search is exact; from it on, an IVF_PQ index is built.
+pub const ANN_THRESHOLD: usize = 100_000;
+
+/// IVF partitions of the vector index over `rows` rows: about √rows, 1 to 4,096.
+pub fn ivf_partitions(rows: usize) -> usize {
+    ((rows as f64).sqrt() as usize).clamp(1, 4096)
+}
+
+/// PQ sub-vectors: 8 dimensions each where that divides the dimension, else the largest divisor
+/// of the dimension that keeps sub-vectors at least 4 wide.
+pub fn pq_sub_vectors(dimension: usize) -> usize {
+    if dimension.is_multiple_of(8) {
+        return dimension / 8;
+    }
+    (1..=dimension / 4)
+        .rev()
+        .find(|n| dimension.is_multiple_of(*n))
+        .unwrap_or(1)
+}
+
 /// A column's type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ColumnType {
@@ -102,6 +126,14 @@ mod tests {
         assert_ne!(chunk_id("a.md", "h", 0), chunk_id("a.md", "g", 0));
         // The id of a chunk of a stored collection never changes (a change re-embeds everything).
         assert_eq!(chunk_id("a.md", "h", 0).len(), 32);
+    }
+
+    #[test]
+    fn pq_sub_vectors_divide_the_dimension() {
+        assert_eq!(pq_sub_vectors(384), 48);
+        assert_eq!(pq_sub_vectors(1024), 128);
+        assert_eq!(pq_sub_vectors(30), 6);
+        assert_eq!(30 % pq_sub_vectors(30), 0);
     }
 
     #[test]

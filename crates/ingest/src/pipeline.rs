@@ -370,14 +370,7 @@ fn embed_pending(
     notes: &mut Vec<Staged>,
 ) -> Result<Embedded, String> {
     let sources = std::mem::take(pending);
-    let texts: Vec<&str> = sources
-        .iter()
-        .flat_map(|p| p.chunks.iter().map(|c| c.text.as_str()))
-        .collect();
-    let ids: Vec<Option<&[u32]>> = sources
-        .iter()
-        .flat_map(|p| p.chunks.iter().map(|c| c.token_ids.as_deref()))
-        .collect();
+    let (texts, ids) = fathom_docs::model_inputs(sources.iter().flat_map(|p| &p.chunks));
     let mut out = Vec::with_capacity(sources.len());
     let mut tokens = 0;
     match embed_texts(model, &texts, &ids) {
@@ -392,9 +385,7 @@ fn embed_pending(
         Err(EmbedFailure::Gone(reason)) => return Err(reason),
         Err(EmbedFailure::Failed(_)) => {
             for p in sources {
-                let texts: Vec<&str> = p.chunks.iter().map(|c| c.text.as_str()).collect();
-                let ids: Vec<Option<&[u32]>> =
-                    p.chunks.iter().map(|c| c.token_ids.as_deref()).collect();
+                let (texts, ids) = fathom_docs::model_inputs(&p.chunks);
                 match embed_texts(model, &texts, &ids) {
                     Ok(e) => {
                         tokens += e.tokens;

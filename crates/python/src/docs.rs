@@ -46,6 +46,27 @@ pub fn collection_metadata_keys() -> (&'static str, &'static str, &'static str) 
     (row::META_MODEL, row::META_DIMENSION, row::META_NORMALIZED)
 }
 
+/// The indexes a collection keeps, as the store builds them: `(text index name, vector index
+/// name, rows from which the vector index is built)`.
+#[pyfunction]
+pub fn collection_indexes() -> (&'static str, &'static str, usize) {
+    (row::TEXT_INDEX, row::VECTOR_INDEX, row::ANN_THRESHOLD)
+}
+
+/// The vector index's IVF partitions and PQ sub-vectors for `rows` vectors of `dimension`, as
+/// the store chooses them.
+#[pyfunction]
+pub fn vector_index_params(dimension: usize, rows: usize) -> (usize, usize) {
+    (row::ivf_partitions(rows), row::pq_sub_vectors(dimension))
+}
+
+/// Whether a file name is an editor's swap, backup or lock file or a partial download, which
+/// the walk leaves out.
+#[pyfunction]
+pub fn is_scratch_name(name: &str) -> bool {
+    fathom_docs::is_scratch_name(name)
+}
+
 /// A source's hash as the CLI stores it: blake3 of the bytes and the chunking.
 #[pyfunction]
 pub fn source_hash_of(data: &[u8], chunk_tokens: usize, overlap: usize) -> String {
@@ -484,14 +505,7 @@ impl Ingestor {
     /// The vectors of the sources' chunks, in order; a panic in the model is an error (for
     /// these sources only), as in the CLI's embedding stage.
     fn vectors(&self, sources: &[Ready]) -> Result<Vec<Vec<f32>>, String> {
-        let texts: Vec<&str> = sources
-            .iter()
-            .flat_map(|s| s.chunks.iter().map(|c| c.text.as_str()))
-            .collect();
-        let ids: Vec<Option<&[u32]>> = sources
-            .iter()
-            .flat_map(|s| s.chunks.iter().map(|c| c.token_ids.as_deref()))
-            .collect();
+        let (texts, ids) = fathom_docs::model_inputs(sources.iter().flat_map(|s| &s.chunks));
         let vectors = fathom_docs::catch_panic("model", || self.model.embed_chunks(&texts, &ids))?
             .map_err(|e| e.to_string())?
             .0;

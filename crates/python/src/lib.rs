@@ -44,6 +44,9 @@ fn _fathom(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(docs::collection_columns, m)?)?;
     m.add_function(wrap_pyfunction!(docs::collection_metadata_keys, m)?)?;
     m.add_function(wrap_pyfunction!(docs::source_hash_of, m)?)?;
+    m.add_function(wrap_pyfunction!(docs::collection_indexes, m)?)?;
+    m.add_function(wrap_pyfunction!(docs::vector_index_params, m)?)?;
+    m.add_function(wrap_pyfunction!(docs::is_scratch_name, m)?)?;
     m.add_function(wrap_pyfunction!(docs::walk_folder, m)?)?;
     m.add_function(wrap_pyfunction!(docs::sync_plan, m)?)?;
     m.add_function(wrap_pyfunction!(docs::read_document, m)?)?;

@@ -27,8 +27,7 @@ use crate::error::{Result, StoreError};
 use crate::options::{storage_error, Access};
 use crate::schema::{self, sql_str, ModelSpec, SourceChunks, SOURCE_HASH, SOURCE_ID, TEXT, VECTOR};
 
-pub(crate) const TEXT_INDEX: &str = "text_fts";
-pub(crate) const VECTOR_INDEX: &str = "vector_ann";
+pub(crate) use fathom_docs::row::{ivf_partitions, pq_sub_vectors, TEXT_INDEX, VECTOR_INDEX};
 
 /// When the store builds indexes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,7 +44,7 @@ pub struct IndexPolicy {
 impl Default for IndexPolicy {
     fn default() -> Self {
         Self {
-            ann_threshold: 100_000,
+            ann_threshold: fathom_docs::row::ANN_THRESHOLD,
             // Measured with `cargo bench --bench scale_ann` (1M clustered random 384-d vectors,
             // ~1,000 partitions): 20/4 gave recall@10 0.58, 100/20 0.93, 150/30 0.97 at 23 ms p50.
             nprobes: 150,
@@ -710,7 +709,7 @@ impl Collection {
         }
         let rows = ds.count_rows(None).await?;
         if !has_vector && rows >= self.policy.ann_threshold {
-            let partitions = ((rows as f64).sqrt() as usize).clamp(1, 4096);
+            let partitions = ivf_partitions(rows);
             let sub_vectors = pq_sub_vectors(self.spec.dimension);
             let params =
                 VectorIndexParams::ivf_pq(partitions, 8, sub_vectors, DistanceType::Cosine, 50);
@@ -821,32 +820,9 @@ impl Collection {
     }
 }
 
-/// PQ sub-vectors: 8 dimensions each where that divides the dimension, else the largest divisor
-/// of the dimension that keeps sub-vectors at least 4 wide.
-fn pq_sub_vectors(dimension: usize) -> usize {
-    if dimension.is_multiple_of(8) {
-        return dimension / 8;
-    }
-    (1..=dimension / 4)
-        .rev()
-        .find(|n| dimension.is_multiple_of(*n))
-        .unwrap_or(1)
-}
-
 pub(crate) fn string_column<'a>(
     batch: &'a arrow_array::RecordBatch,
     name: &str,
 ) -> Result<&'a StringArray> {
     crate::schema::column(batch, name, "a string column")
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn pq_sub_vectors_divide_the_dimension() {
-        assert_eq!(super::pq_sub_vectors(384), 48);
-        assert_eq!(super::pq_sub_vectors(1024), 128);
-        assert_eq!(super::pq_sub_vectors(30), 6);
-        assert_eq!(30 % super::pq_sub_vectors(30), 0);
-    }
 }

@@ -32,18 +32,18 @@ from ._fathom import (
     Ingestor,
     SentenceTransformer,
     collection_columns,
+    collection_indexes,
     collection_metadata_keys,
+    is_scratch_name,
     sync_plan,
+    vector_index_params,
     walk_folder,
 )
 
 __all__ = ["Embed", "collection_schema", "ingest", "walk_bucket"]
 
-# The store's defaults (crates/store/src/collection.rs): index names, and the row count from which
-# vector search gets an IVF_PQ index.
-TEXT_INDEX = "text_fts"
-VECTOR_INDEX = "vector_ann"
-ANN_THRESHOLD = 100_000
+# The store's index names, and the row count from which vector search gets an IVF_PQ index.
+TEXT_INDEX, VECTOR_INDEX, ANN_THRESHOLD = collection_indexes()
 
 _ARROW_TYPES = {"utf8": pa.string(), "uint32": pa.uint32(), "uint64": pa.uint64()}
 
@@ -194,17 +194,6 @@ def _filesystem(uri: str, options: dict | None):
     return pafs.S3FileSystem(**kw), rest.rstrip("/")
 
 
-def _scratch(name: str) -> bool:
-    """Editors' swap, backup and lock files and partial downloads (the walk's rule)."""
-    return (
-        name.endswith("~")
-        or name.startswith(".#")
-        or (name.startswith("#") and name.endswith("#"))
-        or name == "4913"
-        or name.endswith((".swp", ".swx", ".swo", ".tmp", ".part", ".crdownload", ".kate-swp"))
-    )
-
-
 def walk_bucket(uri: str, storage_options: dict | None = None, *, include=(), exclude=(),
                 hidden: bool = False, max_file_size: int = 20 * 1024 * 1024) -> dict:
     """Lists a bucket prefix as ``walk_folder`` lists a folder (hidden and scratch files left
@@ -225,7 +214,7 @@ def walk_bucket(uri: str, storage_options: dict | None = None, *, include=(), ex
             continue
         rel = info.path[len(base) + 1 :]
         parts = rel.split("/")
-        if (not hidden and any(p.startswith(".") for p in parts)) or _scratch(parts[-1]):
+        if (not hidden and any(p.startswith(".") for p in parts)) or is_scratch_name(parts[-1]):
             continue
         if include and not any(fnmatch.fnmatch(rel, g) for g in include):
             continue
@@ -405,6 +394,8 @@ def _update_indexes(uri: str, storage_options: dict | None, dimension: int) -> N
 
     for attempt in range(8):
         ds = _open(uri, storage_options)
+        if ds is None:  # nothing was ever written
+            return
         try:
             return _update_indexes_once(ds, dimension)
         except Exception as e:
@@ -423,15 +414,13 @@ def _update_indexes_once(ds, dimension: int) -> None:
         ds.create_scalar_index("text", "INVERTED", name=TEXT_INDEX)
     rows = ds.count_rows()
     if VECTOR_INDEX not in names and rows >= ANN_THRESHOLD:
-        sub_vectors = dimension // 8 if dimension % 8 == 0 else next(
-            (n for n in range(dimension // 4, 0, -1) if dimension % n == 0), 1
-        )
+        partitions, sub_vectors = vector_index_params(dimension, rows)
         ds.create_index(
             "vector",
             index_type="IVF_PQ",
             name=VECTOR_INDEX,
             metric="cosine",
-            num_partitions=max(1, min(4096, int(rows**0.5))),
+            num_partitions=partitions,
             num_sub_vectors=sub_vectors,
             num_bits=8,
             max_iters=50,
@@ -586,8 +575,9 @@ def ingest(
     # before hashing, a result that never came back) is kept, as the CLI keeps what it cannot read.
     hashed = {r["source_id"]: r["hash"] for r in results if r["hash"]}
     too_large = walked["too_large"] + [r["source_id"] for r in by_status.get("too_large", [])]
+    left_out = set(too_large)
     unreadable = walked["unreadable"] + [
-        sid for sid, _rel, _size in walked["files"] if sid not in hashed and sid not in set(too_large)
+        sid for sid, _rel, _size in walked["files"] if sid not in hashed and sid not in left_out
     ]
     plan = sync_plan(stored, list(hashed.items()), too_large + walked["outside"], unreadable, walked["complete"])
     deleted = plan["delete"]
@@ -595,8 +585,7 @@ def ingest(
         ds = _open(uri, storage_options)
         for predicate in _sql_list(deleted):
             ds.delete(predicate)
-    if _open(uri, storage_options) is not None:
-        _update_indexes(uri, storage_options, dimension)
+    _update_indexes(uri, storage_options, dimension)
     errors = [
         {"source": r["source_id"], "error": r["message"], "kind": "error"}
         for r in by_status.get("failed", []) + by_status.get("unreadable", [])
