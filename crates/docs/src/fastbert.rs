@@ -13,7 +13,8 @@
 //! alone, its offsets shifted. Anything else returns `None`, and the caller uses `tokenizers`
 //! for the whole text. The tests hold it to `tokenizers` on random text.
 
-use tokenizers::{Model, ModelWrapper, NormalizerWrapper, PreTokenizerWrapper, Token, Tokenizer};
+use tokenizers::models::wordpiece::WordPiece;
+use tokenizers::{Model, ModelWrapper, NormalizerWrapper, PreTokenizerWrapper, Tokenizer};
 
 /// Token ids, and each token's byte span in the text (empty unless asked for).
 pub(crate) type Encoded = (Vec<u32>, Vec<(usize, usize)>);
@@ -53,6 +54,7 @@ pub(crate) fn encode(tokenizer: &Tokenizer, text: &str, offsets: bool) -> Option
     }
     let mut ids = Vec::with_capacity(text.len() / 4);
     let mut spans = Vec::with_capacity(if offsets { text.len() / 4 } else { 0 });
+    let mut scratch = String::new();
     let bytes = text.as_bytes();
     let mut i = 0;
     while i < bytes.len() {
@@ -71,14 +73,6 @@ pub(crate) fn encode(tokenizer: &Tokenizer, text: &str, offsets: bool) -> Option
         if piece.bytes().all(|b| (0x21..=0x7e).contains(&b)) {
             // ASCII lowercasing keeps every byte where it was: the piece's span in `lower`.
             let piece = if lowercase { &lower[start..i] } else { piece };
-            let mut push = |at: usize, tokens: Vec<Token>| {
-                for t in tokens {
-                    ids.push(t.id);
-                    if offsets {
-                        spans.push((at + t.offsets.0, at + t.offsets.1));
-                    }
-                }
-            };
             let p = piece.as_bytes();
             let mut j = 0;
             while j < p.len() {
@@ -90,7 +84,8 @@ pub(crate) fn encode(tokenizer: &Tokenizer, text: &str, offsets: bool) -> Option
                         j += 1;
                     }
                 }
-                push(start + w, model.tokenize(&piece[w..j]).ok()?);
+                let out = (&mut ids, offsets.then_some(&mut spans));
+                wordpiece(model, &piece[w..j], start + w, out, &mut scratch)?;
             }
         } else if offsets {
             // Anything else in the piece (accents, other scripts, control characters, Unicode
@@ -103,6 +98,63 @@ pub(crate) fn encode(tokenizer: &Tokenizer, text: &str, offsets: bool) -> Option
         }
     }
     Some((ids, spans))
+}
+
+/// WordPiece of one ASCII word, as `WordPiece::tokenize` gives it (greedy longest match from the
+/// left, later pieces looked up with the continuing-subword prefix, the whole word unknown when a
+/// piece has no match or the word is too long), without its allocations: `tokenize` builds a
+/// `String` for every candidate piece and every token. Appends the ids and, where `out.1` is
+/// given, the spans shifted by `at`. `scratch` holds the prefixed candidates. `None` where the
+/// vocabulary has no unknown token (`tokenize` fails there too).
+fn wordpiece(
+    model: &WordPiece,
+    word: &str,
+    at: usize,
+    (ids, mut spans): (&mut Vec<u32>, Option<&mut Vec<(usize, usize)>>),
+    scratch: &mut String,
+) -> Option<()> {
+    let first = ids.len();
+    let mut start = 0;
+    if word.len() <= model.max_input_chars_per_word {
+        while start < word.len() {
+            let mut end = word.len();
+            let id = loop {
+                if start == end {
+                    break None;
+                }
+                let id = if start == 0 {
+                    model.token_to_id(&word[..end])
+                } else {
+                    scratch.clear();
+                    scratch.push_str(&model.continuing_subword_prefix);
+                    scratch.push_str(&word[start..end]);
+                    model.token_to_id(scratch)
+                };
+                if id.is_some() {
+                    break id;
+                }
+                // ASCII: every character is one byte.
+                end -= 1;
+            };
+            let Some(id) = id else { break };
+            ids.push(id);
+            if let Some(spans) = spans.as_deref_mut() {
+                spans.push((at + start, at + end));
+            }
+            start = end;
+        }
+        if start == word.len() {
+            return Some(());
+        }
+    }
+    // Too long, or a piece without a match: the whole word is the unknown token.
+    ids.truncate(first);
+    ids.push(model.token_to_id(&model.unk_token)?);
+    if let Some(spans) = spans {
+        spans.truncate(first);
+        spans.push((at, at + word.len()));
+    }
+    Some(())
 }
 
 /// The whitespace BERT's normalizer keeps as a space and its pre-tokenizer splits at. (Form feed
@@ -142,6 +194,9 @@ mod tests {
             "  leading\tand\r\ntrailing   ",
             "unaffable antidisestablishmentarianism hyper-parameter",
             &"x".repeat(150),
+            // WordPiece's word-length cap (100 characters) on either side.
+            &"ab".repeat(50),
+            &format!("{}c and {}", "ab".repeat(50), "zq".repeat(49)),
             "Quoted \"text\" [with] {braces} and ~tilde~ `code` 100% $5 a+b=c <tag> x|y ^z",
         ] {
             let fast = encode(t, text, true).expect("plain ASCII takes the fast path");
