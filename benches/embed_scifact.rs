@@ -52,6 +52,7 @@ fn parse_args() -> Args {
 }
 
 fn main() {
+    fathom::allocator::small_pages();
     fathom::allocator::keep_freed_memory();
     let args = parse_args();
     let docs = common::read_scifact_docs(&args.corpus, args.limit);

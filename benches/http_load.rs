@@ -95,6 +95,7 @@ async fn load(url: &str, texts: Arc<Vec<String>>, concurrency: usize) -> (f64, V
 }
 
 fn main() {
+    fathom::allocator::small_pages();
     fathom::allocator::keep_freed_memory();
     let args = parse_args();
     let texts = Arc::new(common::read_scifact_docs(&args.corpus, args.limit));

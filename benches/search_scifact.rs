@@ -14,6 +14,7 @@ mod common;
 use common::quantile as percentile;
 
 fn main() {
+    fathom::allocator::small_pages();
     fathom::allocator::keep_freed_memory();
     let mut store = "fathom-data".to_string();
     let mut collection = "eval-scifact".to_string();

@@ -30,6 +30,23 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
+/// Gives lance's CPU pool every core on machines with few of them (call first thing in `main`,
+/// before any other thread reads the environment). `LANCE_CPU_THREADS`, when set, wins.
+///
+/// lance sizes that pool (column encoding, index builds) as the cores less two it reserves for
+/// I/O, and at least one: on a 2-core machine one thread, so the text index at the end of an
+/// ingest was built on one core while the other idled (about a third of a static-model
+/// ingest). fathom's reads and object-store requests run on tokio's threads, not that pool.
+pub fn size_lance_cpu_pool() {
+    if std::env::var_os("LANCE_CPU_THREADS").is_some() {
+        return;
+    }
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if cores <= 4 {
+        std::env::set_var("LANCE_CPU_THREADS", cores.to_string());
+    }
+}
+
 /// Logs to stderr; `RUST_LOG` (or `FATHOM_LOG`) overrides the level chosen by `-v`.
 pub fn init_logging(verbose: u8) {
     let default = match verbose {

@@ -3,6 +3,8 @@
 use clap::Parser;
 
 fn main() -> std::process::ExitCode {
+    fathom::allocator::small_pages();
+    fathom::size_lance_cpu_pool();
     // The document parser's child process (see fathom_ingest::ParserIsolation): no CLI, no
     // logging.
     if std::env::args_os()
