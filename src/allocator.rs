@@ -52,6 +52,15 @@ pub fn purge_freed_memory_after(ms: i64) {
 
 #[cfg(test)]
 mod tests {
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn small_pages_turns_huge_pages_off_for_the_process() {
+        super::small_pages();
+        // SAFETY: a prctl query with integer arguments only.
+        let disabled = unsafe { libc::prctl(libc::PR_GET_THP_DISABLE, 0, 0, 0, 0) };
+        assert_eq!(disabled, 1, "PR_GET_THP_DISABLE after small_pages()");
+    }
+
     #[test]
     fn option_15_is_the_purge_delay() {
         // The purge delay defaults to 1000 ms in mimalloc v3 (10 ms in v2); no option near it
