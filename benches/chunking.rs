@@ -8,7 +8,7 @@
 
 use std::time::Instant;
 
-use fathom_ingest::{chunk, ChunkSize, Format};
+use fathom_ingest::{chunk, ChunkSize, ChunkTokenizer, Format};
 use fathom_model::{Embedder, LoadOptions};
 use text_splitter::{ChunkConfig, ChunkSizer, TextSplitter};
 
@@ -36,6 +36,7 @@ fn main() {
     let model = Embedder::load("models/all-MiniLM-L6-v2", &LoadOptions::default())
         .expect("models/all-MiniLM-L6-v2 (scripts/fetch-model.sh)");
     let tokenizer = model.tokenizer();
+    let prepared = ChunkTokenizer::new(tokenizer);
     let size = ChunkSize::for_max_seq_length(model.max_seq_length());
     let mut prose = String::new();
     for line in std::fs::read_to_string(&corpus)
@@ -53,7 +54,7 @@ fn main() {
     let measure = |text: &str| {
         let tokens = tokenizer.encode(text, false).unwrap().len();
         let start = Instant::now();
-        let chunked = chunk(tokenizer, text, Format::Text, size, usize::MAX).unwrap();
+        let chunked = chunk(&prepared, text, Format::Text, size, usize::MAX).unwrap();
         let seconds = start.elapsed().as_secs_f64();
         (
             tokens as f64 / seconds,

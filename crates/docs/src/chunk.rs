@@ -62,41 +62,62 @@ pub struct Chunked {
     pub truncated: bool,
 }
 
-/// The ids of `text` as the model sees them (without its special tokens) and, with `offsets`,
-/// each token's byte span: BERT's fast path where it is exact ([`crate::fastbert`]), else
-/// `tokenizers`.
-fn tokenize(
-    tokenizer: &Tokenizer,
-    text: &str,
-    offsets: bool,
-) -> Result<fastbert::Encoded, ChunkError> {
-    if let Some(encoded) = fastbert::encode(tokenizer, text, offsets) {
-        return Ok(encoded);
-    }
-    let e = if offsets {
-        tokenizer.encode(text, false)
-    } else {
-        tokenizer.encode_fast(text, false)
-    }
-    .map_err(ChunkError::Tokenizer)?;
-    let spans = if offsets {
-        e.get_offsets().to_vec()
-    } else {
-        Vec::new()
-    };
-    Ok((e.get_ids().to_vec(), spans))
+/// A model's tokenizer as chunking uses it: the tokenizer (without truncation or padding), and
+/// BERT's fast path prepared from it once where it applies ([`crate::fastbert`]).
+#[derive(Debug, Clone)]
+pub struct ChunkTokenizer {
+    tokenizer: Tokenizer,
+    fast: Option<fastbert::FastBert>,
 }
 
-fn token_ids(tokenizer: &Tokenizer, text: &str) -> Result<Vec<u32>, ChunkError> {
-    Ok(tokenize(tokenizer, text, false)?.0)
+impl ChunkTokenizer {
+    /// Prepares `tokenizer` (copied) for chunking: once per model, not per text.
+    pub fn new(tokenizer: &Tokenizer) -> Self {
+        Self {
+            fast: fastbert::FastBert::new(tokenizer),
+            tokenizer: tokenizer.clone(),
+        }
+    }
+
+    pub fn tokenizer(&self) -> &Tokenizer {
+        &self.tokenizer
+    }
+
+    /// The ids of `text` as the model sees them (without its special tokens) and, with
+    /// `offsets`, each token's byte span: BERT's fast path where it is exact, else `tokenizers`.
+    fn tokenize(&self, text: &str, offsets: bool) -> Result<fastbert::Encoded, ChunkError> {
+        if let Some(encoded) = self
+            .fast
+            .as_ref()
+            .and_then(|f| f.encode(&self.tokenizer, text, offsets))
+        {
+            return Ok(encoded);
+        }
+        let e = if offsets {
+            self.tokenizer.encode(text, false)
+        } else {
+            self.tokenizer.encode_fast(text, false)
+        }
+        .map_err(ChunkError::Tokenizer)?;
+        let spans = if offsets {
+            e.get_offsets().to_vec()
+        } else {
+            Vec::new()
+        };
+        Ok((e.get_ids().to_vec(), spans))
+    }
 }
 
-fn token_spans(tokenizer: &Tokenizer, text: &str) -> Result<Vec<(usize, usize)>, ChunkError> {
-    Ok(tokenize(tokenizer, text, true)?.1)
+fn token_ids(tokenizer: &ChunkTokenizer, text: &str) -> Result<Vec<u32>, ChunkError> {
+    Ok(tokenizer.tokenize(text, false)?.0)
+}
+
+fn token_spans(tokenizer: &ChunkTokenizer, text: &str) -> Result<Vec<(usize, usize)>, ChunkError> {
+    Ok(tokenizer.tokenize(text, true)?.1)
 }
 
 /// Counts tokens as the model will see them (without its special tokens).
-struct ModelTokens<'a>(&'a Tokenizer);
+struct ModelTokens<'a>(&'a ChunkTokenizer);
 
 impl ChunkSizer for ModelTokens<'_> {
     fn size(&self, chunk: &str) -> usize {
@@ -111,7 +132,7 @@ impl ChunkSizer for ModelTokens<'_> {
 /// edges a word cut in two may tokenize to more pieces than the tokens it overlaps, so every
 /// chunk is counted again exactly afterwards (`split_prose`).
 struct BlockTokens<'a> {
-    tokenizer: &'a Tokenizer,
+    tokenizer: &'a ChunkTokenizer,
     block: &'a str,
     starts: Vec<usize>,
     ends: Vec<usize>,
@@ -205,7 +226,7 @@ fn blocks(text: &str, long_line: usize) -> Vec<Block> {
 /// most `max_chunks` of them (the rest is left out and `truncated` set). CPU work linear in the
 /// text (it tokenizes it).
 pub fn chunk(
-    tokenizer: &Tokenizer,
+    tokenizer: &ChunkTokenizer,
     text: &str,
     format: Format,
     size: ChunkSize,
@@ -246,7 +267,7 @@ pub fn chunk(
 /// messages…) and each carries its section's location. Offsets are into the document's whole
 /// text, its sections joined by [`SECTION_SEPARATOR`] ([`Document::joined`]).
 pub fn chunk_document(
-    tokenizer: &Tokenizer,
+    tokenizer: &ChunkTokenizer,
     doc: &Document,
     size: ChunkSize,
     max_chunks: usize,
@@ -280,7 +301,7 @@ pub fn chunk_document(
 
 /// `text-splitter` over one block; offsets shifted by `base` (bytes, chars).
 fn split_prose(
-    tokenizer: &Tokenizer,
+    tokenizer: &ChunkTokenizer,
     block: &str,
     format: Format,
     size: ChunkSize,
@@ -358,7 +379,7 @@ fn split_with(
 /// search over candidate chunks (a dozen tokenizations of the whole block and more, the cost that
 /// dominated ingesting a folder of abstracts with a fast model). `None`: it does not fit.
 fn whole_block(
-    tokenizer: &Tokenizer,
+    tokenizer: &ChunkTokenizer,
     block: &str,
     size: ChunkSize,
     base: (usize, usize),
@@ -393,7 +414,7 @@ fn cap(mut chunks: Vec<TextChunk>, room: usize) -> (Vec<TextChunk>, bool) {
 /// One long line, tokenized once, cut into windows of `size.tokens` tokens sharing
 /// `size.overlap`, each ending at a word boundary where one is near.
 fn split_by_tokens(
-    tokenizer: &Tokenizer,
+    tokenizer: &ChunkTokenizer,
     line: &str,
     size: ChunkSize,
     base: (usize, usize),
@@ -500,12 +521,12 @@ mod fuzz {
     //! slice of the text its offsets name, within the size, and in order.
     use super::*;
 
-    fn tokenizer() -> Tokenizer {
+    fn tokenizer() -> ChunkTokenizer {
         let path = fathom_testkit::fixtures().join("tiny/bert/tokenizer.json");
-        Tokenizer::from_file(&path).expect("the tiny BERT tokenizer")
+        ChunkTokenizer::new(&Tokenizer::from_file(&path).expect("the tiny BERT tokenizer"))
     }
 
-    fn check(tokenizer: &Tokenizer, text: &str, size: ChunkSize) -> Result<(), String> {
+    fn check(tokenizer: &ChunkTokenizer, text: &str, size: ChunkSize) -> Result<(), String> {
         let chunked =
             chunk(tokenizer, text, Format::Text, size, 10_000).map_err(|e| e.to_string())?;
         let mut last_start = 0;
@@ -525,7 +546,10 @@ mod fuzz {
                 return Err("chunks out of order".into());
             }
             last_start = c.byte_start;
-            let encoding = tokenizer.encode(c.text.as_str(), false).unwrap();
+            let encoding = tokenizer
+                .tokenizer()
+                .encode(c.text.as_str(), false)
+                .unwrap();
             if c.token_ids
                 .as_deref()
                 .is_some_and(|ids| ids != encoding.get_ids())

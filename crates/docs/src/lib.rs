@@ -25,7 +25,8 @@ pub mod row;
 mod walk;
 
 pub use chunk::{
-    chunk, chunk_document, model_inputs, ChunkError, ChunkSize, Chunked, TextChunk, BLOCK_BYTES,
+    chunk, chunk_document, model_inputs, ChunkError, ChunkSize, ChunkTokenizer, Chunked, TextChunk,
+    BLOCK_BYTES,
 };
 pub use extract::{
     catch_panic, parse_document, parse_helper, parse_helper_main, ParseLimits, ParserIsolation,

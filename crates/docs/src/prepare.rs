@@ -3,9 +3,7 @@
 
 use std::path::Path;
 
-use tokenizers::Tokenizer;
-
-use crate::chunk::{chunk, chunk_document, ChunkError, ChunkSize, Chunked};
+use crate::chunk::{chunk, chunk_document, ChunkError, ChunkSize, ChunkTokenizer, Chunked};
 use crate::extract::ParseLimits;
 use crate::formats::Document;
 use crate::problem::ProblemKind;
@@ -23,7 +21,7 @@ impl Body {
     /// The body's chunks in the model's tokens, at most `max_chunks` of them.
     pub fn chunk(
         &self,
-        tokenizer: &Tokenizer,
+        tokenizer: &ChunkTokenizer,
         size: ChunkSize,
         max_chunks: usize,
     ) -> Result<Chunked, ChunkError> {

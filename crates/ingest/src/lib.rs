@@ -44,8 +44,9 @@ pub use embed::{Embed, Embedded};
 pub use error::{EmbedError, IngestError, Result};
 pub use fathom_docs::{
     chunk, chunk_document, formats, ocr, parse_document, parse_helper_main, source_hash, walk,
-    ChunkError, ChunkSize, Chunked, FileEntry, Format, OcrMode, ParseLimits, ParserIsolation,
-    ReadOutcome, Seen, Shard, SyncPlan, TextChunk, ToEmbed, WalkOptions, Walked, BLOCK_BYTES,
+    ChunkError, ChunkSize, ChunkTokenizer, Chunked, FileEntry, Format, OcrMode, ParseLimits,
+    ParserIsolation, ReadOutcome, Seen, Shard, SyncPlan, TextChunk, ToEmbed, WalkOptions, Walked,
+    BLOCK_BYTES,
 };
 pub use fathom_docs::{looks_binary, read, source_prefix};
 pub use report::{Event, FileProblem, FormatCounts, ProblemKind, Summary};

@@ -13,8 +13,8 @@ use std::time::Instant;
 use fathom_store::{ChunkRecord, Collection, SourceChunks};
 
 use fathom_docs::{
-    catch_panic, read_file, source_hash, truncated_message, Body, ChunkSize, FileEntry, FileText,
-    Files, Format, ParseLimits, TextChunk, LOSSY_UTF8,
+    catch_panic, read_file, source_hash, truncated_message, Body, ChunkSize, ChunkTokenizer,
+    FileEntry, FileText, Files, Format, ParseLimits, TextChunk, LOSSY_UTF8,
 };
 
 use crate::embed::Embed;
@@ -100,6 +100,8 @@ pub(crate) enum Outcome {
 /// Reads and chunks one source at a time (stage 1).
 pub(crate) struct Reader {
     pub model: Arc<dyn Embed>,
+    /// The model's tokenizer, prepared for chunking once per run.
+    pub tokens: ChunkTokenizer,
     pub files: Option<Files>,
     pub json_field: Option<String>,
     pub parse: ParseLimits,
@@ -116,6 +118,7 @@ impl Reader {
         size: ChunkSize,
     ) -> Self {
         Self {
+            tokens: ChunkTokenizer::new(model.tokenizer()),
             model,
             files,
             json_field: options.json_field.clone(),
@@ -183,7 +186,7 @@ impl Reader {
                 }
             }
         };
-        let chunked = body.chunk(self.model.tokenizer(), self.size, self.max_chunks);
+        let chunked = body.chunk(&self.tokens, self.size, self.max_chunks);
         match chunked {
             Ok(chunked) => {
                 if chunked.truncated {

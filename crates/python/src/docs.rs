@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use fathom_docs::row::{self, ColumnType};
 use fathom_docs::{
-    read_file, source_hash, walk, Body, ChunkSize, FileEntry, FileProblem, FileText, Files, Format,
+    read_file, source_hash, walk, Body, ChunkSize, ChunkTokenizer, FileEntry, FileProblem, FileText, Files, Format,
     OcrMode, ParseLimits, ParserIsolation, Seen, SyncPlan, TextChunk, WalkOptions,
 };
 use fathom_model::Embedder;
@@ -372,6 +372,8 @@ struct Rows {
 #[derive(Debug)]
 pub struct Ingestor {
     model: Arc<Embedder>,
+    /// The model's tokenizer, prepared for chunking once.
+    tokens: ChunkTokenizer,
     name: String,
     size: ChunkSize,
     max_chunks: usize,
@@ -444,7 +446,7 @@ impl Ingestor {
                 return None;
             }
         };
-        match body.chunk(self.model.tokenizer(), self.size, self.max_chunks) {
+        match body.chunk(&self.tokens, self.size, self.max_chunks) {
             Ok(chunked) => {
                 if chunked.truncated {
                     status
@@ -592,6 +594,7 @@ impl Ingestor {
         }
         Ok(Self {
             name: embedder.layout().name.clone(),
+            tokens: ChunkTokenizer::new(embedder.tokenizer()),
             model: embedder,
             size,
             max_chunks: max_chunks_per_file.max(1),
@@ -656,7 +659,7 @@ impl Ingestor {
         };
         let chunked = run_detached(py, || {
             Body::Text(text, format)
-                .chunk(self.model.tokenizer(), self.size, self.max_chunks)
+                .chunk(&self.tokens, self.size, self.max_chunks)
                 .map_err(|e| PyValueError::new_err(e.to_string()))
         })?;
         let out = PyList::empty(py);
