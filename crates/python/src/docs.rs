@@ -10,8 +10,9 @@ use std::time::Duration;
 
 use fathom_docs::row::{self, ColumnType};
 use fathom_docs::{
-    read_file, source_hash, walk, Body, ChunkSize, ChunkTokenizer, FileEntry, FileProblem, FileText, Files, Format,
-    OcrMode, ParseLimits, ParserIsolation, Seen, SyncPlan, TextChunk, WalkOptions,
+    read_file, source_hash, walk, Body, ChunkSize, ChunkTokenizer, FileEntry, FileProblem,
+    FileText, Files, Format, OcrMode, ParseLimits, ParserIsolation, Seen, SyncPlan, TextChunk,
+    WalkOptions,
 };
 use fathom_model::Embedder;
 use numpy::PyArray1;
