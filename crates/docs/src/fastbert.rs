@@ -256,39 +256,46 @@ mod tests {
         (e.get_ids().to_vec(), e.get_offsets().to_vec())
     }
 
-    #[test]
-    fn plain_text_takes_the_fast_path_and_equals_tokenizers() {
-        let t = tokenizer();
-        for text in [
-            "",
-            "Hello, World! It's 3.14 -- e.g. (see fig. 2a) #tag @user a_b",
-            "  leading\tand\r\ntrailing   ",
-            "unaffable antidisestablishmentarianism hyper-parameter",
-            &"x".repeat(150),
-            // WordPiece's word-length cap (100 characters) on either side.
-            &"ab".repeat(50),
-            &format!("{}c and {}", "ab".repeat(50), "zq".repeat(49)),
-            // Words only single letters match: every candidate length is tried down to one.
-            "bcdfghjklmnpqrstvwxzbcdfghjklmnpqrstvwxz qxzqxzqxzqxzqxzqxzqxzqxzqxzqxzqxzqxzqxzqx",
-            "Quoted \"text\" [with] {braces} and ~tilde~ `code` 100% $5 a+b=c <tag> x|y ^z",
-        ] {
-            let fast = encode(text, true).expect("plain ASCII takes the fast path");
-            assert_eq!(fast, reference(t, text), "{text:?}");
+    /// Each of `texts` takes the fast path (`why` says why it should) and gives `tokenizers`'
+    /// ids and offsets.
+    fn assert_fast_equals_tokenizers(texts: &[&str], why: &str) {
+        for text in texts {
+            let fast = encode(text, true).expect(why);
+            assert_eq!(fast, reference(tokenizer(), text), "{text:?}");
         }
     }
 
     #[test]
+    fn plain_text_takes_the_fast_path_and_equals_tokenizers() {
+        assert_fast_equals_tokenizers(
+            &[
+                "",
+                "Hello, World! It's 3.14 -- e.g. (see fig. 2a) #tag @user a_b",
+                "  leading\tand\r\ntrailing   ",
+                "unaffable antidisestablishmentarianism hyper-parameter",
+                &"x".repeat(150),
+                // WordPiece's word-length cap (100 characters) on either side.
+                &"ab".repeat(50),
+                &format!("{}c and {}", "ab".repeat(50), "zq".repeat(49)),
+                // Words only single letters match: every candidate length is tried down to one.
+                "bcdfghjklmnpqrstvwxzbcdfghjklmnpqrstvwxz qxzqxzqxzqxzqxzqxzqxzqxzqxzqxzqxzqxzqxzqx",
+                "Quoted \"text\" [with] {braces} and ~tilde~ `code` 100% $5 a+b=c <tag> x|y ^z",
+            ],
+            "plain ASCII takes the fast path",
+        );
+    }
+
+    #[test]
     fn other_characters_go_to_tokenizers_piece_by_piece() {
-        let t = tokenizer();
-        for text in [
-            "café au lait",
-            "a\u{7}bell and form\x0cfeed, tab\x0bbed",
-            "naïve résumé – “quotes” ≥ 5 µm β-cells 東京タワー x\u{a0}y ｆｕｌｌ！",
-            "\u{301}accent first, then\u{fffd}replacement \u{0}nul",
-        ] {
-            let fast = encode(text, true).expect("pieces other than ASCII go to tokenizers");
-            assert_eq!(fast, reference(t, text), "{text:?}");
-        }
+        assert_fast_equals_tokenizers(
+            &[
+                "café au lait",
+                "a\u{7}bell and form\x0cfeed, tab\x0bbed",
+                "naïve résumé – “quotes” ≥ 5 µm β-cells 東京タワー x\u{a0}y ｆｕｌｌ！",
+                "\u{301}accent first, then\u{fffd}replacement \u{0}nul",
+            ],
+            "pieces other than ASCII go to tokenizers",
+        );
     }
 
     #[test]

@@ -2,6 +2,9 @@
 //! and a blocking `embed_documents`. The CLI hands it the model itself ([`Embedder`]); a server
 //! hands it its queue, so that one owner runs the model for every caller.
 
+use std::sync::Arc;
+
+use fathom_docs::ChunkTokenizer;
 use fathom_model::{EmbedOptions, Embedder};
 
 use crate::error::EmbedError;
@@ -17,6 +20,12 @@ pub struct Embedded {
 pub trait Embed: Send + Sync {
     /// The model's tokenizer, without truncation or padding (chunks are sized with it).
     fn tokenizer(&self) -> &tokenizers::Tokenizer;
+    /// [`Embed::tokenizer`] prepared for chunking. Preparing takes milliseconds (the vocabulary
+    /// is copied into a faster map): a model that serves many small ingests (a server's
+    /// document upserts) keeps one; by default each run prepares its own.
+    fn chunk_tokenizer(&self) -> Arc<ChunkTokenizer> {
+        Arc::new(ChunkTokenizer::new(self.tokenizer()))
+    }
     /// The longest input, in tokens with special tokens, the model embeds without truncating.
     fn max_seq_length(&self) -> usize;
     /// Embeds documents (with the model's document prompt, if it has one), one vector per text

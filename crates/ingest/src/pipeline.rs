@@ -101,7 +101,7 @@ pub(crate) enum Outcome {
 pub(crate) struct Reader {
     pub model: Arc<dyn Embed>,
     /// The model's tokenizer, prepared for chunking once per run.
-    pub tokens: ChunkTokenizer,
+    pub tokens: Arc<ChunkTokenizer>,
     pub files: Option<Files>,
     pub json_field: Option<String>,
     pub parse: ParseLimits,
@@ -118,7 +118,7 @@ impl Reader {
         size: ChunkSize,
     ) -> Self {
         Self {
-            tokens: ChunkTokenizer::new(model.tokenizer()),
+            tokens: model.chunk_tokenizer(),
             model,
             files,
             json_field: options.json_field.clone(),

@@ -317,11 +317,17 @@ impl Batcher {
 pub struct BulkEmbed {
     pub model: Arc<Embedder>,
     pub batcher: Batcher,
+    /// The model's tokenizer prepared for chunking, once per engine.
+    pub chunk_tokens: Arc<fathom_ingest::ChunkTokenizer>,
 }
 
 impl fathom_ingest::Embed for BulkEmbed {
     fn tokenizer(&self) -> &tokenizers::Tokenizer {
         self.model.tokenizer()
+    }
+
+    fn chunk_tokenizer(&self) -> Arc<fathom_ingest::ChunkTokenizer> {
+        self.chunk_tokens.clone()
     }
 
     fn max_seq_length(&self) -> usize {

@@ -19,6 +19,8 @@ use crate::side::{public_name, SideModel, SideModels};
 pub struct Engine {
     pub model: Arc<Embedder>,
     pub batcher: Batcher,
+    /// The model's tokenizer prepared for chunking, shared by every ingest through this engine.
+    pub chunk_tokens: Arc<fathom_ingest::ChunkTokenizer>,
     pub spec: ModelSpec,
     /// What responses call the model: its hub id, or a local folder's name (never a server path).
     pub name: String,
@@ -31,6 +33,7 @@ impl Engine {
         Arc::new(crate::batcher::BulkEmbed {
             model: self.model.clone(),
             batcher: self.batcher.clone(),
+            chunk_tokens: self.chunk_tokens.clone(),
         })
     }
 }
@@ -136,6 +139,7 @@ impl AppState {
             self.metrics.clone(),
         );
         Ok(Engine {
+            chunk_tokens: Arc::new(fathom_ingest::ChunkTokenizer::new(model.tokenizer())),
             model,
             batcher,
             spec,
