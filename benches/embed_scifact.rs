@@ -95,6 +95,7 @@ fn main() {
             "tool": "fathom",
             "precision": format!("{:?}", args.precision).to_lowercase(),
             "threads": rayon_threads(),
+            "kernel_paths": fathom_model::kernel_paths(),
             "docs": docs.len(),
             "tokens": tokens,
             "seconds": best,

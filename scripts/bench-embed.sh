@@ -8,10 +8,13 @@
 #   scripts/bench-embed.sh [--limit N] [--threads N] [--repeat N] [--model DIR] [--cpu avx2]
 #                                                        (--limit 0: the whole corpus)
 # --cpu avx2: every tool held to AVX2/FMA on a machine that has more, to measure what an AVX2-only
-# CPU gets: fathom's kernels (FATHOM_CPU) and OpenBLAS (OPENBLAS_CORETYPE=Haswell); PyTorch
-# (ATEN_CPU_CAPABILITY), oneDNN (ONEDNN_MAX_CPU_ISA) and MKL (MKL_ENABLE_INSTRUCTIONS). ONNX
-# Runtime has no such switch: its kernels still use what the CPU has (AVX-512 VNNI for int8 where
-# present), which the output says.
+# CPU gets. Each measured process runs with scripts/cpuid-avx2.c preloaded, which answers CPUID
+# with the AVX-512, AMX and VNNI bits cleared, so every library picks the kernels it would pick on
+# such a CPU: fathom's (and Rust's `is_x86_feature_detected!`), OpenBLAS, PyTorch, oneDNN, MKL and
+# ONNX Runtime's MLAS, which has no switch of its own. The script stops if the shim cannot take
+# effect here (it needs CPUID faulting: Intel CPUs, KVM and Firecracker guests). The tools' own
+# switches are set as well: FATHOM_CPU, OPENBLAS_CORETYPE=Haswell, ATEN_CPU_CAPABILITY,
+# ONEDNN_MAX_CPU_ISA, MKL_ENABLE_INSTRUCTIONS, and GLIBC_TUNABLES for glibc's string functions.
 # --model: any sentence-transformers folder (default: all-MiniLM-L6-v2 from scripts/fetch-model.sh);
 # scripts/bench-archs.sh runs this once per architecture.
 #
@@ -24,6 +27,7 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 limit=400
 threads=2
+hold=""
 model=""
 repeat=1
 while [ $# -gt 0 ]; do
@@ -34,8 +38,7 @@ while [ $# -gt 0 ]; do
     --model) model="$2"; shift 2 ;;
     --cpu)
       [ "$2" = avx2 ] || { echo "bench-embed: --cpu takes avx2" >&2; exit 2; }
-      export FATHOM_CPU=avx2 OPENBLAS_CORETYPE=Haswell ATEN_CPU_CAPABILITY=avx2 \
-        ONEDNN_MAX_CPU_ISA=AVX2 MKL_ENABLE_INSTRUCTIONS=AVX2
+      hold=avx2
       shift 2 ;;
     *) echo "unknown argument $1" >&2; exit 2 ;;
   esac
@@ -69,27 +72,42 @@ cargo bench --bench embed_scifact --no-run -q >&2 2>/dev/null || cargo bench --b
 
 tmp="$(mktemp -d)"
 trap 'rm -rf "$tmp"' EXIT
-echo "bench-embed: $model, $(nproc) cores, $threads threads, limit $limit docs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs))" >&2
-if [ -n "${FATHOM_CPU:-}" ]; then
-  echo "bench-embed: held to ${FATHOM_CPU} (fathom, OpenBLAS, PyTorch, oneDNN, MKL; not ONNX Runtime)" >&2
+# The measured commands run through `held`: as they are, or as on an AVX2-only CPU (--cpu avx2).
+held() { "$@"; }
+if [ "$hold" = avx2 ]; then
+  shim="$HOME/.cache/fathom/bin/cpuid-avx2.so"
+  mkdir -p "$(dirname "$shim")"
+  cc -O2 -shared -fPIC -o "$shim" scripts/cpuid-avx2.c
+  check="$(LD_PRELOAD="$shim" CPUID_AVX2_CHECK=1 /bin/true 2>&1)"
+  if [ "$check" != "cpuid-avx2: avx2 yes, avx512f no" ]; then
+    echo "bench-embed: cannot hold this CPU to AVX2 (${check:-no answer from the shim}); stopping" >&2
+    exit 1
+  fi
+  export FATHOM_CPU=avx2 OPENBLAS_CORETYPE=Haswell ATEN_CPU_CAPABILITY=avx2 \
+    ONEDNN_MAX_CPU_ISA=AVX2 MKL_ENABLE_INSTRUCTIONS=AVX2 \
+    GLIBC_TUNABLES=glibc.cpu.hwcaps=-AVX512F,-AVX512CD,-AVX512BW,-AVX512DQ,-AVX512VL,-AVX512_VNNI
+  held() { LD_PRELOAD="$shim${LD_PRELOAD:+:$LD_PRELOAD}" "$@"; }
+  echo "bench-embed: every tool held to AVX2/FMA: CPUID answered without AVX-512, AMX or VNNI ($shim)" >&2
+  echo "bench-embed: PyTorch sees $(held "$venv/bin/python" -c 'import torch; print(torch.backends.cpu.get_cpu_capability())')" >&2
 fi
+echo "bench-embed: $model, $(nproc) cores, $threads threads, limit $limit docs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs))" >&2
 for dtype in f32 int8 bf16; do
-  if [ "$dtype" = bf16 ] && { ! grep -q avx512_bf16 /proc/cpuinfo || [ -n "${FATHOM_CPU:-}" ]; }; then
+  if [ "$dtype" = bf16 ] && { ! grep -q avx512_bf16 /proc/cpuinfo || [ -n "$hold" ]; }; then
     echo "bench-embed: no AVX512-BF16 (on this CPU, or under --cpu); skipping the bf16 run" >&2
     continue
   fi
-  RAYON_NUM_THREADS="$threads" cargo bench -q --bench embed_scifact -- \
+  RAYON_NUM_THREADS="$threads" held cargo bench -q --bench embed_scifact -- \
     --corpus "$corpus" --limit "$limit" --model "$model" --repeat "$repeat" --dtype "$dtype" \
     --vectors-out "$tmp/fathom-$dtype.jsonl" | tail -n1 > "$tmp/fathom-$dtype.json"
 done
-OMP_NUM_THREADS="$threads" MKL_NUM_THREADS="$threads" "$venv/bin/python" scripts/bench_st.py \
+OMP_NUM_THREADS="$threads" MKL_NUM_THREADS="$threads" held "$venv/bin/python" scripts/bench_st.py \
   --corpus "$corpus" --limit "$limit" --model "$model" --threads "$threads" --batch-size 32 \
   --repeat "$repeat" --compare "$tmp/fathom-f32.jsonl" > "$tmp/st.json"
 for dtype in f32 int8; do
   [ -f "$onnx_dir/model.int8.onnx" ] || break
   file=model.onnx
   [ "$dtype" = int8 ] && file=model.int8.onnx
-  OMP_NUM_THREADS="$threads" "$venv/bin/python" scripts/bench_onnx.py run --onnx "$onnx_dir/$file" \
+  OMP_NUM_THREADS="$threads" held "$venv/bin/python" scripts/bench_onnx.py run --onnx "$onnx_dir/$file" \
     --model "$model" --corpus "$corpus" --limit "$limit" --threads "$threads" --repeat "$repeat" \
     --compare "$tmp/fathom-f32.jsonl" > "$tmp/onnx-$dtype.json"
 done
@@ -100,6 +118,8 @@ tmp = sys.argv[1]
 load = lambda name: json.load(open(f"{tmp}/{name}.json")) if os.path.exists(f"{tmp}/{name}.json") else None
 st = load("st")
 fathom = [r for r in (load(f"fathom-{d}") for d in ("f32", "int8", "bf16")) if r]
+for r in fathom:
+    print(f"fathom {r['precision']}: kernel paths {', '.join(r.get('kernel_paths', [])) or 'portable'}")
 onnx = {d: load(f"onnx-{d}") for d in ("f32", "int8")}
 vectors = lambda d: [json.loads(l) for l in open(f"{tmp}/fathom-{d}.jsonl")]
 def min_cos(a, b):
