@@ -18,14 +18,42 @@ use super::math::{dot, exp_approx, max_lanes, sum_lanes};
     "aarch64+neon"
 ))]
 fn softmax_row(row: &mut [f32]) {
+    const FMA: bool = multiversion::target::target_cfg_f!(target_feature = "fma");
     let max = max_lanes(row);
     for v in row.iter_mut() {
-        *v = exp_approx(*v - max);
+        *v = exp_approx::<FMA>(*v - max);
     }
     let inv = 1.0 / sum_lanes(row);
     for v in row.iter_mut() {
         *v *= inv;
     }
+}
+
+/// The unnormalized softmax of one row in place, e^(v − max), returning 1 / Σ: the exponentials
+/// and their sum in one pass, and the division left to the caller, who applies it to the far
+/// fewer values of P·V's output row (head_dim of them, not one per key).
+#[multiversion(targets(
+    "x86_64+avx512f+avx512bw+avx512cd+avx512dq+avx512vl+avx2+fma",
+    "x86_64+avx2+fma",
+    "aarch64+neon"
+))]
+fn exp_row(row: &mut [f32]) -> f32 {
+    const FMA: bool = multiversion::target::target_cfg_f!(target_feature = "fma");
+    let max = max_lanes(row);
+    let mut acc = [0f32; 16];
+    let mut chunks = row.chunks_exact_mut(16);
+    for c in &mut chunks {
+        for i in 0..16 {
+            c[i] = exp_approx::<FMA>(c[i] - max);
+            acc[i] += c[i];
+        }
+    }
+    let mut rest = 0.0;
+    for v in chunks.into_remainder() {
+        *v = exp_approx::<FMA>(*v - max);
+        rest += *v;
+    }
+    1.0 / (acc.iter().sum::<f32>() + rest)
 }
 
 /// Sequences up to this many tokens skip the matrix library: their dot products are computed
@@ -65,12 +93,13 @@ fn short_head<'a>(
     scores: &mut [f32],
     out: &mut [f32],
 ) {
+    const FMA: bool = multiversion::target::target_cfg_f!(target_feature = "fma");
     for i in 0..len {
         let (lo, hi) = mask.visible(i, len);
         let qi = &q.data[i * q.ld..i * q.ld + d];
         let row = &mut scores[lo..hi];
         for (j, s) in (lo..hi).zip(row.iter_mut()) {
-            *s = dot(qi, &k.data[j * k.ld..j * k.ld + d]) * scale;
+            *s = dot::<FMA>(qi, &k.data[j * k.ld..j * k.ld + d]) * scale;
         }
         bias_and_softmax(row, bias.map(|b| &b[i * len + lo..i * len + hi]));
         let oi = &mut out[i * d..(i + 1) * d];
@@ -301,6 +330,8 @@ struct ExactScratch {
     k: Vec<f32>,
     v: Vec<f32>,
     scores: Vec<f32>,
+    /// Per row of one head's scores, 1 / the sum of its exponentials.
+    inv: Vec<f32>,
     /// The output: rows × the heads' dims.
     out: Vec<f32>,
 }
@@ -374,6 +405,7 @@ fn exact_heads<'s>(
         }
     }
     s.scores.resize(len * len, 0.0);
+    s.inv.resize(len, 0.0);
     s.out.resize(len * nh * d, 0.0);
     for (i, h) in hs.enumerate() {
         let g = h / group - gs.start;
@@ -390,13 +422,16 @@ fn exact_heads<'s>(
             len,
         );
         let bias = bias.map(|b| &b[h * len * len..(h + 1) * len * len]);
-        for (r, row) in s.scores.chunks_exact_mut(len).enumerate() {
+        for ((r, row), inv) in s.scores.chunks_exact_mut(len).enumerate().zip(&mut s.inv) {
             let (lo, hi) = mask.visible(r, len);
             row[..lo].fill(0.0);
-            bias_and_softmax(
-                &mut row[lo..hi],
-                bias.map(|b| &b[r * len + lo..r * len + hi]),
-            );
+            let visible = &mut row[lo..hi];
+            if let Some(b) = bias {
+                for (v, &bb) in visible.iter_mut().zip(&b[r * len + lo..r * len + hi]) {
+                    *v += bb;
+                }
+            }
+            *inv = exp_row(visible);
             row[hi..].fill(0.0);
         }
         let vh = &s.v[g * len * d..];
@@ -412,6 +447,10 @@ fn exact_heads<'s>(
             out,
             nh * d,
         );
+        // The softmax's division, on this head's output (P·V of the unnormalized P).
+        for (o, &inv) in out.chunks_mut(nh * d).zip(&s.inv) {
+            o[..d].iter_mut().for_each(|v| *v *= inv);
+        }
     }
     &s.out
 }

@@ -72,9 +72,10 @@ pub(super) fn linear_few_rows(
     "aarch64+neon"
 ))]
 fn block_dots(x: &[f32], rows: usize, k: usize, w: &[f32], dots: &mut [f32]) {
+    const FMA: bool = multiversion::target::target_cfg_f!(target_feature = "fma");
     for (wj, column) in w.chunks_exact(k).zip(dots.chunks_exact_mut(rows)) {
         for (xr, d) in x.chunks_exact(k).zip(column.iter_mut()) {
-            *d = dot(xr, wj);
+            *d = dot::<FMA>(xr, wj);
         }
     }
 }
