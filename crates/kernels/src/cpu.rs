@@ -12,7 +12,10 @@
 //!
 //! The switch reaches the kernels written here. It does not reach the small f32 helpers that
 //! `multiversion` compiles per instruction set (erf, exp, dot products), nor the sgemm of
-//! OpenBLAS (which has its own switch, `OPENBLAS_CORETYPE=Haswell`) or of `gemm`.
+//! OpenBLAS (which has its own switch, `OPENBLAS_CORETYPE=Haswell`) or of `gemm`. To hold a whole
+//! process to AVX2, those included, preload `scripts/cpuid-avx2.c` (what
+//! `scripts/bench-embed.sh --cpu avx2` does): CPUID itself then answers without AVX-512, AMX and
+//! VNNI, so [`detected`] and every library in the process see an AVX2-only CPU.
 
 use std::sync::OnceLock;
 
