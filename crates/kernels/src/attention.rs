@@ -9,36 +9,13 @@ use std::ops::Range;
 use rayon::prelude::*;
 
 use super::gemm::{sgemm, Mat};
-use super::math::{dot, exp_approx, max_lanes, sum_lanes};
+use super::math::{dot, exp_approx, max_lanes};
 
-/// Softmax of one row in place (the scale is already folded into the row by the caller).
-#[multiversion(targets(
-    "x86_64+avx512f+avx512bw+avx512cd+avx512dq+avx512vl+avx2+fma",
-    "x86_64+avx2+fma",
-    "aarch64+neon"
-))]
-fn softmax_row(row: &mut [f32]) {
-    const FMA: bool = multiversion::target::target_cfg_f!(target_feature = "fma");
-    let max = max_lanes(row);
-    for v in row.iter_mut() {
-        *v = exp_approx::<FMA>(*v - max);
-    }
-    let inv = 1.0 / sum_lanes(row);
-    for v in row.iter_mut() {
-        *v *= inv;
-    }
-}
-
-/// The unnormalized softmax of one row in place, e^(v − max), returning 1 / Σ: the exponentials
-/// and their sum in one pass, and the division left to the caller, who applies it to the far
-/// fewer values of P·V's output row (head_dim of them, not one per key).
-#[multiversion(targets(
-    "x86_64+avx512f+avx512bw+avx512cd+avx512dq+avx512vl+avx2+fma",
-    "x86_64+avx2+fma",
-    "aarch64+neon"
-))]
-fn exp_row(row: &mut [f32]) -> f32 {
-    const FMA: bool = multiversion::target::target_cfg_f!(target_feature = "fma");
+/// e^(v − max) over one row in place, returning 1 / their sum: the exponentials and the sum in
+/// one pass. Inlined into each clone of the two softmaxes below. `FMA`: as in
+/// [`super::math::mul_add`].
+#[inline(always)]
+fn exp_shifted<const FMA: bool>(row: &mut [f32]) -> f32 {
     let max = max_lanes(row);
     let mut acc = [0f32; 16];
     let mut chunks = row.chunks_exact_mut(16);
@@ -54,6 +31,33 @@ fn exp_row(row: &mut [f32]) -> f32 {
         rest += *v;
     }
     1.0 / (acc.iter().sum::<f32>() + rest)
+}
+
+/// Softmax of one row in place (the scale is already folded into the row by the caller).
+#[multiversion(targets(
+    "x86_64+avx512f+avx512bw+avx512cd+avx512dq+avx512vl+avx2+fma",
+    "x86_64+avx2+fma",
+    "aarch64+neon"
+))]
+fn softmax_row(row: &mut [f32]) {
+    const FMA: bool = multiversion::target::target_cfg_f!(target_feature = "fma");
+    let inv = exp_shifted::<FMA>(row);
+    for v in row.iter_mut() {
+        *v *= inv;
+    }
+}
+
+/// The unnormalized softmax of one row in place, returning 1 / Σ ([`exp_shifted`]): the division
+/// is left to the caller, who applies it to the far fewer values of P·V's output row (head_dim
+/// of them, not one per key).
+#[multiversion(targets(
+    "x86_64+avx512f+avx512bw+avx512cd+avx512dq+avx512vl+avx2+fma",
+    "x86_64+avx2+fma",
+    "aarch64+neon"
+))]
+fn exp_row(row: &mut [f32]) -> f32 {
+    const FMA: bool = multiversion::target::target_cfg_f!(target_feature = "fma");
+    exp_shifted::<FMA>(row)
 }
 
 /// Sequences up to this many tokens skip the matrix library: their dot products are computed

@@ -57,13 +57,13 @@ pub use sparse::{SparseEmbedding, SparseEncoder};
 pub const DEFAULT_MODEL_DIR: &str = "models/all-MiniLM-L6-v2";
 pub const DEFAULT_MODEL_ID: &str = "sentence-transformers/all-MiniLM-L6-v2";
 
-/// [`DEFAULT_MODEL_DIR`] if it exists under the current directory, else [`DEFAULT_MODEL_ID`].
 /// The kernel paths this process dispatches to (`avx2`, `avx512-vnni`, `amx-int8`, …): what the
 /// CPU has, less what `FATHOM_CPU` turns off. Benchmarks print it beside their figures.
 pub fn kernel_paths() -> Vec<&'static str> {
     kernels::cpu::enabled().names()
 }
 
+/// [`DEFAULT_MODEL_DIR`] if it exists under the current directory, else [`DEFAULT_MODEL_ID`].
 pub fn default_model() -> String {
     if std::path::Path::new(DEFAULT_MODEL_DIR)
         .join("config.json")
